@@ -1,0 +1,5 @@
+//! Cluster-manager drivers: each implements
+//! [`ResourceManagerDriver`](crate::resource_manager::driver::ResourceManagerDriver)
+//! and nothing outside this module knows which one runs.
+
+pub mod process;

@@ -1,0 +1,384 @@
+//! The ResourceManager as one task: it owns the SlotManager, the registry of
+//! TaskExecutors and the driver, loops over [`RmMsg`], and carries out the
+//! SlotManager's [`Action`]s. RPCs to TaskExecutors are spawned; their answers
+//! come back as messages.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use common::ids::{AllocationId, InstanceId, JobId, JobMasterId, ResourceId, ResourceManagerId};
+use common::protocol::{RegisterTaskExecutor, RequestSlot, ResourceRequirement, SlotReport};
+use common::rpc::{self, convert, pb, AppSecret, RpcTimeouts};
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
+use tracing::{debug, info, warn};
+
+use super::driver::{DriverEvent, ResourceManagerDriver};
+use super::slot_manager::{Action, SlotManager, SlotManagerConfig, SlotManagerOverview, TaskManagerRegistration};
+
+#[derive(Clone, Debug)]
+pub struct ResourceManagerConfig {
+    pub slot_manager: SlotManagerConfig,
+    pub heartbeat_interval: Duration,
+    pub heartbeat_timeout: Duration,
+    pub rpc: RpcTimeouts,
+}
+
+/// What the ResourceManager tells a JobMaster.
+#[derive(Clone, Debug, PartialEq)]
+pub enum JobMasterNotice {
+    /// A requirement can never be met; fail the job with this reason.
+    Unfulfillable(String),
+    /// A TaskManager that held the job's slots is gone.
+    TaskManagerLost { resource_id: ResourceId, cause: String },
+}
+
+pub(crate) enum RmMsg {
+    Register(RegisterTaskExecutor, SlotReport, oneshot::Sender<(ResourceManagerId, InstanceId, Duration, Duration)>),
+    Heartbeat { resource_id: ResourceId, instance_id: InstanceId, report: SlotReport, reply: oneshot::Sender<bool> },
+    RegisterJobMaster { job_id: JobId, job_master_id: JobMasterId, address: String, notices: mpsc::UnboundedSender<JobMasterNotice> },
+    Declare { job_id: JobId, requirements: Vec<ResourceRequirement> },
+    JobEnded(JobId),
+    AllocationAnswered { allocation_id: AllocationId, result: Result<(), String> },
+    Driver(DriverEvent),
+    Overview(oneshot::Sender<ResourceManagerOverview>),
+    Shutdown(oneshot::Sender<()>),
+}
+
+/// A cheap, cloneable handle to the ResourceManager task.
+#[derive(Clone)]
+pub struct ResourceManagerHandle {
+    tx: mpsc::UnboundedSender<RmMsg>,
+}
+
+#[derive(Clone, Debug)]
+pub struct ResourceManagerOverview {
+    pub rm_id: ResourceManagerId,
+    pub driver: &'static str,
+    pub slots: SlotManagerOverview,
+    pub addresses: HashMap<ResourceId, (String, String)>,
+}
+
+impl ResourceManagerHandle {
+    pub fn register_job_master(
+        &self,
+        job_id: JobId,
+        job_master_id: JobMasterId,
+        address: String,
+        notices: mpsc::UnboundedSender<JobMasterNotice>,
+    ) {
+        let _ = self.tx.send(RmMsg::RegisterJobMaster { job_id, job_master_id, address, notices });
+    }
+
+    /// Declares the job's whole current need (absolute, FLIP-138).
+    pub fn declare(&self, job_id: JobId, requirements: Vec<ResourceRequirement>) {
+        let _ = self.tx.send(RmMsg::Declare { job_id, requirements });
+    }
+
+    /// The job is over (or its JobMaster is gone): drop its requirements and slots.
+    pub fn job_ended(&self, job_id: JobId) {
+        let _ = self.tx.send(RmMsg::JobEnded(job_id));
+    }
+
+    pub async fn overview(&self) -> Option<ResourceManagerOverview> {
+        let (tx, rx) = oneshot::channel();
+        self.tx.send(RmMsg::Overview(tx)).ok()?;
+        rx.await.ok()
+    }
+
+    /// Stops every worker through the driver and ends the ResourceManager.
+    pub async fn shutdown(&self) {
+        let (tx, rx) = oneshot::channel();
+        if self.tx.send(RmMsg::Shutdown(tx)).is_ok() {
+            let _ = rx.await;
+        }
+    }
+
+    pub(crate) fn sender(&self) -> mpsc::UnboundedSender<RmMsg> {
+        self.tx.clone()
+    }
+}
+
+struct TaskExecutorEntry {
+    instance_id: InstanceId,
+    address: String,
+    data_address: String,
+    last_heartbeat: Instant,
+}
+
+struct JobMasterEntry {
+    job_master_id: JobMasterId,
+    address: String,
+    notices: mpsc::UnboundedSender<JobMasterNotice>,
+}
+
+pub struct ResourceManager<D: ResourceManagerDriver> {
+    rm_id: ResourceManagerId,
+    config: ResourceManagerConfig,
+    secret: AppSecret,
+    slot_manager: SlotManager,
+    driver: D,
+    task_executors: HashMap<ResourceId, TaskExecutorEntry>,
+    job_masters: HashMap<JobId, JobMasterEntry>,
+    tx: mpsc::UnboundedSender<RmMsg>,
+}
+
+/// Starts the ResourceManager task. `driver_events` is the receiving end of
+/// the channel the driver was built with.
+pub fn spawn<D: ResourceManagerDriver>(
+    config: ResourceManagerConfig,
+    secret: AppSecret,
+    driver: D,
+    driver_events: mpsc::UnboundedReceiver<DriverEvent>,
+) -> (ResourceManagerHandle, tokio::task::JoinHandle<()>) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let rm = ResourceManager {
+        rm_id: ResourceManagerId::random(),
+        slot_manager: SlotManager::new(config.slot_manager.clone()),
+        config,
+        secret,
+        driver,
+        task_executors: HashMap::new(),
+        job_masters: HashMap::new(),
+        tx: tx.clone(),
+    };
+    let join = tokio::spawn(rm.run(rx, driver_events));
+    (ResourceManagerHandle { tx }, join)
+}
+
+fn now() -> std::time::Instant {
+    Instant::now().into_std()
+}
+
+impl<D: ResourceManagerDriver> ResourceManager<D> {
+    async fn run(mut self, mut rx: mpsc::UnboundedReceiver<RmMsg>, mut driver_events: mpsc::UnboundedReceiver<DriverEvent>) {
+        info!(rm_id = %self.rm_id, driver = self.driver.name(), "ResourceManager started");
+        let mut tick = tokio::time::interval(self.config.heartbeat_interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            let msg = tokio::select! {
+                m = rx.recv() => match m { Some(m) => m, None => break },
+                Some(e) = driver_events.recv() => RmMsg::Driver(e),
+                _ = tick.tick() => { self.check_heartbeats(); continue; }
+            };
+            if let RmMsg::Shutdown(done) = msg {
+                info!("ResourceManager stopping all workers");
+                self.driver.terminate().await;
+                let _ = done.send(());
+                return;
+            }
+            self.handle(msg);
+        }
+        self.driver.terminate().await;
+    }
+
+    fn handle(&mut self, msg: RmMsg) {
+        match msg {
+            RmMsg::Register(reg, report, reply) => {
+                let instance_id = InstanceId::random();
+                info!(resource_id = %reg.resource_id, address = %reg.address, total = %reg.total_resources, "TaskExecutor registered");
+                self.task_executors.insert(
+                    reg.resource_id.clone(),
+                    TaskExecutorEntry {
+                        instance_id,
+                        address: reg.address.clone(),
+                        data_address: reg.data_address.clone(),
+                        last_heartbeat: Instant::now(),
+                    },
+                );
+                let actions = self.slot_manager.register_task_manager(
+                    now(),
+                    TaskManagerRegistration {
+                        resource_id: reg.resource_id,
+                        instance_id,
+                        total: reg.total_resources,
+                        default_slot: reg.default_slot_profile,
+                        num_slots: reg.num_slots,
+                        slot_report: report,
+                    },
+                );
+                let _ =
+                    reply.send((self.rm_id, instance_id, self.config.heartbeat_interval, self.config.heartbeat_timeout));
+                self.execute(actions);
+            }
+            RmMsg::Heartbeat { resource_id, instance_id, report, reply } => {
+                let known = match self.task_executors.get_mut(&resource_id) {
+                    Some(te) if te.instance_id == instance_id => {
+                        te.last_heartbeat = Instant::now();
+                        true
+                    }
+                    _ => false,
+                };
+                let _ = reply.send(known);
+                if known {
+                    let actions = self.slot_manager.report_slot_status(now(), &resource_id, &report);
+                    self.execute(actions);
+                }
+            }
+            RmMsg::RegisterJobMaster { job_id, job_master_id, address, notices } => {
+                self.job_masters.insert(job_id, JobMasterEntry { job_master_id, address, notices });
+            }
+            RmMsg::Declare { job_id, requirements } => {
+                let actions = self.slot_manager.declare_requirements(now(), job_id, &requirements);
+                self.execute(actions);
+            }
+            RmMsg::JobEnded(job_id) => {
+                self.job_masters.remove(&job_id);
+                let actions = self.slot_manager.clear_job(now(), job_id);
+                self.execute(actions);
+            }
+            RmMsg::AllocationAnswered { allocation_id, result } => match result {
+                Ok(()) => self.slot_manager.slot_allocation_confirmed(allocation_id),
+                Err(e) => {
+                    warn!(%allocation_id, error = %e, "slot allocation failed");
+                    let actions = self.slot_manager.slot_allocation_failed(now(), allocation_id);
+                    self.execute(actions);
+                }
+            },
+            RmMsg::Driver(event) => self.on_driver_event(event),
+            RmMsg::Overview(reply) => {
+                let _ = reply.send(ResourceManagerOverview {
+                    rm_id: self.rm_id,
+                    driver: self.driver.name(),
+                    slots: self.slot_manager.overview(),
+                    addresses: self
+                        .task_executors
+                        .iter()
+                        .map(|(id, te)| (id.clone(), (te.address.clone(), te.data_address.clone())))
+                        .collect(),
+                });
+            }
+            RmMsg::Shutdown(_) => {}
+        }
+    }
+
+    fn on_driver_event(&mut self, event: DriverEvent) {
+        match event {
+            DriverEvent::WorkerStarted { resource_id, spec } => {
+                debug!(%resource_id, total = %spec.total, "worker started; waiting for it to register");
+            }
+            DriverEvent::WorkerRequestFailed { spec, reason } => {
+                warn!(total = %spec.total, %reason, "worker request failed");
+                let actions = self.slot_manager.worker_request_failed(now(), &spec);
+                self.execute(actions);
+            }
+            DriverEvent::WorkerTerminated { resource_id, diagnostics } => {
+                if self.task_executors.contains_key(&resource_id) {
+                    warn!(%resource_id, %diagnostics, "TaskManager terminated");
+                }
+                self.lose_task_executor(&resource_id, &diagnostics);
+            }
+            DriverEvent::Fatal(reason) => {
+                warn!(%reason, "driver failed");
+                for jm in self.job_masters.values() {
+                    let _ = jm.notices.send(JobMasterNotice::Unfulfillable(reason.clone()));
+                }
+            }
+        }
+    }
+
+    fn lose_task_executor(&mut self, resource_id: &ResourceId, cause: &str) {
+        self.task_executors.remove(resource_id);
+        for jm in self.job_masters.values() {
+            let _ = jm
+                .notices
+                .send(JobMasterNotice::TaskManagerLost { resource_id: resource_id.clone(), cause: cause.to_owned() });
+        }
+        let actions = self.slot_manager.unregister_task_manager(now(), resource_id);
+        self.execute(actions);
+    }
+
+    fn check_heartbeats(&mut self) {
+        let timeout = self.config.heartbeat_timeout;
+        let dead: Vec<ResourceId> = self
+            .task_executors
+            .iter()
+            .filter(|(_, te)| te.last_heartbeat.elapsed() > timeout)
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in dead {
+            warn!(resource_id = %id, ?timeout, "TaskExecutor heartbeat timed out");
+            self.lose_task_executor(&id, &format!("no heartbeat for {timeout:?}"));
+            self.driver.release_worker(&id);
+        }
+        let actions = self.slot_manager.tick(now());
+        self.execute(actions);
+    }
+
+    fn execute(&mut self, actions: Vec<Action>) {
+        for action in actions {
+            match action {
+                Action::AllocateSlot { slot_id, allocation_id, job_id, profile } => {
+                    let (Some(te), Some(jm)) =
+                        (self.task_executors.get(&slot_id.resource_id), self.job_masters.get(&job_id))
+                    else {
+                        let _ = self.tx.send(RmMsg::AllocationAnswered {
+                            allocation_id,
+                            result: Err("the TaskExecutor or the JobMaster is gone".into()),
+                        });
+                        continue;
+                    };
+                    let req = RequestSlot {
+                        rm_id: self.rm_id,
+                        slot_id,
+                        allocation_id,
+                        job_id,
+                        profile,
+                        job_master_address: jm.address.clone(),
+                        job_master_id: jm.job_master_id,
+                    };
+                    let (address, secret, timeouts, tx) =
+                        (te.address.clone(), self.secret.clone(), self.config.rpc, self.tx.clone());
+                    tokio::spawn(async move {
+                        let result = async {
+                            let mut c = rpc::task_executor_client(&address, &secret, timeouts)?;
+                            rpc::call(&address, timeouts.call, c.request_slot(convert::request_slot(&req))).await
+                        }
+                        .await
+                        .map(|_| ())
+                        .map_err(|e| e.to_string());
+                        let _ = tx.send(RmMsg::AllocationAnswered { allocation_id, result });
+                    });
+                }
+                Action::FreeSlot { slot_id, allocation_id, job_id } => {
+                    debug!(%slot_id, %allocation_id, %job_id, "freeing slot of an ended job");
+                    if let Some(te) = self.task_executors.get(&slot_id.resource_id) {
+                        let (address, secret, timeouts) = (te.address.clone(), self.secret.clone(), self.config.rpc);
+                        tokio::spawn(async move {
+                            if let Ok(mut c) = rpc::task_executor_client(&address, &secret, timeouts) {
+                                let req = pb::FreeSlotRequest {
+                                    allocation_id: convert::allocation_id(allocation_id),
+                                    cause: "job ended".into(),
+                                };
+                                let _ = rpc::call(&address, timeouts.call, c.free_slot(req)).await;
+                            }
+                        });
+                    }
+                }
+                Action::StartWorker(spec) => {
+                    info!(total = %spec.total, slots = spec.num_slots, "requesting a new TaskManager");
+                    self.driver.request_worker(&spec);
+                }
+                Action::ReleaseWorker { resource_id, reason } => {
+                    info!(%resource_id, %reason, "releasing TaskManager");
+                    if let Some(te) = self.task_executors.remove(&resource_id) {
+                        let (secret, timeouts, rm_id) = (self.secret.clone(), self.config.rpc, self.rm_id);
+                        tokio::spawn(async move {
+                            if let Ok(mut c) = rpc::task_executor_client(&te.address, &secret, timeouts) {
+                                let req = pb::ShutdownRequest { rm_id: convert::rm_id(rm_id), reason };
+                                let _ = rpc::call(&te.address, timeouts.call, c.shutdown(req)).await;
+                            }
+                        });
+                    }
+                    self.driver.release_worker(&resource_id);
+                }
+                Action::Unfulfillable { job_id, profile, reason } => {
+                    warn!(%job_id, ?profile, %reason, "requirement cannot be fulfilled");
+                    if let Some(jm) = self.job_masters.get(&job_id) {
+                        let _ = jm.notices.send(JobMasterNotice::Unfulfillable(reason));
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,97 @@
+//! How a driver tells a TaskManager process what it is: the environment of a
+//! `yarn-flink taskmanager` process, whatever started it (a local process, a
+//! YARN container, a pod). The secret travels as a file path, never a value.
+
+use std::path::PathBuf;
+
+use crate::ids::ResourceId;
+use crate::resources::ResourceProfile;
+
+pub const ENV_RM_ADDRESS: &str = "YF_RM_ADDRESS";
+pub const ENV_RESOURCE_ID: &str = "YF_RESOURCE_ID";
+pub const ENV_TOTAL: &str = "YF_TM_TOTAL_RESOURCES";
+pub const ENV_DEFAULT_SLOT: &str = "YF_TM_DEFAULT_SLOT";
+pub const ENV_NUM_SLOTS: &str = "YF_TM_NUM_SLOTS";
+pub const ENV_SECRET_FILE: &str = "YF_SECRET_FILE";
+pub const ENV_WORK_DIR: &str = "YF_TM_WORK_DIR";
+pub const ENV_HOST: &str = "YF_TM_HOST";
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct TaskManagerLaunch {
+    pub rm_address: String,
+    pub resource_id: ResourceId,
+    pub total: ResourceProfile,
+    pub default_slot: ResourceProfile,
+    pub num_slots: u32,
+    pub secret_file: PathBuf,
+    pub work_dir: PathBuf,
+    /// The host name the TaskManager advertises to its peers.
+    pub host: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LaunchError {
+    #[error("environment variable {0} is not set; `yarn-flink taskmanager` is started by a ResourceManager driver, not by hand")]
+    Missing(&'static str),
+    #[error("environment variable {name} is malformed: {detail}")]
+    Malformed { name: &'static str, detail: String },
+}
+
+impl TaskManagerLaunch {
+    pub fn to_env(&self) -> Vec<(String, String)> {
+        let json = |p: &ResourceProfile| serde_json::to_string(p).unwrap_or_default();
+        vec![
+            (ENV_RM_ADDRESS.into(), self.rm_address.clone()),
+            (ENV_RESOURCE_ID.into(), self.resource_id.0.clone()),
+            (ENV_TOTAL.into(), json(&self.total)),
+            (ENV_DEFAULT_SLOT.into(), json(&self.default_slot)),
+            (ENV_NUM_SLOTS.into(), self.num_slots.to_string()),
+            (ENV_SECRET_FILE.into(), self.secret_file.display().to_string()),
+            (ENV_WORK_DIR.into(), self.work_dir.display().to_string()),
+            (ENV_HOST.into(), self.host.clone()),
+        ]
+    }
+
+    pub fn from_env(get: impl Fn(&str) -> Option<String>) -> Result<Self, LaunchError> {
+        let var = |name: &'static str| get(name).ok_or(LaunchError::Missing(name));
+        let profile = |name: &'static str| -> Result<ResourceProfile, LaunchError> {
+            serde_json::from_str(&var(name)?).map_err(|e| LaunchError::Malformed { name, detail: e.to_string() })
+        };
+        Ok(Self {
+            rm_address: var(ENV_RM_ADDRESS)?,
+            resource_id: ResourceId(var(ENV_RESOURCE_ID)?),
+            total: profile(ENV_TOTAL)?,
+            default_slot: profile(ENV_DEFAULT_SLOT)?,
+            num_slots: var(ENV_NUM_SLOTS)?
+                .parse()
+                .map_err(|e: std::num::ParseIntError| LaunchError::Malformed { name: ENV_NUM_SLOTS, detail: e.to_string() })?,
+            secret_file: PathBuf::from(var(ENV_SECRET_FILE)?),
+            work_dir: PathBuf::from(var(ENV_WORK_DIR)?),
+            host: get(ENV_HOST).unwrap_or_else(|| "127.0.0.1".into()),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    #[test]
+    fn env_round_trip_and_missing_vars_are_named() {
+        let l = TaskManagerLaunch {
+            rm_address: "127.0.0.1:5".into(),
+            resource_id: ResourceId::new("tm-1"),
+            total: ResourceProfile::new(2000, 1 << 30).with_extended("gpu", 1),
+            default_slot: ResourceProfile::new(1000, 1 << 29),
+            num_slots: 2,
+            secret_file: "/tmp/s".into(),
+            work_dir: "/tmp/w".into(),
+            host: "127.0.0.1".into(),
+        };
+        let env: HashMap<String, String> = l.to_env().into_iter().collect();
+        assert_eq!(TaskManagerLaunch::from_env(|k| env.get(k).cloned()).unwrap(), l);
+        let err = TaskManagerLaunch::from_env(|_| None).unwrap_err();
+        assert!(err.to_string().contains(ENV_RM_ADDRESS));
+    }
+}

@@ -1,0 +1,93 @@
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use crate::ids::{AllocationId, ExecutionAttemptId, JobId, JobMasterId, ResourceId};
+use crate::jobspec::{Partitioning, Program};
+
+/// Everything a TaskExecutor needs to run one attempt of one subtask
+/// (Flink's TaskDeploymentDescriptor).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TaskDeploymentDescriptor {
+    pub job_id: JobId,
+    pub job_master_id: JobMasterId,
+    /// Where the JobMaster listens, for state updates of this attempt.
+    pub job_master_address: String,
+    pub job_name: String,
+    pub attempt_id: ExecutionAttemptId,
+    pub allocation_id: AllocationId,
+    pub vertex_name: String,
+    pub vertex_index: u32,
+    pub subtask_index: u32,
+    pub parallelism: u32,
+    /// 0 for the first attempt, counting up with every restart.
+    pub attempt_number: u32,
+    pub program: Program,
+    /// Where the bundle's files are on the TaskExecutor's machine.
+    pub bundle_dir: PathBuf,
+    /// One gate per incoming edge, in the spec's edge order.
+    pub inputs: Vec<InputGateDescriptor>,
+    /// One partition per outgoing edge, in the spec's edge order.
+    pub outputs: Vec<ResultPartitionDescriptor>,
+}
+
+/// Names one produced result: which edge, which producer subtask, which attempt.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct ResultPartitionId {
+    pub edge_index: u32,
+    pub producer_subtask: u32,
+    pub producer_attempt: ExecutionAttemptId,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ResultPartitionDescriptor {
+    pub partition_id: ResultPartitionId,
+    pub partitioning: Partitioning,
+    /// One subpartition per consumer subtask (1 for forward).
+    pub num_subpartitions: u32,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct InputGateDescriptor {
+    pub edge_index: u32,
+    pub partitioning: Partitioning,
+    pub channels: Vec<InputChannelDescriptor>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct InputChannelDescriptor {
+    pub partition_id: ResultPartitionId,
+    /// Which subpartition of the producer's partition this consumer reads.
+    pub subpartition: u32,
+    /// The producer TaskExecutor's data-plane address (host:port).
+    pub producer_data_address: String,
+    pub producer_resource_id: ResourceId,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum ExecutionState {
+    Created,
+    Scheduled,
+    Deploying,
+    Running,
+    Finished,
+    Canceling,
+    Canceled,
+    Failed,
+}
+
+impl ExecutionState {
+    pub fn is_terminal(self) -> bool {
+        matches!(self, ExecutionState::Finished | ExecutionState::Canceled | ExecutionState::Failed)
+    }
+}
+
+/// TaskExecutor -> JobMaster.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TaskExecutionState {
+    pub job_id: JobId,
+    pub attempt_id: ExecutionAttemptId,
+    pub state: ExecutionState,
+    /// Why it failed, for FAILED; the last lines of its stderr when a process.
+    pub error: Option<String>,
+}

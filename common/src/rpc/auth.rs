@@ -1,0 +1,156 @@
+//! Every control-plane endpoint is authenticated by the per-application
+//! secret: the AM makes it, hands it to TaskManagers through the cluster
+//! manager's secret channel (YARN credentials, a Kubernetes secret, a 0600
+//! file for local processes) and never puts it on a command line or in a log.
+//!
+//! Each request carries it in the `x-yarn-flink-secret` metadata entry; the
+//! server compares in constant time. (Channel encryption is the transport's
+//! job: TLS is the next step for untrusted networks.)
+
+use std::fmt;
+use std::path::Path;
+use std::sync::Arc;
+
+use subtle::ConstantTimeEq;
+use tonic::metadata::AsciiMetadataValue;
+use tonic::{Request, Status};
+
+const HEADER: &str = "x-yarn-flink-secret";
+
+/// The per-application secret. Debug and Display never show it.
+#[derive(Clone)]
+pub struct AppSecret(Arc<[u8]>);
+
+#[derive(Debug, thiserror::Error)]
+pub enum SecretError {
+    #[error("cannot read the application secret from {path}: {source}; the file is written by the process that started this one (AM or driver) — was it removed?")]
+    Read { path: String, source: std::io::Error },
+    #[error("the application secret in {path} is empty or not hex; it must be the file the AM wrote, unchanged")]
+    Malformed { path: String },
+    #[error("cannot write the application secret to {path}: {source}")]
+    Write { path: String, source: std::io::Error },
+}
+
+impl AppSecret {
+    /// 32 random bytes.
+    pub fn generate() -> Self {
+        let mut b = [0u8; 32];
+        // Two v4 UUIDs = 244 random bits from the OS generator.
+        b[..16].copy_from_slice(uuid::Uuid::new_v4().as_bytes());
+        b[16..].copy_from_slice(uuid::Uuid::new_v4().as_bytes());
+        Self(Arc::from(&b[..]))
+    }
+
+    pub fn from_bytes(b: &[u8]) -> Self {
+        Self(Arc::from(b))
+    }
+
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+
+    pub fn to_hex(&self) -> String {
+        self.0.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    pub fn from_hex(s: &str) -> Option<Self> {
+        let s = s.trim();
+        if s.is_empty() || s.len() % 2 != 0 {
+            return None;
+        }
+        let bytes: Option<Vec<u8>> =
+            (0..s.len()).step_by(2).map(|i| s.get(i..i + 2).and_then(|h| u8::from_str_radix(h, 16).ok())).collect();
+        bytes.map(|b| Self::from_bytes(&b))
+    }
+
+    /// Writes the secret (hex) to `path`, readable by the owner only.
+    pub fn write_to(&self, path: &Path) -> Result<(), SecretError> {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        let err = |source| SecretError::Write { path: path.display().to_string(), source };
+        let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(path).map_err(err)?;
+        f.write_all(self.to_hex().as_bytes()).map_err(err)
+    }
+
+    pub fn read_from(path: &Path) -> Result<Self, SecretError> {
+        let s = std::fs::read_to_string(path)
+            .map_err(|source| SecretError::Read { path: path.display().to_string(), source })?;
+        Self::from_hex(&s).ok_or_else(|| SecretError::Malformed { path: path.display().to_string() })
+    }
+
+    fn matches(&self, presented: &[u8]) -> bool {
+        self.to_hex().as_bytes().ct_eq(presented).into()
+    }
+}
+
+impl fmt::Debug for AppSecret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("AppSecret(..)")
+    }
+}
+
+/// Client side: adds the secret to every request.
+#[derive(Clone)]
+pub struct ClientAuth(AsciiMetadataValue);
+
+impl ClientAuth {
+    pub fn new(secret: &AppSecret) -> Self {
+        // Hex is always valid ASCII metadata.
+        let v = AsciiMetadataValue::try_from(secret.to_hex()).unwrap_or_else(|_| AsciiMetadataValue::from_static(""));
+        Self(v)
+    }
+}
+
+impl tonic::service::Interceptor for ClientAuth {
+    fn call(&mut self, mut req: Request<()>) -> Result<Request<()>, Status> {
+        req.metadata_mut().insert(HEADER, self.0.clone());
+        Ok(req)
+    }
+}
+
+/// Server side: refuses any request without the right secret.
+#[derive(Clone)]
+pub struct AuthInterceptor(AppSecret);
+
+impl AuthInterceptor {
+    pub fn new(secret: AppSecret) -> Self {
+        Self(secret)
+    }
+}
+
+impl tonic::service::Interceptor for AuthInterceptor {
+    fn call(&mut self, req: Request<()>) -> Result<Request<()>, Status> {
+        match req.metadata().get(HEADER) {
+            Some(v) if self.0.matches(v.as_bytes()) => Ok(req),
+            Some(_) => Err(Status::unauthenticated("wrong application secret")),
+            None => Err(Status::unauthenticated("no application secret presented")),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hex_round_trip_and_no_leak_in_debug() {
+        let s = AppSecret::generate();
+        let back = AppSecret::from_hex(&s.to_hex()).unwrap();
+        assert_eq!(s.as_bytes(), back.as_bytes());
+        assert_eq!(format!("{s:?}"), "AppSecret(..)");
+        assert!(AppSecret::from_hex("xyz").is_none());
+        assert!(AppSecret::from_hex("").is_none());
+    }
+
+    #[test]
+    fn interceptor_refuses_missing_and_wrong_secrets() {
+        use tonic::service::Interceptor;
+        let s = AppSecret::generate();
+        let mut server = AuthInterceptor::new(s.clone());
+        assert_eq!(server.call(Request::new(())).unwrap_err().code(), tonic::Code::Unauthenticated);
+        let wrong = ClientAuth::new(&AppSecret::generate()).call(Request::new(())).unwrap();
+        assert_eq!(server.call(wrong).unwrap_err().code(), tonic::Code::Unauthenticated);
+        let right = ClientAuth::new(&s).call(Request::new(())).unwrap();
+        assert!(server.call(right).is_ok());
+    }
+}

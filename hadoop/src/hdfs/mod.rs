@@ -1,0 +1,2 @@
+//! HDFS: delegation tokens.
+pub mod delegation;

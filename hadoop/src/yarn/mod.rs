@@ -1,0 +1,10 @@
+//! The YARN protocols an ApplicationMaster speaks: [`amrm`]
+//! (ApplicationMasterProtocol, to the RM scheduler port) and [`nm`]
+//! (ContainerManagementProtocol, to each NodeManager), over the plain domain
+//! types of [`types`]. The prost types stay inside this module.
+
+pub mod amrm;
+pub mod nm;
+pub mod types;
+
+pub use types::*;

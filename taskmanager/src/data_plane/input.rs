@@ -1,0 +1,125 @@
+//! Input gates: the union of a subtask's input channels as one stream of
+//! buffers. A channel reads a subpartition of this TaskExecutor straight from
+//! its queue, or one of another TaskExecutor over TCP (`net`). Channels are
+//! read concurrently, so a slow or late producer never stalls the others.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use common::protocol::{InputChannelDescriptor, InputGateDescriptor};
+use futures::stream::{self, Stream, StreamExt};
+use tokio::sync::mpsc;
+
+use super::net::{self, RemoteItem, RemoteRequest};
+use super::partition::{Lookup, SubpartitionReader};
+use super::Shared;
+
+/// Buffers of all input gates, in arrival order; `Err` ends the stream.
+pub(crate) type InputStream = Pin<Box<dyn Stream<Item = Result<Bytes, String>> + Send>>;
+
+enum Channel {
+    Local(SubpartitionReader),
+    Remote { rx: mpsc::Receiver<RemoteItem>, task: tokio::task::JoinHandle<()>, shared: Arc<Shared> },
+}
+
+impl Drop for Channel {
+    fn drop(&mut self) {
+        if let Channel::Remote { rx, task, shared } = self {
+            task.abort();
+            rx.close();
+            while let Ok(item) = rx.try_recv() {
+                if let RemoteItem::Data(buf) = item {
+                    shared.gauge.sub(buf.len());
+                }
+            }
+        }
+    }
+}
+
+impl Channel {
+    async fn open(shared: Arc<Shared>, desc: InputChannelDescriptor) -> Result<Channel, String> {
+        if !shared.is_local(&desc.producer_data_address) {
+            let req = RemoteRequest {
+                addr: desc.producer_data_address.clone(),
+                id: desc.partition_id,
+                subpartition: desc.subpartition,
+                secret: shared.secret.clone(),
+                max_frame: shared.config.max_record_bytes.saturating_add(shared.config.buffer_size),
+                deadline: shared.config.partition_request_timeout,
+                gauge: shared.gauge.clone(),
+            };
+            let (tx, rx) = mpsc::channel(shared.config.credits_per_channel.max(1) as usize);
+            let task = tokio::spawn(net::read_remote(req, tx));
+            return Ok(Channel::Remote { rx, task, shared });
+        }
+        let started = Instant::now();
+        let mut backoff = Duration::from_millis(2);
+        loop {
+            let what = match shared.registry.take(&desc.partition_id, desc.subpartition, &shared.gauge) {
+                Lookup::Found(reader) => return Ok(Channel::Local(reader)),
+                Lookup::NotFound if started.elapsed() < shared.config.partition_request_timeout => {
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_millis(200));
+                    continue;
+                }
+                Lookup::NotFound => format!(
+                    "was not registered within {:?}; check that the producer was deployed",
+                    shared.config.partition_request_timeout
+                ),
+                Lookup::AlreadyConsumed => "was already consumed".to_string(),
+                Lookup::NoSuchSubpartition => "has no such subpartition".to_string(),
+            };
+            let id = desc.partition_id;
+            return Err(format!(
+                "input from producer subtask {} (edge {}, attempt {}) subpartition {} {what}",
+                id.producer_subtask, id.edge_index, id.producer_attempt, desc.subpartition
+            ));
+        }
+    }
+
+    async fn next(&mut self) -> Result<Option<Bytes>, String> {
+        match self {
+            Channel::Local(reader) => reader.next().await,
+            Channel::Remote { rx, shared, .. } => match rx.recv().await {
+                Some(RemoteItem::Data(buf)) => {
+                    shared.gauge.sub(buf.len());
+                    Ok(Some(buf))
+                }
+                Some(RemoteItem::End) => Ok(None),
+                Some(RemoteItem::Error(why)) => Err(why),
+                None => Err("the input channel's reader stopped".to_string()),
+            },
+        }
+    }
+}
+
+/// Opens every channel of every gate and merges them.
+pub(crate) fn open(shared: &Arc<Shared>, gates: &[InputGateDescriptor]) -> InputStream {
+    let channels = gates.iter().flat_map(|g| g.channels.iter().cloned()).map(|desc| {
+        let shared = shared.clone();
+        enum State {
+            Pending(Arc<Shared>, InputChannelDescriptor),
+            Open(Channel),
+            Done,
+        }
+        stream::unfold(State::Pending(shared, desc), |state| async move {
+            let mut channel = match state {
+                State::Pending(shared, desc) => match Channel::open(shared, desc).await {
+                    Ok(c) => c,
+                    Err(why) => return Some((Err(why), State::Done)),
+                },
+                State::Open(c) => c,
+                State::Done => return None,
+            };
+            match channel.next().await {
+                Ok(Some(buf)) => Some((Ok(buf), State::Open(channel))),
+                Ok(None) => None,
+                Err(why) => Some((Err(why), State::Done)),
+            }
+        })
+        .boxed()
+    });
+    Box::pin(stream::select_all(channels))
+}

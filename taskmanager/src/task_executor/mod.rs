@@ -1,0 +1,521 @@
+//! The TaskExecutor: registers with the ResourceManager, keeps its slots,
+//! offers them to JobMasters, runs subtasks (through the data plane) and
+//! heartbeats both.
+//!
+//! One task owns all state and loops over [`Msg`]; the gRPC service, the
+//! heartbeat timers, RPC completions and finished tasks all arrive as messages.
+//! Nothing in the loop awaits a remote peer: calls are spawned and their
+//! results come back as messages, so a slow JobMaster cannot stall the rest.
+
+mod service;
+pub mod slot_table;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use common::ids::{AllocationId, ExecutionAttemptId, InstanceId, JobId, ResourceId, ResourceManagerId};
+use common::protocol::{
+    ExecutionState, OfferSlots, RegisterTaskExecutor, RequestSlot, SlotOffer, SlotReport, TaskDeploymentDescriptor,
+    TaskExecutionState,
+};
+use common::resources::ResourceProfile;
+use common::rpc::{self, convert, pb, AppSecret, RpcTimeouts};
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+
+use crate::data_plane::{DataPlane, DataPlaneConfig};
+use slot_table::SlotTable;
+
+#[derive(Clone, Debug)]
+pub struct TaskExecutorConfig {
+    pub resource_id: ResourceId,
+    pub rm_address: String,
+    pub total: ResourceProfile,
+    pub default_slot: ResourceProfile,
+    pub num_slots: u32,
+    /// Host name peers use to reach this TaskExecutor.
+    pub advertised_host: String,
+    pub work_dir: PathBuf,
+    pub secret: AppSecret,
+    pub rpc: RpcTimeouts,
+    /// Give up and exit when no ResourceManager accepted us for this long
+    /// (so an orphaned TaskManager never lingers).
+    pub registration_timeout: Duration,
+    pub data_plane: DataPlaneConfig,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TaskExecutorError {
+    #[error("could not register with the ResourceManager at {address} within {timeout:?}: {last_error}")]
+    RegistrationTimeout { address: String, timeout: Duration, last_error: String },
+    #[error("the ResourceManager at {address} refused our credentials: {detail}; the TaskManager must be started with the application's secret file")]
+    Unauthenticated { address: String, detail: String },
+    #[error("I/O error: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Runs a TaskExecutor on the given listeners until `shutdown` resolves, the
+/// ResourceManager tells it to stop, or it loses the ResourceManager for good.
+pub async fn run(
+    config: TaskExecutorConfig,
+    rpc_listener: TcpListener,
+    data_listener: TcpListener,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), TaskExecutorError> {
+    let rpc_addr = rpc_listener.local_addr()?;
+    let data_plane = DataPlane::start(data_listener, config.secret.as_bytes().into(), config.data_plane.clone()).await?;
+    let address = format!("{}:{}", config.advertised_host, rpc_addr.port());
+    let data_address = format!("{}:{}", config.advertised_host, data_plane.local_address().port());
+    info!(resource_id = %config.resource_id, %address, %data_address, total = %config.total, "TaskExecutor starting");
+
+    let (tx, rx) = mpsc::unbounded_channel();
+    let stop = CancellationToken::new();
+    let server = service::serve(rpc_listener, tx.clone(), config.secret.clone(), stop.clone());
+    let server = tokio::spawn(server);
+    {
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            shutdown.await;
+            stop.cancel();
+        });
+    }
+    let (report_tx, report_rx) = watch::channel(SlotReport::default());
+    let registration = RegisterTaskExecutor {
+        resource_id: config.resource_id.clone(),
+        address: address.clone(),
+        data_address: data_address.clone(),
+        total_resources: config.total.clone(),
+        default_slot_profile: config.default_slot.clone(),
+        num_slots: config.num_slots,
+    };
+    let rm_link = tokio::spawn(rm_connection(config.clone(), registration, report_rx, tx.clone(), stop.clone()));
+
+    let mut te = TaskExecutor {
+        slots: SlotTable::new(config.resource_id.clone(), config.total.clone()),
+        tasks: HashMap::new(),
+        rm: None,
+        job_masters: HashMap::new(),
+        address,
+        data_address,
+        report_tx,
+        tx,
+        data_plane,
+        config,
+        heartbeat_interval: Duration::from_secs(1),
+        heartbeat_timeout: Duration::from_secs(10),
+    };
+    let result = te.main_loop(rx, stop.clone()).await;
+    stop.cancel();
+    te.cancel_all_tasks();
+    let _ = server.await;
+    let link = rm_link.await.unwrap_or(Ok(()));
+    result.and(link)
+}
+
+pub(crate) enum Msg {
+    RequestSlot(RequestSlot, oneshot::Sender<Result<(), tonic::Status>>),
+    FreeSlot(AllocationId, String),
+    SubmitTask(Box<TaskDeploymentDescriptor>, oneshot::Sender<Result<(), tonic::Status>>),
+    CancelTask(ExecutionAttemptId),
+    Shutdown(ResourceManagerId, String),
+    Registered { rm_id: ResourceManagerId, instance_id: InstanceId, interval: Duration, timeout: Duration },
+    OfferAnswered { allocation_id: AllocationId, accepted: bool },
+    TaskEnded { attempt: ExecutionAttemptId, state: ExecutionState, error: Option<String> },
+    JobMasterHeartbeat { job_id: JobId, ok: bool },
+}
+
+struct RunningTask {
+    job_id: JobId,
+    job_master_address: String,
+    cancel: CancellationToken,
+}
+
+struct JobMasterLink {
+    last_ok: Instant,
+}
+
+struct TaskExecutor {
+    config: TaskExecutorConfig,
+    slots: SlotTable,
+    tasks: HashMap<ExecutionAttemptId, RunningTask>,
+    rm: Option<(ResourceManagerId, InstanceId)>,
+    job_masters: HashMap<JobId, JobMasterLink>,
+    address: String,
+    data_address: String,
+    report_tx: watch::Sender<SlotReport>,
+    tx: mpsc::UnboundedSender<Msg>,
+    data_plane: DataPlane,
+    heartbeat_interval: Duration,
+    heartbeat_timeout: Duration,
+}
+
+impl TaskExecutor {
+    async fn main_loop(
+        &mut self,
+        mut rx: mpsc::UnboundedReceiver<Msg>,
+        stop: CancellationToken,
+    ) -> Result<(), TaskExecutorError> {
+        let mut tick = tokio::time::interval(self.heartbeat_interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => return Ok(()),
+                _ = tick.tick() => self.heartbeat_job_masters(),
+                msg = rx.recv() => match msg {
+                    None => return Ok(()),
+                    Some(Msg::Shutdown(rm_id, reason)) => {
+                        if self.rm.map(|(id, _)| id) == Some(rm_id) {
+                            info!(%reason, "ResourceManager asked us to shut down");
+                            return Ok(());
+                        }
+                        warn!("ignoring a shutdown request from a ResourceManager that is not our leader");
+                    }
+                    Some(Msg::Registered { rm_id, instance_id, interval, timeout }) => {
+                        self.rm = Some((rm_id, instance_id));
+                        if interval != self.heartbeat_interval {
+                            self.heartbeat_interval = interval;
+                            tick = tokio::time::interval(interval);
+                            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                        }
+                        self.heartbeat_timeout = timeout;
+                    }
+                    Some(msg) => self.handle(msg),
+                }
+            }
+        }
+    }
+
+    fn handle(&mut self, msg: Msg) {
+        match msg {
+            Msg::RequestSlot(req, reply) => {
+                let _ = reply.send(self.request_slot(req));
+            }
+            Msg::FreeSlot(allocation_id, cause) => self.free_slot(allocation_id, &cause),
+            Msg::SubmitTask(tdd, reply) => {
+                let _ = reply.send(self.submit_task(*tdd));
+            }
+            Msg::CancelTask(attempt) => {
+                if let Some(t) = self.tasks.get(&attempt) {
+                    t.cancel.cancel();
+                }
+            }
+            Msg::OfferAnswered { allocation_id, accepted } => {
+                if accepted {
+                    if let Some(s) = self.slots.get_mut(&allocation_id) {
+                        s.active = true;
+                    }
+                } else {
+                    self.free_slot(allocation_id, "the JobMaster declined the slot");
+                }
+            }
+            Msg::TaskEnded { attempt, state, error } => {
+                self.slots.remove_task(&attempt);
+                if let Some(task) = self.tasks.remove(&attempt) {
+                    self.report_task_state(
+                        task.job_master_address,
+                        TaskExecutionState { job_id: task.job_id, attempt_id: attempt, state, error },
+                    );
+                }
+            }
+            Msg::JobMasterHeartbeat { job_id, ok } => {
+                let now = Instant::now();
+                let link = self.job_masters.entry(job_id).or_insert(JobMasterLink { last_ok: now });
+                if ok {
+                    link.last_ok = now;
+                } else if now.duration_since(link.last_ok) > self.heartbeat_timeout {
+                    warn!(%job_id, "JobMaster heartbeat timed out; releasing the job's slots");
+                    self.job_masters.remove(&job_id);
+                    for a in self.slots.allocations_of(job_id) {
+                        self.free_slot(a, "the JobMaster is gone");
+                    }
+                }
+            }
+            Msg::Shutdown(..) | Msg::Registered { .. } => {}
+        }
+    }
+
+    fn request_slot(&mut self, req: RequestSlot) -> Result<(), tonic::Status> {
+        // Fencing: only the leader we registered with may hand out our slots.
+        match self.rm {
+            Some((rm_id, _)) if rm_id == req.rm_id => {}
+            _ => return Err(tonic::Status::failed_precondition("not registered with this ResourceManager leader")),
+        }
+        let fresh = self
+            .slots
+            .allocate(
+                req.slot_id.index,
+                req.allocation_id,
+                req.job_id,
+                req.profile.clone(),
+                req.job_master_address.clone(),
+                req.job_master_id,
+            )
+            .map_err(|e| tonic::Status::resource_exhausted(e.to_string()))?;
+        if !fresh {
+            return Ok(());
+        }
+        debug!(allocation = %req.allocation_id, job = %req.job_id, profile = %req.profile, "slot allocated");
+        self.publish_report();
+        self.job_masters.entry(req.job_id).or_insert(JobMasterLink { last_ok: Instant::now() });
+        self.offer_slot(req);
+        Ok(())
+    }
+
+    fn offer_slot(&self, req: RequestSlot) {
+        let offer = OfferSlots {
+            resource_id: self.config.resource_id.clone(),
+            job_id: req.job_id,
+            job_master_id: req.job_master_id,
+            address: self.address.clone(),
+            data_address: self.data_address.clone(),
+            offers: vec![SlotOffer { allocation_id: req.allocation_id, slot_index: req.slot_id.index, profile: req.profile }],
+        };
+        let (secret, timeouts, tx) = (self.config.secret.clone(), self.config.rpc, self.tx.clone());
+        let address = req.job_master_address;
+        tokio::spawn(async move {
+            let accepted = match rpc::job_master_client(&address, &secret, timeouts) {
+                Ok(mut c) => {
+                    match rpc::call(&address, timeouts.call, c.offer_slots(convert::offer_slots(&offer))).await {
+                        Ok(resp) => resp.accepted.iter().any(|a| convert::uuid(req.allocation_id.0) == *a),
+                        Err(e) => {
+                            warn!(error = %e, "offering a slot to the JobMaster failed");
+                            false
+                        }
+                    }
+                }
+                Err(e) => {
+                    warn!(error = %e, "bad JobMaster address");
+                    false
+                }
+            };
+            let _ = tx.send(Msg::OfferAnswered { allocation_id: req.allocation_id, accepted });
+        });
+    }
+
+    fn free_slot(&mut self, allocation_id: AllocationId, cause: &str) {
+        if let Some(slot) = self.slots.free(&allocation_id) {
+            debug!(allocation = %allocation_id, %cause, "slot freed");
+            for t in &slot.tasks {
+                if let Some(task) = self.tasks.get(t) {
+                    task.cancel.cancel();
+                }
+            }
+            if self.slots.allocations_of(slot.job_id).is_empty() {
+                self.job_masters.remove(&slot.job_id);
+                self.data_plane.release_job(slot.job_id);
+            }
+            self.publish_report();
+            self.send_slot_report_now();
+        }
+    }
+
+    fn submit_task(&mut self, tdd: TaskDeploymentDescriptor) -> Result<(), tonic::Status> {
+        if let Some(slot) = self.slots.get(&tdd.allocation_id) {
+            if slot.job_master_id != tdd.job_master_id {
+                return Err(tonic::Status::failed_precondition("stale JobMaster: fencing token does not match"));
+            }
+        }
+        self.slots
+            .add_task(tdd.allocation_id, tdd.job_id, tdd.attempt_id)
+            .map_err(|e| tonic::Status::failed_precondition(e.to_string()))?;
+        let cancel = CancellationToken::new();
+        self.tasks.insert(
+            tdd.attempt_id,
+            RunningTask { job_id: tdd.job_id, job_master_address: tdd.job_master_address.clone(), cancel: cancel.clone() },
+        );
+        info!(vertex = %tdd.vertex_name, subtask = tdd.subtask_index, attempt = tdd.attempt_number, "deploying task");
+        self.report_task_state(
+            tdd.job_master_address.clone(),
+            TaskExecutionState { job_id: tdd.job_id, attempt_id: tdd.attempt_id, state: ExecutionState::Running, error: None },
+        );
+        let work_dir = self.config.work_dir.join(format!("{}-{}-{}", tdd.vertex_name, tdd.subtask_index, tdd.attempt_number));
+        let (dp, tx) = (self.data_plane.clone(), self.tx.clone());
+        tokio::spawn(async move {
+            let attempt = tdd.attempt_id;
+            let result = match tokio::fs::create_dir_all(&work_dir).await {
+                Ok(()) => dp.run_task(tdd, work_dir, Vec::new(), cancel.clone()).await.map_err(|e| e.to_string()),
+                Err(e) => Err(format!("cannot create the task's work dir {}: {e}", work_dir.display())),
+            };
+            let (state, error) = match result {
+                Ok(()) => (ExecutionState::Finished, None),
+                Err(_) if cancel.is_cancelled() => (ExecutionState::Canceled, None),
+                Err(e) => (ExecutionState::Failed, Some(e)),
+            };
+            let _ = tx.send(Msg::TaskEnded { attempt, state, error });
+        });
+        Ok(())
+    }
+
+    fn report_task_state(&self, address: String, state: TaskExecutionState) {
+        let (secret, timeouts) = (self.config.secret.clone(), self.config.rpc);
+        tokio::spawn(async move {
+            // A lost final state would leave the JobMaster waiting for a heartbeat
+            // timeout: retry a few times.
+            let attempt = || async {
+                let mut c = rpc::job_master_client(&address, &secret, timeouts)?;
+                rpc::call(&address, timeouts.call, c.update_task_execution_state(convert::task_state(&state))).await
+            };
+            use backon::Retryable;
+            let policy = backon::ExponentialBuilder::default().with_max_times(5);
+            if let Err(e) = attempt.retry(policy).when(|e: &rpc::RpcError| !e.is_unauthenticated()).await {
+                warn!(error = %e, "could not report a task state to the JobMaster");
+            }
+        });
+    }
+
+    fn heartbeat_job_masters(&mut self) {
+        for (job_id, address, jm_id) in self.slots.jobs() {
+            let allocations = self.slots.allocations_of(job_id);
+            let msg = pb::JobMasterHeartbeat {
+                resource_id: self.config.resource_id.0.clone(),
+                job_id: convert::job_id(job_id),
+                job_master_id: convert::job_master_id(jm_id),
+                allocations: allocations.iter().map(|a| convert::uuid(a.0)).collect(),
+            };
+            let (secret, timeouts, tx) = (self.config.secret.clone(), self.config.rpc, self.tx.clone());
+            let deadline = self.heartbeat_interval.max(Duration::from_millis(100)) * 2;
+            tokio::spawn(async move {
+                let ok = match rpc::job_master_client(&address, &secret, timeouts) {
+                    Ok(mut c) => matches!(rpc::call(&address, deadline, c.heartbeat(msg)).await, Ok(r) if r.known),
+                    Err(_) => false,
+                };
+                let _ = tx.send(Msg::JobMasterHeartbeat { job_id, ok });
+            });
+        }
+    }
+
+    fn publish_report(&self) {
+        self.report_tx.send_replace(self.slots.report());
+    }
+
+    fn send_slot_report_now(&self) {
+        let Some((_, instance_id)) = self.rm else { return };
+        let msg = pb::TaskExecutorHeartbeat {
+            resource_id: self.config.resource_id.0.clone(),
+            instance_id: convert::instance_id(instance_id),
+            slot_report: Some(convert::slot_report(&self.slots.report())),
+        };
+        let (secret, timeouts, address) = (self.config.secret.clone(), self.config.rpc, self.config.rm_address.clone());
+        tokio::spawn(async move {
+            if let Ok(mut c) = rpc::resource_manager_client(&address, &secret, timeouts) {
+                if let Err(e) = rpc::call(&address, timeouts.call, c.slot_report_update(msg)).await {
+                    debug!(error = %e, "slot report update failed; the next heartbeat carries it");
+                }
+            }
+        });
+    }
+
+    fn cancel_all_tasks(&mut self) {
+        for t in self.tasks.values() {
+            t.cancel.cancel();
+        }
+    }
+}
+
+/// Registers with the ResourceManager, then heartbeats it; registers again when
+/// it forgets us. Ends the TaskExecutor (cancels `stop`) when no ResourceManager
+/// has accepted us for `registration_timeout`.
+async fn rm_connection(
+    config: TaskExecutorConfig,
+    registration: RegisterTaskExecutor,
+    report: watch::Receiver<SlotReport>,
+    tx: mpsc::UnboundedSender<Msg>,
+    stop: CancellationToken,
+) -> Result<(), TaskExecutorError> {
+    let address = config.rm_address.clone();
+    let mut client = rpc::resource_manager_client(&address, &config.secret, config.rpc)
+        .map_err(|e| TaskExecutorError::RegistrationTimeout {
+            address: address.clone(),
+            timeout: config.registration_timeout,
+            last_error: e.to_string(),
+        })?;
+    let mut last_accepted = Instant::now();
+    let mut backoff = Duration::from_millis(20);
+    loop {
+        // Register.
+        let (instance_id, interval, timeout) = loop {
+            if stop.is_cancelled() {
+                return Ok(());
+            }
+            let req = convert::register(&registration, &report.borrow());
+            match rpc::call(&address, config.rpc.call, client.register_task_executor(req)).await {
+                Ok(r) => {
+                    let (rm_id, instance_id) =
+                        match (convert::to_rm_id(r.rm_id, "rm_id"), convert::to_instance_id(r.instance_id, "instance_id")) {
+                            (Ok(a), Ok(b)) => (a, b),
+                            _ => {
+                                warn!("malformed registration answer from the ResourceManager");
+                                continue;
+                            }
+                        };
+                    let interval = Duration::from_millis(r.heartbeat_interval_ms.max(10));
+                    let timeout = Duration::from_millis(r.heartbeat_timeout_ms.max(50));
+                    info!(%rm_id, %instance_id, "registered with the ResourceManager");
+                    let _ = tx.send(Msg::Registered { rm_id, instance_id, interval, timeout });
+                    last_accepted = Instant::now();
+                    break (instance_id, interval, timeout);
+                }
+                Err(e) if e.is_unauthenticated() => {
+                    stop.cancel();
+                    return Err(TaskExecutorError::Unauthenticated { address, detail: e.to_string() });
+                }
+                Err(e) => {
+                    if last_accepted.elapsed() > config.registration_timeout {
+                        stop.cancel();
+                        return Err(TaskExecutorError::RegistrationTimeout {
+                            address,
+                            timeout: config.registration_timeout,
+                            last_error: e.to_string(),
+                        });
+                    }
+                    debug!(error = %e, "registration failed; retrying");
+                    tokio::select! {
+                        _ = stop.cancelled() => return Ok(()),
+                        _ = tokio::time::sleep(backoff) => {}
+                    }
+                    backoff = (backoff * 2).min(Duration::from_secs(2));
+                }
+            }
+        };
+        backoff = Duration::from_millis(20);
+        // Heartbeat until the ResourceManager forgets us or stays silent too long.
+        let mut tick = tokio::time::interval(interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => return Ok(()),
+                _ = tick.tick() => {}
+            }
+            let msg = pb::TaskExecutorHeartbeat {
+                resource_id: registration.resource_id.0.clone(),
+                instance_id: convert::instance_id(instance_id),
+                slot_report: Some(convert::slot_report(&report.borrow())),
+            };
+            match rpc::call(&address, interval.max(Duration::from_millis(100)) * 2, client.heartbeat(msg)).await {
+                Ok(r) if r.known => last_accepted = Instant::now(),
+                Ok(_) => {
+                    info!("the ResourceManager no longer knows us; registering again");
+                    break;
+                }
+                Err(e) if last_accepted.elapsed() > timeout => {
+                    warn!(error = %e, "ResourceManager heartbeat timed out; registering again");
+                    break;
+                }
+                Err(e) => debug!(error = %e, "heartbeat to the ResourceManager failed"),
+            }
+        }
+    }
+}
+
+/// Binds the RPC and data listeners on `host` (port 0 = any free port).
+pub async fn bind(host: &str) -> std::io::Result<(TcpListener, TcpListener, SocketAddr)> {
+    let rpc = TcpListener::bind((host, 0)).await?;
+    let data = TcpListener::bind((host, 0)).await?;
+    let addr = rpc.local_addr()?;
+    Ok((rpc, data, addr))
+}

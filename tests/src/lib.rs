@@ -1,0 +1,1 @@
+//! Test support: test doubles and helpers shared by the end-to-end tests.
