@@ -1,6 +1,17 @@
 //! The ApplicationMaster side of FLIP-6: Dispatcher, JobMasters, and the
 //! ResourceManager with its SlotManager and cluster-manager drivers.
+//!
+//! Layout:
+//! - [`cluster`]: wires everything below into one running cluster.
+//! - [`dispatcher`]: accepts jobs, one JobMaster each; what REST shows.
+//! - [`job_master`]: one job's scheduling, deployment, failover (pure core + actor).
+//! - [`resource_manager`]: TaskExecutor registry, SlotManager, driver seam.
+//! - [`drivers`]: cluster-manager drivers (`process`, ...).
+//! - [`rest`]: the Dispatcher's REST API.
 
+pub mod cluster;
+pub mod dispatcher;
 pub mod drivers;
 pub mod job_master;
 pub mod resource_manager;
+pub mod rest;

@@ -30,7 +30,9 @@ pub const SITE_FILES: [&str; 3] = ["core-site.xml", "hdfs-site.xml", "yarn-site.
 pub enum ConfError {
     #[error("cannot read Hadoop configuration file {path}: {source}; check HADOOP_CONF_DIR")]
     Read { path: PathBuf, source: std::io::Error },
-    #[error("HADOOP_CONF_DIR={dir} is not a directory; point it at the directory holding core-site.xml and yarn-site.xml")]
+    #[error(
+        "HADOOP_CONF_DIR={dir} is not a directory; point it at the directory holding core-site.xml and yarn-site.xml"
+    )]
     NotADirectory { dir: PathBuf },
     #[error("{path} line {line}: {detail}; fix the XML (a Hadoop site file is <configuration><property><name>..</name><value>..</value></property>..</configuration>)")]
     Xml { path: PathBuf, line: usize, detail: String },
@@ -582,9 +584,10 @@ fn find_var(s: &str) -> Option<(usize, usize, &str)> {
     let mut from = 0;
     while let Some(rel) = s[from..].find("${") {
         let start = from + rel;
-        let Some(len) = s[start + 2..].find('}') else { return None };
+        let len = s[start + 2..].find('}')?;
         let name = &s[start + 2..start + 2 + len];
-        if !name.is_empty() && !name.contains(['$', '{']) {
+        // Hadoop's pattern: `\$\{[^\}\$ ]+\}`.
+        if !name.is_empty() && !name.contains(['$', ' ']) {
             return Some((start, start + 3 + len, name));
         }
         from = start + 2;

@@ -91,7 +91,9 @@ pub enum CredentialsError {
     Write { path: String, source: std::io::Error },
     #[error("token file {path} is {size} bytes, more than the {max} a token file can be; is it really a token file?")]
     TooLarge { path: String, size: u64, max: u64 },
-    #[error("{origin} is corrupt at byte {offset}: {detail}; regenerate it (re-fetch the tokens) instead of editing it")]
+    #[error(
+        "{origin} is corrupt at byte {offset}: {detail}; regenerate it (re-fetch the tokens) instead of editing it"
+    )]
     Corrupt { origin: String, offset: usize, detail: String },
     #[error("{origin} is not valid base64: {detail}")]
     Base64 { origin: String, detail: String },
@@ -383,8 +385,8 @@ impl Credentials {
         let mut creds = Credentials { format: TokenFileFormat::Writable, ..Default::default() };
         let count_at = r.pos;
         let n = r.vint()?;
-        // Each token takes at least 5 bytes, so a count beyond that is a lie;
-        // checking it first keeps a bogus count from reserving memory.
+        // Each entry takes bytes, so a count beyond what is left is a lie:
+        // fail at the count rather than somewhere inside the loop.
         if n < 0 || n as usize > r.remaining() {
             return Err(DecodeError { offset: count_at, detail: format!("token count {n} is impossible here") });
         }
@@ -582,6 +584,23 @@ pub enum TokenIdentifier {
 }
 
 impl TokenIdentifier {
+    /// One line for operators: who, until when (no secrets).
+    pub fn summary(&self) -> String {
+        match self {
+            TokenIdentifier::Delegation(d) => format!(
+                "owner {}, renewer {}{}, issued {}, renewable until {}, sequence {}",
+                d.owner,
+                d.renewer,
+                if d.real_user.is_empty() { String::new() } else { format!(", real user {}", d.real_user) },
+                format_utc_secs(d.issue_date_ms / 1000),
+                format_utc_secs(d.max_date_ms / 1000),
+                d.sequence_number
+            ),
+            TokenIdentifier::AmRm(a) => format!("{} (key {})", a.attempt_id_string(), a.key_id),
+            TokenIdentifier::Opaque => "identifier not decoded".into(),
+        }
+    }
+
     pub fn decode(kind: &str, bytes: &[u8]) -> TokenIdentifier {
         match kind {
             "YARN_AM_RM_TOKEN" => decode_amrm(bytes).map(TokenIdentifier::AmRm).unwrap_or(TokenIdentifier::Opaque),
@@ -591,10 +610,12 @@ impl TokenIdentifier {
                 .or_else(|| decode_writable_delegation(bytes))
                 .map(TokenIdentifier::Delegation)
                 .unwrap_or(TokenIdentifier::Opaque),
-            k if k.contains("DELEGATION") || k == "kms-dt" || k == "WEBHDFS delegation" || k == "SWEBHDFS delegation" => {
-                decode_writable_delegation(bytes)
-                    .map(TokenIdentifier::Delegation)
-                    .unwrap_or(TokenIdentifier::Opaque)
+            k if k.contains("DELEGATION")
+                || k == "kms-dt"
+                || k == "WEBHDFS delegation"
+                || k == "SWEBHDFS delegation" =>
+            {
+                decode_writable_delegation(bytes).map(TokenIdentifier::Delegation).unwrap_or(TokenIdentifier::Opaque)
             }
             _ => TokenIdentifier::Opaque,
         }
@@ -684,6 +705,22 @@ fn decode_amrm(bytes: &[u8]) -> Option<AmRmTokenIdentifier> {
         attempt_id: attempt.attempt_id?,
         key_id: p.key_id.unwrap_or_default(),
     })
+}
+
+/// Seconds since the epoch as `YYYY-MM-DD HH:MM:SS UTC`.
+pub(crate) fn format_utc_secs(secs: i64) -> String {
+    let (days, rem) = (secs.div_euclid(86400), secs.rem_euclid(86400));
+    // Civil-from-days (Howard Hinnant's algorithm).
+    let z = days + 719468;
+    let era = z.div_euclid(146097);
+    let doe = z - era * 146097;
+    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02} UTC", rem / 3600, rem / 60 % 60, rem % 60)
 }
 
 #[cfg(test)]

@@ -13,7 +13,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::conf::{split_host_port, ConfError, HadoopConf, HttpPolicy, RpcProtection, SecurityMode};
+use crate::conf::{
+    resolve_host_principal, split_host_port, ConfError, HadoopConf, HttpPolicy, RpcProtection, SecurityMode,
+};
 use crate::kerberos::KerberosLogin;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -201,11 +203,17 @@ fn config_checks(conf: &HadoopConf, r: &mut DoctorReport) {
             "config dir",
             Verdict::Warn,
             "none (HADOOP_CONF_DIR and HADOOP_HOME unset): Hadoop defaults only",
-            Some("export HADOOP_CONF_DIR=<the directory with core-site.xml and yarn-site.xml, e.g. /etc/hadoop/conf>".into()),
+            Some(
+                "export HADOOP_CONF_DIR=<the directory with core-site.xml and yarn-site.xml, e.g. /etc/hadoop/conf>"
+                    .into(),
+            ),
         ),
         Some(dir) => {
             let loaded = conf.loaded_files.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ");
-            r.ok("config dir", format!("{} (loaded: {})", dir.display(), if loaded.is_empty() { "none" } else { &loaded }));
+            r.ok(
+                "config dir",
+                format!("{} (loaded: {})", dir.display(), if loaded.is_empty() { "none" } else { &loaded }),
+            );
             if !conf.missing_files.is_empty() {
                 let missing = conf.missing_files.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ");
                 let verdict = if conf.loaded_files.is_empty() { Verdict::Fail } else { Verdict::Warn };
@@ -213,7 +221,10 @@ fn config_checks(conf: &HadoopConf, r: &mut DoctorReport) {
                     "config files",
                     verdict,
                     format!("missing: {missing}"),
-                    Some("copy the cluster's client configuration (core-site.xml, hdfs-site.xml, yarn-site.xml) here".into()),
+                    Some(
+                        "copy the cluster's client configuration (core-site.xml, hdfs-site.xml, yarn-site.xml) here"
+                            .into(),
+                    ),
                 );
             }
         }
@@ -274,12 +285,21 @@ fn kerberos_check(conf: &HadoopConf, opts: &DoctorOptions, r: &mut DoctorReport)
         }
         Err(e) => r.push("kerberos login", Verdict::Fail, e.to_string(), Some("see the message".into())),
     }
-    for (key, value) in [
-        ("yarn.resourcemanager.principal", conf.get("yarn.resourcemanager.principal")),
-        ("dfs.namenode.kerberos.principal", conf.get("dfs.namenode.kerberos.principal")),
+    for (key, servers) in [
+        ("yarn.resourcemanager.principal", conf.rm_addresses()),
+        ("dfs.namenode.kerberos.principal", conf.namenode_addresses()),
     ] {
-        match value {
-            Ok(Some(p)) => r.ok(key, p),
+        match conf.get(key) {
+            Ok(Some(p)) => {
+                // What the client will ask the KDC for, per server (`_HOST` resolved).
+                let resolved: Vec<String> = servers
+                    .unwrap_or_default()
+                    .iter()
+                    .filter_map(|e| split_host_port(&e.address).map(|(h, _)| resolve_host_principal(&p, h)))
+                    .collect();
+                let detail = if resolved.is_empty() { p } else { format!("{p} -> {}", resolved.join(", ")) };
+                r.ok(key, detail)
+            }
             Ok(None) => r.push(
                 key,
                 Verdict::Warn,
@@ -351,14 +371,14 @@ async fn http_info_check(
                     .unwrap_or("?")
                     .to_owned()
             };
-            r.ok(name, format!("200: state {}, HA {}, Hadoop {}", field("state"), field("haState"), field("hadoopVersion")));
+            r.ok(
+                name,
+                format!("200: state {}, HA {}, Hadoop {}", field("state"), field("haState"), field("hadoopVersion")),
+            );
         }
-        Ok(Ok((401, _))) if secure => r.push(
-            name,
-            Verdict::Ok,
-            "401 Negotiate: the web app wants SPNEGO, as a secure cluster should",
-            None,
-        ),
+        Ok(Ok((401, _))) if secure => {
+            r.push(name, Verdict::Ok, "401 Negotiate: the web app wants SPNEGO, as a secure cluster should", None)
+        }
         Ok(Ok((status, _))) => r.push(
             name,
             Verdict::Fail,
@@ -388,19 +408,7 @@ async fn http_get(authority: &str, path: &str) -> std::io::Result<(u16, String)>
 
 /// `YYYY-MM-DD HH:MM:SS UTC`.
 fn format_utc(t: SystemTime) -> String {
-    let secs = t.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0) as i64;
-    let (days, rem) = (secs.div_euclid(86400), secs.rem_euclid(86400));
-    // Civil-from-days (Howard Hinnant's algorithm).
-    let z = days + 719468;
-    let era = z.div_euclid(146097);
-    let doe = z - era * 146097;
-    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02} UTC", rem / 3600, rem / 60 % 60, rem % 60)
+    crate::credentials::format_utc_secs(t.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0) as i64)
 }
 
 #[cfg(test)]

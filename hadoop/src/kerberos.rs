@@ -24,8 +24,9 @@ use libgssapi::error::{Error as GssError, MajorFlags};
 pub enum KerberosError {
     #[error("no Kerberos ticket{}: run `kinit <principal>` first, or log in with --keytab and --principal ({detail})", in_cache(.ccache))]
     NoTicket { ccache: Option<String>, detail: String },
-    #[error("the Kerberos ticket of {principal} has expired: run `kinit` again (or `kinit -R` while renewable), or log in with --keytab and --principal")]
-    TicketExpired { principal: String },
+    /// `who`: `of alice@REALM` or `in FILE:/tmp/krb5cc_1000`.
+    #[error("the Kerberos ticket {who} has expired: run `kinit` again (or `kinit -R` while renewable), or log in with --keytab and --principal")]
+    TicketExpired { who: String },
     #[error("cannot log in as {principal} with keytab {keytab}: {detail}; check the keytab with `klist -kte {keytab}` (a password change or re-export makes old keytabs stale) and that --principal matches an entry")]
     Keytab { keytab: PathBuf, principal: String, detail: String },
     #[error("the KDC does not know the service principal {service}: {detail}; check the server's principal in the configuration (e.g. yarn.resourcemanager.principal, dfs.namenode.kerberos.principal, with _HOST resolved to the server's host name) and the host name used to reach it")]
@@ -49,8 +50,13 @@ fn in_cache(ccache: &Option<String>) -> String {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum LoginSource {
     /// `None`: the default cache (`KRB5CCNAME`, else the system default).
-    TicketCache { ccache: Option<String> },
-    Keytab { keytab: PathBuf, principal: String },
+    TicketCache {
+        ccache: Option<String>,
+    },
+    Keytab {
+        keytab: PathBuf,
+        principal: String,
+    },
 }
 
 /// A logged-in Kerberos client identity: initiator credentials plus what
@@ -100,11 +106,8 @@ impl KerberosLogin {
                 detail: "the file does not exist".into(),
             });
         }
-        let cache = format!(
-            "MEMORY:yarn-flink-{}-{}",
-            std::process::id(),
-            PRIVATE_CACHE_SEQ.fetch_add(1, Ordering::Relaxed)
-        );
+        let cache =
+            format!("MEMORY:yarn-flink-{}-{}", std::process::id(), PRIVATE_CACHE_SEQ.fetch_add(1, Ordering::Relaxed));
         let kt = format!("FILE:{}", keytab.display());
         let cred =
             acquire_cred_from(Some(principal), CredUsage::Initiate, &[("ccache", &cache), ("client_keytab", &kt)])
@@ -116,12 +119,9 @@ impl KerberosLogin {
         // Asking for the lifetime makes MIT fetch the keytab's initial ticket
         // now, so a stale keytab fails here rather than at the first call.
         let lifetime = cred.lifetime().map_err(|e| classify(e, &Context::Login(&source)))?;
-        let principal = cred
-            .name()
-            .map(|n| n.to_string())
-            .map_err(|e| classify(e, &Context::Login(&source)))?;
+        let principal = cred.name().map(|n| n.to_string()).map_err(|e| classify(e, &Context::Login(&source)))?;
         if lifetime.is_zero() {
-            return Err(KerberosError::TicketExpired { principal });
+            return Err(KerberosError::TicketExpired { who: format!("of {principal}") });
         }
         tracing::debug!(%principal, lifetime_s = lifetime.as_secs(), "Kerberos login");
         Ok(KerberosLogin { cred, principal, source, acquired_at: SystemTime::now(), lifetime })
@@ -158,7 +158,10 @@ pub fn service_principal(protocol: &str, server_id: &str) -> String {
 pub(crate) enum Context<'a> {
     Login(&'a LoginSource),
     /// Establishing a context with this service principal.
-    Connect { service: &'a str, principal: &'a str },
+    Connect {
+        service: &'a str,
+        principal: &'a str,
+    },
 }
 
 /// Turns a GSSAPI error into the failure an operator can act on.
@@ -175,7 +178,8 @@ pub(crate) fn classify(e: GssError, ctx: &Context<'_>) -> KerberosError {
         }
         Context::Login(LoginSource::TicketCache { ccache }) => {
             if e.major.contains(MajorFlags::GSS_S_CREDENTIALS_EXPIRED) || has("expired") {
-                KerberosError::TicketExpired { principal: ccache.clone().unwrap_or_else(|| "the default cache".into()) }
+                let cache = ccache.clone().unwrap_or_else(|| "the default cache".into());
+                KerberosError::TicketExpired { who: format!("in {cache}") }
             } else if e.major.contains(MajorFlags::GSS_S_NO_CRED)
                 || has("no credentials")
                 || has("not found")
@@ -187,10 +191,11 @@ pub(crate) fn classify(e: GssError, ctx: &Context<'_>) -> KerberosError {
             }
         }
         Context::Connect { service, principal } => {
-            if has("server not found in kerberos database") || has("server principal unknown") {
+            // MIT says "Server <principal> not found in Kerberos database".
+            if (has("server ") && has("not found in kerberos database")) || has("server principal unknown") {
                 KerberosError::UnknownServer { service: (*service).to_owned(), detail }
             } else if e.major.contains(MajorFlags::GSS_S_CREDENTIALS_EXPIRED) || has("ticket expired") {
-                KerberosError::TicketExpired { principal: (*principal).to_owned() }
+                KerberosError::TicketExpired { who: format!("of {principal}") }
             } else if e.major.contains(MajorFlags::GSS_S_NO_CRED) {
                 KerberosError::NoTicket { ccache: None, detail }
             } else {

@@ -1,1 +1,5 @@
 //! Test support: test doubles and helpers shared by the end-to-end tests.
+
+pub mod gssapi_acceptor;
+pub mod hadoop_ipc_server;
+pub mod kdc;

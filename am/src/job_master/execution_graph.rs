@@ -99,7 +99,9 @@ pub enum RegionPhase {
     Deployed,
     /// Failed: waits until `at` and until all its attempts are terminal,
     /// then gets new attempts.
-    Restarting { at: Instant },
+    Restarting {
+        at: Instant,
+    },
 }
 
 /// A pipelined region: subtasks joined by (pipelined) edges, deployed together
@@ -215,9 +217,17 @@ impl ExecutionGraph {
         self.by_attempt.insert(e.attempt.id, execution);
     }
 
-    /// True when a slot request still has work to host: some member has not finished.
+    /// True when every subtask of region `r` has finished.
+    pub fn region_finished(&self, r: usize) -> bool {
+        self.regions[r].members.iter().all(|&m| self.executions[m].attempt.state == ExecutionState::Finished)
+    }
+
+    /// True when a slot request still has work to host: some region of its
+    /// members has not finished. (Not "some member": a finished producer's
+    /// slot stays until its region's consumers are done with its data, and a
+    /// region that restarts needs all its slots again.)
     pub fn request_needed(&self, request: usize) -> bool {
-        self.slot_requests[request].members.iter().any(|&m| self.executions[m].attempt.state != ExecutionState::Finished)
+        self.slot_requests[request].members.iter().any(|&m| !self.region_finished(self.executions[m].region))
     }
 
     /// True when every member of the request is terminal.
@@ -246,7 +256,7 @@ impl ExecutionGraph {
             }
             x
         }
-        let mut union = |parent: &mut Vec<usize>, a: usize, b: usize| {
+        let union = |parent: &mut Vec<usize>, a: usize, b: usize| {
             let (ra, rb) = (find(parent, a), find(parent, b));
             if ra != rb {
                 // The lower index is the root, so roots are the first members.
@@ -275,7 +285,11 @@ impl ExecutionGraph {
             let next = self.regions.len();
             let r = *region_of_root.entry(root).or_insert(next);
             if r == next {
-                self.regions.push(Region { members: Vec::new(), slot_requests: Vec::new(), phase: RegionPhase::Created });
+                self.regions.push(Region {
+                    members: Vec::new(),
+                    slot_requests: Vec::new(),
+                    phase: RegionPhase::Created,
+                });
             }
             self.regions[r].members.push(x);
             self.executions[x].region = r;
@@ -286,7 +300,8 @@ impl ExecutionGraph {
         // Keyed by the group's name, or by the vertex index for a vertex without a group.
         let mut by_key: HashMap<(Result<String, usize>, u32), usize> = HashMap::new();
         for x in 0..self.executions.len() {
-            let (v, subtask, region) = (self.executions[x].vertex, self.executions[x].subtask, self.executions[x].region);
+            let (v, subtask, region) =
+                (self.executions[x].vertex, self.executions[x].subtask, self.executions[x].region);
             let vertex = &self.spec.vertices[v];
             let key = vertex.slot_sharing_group.clone().ok_or(v);
             let group = vertex.slot_sharing_group.clone().unwrap_or_else(|| format!("vertex:{}", vertex.name));

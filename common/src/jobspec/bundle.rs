@@ -32,7 +32,9 @@ impl Bundle {
         if name.ends_with(".tar.gz") || name.ends_with(".tgz") {
             let into = work_dir.as_ref();
             extract(path, into)?;
-            return Self::load_dir(&bundle_root(into).map_err(|source| BundleError::Io { path: into.to_owned(), source })?);
+            return Self::load_dir(
+                &bundle_root(into).map_err(|source| BundleError::Io { path: into.to_owned(), source })?,
+            );
         }
         if name.ends_with(".toml") {
             let dir = match path.parent() {
@@ -69,7 +71,8 @@ fn bundle_root(into: &Path) -> io::Result<PathBuf> {
 }
 
 fn extract(archive: &Path, into: &Path) -> Result<(), BundleError> {
-    let extract_err = |source: io::Error| BundleError::Extract { archive: archive.to_owned(), into: into.to_owned(), source };
+    let extract_err =
+        |source: io::Error| BundleError::Extract { archive: archive.to_owned(), into: into.to_owned(), source };
     std::fs::create_dir_all(into).map_err(extract_err)?;
     if std::fs::read_dir(into).map_err(extract_err)?.next().is_some() {
         return Err(BundleError::WorkDirNotEmpty { archive: archive.to_owned(), into: into.to_owned() });

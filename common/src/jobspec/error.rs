@@ -35,7 +35,7 @@ pub struct SpecError {
     pub position: Option<Position>,
     /// The section the problem is in, e.g. `[[vertex]] #2 (name = "tokenize")`.
     pub section: Option<String>,
-    pub kind: SpecErrorKind,
+    pub kind: Box<SpecErrorKind>,
 }
 
 /// What is wrong. `Display` says the problem; [`SpecErrorKind::fix`] says what to do.
@@ -69,7 +69,9 @@ impl SpecErrorKind {
             SpecErrorKind::UnknownField { allowed, .. } => format!("remove it; allowed here: {}", quoted(allowed)),
             SpecErrorKind::UnknownValue { allowed, .. } => format!("use one of {}", quoted(allowed)),
             SpecErrorKind::MissingField { field } => format!("add `{field} = ...` (see docs/job-spec.md)"),
-            SpecErrorKind::WrongType { .. } => "give the field a value of the type shown (see docs/job-spec.md)".to_owned(),
+            SpecErrorKind::WrongType { .. } => {
+                "give the field a value of the type shown (see docs/job-spec.md)".to_owned()
+            }
             SpecErrorKind::NoVertices => {
                 "add at least one [[vertex]] with a name and one of source, sink, command or shell".to_owned()
             }
@@ -88,7 +90,7 @@ impl SpecError {
             path: path.to_owned(),
             position: None,
             section: None,
-            kind: SpecErrorKind::Invalid { problem: problem.into(), fix: fix.into() },
+            kind: Box::new(SpecErrorKind::Invalid { problem: problem.into(), fix: fix.into() }),
         }
     }
 
@@ -105,7 +107,7 @@ impl SpecError {
 
 impl fmt::Display for SpecError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if let SpecErrorKind::Read(e) = &self.kind {
+        if let SpecErrorKind::Read(e) = &*self.kind {
             return write!(f, "cannot read the job spec {}: {e}; {}", self.path.display(), self.kind.fix());
         }
         write!(f, "{}", self.kind)?;
@@ -122,7 +124,7 @@ impl fmt::Display for SpecError {
 
 impl std::error::Error for SpecError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match &self.kind {
+        match &*self.kind {
             SpecErrorKind::Read(e) => Some(e),
             _ => None,
         }

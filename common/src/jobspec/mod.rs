@@ -15,4 +15,6 @@ mod tests;
 pub use bundle::JOB_SPEC_FILE;
 pub use error::{BundleError, Position, SpecError, SpecErrorKind};
 pub use model::*;
-pub use parse::{parse_duration, parse_job_spec, read_job_spec, DEFAULT_RESTART, MAX_PARALLELISM, MAX_RESTART_ATTEMPTS};
+pub use parse::{
+    parse_duration, parse_job_spec, read_job_spec, DEFAULT_RESTART, MAX_PARALLELISM, MAX_RESTART_ATTEMPTS,
+};

@@ -75,7 +75,7 @@ pub fn read_job_spec(spec_path: &Path, bundle_dir: &Path) -> Result<JobSpec, Spe
         path: spec_path.to_owned(),
         position: None,
         section: None,
-        kind: SpecErrorKind::Read(e),
+        kind: Box::new(SpecErrorKind::Read(e)),
     })?;
     parse_job_spec(&text, spec_path, bundle_dir)
 }
@@ -230,7 +230,7 @@ impl Cx<'_> {
             path: self.path.to_owned(),
             position: span.as_ref().map(|s| Position::of_offset(self.text, s.start)),
             section: span.and_then(|s| self.section_at(s.start)),
-            kind,
+            kind: Box::new(kind),
         }
     }
 
@@ -240,9 +240,8 @@ impl Cx<'_> {
         let line = &before[before.rfind('\n').map_or(0, |i| i + 1)..];
         let eq = line.rfind('=')?;
         let key = line[..eq].trim_end();
-        let start = key
-            .rfind(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '"'))
-            .map_or(0, |i| i + 1);
+        let start =
+            key.rfind(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '"')).map_or(0, |i| i + 1);
         let key = key[start..].trim_matches('"');
         (!key.is_empty()).then(|| key.to_owned())
     }
@@ -270,7 +269,12 @@ impl Cx<'_> {
 
     fn validate(&self, raw: RawSpec) -> Result<JobSpec, SpecError> {
         if raw.vertex.is_empty() {
-            return Err(SpecError { path: self.path.to_owned(), position: None, section: None, kind: SpecErrorKind::NoVertices });
+            return Err(SpecError {
+                path: self.path.to_owned(),
+                position: None,
+                section: None,
+                kind: Box::new(SpecErrorKind::NoVertices),
+            });
         }
         let (name, restart) = self.job_section(raw.job)?;
 
@@ -283,7 +287,11 @@ impl Cx<'_> {
                 return Err(self.invalid(
                     &checked.line_span,
                     Some(vertex_section(i, Some(&checked.spec.name))),
-                    format!("vertex name `{}` is already used by [[vertex]] #{} (line {first_line})", checked.spec.name, first + 1),
+                    format!(
+                        "vertex name `{}` is already used by [[vertex]] #{} (line {first_line})",
+                        checked.spec.name,
+                        first + 1
+                    ),
                     "give every vertex a different name".to_owned(),
                 ));
             }
@@ -340,7 +348,11 @@ impl Cx<'_> {
         let section = || Some("[job] restart".to_owned());
         match r.strategy.get_ref().as_str() {
             "none" => {
-                let extra = r.attempts.as_ref().map(|a| ("attempts", a.span())).or(r.delay.as_ref().map(|d| ("delay", d.span())));
+                let extra = r
+                    .attempts
+                    .as_ref()
+                    .map(|a| ("attempts", a.span()))
+                    .or(r.delay.as_ref().map(|d| ("delay", d.span())));
                 if let Some((field, span)) = extra {
                     return Err(self.invalid(
                         &span,
@@ -354,22 +366,26 @@ impl Cx<'_> {
             "fixed-delay" => {
                 let attempts = match r.attempts {
                     None => 3,
-                    Some(a) => u32::try_from(*a.get_ref())
-                        .ok()
-                        .filter(|n| *n <= MAX_RESTART_ATTEMPTS)
-                        .ok_or_else(|| {
+                    Some(a) => {
+                        u32::try_from(*a.get_ref()).ok().filter(|n| *n <= MAX_RESTART_ATTEMPTS).ok_or_else(|| {
                             self.invalid(
                                 &a.span(),
                                 section(),
                                 format!("`attempts = {}` is out of range", a.get_ref()),
                                 format!("give a number of restarts from 0 to {MAX_RESTART_ATTEMPTS}"),
                             )
-                        })?,
+                        })?
+                    }
                 };
                 let delay = match r.delay {
                     None => Duration::from_secs(1),
                     Some(d) => parse_duration(d.get_ref()).map_err(|m| {
-                        self.invalid(&d.span(), section(), format!("bad `delay`: {m}"), "e.g. delay = \"1s\"".to_owned())
+                        self.invalid(
+                            &d.span(),
+                            section(),
+                            format!("bad `delay`: {m}"),
+                            "e.g. delay = \"1s\"".to_owned(),
+                        )
                     })?,
                 };
                 Ok(RestartStrategy::FixedDelay { attempts, delay })
@@ -381,12 +397,12 @@ impl Cx<'_> {
                     path: self.path.to_owned(),
                     position: self.pos(&r.strategy.span()),
                     section: section(),
-                    kind: SpecErrorKind::UnknownValue {
+                    kind: Box::new(SpecErrorKind::UnknownValue {
                         field: "strategy".to_owned(),
                         value: other.to_owned(),
                         allowed,
                         suggestion,
-                    },
+                    }),
                 })
             }
         }
@@ -406,14 +422,16 @@ impl Cx<'_> {
         }
         let parallelism = match rv.parallelism {
             None => 1,
-            Some(p) => u32::try_from(*p.get_ref()).ok().filter(|n| (1..=MAX_PARALLELISM).contains(n)).ok_or_else(|| {
-                self.invalid(
-                    &p.span(),
-                    section(),
-                    format!("`parallelism = {}` is out of range", p.get_ref()),
-                    format!("give a parallelism from 1 to {MAX_PARALLELISM}"),
-                )
-            })?,
+            Some(p) => {
+                u32::try_from(*p.get_ref()).ok().filter(|n| (1..=MAX_PARALLELISM).contains(n)).ok_or_else(|| {
+                    self.invalid(
+                        &p.span(),
+                        section(),
+                        format!("`parallelism = {}` is out of range", p.get_ref()),
+                        format!("give a parallelism from 1 to {MAX_PARALLELISM}"),
+                    )
+                })?
+            }
         };
         let resources = match rv.resources {
             None => RequestedProfile::Unknown,
@@ -466,7 +484,12 @@ impl Cx<'_> {
             self.shell(s, &section)?
         } else {
             // Unreachable: exactly one of the four was checked above.
-            return Err(self.invalid(&name_span, section(), "the vertex says nothing to run".to_owned(), String::new()));
+            return Err(self.invalid(
+                &name_span,
+                section(),
+                "the vertex says nothing to run".to_owned(),
+                String::new(),
+            ));
         };
         Ok(Checked {
             spec: VertexSpec { name, parallelism, resources, slot_sharing_group, program },
@@ -483,12 +506,12 @@ impl Cx<'_> {
                 path: self.path.to_owned(),
                 position: self.pos(&b.kind.span()),
                 section: section(),
-                kind: SpecErrorKind::UnknownValue {
+                kind: Box::new(SpecErrorKind::UnknownValue {
                     field: format!("{what}.type"),
                     value: b.kind.get_ref().clone(),
                     suggestion: closest(b.kind.get_ref(), allowed.iter().map(String::as_str)),
                     allowed,
-                },
+                }),
             });
         }
         if b.path.get_ref().trim().is_empty() {
@@ -557,7 +580,10 @@ impl Cx<'_> {
                     span,
                     section(),
                     format!("program `{program}` is not in the bundle (looked for {})", file.display()),
-                    format!("add it to the bundle directory {} or fix the path in `{field}`", self.bundle_dir.display()),
+                    format!(
+                        "add it to the bundle directory {} or fix the path in `{field}`",
+                        self.bundle_dir.display()
+                    ),
                 ))
             }
         };
@@ -696,12 +722,12 @@ impl Cx<'_> {
                         path: self.path.to_owned(),
                         position: self.pos(&p.span()),
                         section: section(),
-                        kind: SpecErrorKind::UnknownValue {
+                        kind: Box::new(SpecErrorKind::UnknownValue {
                             field: "partitioning".to_owned(),
                             value: other.to_owned(),
                             suggestion: closest(other, allowed.iter().map(String::as_str)),
                             allowed,
-                        },
+                        }),
                     });
                 }
             },
@@ -759,6 +785,9 @@ impl Cx<'_> {
             if let Some(&at) = seen_at.get(&prev) {
                 let mut c: Vec<usize> = walk[at..].to_vec();
                 c.reverse();
+                // Start at the vertex declared first, so the message is stable.
+                let lowest = c.iter().enumerate().min_by_key(|(_, v)| **v).map_or(0, |(i, _)| i);
+                c.rotate_left(lowest);
                 break c;
             }
             seen_at.insert(prev, walk.len());
@@ -818,9 +847,11 @@ fn backticked(message: &str) -> Vec<String> {
 /// The candidate closest to `word` by edit distance, if close enough to be a typo.
 pub(crate) fn closest<'a>(word: &str, candidates: impl Iterator<Item = &'a str>) -> Option<String> {
     let limit = (word.chars().count() / 3).max(2);
+    // A long shared start counts too: `vertices` is meant as `vertex`.
+    let shared_start = |c: &str| word.chars().zip(c.chars()).take_while(|(a, b)| a == b).count();
     candidates
         .map(|c| (edit_distance(word, c), c))
-        .filter(|(d, _)| *d <= limit)
+        .filter(|(d, c)| *d <= limit || shared_start(c) >= 4)
         .min_by_key(|(d, _)| *d)
         .map(|(_, c)| c.to_owned())
 }

@@ -304,7 +304,10 @@ fn defaults_and_program_resolution() {
     assert_eq!(spec.edges[1].partitioning, Partitioning::Rebalance);
     // A command vertex without inputs is a source with an empty stdin.
     assert!(ok("[[vertex]]\nname = \"gen\"\ncommand = [\"seq\", \"10\"]\n").edges.is_empty());
-    assert_eq!(ok("[job]\nrestart = { strategy = \"none\" }\n[[vertex]]\nname = \"a\"\nshell = \"true\"\n").restart, RestartStrategy::None);
+    assert_eq!(
+        ok("[job]\nrestart = { strategy = \"none\" }\n[[vertex]]\nname = \"a\"\nshell = \"true\"\n").restart,
+        RestartStrategy::None
+    );
     let two = ok(TWO);
     assert_eq!(two.vertices.len(), 2);
 }

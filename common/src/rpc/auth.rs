@@ -78,7 +78,8 @@ impl AppSecret {
         Self::from_hex(&s).ok_or_else(|| SecretError::Malformed { path: path.display().to_string() })
     }
 
-    fn matches(&self, presented: &[u8]) -> bool {
+    /// Constant-time check of a presented hex secret.
+    pub fn matches(&self, presented: &[u8]) -> bool {
         self.to_hex().as_bytes().ct_eq(presented).into()
     }
 }

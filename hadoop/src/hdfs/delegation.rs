@@ -1,1 +1,65 @@
+//! ClientNamenodeProtocol's delegation token calls: get, renew, cancel.
+//!
+//! On a secure cluster the connection authenticates with Kerberos (a GSSAPI
+//! mechanism from `crate::sasl`); the mechanisms are injected through
+//! [`Auth`], so tests can use SIMPLE or a token instead.
 
+use crate::credentials::Token;
+use crate::error::Error;
+use crate::ipc::{ConnectionConfig, FailoverProxy};
+use crate::proto::common as pb;
+
+use crate::yarn::types::{token_from_proto, token_to_proto};
+
+/// The protocol name on the wire (the Java interface, not the PB one).
+pub const PROTOCOL: &str = "org.apache.hadoop.hdfs.protocol.ClientProtocol";
+
+pub struct NameNodeClient {
+    proxy: FailoverProxy,
+}
+
+impl NameNodeClient {
+    /// `addrs`: NameNode RPC addresses (`fs.defaultFS` host:port, or each of an HA pair).
+    pub fn new(addrs: Vec<String>, auth: crate::ipc::Auth) -> Self {
+        Self { proxy: FailoverProxy::new(addrs, ConnectionConfig::new(PROTOCOL, auth)) }
+    }
+
+    /// Over an already configured proxy (its protocol must be [`PROTOCOL`]).
+    pub fn with_proxy(proxy: FailoverProxy) -> Self {
+        Self { proxy }
+    }
+
+    /// A new HDFS_DELEGATION_TOKEN that `renewer` (usually the RM principal's
+    /// short name, e.g. `yarn`) may renew. The NameNode leaves the service
+    /// empty; it is set to the address that answered, as Hadoop's client does.
+    pub async fn get_delegation_token(&self, renewer: &str) -> Result<Token, Error> {
+        let request = pb::GetDelegationTokenRequestProto { renewer: renewer.to_string() };
+        let response: pb::GetDelegationTokenResponseProto = self.proxy.call("getDelegationToken", &request).await?;
+        let Some(token) = response.token else {
+            return Err(Error::BadResponse {
+                method: "getDelegationToken",
+                detail: "no token: the NameNode issues delegation tokens only to Kerberos-authenticated callers \
+                         (is security on and did we log in?)"
+                    .into(),
+            });
+        };
+        let mut token = token_from_proto(token);
+        if token.service.is_empty() {
+            token.service = self.proxy.current_addr().await.unwrap_or_default();
+        }
+        Ok(token)
+    }
+
+    /// Renew `token`; returns the new expiry time (ms since the epoch).
+    pub async fn renew_delegation_token(&self, token: &Token) -> Result<u64, Error> {
+        let request = pb::RenewDelegationTokenRequestProto { token: token_to_proto(token) };
+        let response: pb::RenewDelegationTokenResponseProto = self.proxy.call("renewDelegationToken", &request).await?;
+        Ok(response.new_expiry_time)
+    }
+
+    pub async fn cancel_delegation_token(&self, token: &Token) -> Result<(), Error> {
+        let request = pb::CancelDelegationTokenRequestProto { token: token_to_proto(token) };
+        let _: pb::CancelDelegationTokenResponseProto = self.proxy.call("cancelDelegationToken", &request).await?;
+        Ok(())
+    }
+}

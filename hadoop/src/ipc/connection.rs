@@ -180,7 +180,9 @@ impl Connection {
     pub async fn connect(addr: &str, config: &ConnectionConfig) -> Result<Self, Error> {
         match tokio::time::timeout(config.connect_timeout, Self::connect_inner(addr, config)).await {
             Ok(result) => result,
-            Err(_) => Err(Error::Timeout { what: "connecting to", addr: addr.to_string(), after: config.connect_timeout }),
+            Err(_) => {
+                Err(Error::Timeout { what: "connecting to", addr: addr.to_string(), after: config.connect_timeout })
+            }
         }
     }
 
@@ -243,7 +245,11 @@ impl Connection {
     }
 
     /// Call `method` with a protobuf request and decode the protobuf response.
-    pub async fn call<Req: Message, Resp: Message + Default>(&self, method: &str, request: &Req) -> Result<Resp, Error> {
+    pub async fn call<Req: Message, Resp: Message + Default>(
+        &self,
+        method: &str,
+        request: &Req,
+    ) -> Result<Resp, Error> {
         let bytes = self.call_raw(method, &request.encode_to_vec()).await?;
         Resp::decode(bytes.as_slice()).map_err(|e| Error::Frame {
             addr: self.shared.addr.clone(),
@@ -286,7 +292,11 @@ impl Connection {
                 if let Pending::Open(calls) = &mut *self.shared.lock() {
                     calls.remove(&call_id);
                 }
-                Err(Error::Timeout { what: "waiting for an answer to a call from", addr: self.shared.addr.clone(), after: self.call_timeout })
+                Err(Error::Timeout {
+                    what: "waiting for an answer to a call from",
+                    addr: self.shared.addr.clone(),
+                    after: self.call_timeout,
+                })
             }
         }
     }
@@ -303,7 +313,8 @@ async fn negotiate_sasl(
     let mut outgoing = negotiation.start();
     loop {
         // SASL frames carry an empty client id and retry count -1, as Java's do.
-        let frame = FrameBuilder::new().message(&frame::request_header(SASL_CALL_ID, &[], -1)).message(&outgoing).finish();
+        let frame =
+            FrameBuilder::new().message(&frame::request_header(SASL_CALL_ID, &[], -1)).message(&outgoing).finish();
         stream.write_all(&frame).await.map_err(io_err)?;
         let reply = match frame::read_frame(stream, max_frame_len).await {
             Ok(Some(reply)) => reply,
@@ -316,7 +327,8 @@ async fn negotiate_sasl(
             Err(ReadError::Io(source)) => return Err(io_err(source)),
             Err(ReadError::Frame(source)) => return Err(Error::Frame { addr: addr.to_string(), source }),
         };
-        let response = frame::decode_response(&reply).map_err(|source| Error::Frame { addr: addr.to_string(), source })?;
+        let response =
+            frame::decode_response(&reply).map_err(|source| Error::Frame { addr: addr.to_string(), source })?;
         if response.call_id() != SASL_CALL_ID {
             return Err(Error::Protocol {
                 addr: addr.to_string(),
@@ -325,7 +337,9 @@ async fn negotiate_sasl(
         }
         let msg = match response.body {
             ResponseBody::Sasl(msg) => msg,
-            ResponseBody::Failure(remote) => return Err(Error::AuthenticationRefused { addr: addr.to_string(), remote }),
+            ResponseBody::Failure(remote) => {
+                return Err(Error::AuthenticationRefused { addr: addr.to_string(), remote })
+            }
             ResponseBody::Success(_) => {
                 return Err(Error::Protocol { addr: addr.to_string(), detail: "SASL answer without a message".into() })
             }

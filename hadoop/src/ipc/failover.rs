@@ -78,7 +78,11 @@ impl FailoverProxy {
     }
 
     /// Call `method`, failing over as described in the module docs.
-    pub async fn call<Req: Message, Resp: Message + Default>(&self, method: &str, request: &Req) -> Result<Resp, Error> {
+    pub async fn call<Req: Message, Resp: Message + Default>(
+        &self,
+        method: &str,
+        request: &Req,
+    ) -> Result<Resp, Error> {
         let bytes = request.encode_to_vec();
         let reply = self.call_raw(method, &bytes).await?;
         Resp::decode(reply.as_slice()).map_err(|e| Error::Frame {
@@ -106,7 +110,9 @@ impl FailoverProxy {
             .notify(|e, delay| tracing::info!(error = %e, ?delay, "Hadoop IPC call failed; failing over"))
             .await;
         match result {
-            Err(e) if e.is_failover_candidate() => Err(Error::NoActiveServer { addrs: self.addrs.join(", "), last: Box::new(e) }),
+            Err(e) if e.is_failover_candidate() => {
+                Err(Error::NoActiveServer { addrs: self.addrs.join(", "), last: Box::new(e) })
+            }
             other => other,
         }
     }

@@ -156,10 +156,12 @@ pub async fn read_connection_header<R: AsyncRead + Unpin>(r: &mut R) -> Result<C
     while got < buf.len() {
         let n = r.read(&mut buf[got..]).await?;
         if n == 0 {
-            return Err(
-                FrameError::Truncated { what: "connection header", needed: ConnectionHeader::LEN, available: got }
-                    .into(),
-            );
+            return Err(FrameError::Truncated {
+                what: "connection header",
+                needed: ConnectionHeader::LEN,
+                available: got,
+            }
+            .into());
         }
         got += n;
     }
@@ -379,4 +381,4 @@ pub fn failure_header(call_id: i32, client_id: &[u8], exception: &RemoteExceptio
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -60,7 +60,10 @@ impl Gssapi {
     }
 
     fn kerberos(&self, e: libgssapi::error::Error) -> SaslError {
-        SaslError::Kerberos(classify(e, &Context::Connect { service: &self.service, principal: self.login.principal() }))
+        SaslError::Kerberos(classify(
+            e,
+            &Context::Connect { service: &self.service, principal: self.login.principal() },
+        ))
     }
 
     fn target(&mut self, auth: &SaslAuth) -> Result<Name, SaslError> {
@@ -137,9 +140,9 @@ impl SaslMechanism for Gssapi {
                 Ok(out)
             }
             State::AwaitingOffer(mut ctx) => {
-                let offer = ctx.unwrap(challenge).map_err(|e| {
-                    SaslError::Gssapi(format!("cannot unwrap the server's security-layer offer: {e}"))
-                })?;
+                let offer = ctx
+                    .unwrap(challenge)
+                    .map_err(|e| SaslError::Gssapi(format!("cannot unwrap the server's security-layer offer: {e}")))?;
                 if offer.len() != 4 {
                     return Err(SaslError::Malformed {
                         what: "GSSAPI security-layer offer",
@@ -160,10 +163,9 @@ impl SaslMechanism for Gssapi {
                 self.state = State::Chosen;
                 Ok(wrapped.to_vec())
             }
-            State::Start | State::Chosen | State::Failed => Err(SaslError::UnexpectedState {
-                state: "CHALLENGE".into(),
-                when: "after the GSSAPI exchange ended",
-            }),
+            State::Start | State::Chosen | State::Failed => {
+                Err(SaslError::UnexpectedState { state: "CHALLENGE".into(), when: "after the GSSAPI exchange ended" })
+            }
         }
     }
 

@@ -111,7 +111,11 @@ impl SaslNegotiation {
     }
 }
 
-fn message(state: rpc_sasl_proto::SaslState, token: Option<Vec<u8>>, auths: Vec<rpc_sasl_proto::SaslAuth>) -> RpcSaslProto {
+fn message(
+    state: rpc_sasl_proto::SaslState,
+    token: Option<Vec<u8>>,
+    auths: Vec<rpc_sasl_proto::SaslAuth>,
+) -> RpcSaslProto {
     RpcSaslProto { version: None, state: state as i32, token, auths }
 }
 

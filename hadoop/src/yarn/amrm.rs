@@ -113,6 +113,8 @@ pub struct AmRmClient {
     releases: Vec<ContainerId>,
     nm_tokens: HashMap<NodeId, Token>,
     progress: f32,
+    /// What we registered with, to re-register after an RM restart.
+    registered_as: Option<pb::RegisterApplicationMasterRequestProto>,
 }
 
 impl AmRmClient {
@@ -132,6 +134,7 @@ impl AmRmClient {
             releases: Vec::new(),
             nm_tokens: HashMap::new(),
             progress: 0.0,
+            registered_as: None,
         }
     }
 
@@ -144,6 +147,7 @@ impl AmRmClient {
         };
         let response: pb::RegisterApplicationMasterResponseProto =
             self.proxy.call("registerApplicationMaster", &request).await?;
+        self.registered_as = Some(request);
         for nm in response.nm_tokens_from_previous_attempts.iter().cloned() {
             self.cache_nm_token(nm);
         }
@@ -161,6 +165,11 @@ impl AmRmClient {
 
     /// Want `total` outstanding containers for `key` (absolute, not a delta;
     /// 0 cancels). Sent with the next allocate if it changed.
+    ///
+    /// The RM lowers its own copy as it hands containers out; lower the total
+    /// here too as containers for `key` arrive (match them by priority and
+    /// `allocation_request_id`, never by size), or the next change re-sends
+    /// the old, larger number.
     pub fn set_ask(&mut self, key: AskKey, total: i32) {
         let total = total.max(0);
         let old = self.asks.get(&key).copied().unwrap_or(0);
@@ -212,7 +221,25 @@ impl AmRmClient {
     }
 
     /// One heartbeat: send changed asks and pending releases, get containers.
+    ///
+    /// If the RM forgot us (it restarted: `ApplicationMasterNotRegisteredException`),
+    /// this re-registers, re-sends every outstanding ask and tries once more,
+    /// as Hadoop's AMRMClient does.
     pub async fn allocate(&mut self) -> Result<Allocation, Error> {
+        match self.allocate_once().await {
+            Err(Error::Remote(r)) if r.simple_class() == "ApplicationMasterNotRegisteredException" => {
+                let Some(request) = self.registered_as.clone() else { return Err(Error::Remote(r)) };
+                tracing::warn!("the ResourceManager lost our registration (restart?); registering again");
+                let _: pb::RegisterApplicationMasterResponseProto =
+                    self.proxy.call("registerApplicationMaster", &request).await?;
+                self.resend_all_asks();
+                self.allocate_once().await
+            }
+            other => other,
+        }
+    }
+
+    async fn allocate_once(&mut self) -> Result<Allocation, Error> {
         let ask: Vec<pb::ResourceRequestProto> = self
             .dirty
             .iter()

@@ -8,3 +8,6 @@ pub mod nm;
 pub mod types;
 
 pub use types::*;
+
+#[cfg(test)]
+mod fixture_tests;

@@ -281,10 +281,11 @@ impl From<&ApplicationAttemptId> for pb::ApplicationAttemptIdProto {
 impl From<&pb::ApplicationAttemptIdProto> for ApplicationAttemptId {
     fn from(a: &pb::ApplicationAttemptIdProto) -> Self {
         ApplicationAttemptId {
-            application: a.application_id.as_ref().map(ApplicationId::from).unwrap_or(ApplicationId {
-                cluster_timestamp: 0,
-                id: 0,
-            }),
+            application: a
+                .application_id
+                .as_ref()
+                .map(ApplicationId::from)
+                .unwrap_or(ApplicationId { cluster_timestamp: 0, id: 0 }),
             attempt: a.attempt_id(),
         }
     }
@@ -303,10 +304,11 @@ impl From<&ContainerId> for pb::ContainerIdProto {
 
 impl From<&pb::ContainerIdProto> for ContainerId {
     fn from(c: &pb::ContainerIdProto) -> Self {
-        let mut attempt = c.app_attempt_id.as_ref().map(ApplicationAttemptId::from).unwrap_or(ApplicationAttemptId {
-            application: ApplicationId { cluster_timestamp: 0, id: 0 },
-            attempt: 0,
-        });
+        let mut attempt = c
+            .app_attempt_id
+            .as_ref()
+            .map(ApplicationAttemptId::from)
+            .unwrap_or(ApplicationAttemptId { application: ApplicationId { cluster_timestamp: 0, id: 0 }, attempt: 0 });
         if attempt.application.cluster_timestamp == 0 {
             if let Some(app) = &c.app_id {
                 attempt.application = app.into();
@@ -385,7 +387,10 @@ impl From<pb::ContainerProto> for Container {
     fn from(c: pb::ContainerProto) -> Self {
         Container {
             id: c.id.as_ref().map(ContainerId::from).unwrap_or(ContainerId {
-                attempt: ApplicationAttemptId { application: ApplicationId { cluster_timestamp: 0, id: 0 }, attempt: 0 },
+                attempt: ApplicationAttemptId {
+                    application: ApplicationId { cluster_timestamp: 0, id: 0 },
+                    attempt: 0,
+                },
                 id: 0,
             }),
             node: c.node_id.as_ref().map(NodeId::from).unwrap_or(NodeId { host: String::new(), port: 0 }),
@@ -425,7 +430,10 @@ impl From<&pb::ContainerStatusProto> for ContainerStatus {
     fn from(s: &pb::ContainerStatusProto) -> Self {
         ContainerStatus {
             id: s.container_id.as_ref().map(ContainerId::from).unwrap_or(ContainerId {
-                attempt: ApplicationAttemptId { application: ApplicationId { cluster_timestamp: 0, id: 0 }, attempt: 0 },
+                attempt: ApplicationAttemptId {
+                    application: ApplicationId { cluster_timestamp: 0, id: 0 },
+                    attempt: 0,
+                },
                 id: 0,
             }),
             state: match s.state() {

@@ -10,6 +10,7 @@
 //!   length-prefixed buffers, credit-based flow control.
 //! - `process`: a subtask as a child process (stdin/stdout records).
 //! - [`source`] / `sink`: the built-in text source and sink.
+//! - [`diagnostics`]: measuring the exchange alone (benchmarks).
 //!
 //! Architecture invariants: the data plane knows nothing of the control plane
 //! (a [`TaskDeploymentDescriptor`] in, `Ok`/[`TaskError`] out); records are
@@ -17,6 +18,7 @@
 //! channel is bounded by `credits_per_channel` buffers on each side, whatever
 //! the speed of producers and consumers.
 
+pub mod diagnostics;
 mod input;
 mod net;
 mod partition;

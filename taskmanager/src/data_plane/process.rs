@@ -11,7 +11,7 @@ use std::process::{ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use bytes::BytesMut;
+use bytes::{BufMut, BytesMut};
 use futures::StreamExt;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, ChildStderr, ChildStdin, ChildStdout, Command};
@@ -238,21 +238,21 @@ async fn drain(
         }
     }
     let read_size = config.buffer_size.max(4096);
-    let mut buf = BytesMut::with_capacity(read_size * 2);
+    let mut buf = BytesMut::with_capacity(read_size);
     loop {
-        if buf.capacity() - buf.len() < read_size {
-            buf.reserve(read_size);
-        }
+        // At most `read_size` per read: a chunk is one read plus the partial
+        // line before it, which bounds what one queued buffer can hold.
+        buf.reserve(read_size);
         let n = if writer.has_pending() {
-            match tokio::time::timeout(config.flush_interval, stdout.read_buf(&mut buf)).await {
+            match tokio::time::timeout(config.flush_interval, stdout.read_buf(&mut (&mut buf).limit(read_size))).await {
                 Ok(r) => r,
                 Err(_) => {
                     writer.flush().await.map_err(gone)?;
-                    stdout.read_buf(&mut buf).await
+                    stdout.read_buf(&mut (&mut buf).limit(read_size)).await
                 }
             }
         } else {
-            stdout.read_buf(&mut buf).await
+            stdout.read_buf(&mut (&mut buf).limit(read_size)).await
         }
         .map_err(|e| format!("reading its stdout failed: {e}"))?;
         if n == 0 {

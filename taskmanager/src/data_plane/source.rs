@@ -153,13 +153,10 @@ fn read_file_range(
     let mut skipping = from > 0;
     let mut eof = false;
     loop {
-        if buf.capacity() - buf.len() < chunk_size / 2 {
-            buf.reserve(chunk_size);
-        }
         if !eof {
+            // At most `chunk_size` per read, so chunks stay near that size.
             let filled = buf.len();
-            let spare = buf.capacity() - filled;
-            buf.resize(filled + spare, 0);
+            buf.resize(filled + chunk_size, 0);
             let n = file.read(&mut buf[filled..]).map_err(read_err)?;
             buf.truncate(filled + n);
             eof = n == 0;

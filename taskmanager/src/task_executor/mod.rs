@@ -108,6 +108,7 @@ pub async fn run(
         config,
         heartbeat_interval: Duration::from_secs(1),
         heartbeat_timeout: Duration::from_secs(10),
+        early_slot_requests: Vec::new(),
     };
     let result = te.main_loop(rx, stop.clone()).await;
     stop.cancel();
@@ -152,6 +153,7 @@ struct TaskExecutor {
     data_plane: DataPlane,
     heartbeat_interval: Duration,
     heartbeat_timeout: Duration,
+    early_slot_requests: Vec<(RequestSlot, oneshot::Sender<Result<(), tonic::Status>>)>,
 }
 
 impl TaskExecutor {
@@ -183,6 +185,9 @@ impl TaskExecutor {
                             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
                         }
                         self.heartbeat_timeout = timeout;
+                        for (req, reply) in std::mem::take(&mut self.early_slot_requests) {
+                            let _ = reply.send(self.request_slot(req));
+                        }
                     }
                     Some(msg) => self.handle(msg),
                 }
@@ -193,7 +198,13 @@ impl TaskExecutor {
     fn handle(&mut self, msg: Msg) {
         match msg {
             Msg::RequestSlot(req, reply) => {
-                let _ = reply.send(self.request_slot(req));
+                if self.rm.is_none() {
+                    // The ResourceManager's first RequestSlot can overtake its
+                    // answer to our registration: hold it until that arrives.
+                    self.early_slot_requests.push((req, reply));
+                } else {
+                    let _ = reply.send(self.request_slot(req));
+                }
             }
             Msg::FreeSlot(allocation_id, cause) => self.free_slot(allocation_id, &cause),
             Msg::SubmitTask(tdd, reply) => {

@@ -317,14 +317,15 @@ pub(crate) fn fits_times(p: &ResourceProfile, remaining: &ResourceProfile) -> u6
         (p.managed_bytes, remaining.managed_bytes),
         (p.network_bytes, remaining.network_bytes),
     ];
+    // `checked_div` is `None` for a zero need: that component does not limit.
     for (need, have) in pairs {
-        if need > 0 {
-            k = k.min(have / need);
+        if let Some(q) = have.checked_div(need) {
+            k = k.min(q);
         }
     }
     for (name, &need) in &p.extended {
-        if need > 0 {
-            k = k.min(remaining.extended.get(name).copied().unwrap_or(0) / need);
+        if let Some(q) = remaining.extended.get(name).copied().unwrap_or(0).checked_div(need) {
+            k = k.min(q);
         }
     }
     k
@@ -342,16 +343,11 @@ pub(crate) fn within_limit(p: &ResourceProfile, limit: &ResourceProfile) -> bool
 /// How many copies of `p` stay within `limit` (see [`within_limit`]).
 fn times_within_limit(p: &ResourceProfile, limit: &ResourceProfile) -> u64 {
     let mut k = u64::MAX;
-    if p.cpu_millis > 0 {
-        k = k.min(limit.cpu_millis / p.cpu_millis);
-    }
-    if p.total_memory_bytes() > 0 {
-        k = k.min(limit.total_memory_bytes() / p.total_memory_bytes());
-    }
-    for (name, &l) in &limit.extended {
-        let need = p.extended.get(name).copied().unwrap_or(0);
-        if need > 0 {
-            k = k.min(l / need);
+    let pairs = [(p.cpu_millis, limit.cpu_millis), (p.total_memory_bytes(), limit.total_memory_bytes())];
+    let extended = limit.extended.iter().map(|(name, &l)| (p.extended.get(name).copied().unwrap_or(0), l));
+    for (need, have) in pairs.into_iter().chain(extended) {
+        if let Some(q) = have.checked_div(need) {
+            k = k.min(q);
         }
     }
     k

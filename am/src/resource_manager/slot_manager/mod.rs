@@ -102,6 +102,8 @@ pub enum SlotManagerConfigError {
 }
 
 impl SlotManagerConfig {
+    // Checked once at start-up; the profiles in the error are worth their size.
+    #[allow(clippy::result_large_err)]
     pub fn validate(&self) -> Result<(), SlotManagerConfigError> {
         let w = &self.default_worker;
         if w.num_slots == 0 {
@@ -244,6 +246,7 @@ impl SlotManager {
     /// A TaskExecutor registered. If it was a requested worker (same total),
     /// that request is no longer pending. A second registration of the same
     /// resource id replaces the first: its slot report is the truth.
+    #[must_use = "the actions are the decisions; carry them out"]
     pub fn register_task_manager(&mut self, now: Instant, reg: TaskManagerRegistration) -> Vec<Action> {
         let mut actions = Vec::new();
         if self.task_managers.get(&reg.resource_id).is_some() {
@@ -272,6 +275,7 @@ impl SlotManager {
 
     /// The TaskManager is gone (lost, terminated, unregistered). Its slots are
     /// gone with it; what its jobs still declare is allocated elsewhere.
+    #[must_use = "the actions are the decisions; carry them out"]
     pub fn unregister_task_manager(&mut self, now: Instant, id: &ResourceId) -> Vec<Action> {
         let mut actions = Vec::new();
         if self.drop_task_manager(id) {
@@ -284,6 +288,7 @@ impl SlotManager {
     /// is right): unknown allocations are adopted, confirmed slots it no
     /// longer holds are freed, slots whose RequestSlot may still be in flight
     /// are kept. Also lifts the pause after a refused allocation.
+    #[must_use = "the actions are the decisions; carry them out"]
     pub fn report_slot_status(&mut self, now: Instant, id: &ResourceId, report: &SlotReport) -> Vec<Action> {
         let mut actions = Vec::new();
         let Some(tm) = self.task_managers.get(id) else {
@@ -333,6 +338,7 @@ impl SlotManager {
     }
 
     /// The job's requirements, absolute (FLIP-138). An empty list withdraws them.
+    #[must_use = "the actions are the decisions; carry them out"]
     pub fn declare_requirements(&mut self, now: Instant, job_id: JobId, reqs: &[ResourceRequirement]) -> Vec<Action> {
         let mut actions = Vec::new();
         self.jobs.declare(job_id, reqs);
@@ -342,6 +348,7 @@ impl SlotManager {
 
     /// The JobMaster disconnected or the job ended: its requirements go and
     /// its slots are freed (and the TaskExecutors told so).
+    #[must_use = "the actions are the decisions; carry them out"]
     pub fn clear_job(&mut self, now: Instant, job_id: JobId) -> Vec<Action> {
         let mut actions = Vec::new();
         self.jobs.clear(job_id);
@@ -354,6 +361,7 @@ impl SlotManager {
     }
 
     /// The slot is free again (the JobMaster released it).
+    #[must_use = "the actions are the decisions; carry them out"]
     pub fn free_slot(&mut self, now: Instant, allocation_id: AllocationId) -> Vec<Action> {
         let mut actions = Vec::new();
         if let Some((_, slot)) = self.task_managers.remove_slot(now, &allocation_id) {
@@ -372,6 +380,7 @@ impl SlotManager {
     /// slot is forgotten and the TaskManager gets no new allocation until its
     /// next slot report (its resources still count as coming, so no worker is
     /// started for them).
+    #[must_use = "the actions are the decisions; carry them out"]
     pub fn slot_allocation_failed(&mut self, now: Instant, allocation_id: AllocationId) -> Vec<Action> {
         let mut actions = Vec::new();
         if let Some((slot_id, slot)) = self.task_managers.remove_slot(now, &allocation_id) {
@@ -385,6 +394,7 @@ impl SlotManager {
     /// A requested worker could not be started (the driver said so, or it
     /// ended before registering). Retried while requirements still need it,
     /// up to `max_failed_worker_requests` consecutive failures of this spec.
+    #[must_use = "the actions are the decisions; carry them out"]
     pub fn worker_request_failed(&mut self, now: Instant, spec: &WorkerSpec) -> Vec<Action> {
         let mut actions = Vec::new();
         self.task_managers.remove_pending(spec);
@@ -395,6 +405,7 @@ impl SlotManager {
 
     /// Releases TaskManagers idle for at least `idle_timeout`, unless a
     /// missing requirement could still use them.
+    #[must_use = "the actions are the decisions; carry them out"]
     pub fn tick(&mut self, now: Instant) -> Vec<Action> {
         let mut actions = Vec::new();
         let missing = self.jobs.missing();
@@ -410,7 +421,7 @@ impl SlotManager {
         for (resource_id, idle) in &expired {
             self.task_managers.remove(resource_id);
             let reason = format!(
-                "idle for {:.1} s, longer than the idle timeout of {:.1} s",
+                "idle for {:.1} s (the idle timeout is {:.1} s)",
                 idle.as_secs_f64(),
                 self.config.idle_timeout.as_secs_f64()
             );
@@ -508,8 +519,14 @@ impl SlotManager {
                     tracing::error!(group = ?step.group, "allocation plan names a group with too few TaskManagers");
                     break;
                 };
-                let carved =
-                    self.task_managers.carve(now, &resource_id, step.job_id, &step.profile, step.slots_each, &mut new_id);
+                let carved = self.task_managers.carve(
+                    now,
+                    &resource_id,
+                    step.job_id,
+                    &step.profile,
+                    step.slots_each,
+                    &mut new_id,
+                );
                 self.jobs.add_slots(step.job_id, &step.profile, carved.len() as u32);
                 for (index, allocation_id) in carved {
                     actions.push(Action::AllocateSlot {

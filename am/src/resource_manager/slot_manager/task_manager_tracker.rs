@@ -6,6 +6,7 @@
 //! [`GroupKey`] (remaining resources + default slot), which is the aggregated
 //! view the strategy plans on.
 
+use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Instant;
 
@@ -51,6 +52,8 @@ impl TaskManager {
 pub(crate) struct TaskManagerTracker {
     tms: BTreeMap<ResourceId, TaskManager>,
     groups: BTreeMap<GroupKey, BTreeSet<ResourceId>>,
+    /// Registered TaskManagers not taking allocations (the rest are in `groups`).
+    paused: BTreeSet<ResourceId>,
     allocations: HashMap<AllocationId, SlotId>,
     /// Registered totals, counted.
     totals: BTreeMap<ResourceProfile, u32>,
@@ -102,6 +105,7 @@ impl TaskManagerTracker {
         if let Some(key) = tm.group_key() {
             ungroup(&mut self.groups, &key, id);
         }
+        self.paused.remove(id);
         for slot in tm.slots.values() {
             self.allocations.remove(&slot.allocation_id);
         }
@@ -129,6 +133,11 @@ impl TaskManagerTracker {
             (true, since) => since,
         };
         let new_key = tm.group_key();
+        if tm.accepting {
+            self.paused.remove(id);
+        } else {
+            self.paused.insert(id.clone());
+        }
         if old_key != new_key {
             if let Some(k) = old_key {
                 ungroup(&mut self.groups, &k, id);
@@ -156,10 +165,9 @@ impl TaskManagerTracker {
                 let mut out = Vec::with_capacity(count as usize);
                 let mut index = 0u32;
                 while out.len() < count as usize {
-                    if !tm.slots.contains_key(&index) {
+                    if let Entry::Vacant(free) = tm.slots.entry(index) {
                         let allocation_id = next_id();
-                        let slot = Slot { allocation_id, job_id, profile: profile.clone(), confirmed: false };
-                        tm.slots.insert(index, slot);
+                        free.insert(Slot { allocation_id, job_id, profile: profile.clone(), confirmed: false });
                         out.push((index, allocation_id));
                     }
                     index += 1;
@@ -206,9 +214,10 @@ impl TaskManagerTracker {
             .allocations
             .iter()
             .filter(|(aid, sid)| {
-                self.tms.get(&sid.resource_id).and_then(|tm| tm.slots.get(&sid.index)).is_some_and(|s| {
-                    s.job_id == job_id && s.allocation_id == **aid
-                })
+                self.tms
+                    .get(&sid.resource_id)
+                    .and_then(|tm| tm.slots.get(&sid.index))
+                    .is_some_and(|s| s.job_id == job_id && s.allocation_id == **aid)
             })
             .map(|(aid, sid)| (sid.clone(), *aid))
             .collect();
@@ -240,13 +249,14 @@ impl TaskManagerTracker {
     /// Resources on their way without asking: pending workers, and registered
     /// TaskManagers that take no allocations until their next slot report.
     pub fn reserved_groups(&self) -> Vec<(GroupKey, u32)> {
-        let pending = self.pending.iter().map(|(spec, &n)| {
-            (GroupKey { remaining: spec.total.clone(), default_slot: spec.default_slot.clone() }, n)
-        });
+        let pending = self
+            .pending
+            .iter()
+            .map(|(spec, &n)| (GroupKey { remaining: spec.total.clone(), default_slot: spec.default_slot.clone() }, n));
         let closed = self
-            .tms
-            .values()
-            .filter(|tm| !tm.accepting)
+            .paused
+            .iter()
+            .filter_map(|id| self.tms.get(id))
             .map(|tm| (GroupKey { remaining: tm.remaining.clone(), default_slot: tm.default_slot.clone() }, 1));
         pending.chain(closed).collect()
     }

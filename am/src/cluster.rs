@@ -1,0 +1,126 @@
+//! Puts the AM side together: one gRPC server (the ResourceManager's and the
+//! JobMasters' endpoints), the ResourceManager task with its driver, the
+//! Dispatcher, and optionally the REST API. Used by the local `run` and
+//! `session` commands and by the YARN ApplicationMaster alike.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use common::rpc::{pb, AppSecret, AuthInterceptor, RpcTimeouts};
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tracing::info;
+
+use crate::dispatcher::Dispatcher;
+use crate::job_master::{JobMasterConfig, JobMasterRegistry, JobMasterService};
+use crate::resource_manager::driver::{DriverEvent, ResourceManagerDriver};
+use crate::resource_manager::service::ResourceManagerService;
+use crate::resource_manager::{self, ResourceManagerConfig, ResourceManagerHandle};
+
+#[derive(Clone, Debug)]
+pub struct ClusterConfig {
+    pub resource_manager: ResourceManagerConfig,
+    pub secret: AppSecret,
+    pub rpc: RpcTimeouts,
+    /// Scratch space: unpacked bundles, job work dirs.
+    pub work_dir: PathBuf,
+}
+
+pub struct Cluster {
+    pub rpc_address: SocketAddr,
+    pub rest_address: Option<SocketAddr>,
+    pub dispatcher: Dispatcher,
+    rm: ResourceManagerHandle,
+    stop: CancellationToken,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterError {
+    #[error("cannot read the address of the listener: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+impl Cluster {
+    /// `rpc_listener` must be bound before the driver is built, since the
+    /// driver tells workers where the ResourceManager listens.
+    pub async fn start<D: ResourceManagerDriver>(
+        config: ClusterConfig,
+        rpc_listener: TcpListener,
+        rest_listener: Option<TcpListener>,
+        driver: D,
+        driver_events: mpsc::UnboundedReceiver<DriverEvent>,
+    ) -> Result<Cluster, ClusterError> {
+        let rpc_address = rpc_listener.local_addr()?;
+        let rest_address = match &rest_listener {
+            Some(l) => Some(l.local_addr()?),
+            None => None,
+        };
+        let stop = CancellationToken::new();
+        let (rm, rm_task) =
+            resource_manager::spawn(config.resource_manager.clone(), config.secret.clone(), driver, driver_events);
+        let registry = JobMasterRegistry::default();
+        let jm_config = JobMasterConfig {
+            address: rpc_address.to_string(),
+            secret: config.secret.clone(),
+            rpc: config.rpc,
+            heartbeat_interval: config.resource_manager.heartbeat_interval,
+            heartbeat_timeout: config.resource_manager.heartbeat_timeout,
+        };
+        let dispatcher = Dispatcher::new(rm.clone(), registry.clone(), jm_config);
+
+        let interceptor = AuthInterceptor::new(config.secret.clone());
+        let rm_svc = pb::resource_manager_gateway_server::ResourceManagerGatewayServer::with_interceptor(
+            ResourceManagerService { tx: rm.sender() },
+            interceptor.clone(),
+        );
+        let jm_svc = pb::job_master_gateway_server::JobMasterGatewayServer::with_interceptor(
+            JobMasterService { registry },
+            interceptor,
+        );
+        let grpc_stop = stop.clone();
+        let grpc = tokio::spawn(async move {
+            let incoming = tokio_stream::wrappers::TcpListenerStream::new(rpc_listener);
+            let r = tonic::transport::Server::builder()
+                .add_service(rm_svc)
+                .add_service(jm_svc)
+                .serve_with_incoming_shutdown(incoming, async move { grpc_stop.cancelled().await })
+                .await;
+            if let Err(e) = r {
+                tracing::error!(error = %e, "the RPC server failed");
+            }
+        });
+        let mut tasks = vec![grpc, rm_task];
+        if let Some(l) = rest_listener {
+            let (d, s, w, st) = (dispatcher.clone(), config.secret.clone(), config.work_dir.clone(), stop.clone());
+            tasks.push(tokio::spawn(async move {
+                if let Err(e) = crate::rest::serve(l, d, s, w, st).await {
+                    tracing::error!(error = %e, "the REST server failed");
+                }
+            }));
+        }
+        info!(%rpc_address, rest = ?rest_address, "cluster up");
+        Ok(Cluster { rpc_address, rest_address, dispatcher, rm, stop, tasks })
+    }
+
+    /// Resolves when someone asked the cluster to stop (`DELETE /cluster`).
+    pub async fn stopped(&self) {
+        self.stop.cancelled().await
+    }
+
+    pub fn stop_token(&self) -> CancellationToken {
+        self.stop.clone()
+    }
+
+    /// Cancels running jobs, stops every worker, and ends all tasks.
+    pub async fn shutdown(self) {
+        self.dispatcher.close().await;
+        self.rm.shutdown().await;
+        self.stop.cancel();
+        for t in self.tasks {
+            let _ = t.await;
+        }
+        info!("cluster stopped");
+    }
+}

@@ -1,0 +1,163 @@
+//! The Dispatcher: accepts jobs, starts one JobMaster per job, and keeps what
+//! the REST API shows about running and finished jobs.
+//!
+//! In application mode it runs the bundle's one job and reports when it ends;
+//! in session mode it stays and takes jobs over REST until stopped.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use common::ids::{JobId, JobMasterId};
+use common::jobspec::Bundle;
+use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
+
+use crate::job_master::{self, JobMasterConfig, JobMasterRegistry};
+use crate::resource_manager::ResourceManagerHandle;
+
+/// What the REST API and the CLI show about one job (Flink's job details, trimmed).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct JobDetails {
+    pub jid: String,
+    pub name: String,
+    /// Flink's JobStatus names: CREATED, RUNNING, RESTARTING, FAILING, FINISHED, FAILED, CANCELLING, CANCELED.
+    pub state: String,
+    #[serde(rename = "start-time")]
+    pub start_time: u64,
+    #[serde(rename = "end-time")]
+    pub end_time: i64,
+    pub duration: u64,
+    pub restarts: u32,
+    pub vertices: Vec<VertexDetails>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct VertexDetails {
+    pub name: String,
+    pub parallelism: u32,
+    /// Subtasks by execution state (CREATED, DEPLOYING, RUNNING, FINISHED, ...).
+    pub tasks: BTreeMap<String, u32>,
+}
+
+impl JobDetails {
+    pub fn is_terminal(&self) -> bool {
+        matches!(self.state.as_str(), "FINISHED" | "FAILED" | "CANCELED")
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DispatcherError {
+    #[error("job {0} is unknown to this cluster; `yarn-flink list` shows the jobs it knows")]
+    UnknownJob(JobId),
+    #[error("the cluster is shutting down and takes no more jobs")]
+    ShuttingDown,
+}
+
+struct JobEntry {
+    details: watch::Receiver<JobDetails>,
+    cancel: tokio_util::sync::CancellationToken,
+}
+
+/// Cheap to clone; all clones see the same jobs.
+#[derive(Clone)]
+pub struct Dispatcher {
+    jobs: Arc<Mutex<BTreeMap<JobId, JobEntry>>>,
+    rm: ResourceManagerHandle,
+    registry: JobMasterRegistry,
+    config: JobMasterConfig,
+    closed: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Dispatcher {
+    pub fn new(rm: ResourceManagerHandle, registry: JobMasterRegistry, config: JobMasterConfig) -> Self {
+        Self {
+            jobs: Arc::default(),
+            rm,
+            registry,
+            config,
+            closed: Arc::default(),
+        }
+    }
+
+    /// Starts a JobMaster for the bundle's job.
+    pub fn submit(&self, bundle: Bundle) -> Result<JobId, DispatcherError> {
+        if self.closed.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(DispatcherError::ShuttingDown);
+        }
+        let job_id = JobId::random();
+        let cancel = tokio_util::sync::CancellationToken::new();
+        let details = job_master::spawn(
+            job_id,
+            JobMasterId::random(),
+            bundle,
+            self.config.clone(),
+            self.rm.clone(),
+            self.registry.clone(),
+            cancel.clone(),
+        );
+        if let Ok(mut jobs) = self.jobs.lock() {
+            jobs.insert(job_id, JobEntry { details, cancel });
+        }
+        Ok(job_id)
+    }
+
+    pub fn details(&self, job_id: JobId) -> Result<JobDetails, DispatcherError> {
+        let jobs = self.jobs.lock().map_err(|_| DispatcherError::ShuttingDown)?;
+        jobs.get(&job_id).map(|e| e.details.borrow().clone()).ok_or(DispatcherError::UnknownJob(job_id))
+    }
+
+    /// Resolves with the job's details once it is FINISHED, FAILED or CANCELED.
+    pub async fn wait(&self, job_id: JobId) -> Result<JobDetails, DispatcherError> {
+        let mut rx = {
+            let jobs = self.jobs.lock().map_err(|_| DispatcherError::ShuttingDown)?;
+            jobs.get(&job_id).map(|e| e.details.clone()).ok_or(DispatcherError::UnknownJob(job_id))?
+        };
+        loop {
+            let d = rx.borrow_and_update().clone();
+            if d.is_terminal() {
+                return Ok(d);
+            }
+            if rx.changed().await.is_err() {
+                return Ok(rx.borrow().clone());
+            }
+        }
+    }
+
+    /// A receiver that sees every change of the job's details.
+    pub fn watch(&self, job_id: JobId) -> Result<watch::Receiver<JobDetails>, DispatcherError> {
+        let jobs = self.jobs.lock().map_err(|_| DispatcherError::ShuttingDown)?;
+        jobs.get(&job_id).map(|e| e.details.clone()).ok_or(DispatcherError::UnknownJob(job_id))
+    }
+
+    pub fn cancel(&self, job_id: JobId) -> Result<(), DispatcherError> {
+        let jobs = self.jobs.lock().map_err(|_| DispatcherError::ShuttingDown)?;
+        let e = jobs.get(&job_id).ok_or(DispatcherError::UnknownJob(job_id))?;
+        e.cancel.cancel();
+        Ok(())
+    }
+
+    pub fn list(&self) -> Vec<JobDetails> {
+        match self.jobs.lock() {
+            Ok(jobs) => jobs.values().map(|e| e.details.borrow().clone()).collect(),
+            Err(_) => Vec::new(),
+        }
+    }
+
+    pub fn resource_manager(&self) -> &ResourceManagerHandle {
+        &self.rm
+    }
+
+    /// Takes no more jobs, cancels running ones and waits for them to end.
+    pub async fn close(&self) {
+        self.closed.store(true, std::sync::atomic::Ordering::SeqCst);
+        let ids: Vec<JobId> = self.list().iter().filter(|d| !d.is_terminal()).filter_map(|d| d.jid.parse().ok()).collect();
+        for id in &ids {
+            let _ = self.cancel(*id);
+        }
+        for id in ids {
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(10), self.wait(id)).await;
+        }
+    }
+}

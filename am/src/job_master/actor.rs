@@ -1,0 +1,399 @@
+//! The JobMaster as one task: it owns the [`Scheduler`] (the pure core),
+//! loops over its inputs (slot offers and task states from TaskExecutors,
+//! heartbeats, notices from the ResourceManager, cancel, the restart timer),
+//! and carries out the [`JobMasterAction`]s. RPCs are spawned, never awaited
+//! in the loop.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use common::ids::{AllocationId, JobId, JobMasterId, ResourceId};
+use common::jobspec::{BuiltinSink, Bundle, Program};
+use common::protocol::{OfferSlots, TaskExecutionState};
+use common::rpc::{self, convert, pb, AppSecret, RpcTimeouts};
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use super::{DeploymentContext, JobMasterAction, JobSnapshot, JobStatus, Scheduler, TaskManagerLocation};
+use crate::dispatcher::{JobDetails, VertexDetails};
+use crate::resource_manager::{JobMasterNotice, ResourceManagerHandle};
+
+#[derive(Clone, Debug)]
+pub struct JobMasterConfig {
+    /// Where the JobMaster endpoint listens (the AM's RPC address).
+    pub address: String,
+    pub secret: AppSecret,
+    pub rpc: RpcTimeouts,
+    pub heartbeat_interval: Duration,
+    pub heartbeat_timeout: Duration,
+}
+
+pub(crate) enum JmMsg {
+    Offer(OfferSlots, oneshot::Sender<Vec<AllocationId>>),
+    TaskState(TaskExecutionState),
+    Heartbeat { resource_id: ResourceId, job_master_id: JobMasterId, allocations: Vec<AllocationId>, reply: oneshot::Sender<bool> },
+}
+
+/// Routes TaskExecutors' calls to the JobMaster of their job.
+#[derive(Clone, Default)]
+pub struct JobMasterRegistry(Arc<RwLock<HashMap<JobId, mpsc::UnboundedSender<JmMsg>>>>);
+
+impl JobMasterRegistry {
+    pub(crate) fn get(&self, job_id: &JobId) -> Option<mpsc::UnboundedSender<JmMsg>> {
+        self.0.read().ok()?.get(job_id).cloned()
+    }
+    fn insert(&self, job_id: JobId, tx: mpsc::UnboundedSender<JmMsg>) {
+        if let Ok(mut m) = self.0.write() {
+            m.insert(job_id, tx);
+        }
+    }
+    fn remove(&self, job_id: &JobId) {
+        if let Ok(mut m) = self.0.write() {
+            m.remove(job_id);
+        }
+    }
+}
+
+fn epoch_ms(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}
+
+/// Starts the JobMaster of one job; the receiver sees its details change.
+pub fn spawn(
+    job_id: JobId,
+    job_master_id: JobMasterId,
+    bundle: Bundle,
+    config: JobMasterConfig,
+    rm: ResourceManagerHandle,
+    registry: JobMasterRegistry,
+    cancel: CancellationToken,
+) -> watch::Receiver<JobDetails> {
+    let ctx = DeploymentContext {
+        job_master_id,
+        job_master_address: config.address.clone(),
+        bundle_dir: bundle.dir.clone(),
+    };
+    let scheduler = Scheduler::new(job_id, &bundle.spec, ctx);
+    let started = SystemTime::now();
+    let jm = JobMaster {
+        job_id,
+        job_master_id,
+        bundle,
+        config,
+        rm,
+        registry,
+        scheduler,
+        started,
+        started_at: Instant::now(),
+        last_heartbeat: BTreeMap::new(),
+        details: watch::channel(JobDetails {
+            jid: job_id.to_string(),
+            name: String::new(),
+            state: "CREATED".into(),
+            start_time: epoch_ms(started),
+            end_time: -1,
+            duration: 0,
+            restarts: 0,
+            vertices: vec![],
+            error: None,
+        })
+        .0,
+    };
+    let rx = jm.details.subscribe();
+    jm.publish();
+    tokio::spawn(jm.run(cancel));
+    rx
+}
+
+struct JobMaster {
+    job_id: JobId,
+    job_master_id: JobMasterId,
+    bundle: Bundle,
+    config: JobMasterConfig,
+    rm: ResourceManagerHandle,
+    registry: JobMasterRegistry,
+    scheduler: Scheduler,
+    started: SystemTime,
+    started_at: Instant,
+    /// When each TaskExecutor holding our slots last heartbeated.
+    last_heartbeat: BTreeMap<ResourceId, Instant>,
+    details: watch::Sender<JobDetails>,
+}
+
+fn now() -> std::time::Instant {
+    Instant::now().into_std()
+}
+
+impl JobMaster {
+    async fn run(mut self, cancel: CancellationToken) {
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let (notices_tx, mut notices) = mpsc::unbounded_channel();
+        self.registry.insert(self.job_id, tx);
+        self.rm.register_job_master(self.job_id, self.job_master_id, self.config.address.clone(), notices_tx);
+        info!(job_id = %self.job_id, name = %self.bundle.spec.name, "JobMaster started");
+        let actions = self.scheduler.start(now());
+        let mut finished = self.execute(actions).await;
+        let mut check = tokio::time::interval(self.config.heartbeat_interval);
+        check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut cancel_seen = false;
+        while !finished {
+            let wakeup = self.scheduler.next_wakeup().map(|t| Instant::from_std(t));
+            let actions = tokio::select! {
+                m = rx.recv() => match m {
+                    Some(m) => self.handle(m),
+                    None => break,
+                },
+                Some(n) = notices.recv() => match n {
+                    JobMasterNotice::Unfulfillable(reason) => {
+                        warn!(job_id = %self.job_id, %reason, "failing the job: its resources cannot be had");
+                        self.scheduler.fail(&reason, now())
+                    }
+                    JobMasterNotice::TaskManagerLost { resource_id, cause } => {
+                        self.last_heartbeat.remove(&resource_id);
+                        self.scheduler.release_task_manager(&resource_id, &format!("TaskManager {resource_id} lost: {cause}"), now())
+                    }
+                },
+                _ = cancel.cancelled(), if !cancel_seen => {
+                    cancel_seen = true;
+                    info!(job_id = %self.job_id, "cancelling");
+                    self.scheduler.cancel(now())
+                }
+                _ = sleep_until(wakeup) => self.scheduler.tick(now()),
+                _ = check.tick() => self.check_heartbeats(),
+            };
+            finished = self.execute(actions).await;
+        }
+        self.registry.remove(&self.job_id);
+        self.rm.job_ended(self.job_id);
+    }
+
+    fn handle(&mut self, msg: JmMsg) -> Vec<JobMasterAction> {
+        match msg {
+            JmMsg::Offer(offer, reply) => {
+                if offer.job_master_id != self.job_master_id {
+                    let _ = reply.send(vec![]);
+                    return vec![];
+                }
+                let location = TaskManagerLocation {
+                    resource_id: offer.resource_id.clone(),
+                    address: offer.address.clone(),
+                    data_address: offer.data_address.clone(),
+                };
+                self.last_heartbeat.entry(offer.resource_id.clone()).or_insert_with(Instant::now);
+                let result = self.scheduler.offer_slots(location, offer.offers, now());
+                let _ = reply.send(result.accepted.iter().map(|o| o.allocation_id).collect());
+                result.actions
+            }
+            JmMsg::TaskState(state) => self.scheduler.update_task_state(&state, now()),
+            JmMsg::Heartbeat { resource_id, job_master_id, allocations, reply } => {
+                let known = job_master_id == self.job_master_id;
+                let _ = reply.send(known);
+                if !known {
+                    return vec![];
+                }
+                self.last_heartbeat.insert(resource_id.clone(), Instant::now());
+                // Slots the TaskExecutor no longer holds are lost to us.
+                let gone: Vec<AllocationId> = self
+                    .scheduler
+                    .pool()
+                    .slots()
+                    .filter(|s| s.location.resource_id == resource_id && !allocations.contains(&s.allocation_id))
+                    .map(|s| s.allocation_id)
+                    .collect();
+                let mut actions = Vec::new();
+                for a in gone {
+                    actions.extend(self.scheduler.release_slot(&a, "the TaskExecutor no longer holds the slot", now()));
+                }
+                actions
+            }
+        }
+    }
+
+    fn check_heartbeats(&mut self) -> Vec<JobMasterAction> {
+        let timeout = self.config.heartbeat_timeout;
+        let holding: std::collections::BTreeSet<ResourceId> =
+            self.scheduler.pool().slots().map(|s| s.location.resource_id.clone()).collect();
+        self.last_heartbeat.retain(|id, _| holding.contains(id));
+        let dead: Vec<ResourceId> =
+            self.last_heartbeat.iter().filter(|(_, t)| t.elapsed() > timeout).map(|(id, _)| id.clone()).collect();
+        let mut actions = Vec::new();
+        for id in dead {
+            warn!(job_id = %self.job_id, resource_id = %id, "TaskExecutor heartbeat timed out");
+            self.last_heartbeat.remove(&id);
+            actions.extend(self.scheduler.release_task_manager(&id, &format!("no heartbeat from {id} for {timeout:?}"), now()));
+        }
+        actions
+    }
+
+    /// Carries the actions out; true once the job has ended.
+    async fn execute(&mut self, actions: Vec<JobMasterAction>) -> bool {
+        let mut finished = false;
+        for action in actions {
+            match action {
+                JobMasterAction::DeclareRequirements(reqs) => self.rm.declare(self.job_id, reqs),
+                JobMasterAction::Deploy { task_manager, tdd } => {
+                    let (secret, t, job_tx) = (self.config.secret.clone(), self.config.rpc, self.registry.get(&self.job_id));
+                    tokio::spawn(async move {
+                        let attempt_id = tdd.attempt_id;
+                        let job_id = tdd.job_id;
+                        let r = async {
+                            let mut c = rpc::task_executor_client(&task_manager.address, &secret, t)?;
+                            rpc::call(&task_manager.address, t.call, c.submit_task(convert::tdd(&tdd))).await
+                        }
+                        .await;
+                        if let Err(e) = r {
+                            // The deployment failed: that attempt failed.
+                            if let Some(tx) = job_tx {
+                                let _ = tx.send(JmMsg::TaskState(TaskExecutionState {
+                                    job_id,
+                                    attempt_id,
+                                    state: common::protocol::ExecutionState::Failed,
+                                    error: Some(format!("deploying to {} failed: {e}", task_manager.resource_id)),
+                                }));
+                            }
+                        }
+                    });
+                }
+                JobMasterAction::CancelTask { task_manager, attempt_id } => {
+                    let (secret, t) = (self.config.secret.clone(), self.config.rpc);
+                    tokio::spawn(async move {
+                        if let Ok(mut c) = rpc::task_executor_client(&task_manager.address, &secret, t) {
+                            let req = pb::CancelTaskRequest { attempt_id: convert::attempt_id(attempt_id) };
+                            let _ = rpc::call(&task_manager.address, t.call, c.cancel_task(req)).await;
+                        }
+                    });
+                }
+                JobMasterAction::FreeSlot { task_manager, allocation_id, cause } => {
+                    let (secret, t) = (self.config.secret.clone(), self.config.rpc);
+                    tokio::spawn(async move {
+                        if let Ok(mut c) = rpc::task_executor_client(&task_manager.address, &secret, t) {
+                            let req = pb::FreeSlotRequest { allocation_id: convert::allocation_id(allocation_id), cause };
+                            let _ = rpc::call(&task_manager.address, t.call, c.free_slot(req)).await;
+                        }
+                    });
+                }
+                JobMasterAction::JobFinished { status, error } => {
+                    let error = self.finalize_output(status, error).await;
+                    self.publish_final(error);
+                    finished = true;
+                }
+            }
+        }
+        if !finished {
+            self.publish();
+        }
+        finished
+    }
+
+    /// Commits the built-in sinks' part files when the job succeeded, removes
+    /// them otherwise. A failed commit fails the job.
+    async fn finalize_output(&self, status: JobStatus, error: Option<String>) -> Option<String> {
+        let graph = self.scheduler.graph();
+        let mut sinks: Vec<(PathBuf, Vec<(u32, u32)>)> = Vec::new();
+        for (v, vertex) in graph.spec.vertices.iter().enumerate() {
+            if let Program::Sink(BuiltinSink::TextFiles { path }) = &vertex.program {
+                let parts = (0..vertex.parallelism)
+                    .filter_map(|i| graph.execution(v, i).map(|e| (i, e.attempt.number)))
+                    .collect();
+                sinks.push((resolve(&self.bundle.dir, path), parts));
+            }
+        }
+        let job_id = self.job_id;
+        let ok = status == JobStatus::Finished;
+        let result = tokio::task::spawn_blocking(move || -> Result<(), String> {
+            for (dir, parts) in sinks {
+                if ok {
+                    common::output::commit(&dir, job_id, &parts).map_err(|e| e.to_string())?;
+                } else {
+                    common::output::abort(&dir, job_id).map_err(|e| e.to_string())?;
+                }
+            }
+            Ok(())
+        })
+        .await
+        .unwrap_or_else(|e| Err(e.to_string()));
+        match result {
+            Ok(()) => error,
+            Err(e) => Some(error.map_or_else(|| format!("committing the output failed: {e}"), |x| format!("{x}; {e}"))),
+        }
+    }
+
+    fn details(&self, snap: &JobSnapshot) -> JobDetails {
+        let elapsed = self.started_at.elapsed().as_millis() as u64;
+        let vertices = snap
+            .vertices
+            .iter()
+            .map(|v| {
+                let s = v.states;
+                let tasks = [
+                    ("CREATED", s.created),
+                    ("SCHEDULED", s.scheduled),
+                    ("DEPLOYING", s.deploying),
+                    ("RUNNING", s.running),
+                    ("FINISHED", s.finished),
+                    ("CANCELING", s.canceling),
+                    ("CANCELED", s.canceled),
+                    ("FAILED", s.failed),
+                ]
+                .into_iter()
+                .map(|(k, n)| (k.to_owned(), n))
+                .collect();
+                VertexDetails { name: v.name.clone(), parallelism: v.parallelism, tasks }
+            })
+            .collect();
+        JobDetails {
+            jid: self.job_id.to_string(),
+            name: snap.name.clone(),
+            state: snap.status.as_str().to_owned(),
+            start_time: epoch_ms(self.started),
+            end_time: -1,
+            duration: elapsed,
+            restarts: snap.restarts,
+            vertices,
+            error: snap.failure.clone(),
+        }
+    }
+
+    fn publish(&self) {
+        let d = self.details(&self.scheduler.snapshot());
+        self.details.send_if_modified(|old| {
+            let changed = old.state != d.state || old.vertices != d.vertices || old.error != d.error;
+            *old = d;
+            changed
+        });
+    }
+
+    fn publish_final(&self, error: Option<String>) {
+        let snap = self.scheduler.snapshot();
+        let mut d = self.details(&snap);
+        if error.is_some() && snap.status == JobStatus::Finished {
+            d.state = JobStatus::Failed.as_str().into();
+        }
+        if error.is_some() {
+            d.error = error;
+        }
+        d.end_time = epoch_ms(SystemTime::now()) as i64;
+        info!(job_id = %self.job_id, state = %d.state, "job ended");
+        self.details.send_replace(d);
+    }
+}
+
+fn resolve(base: &Path, path: &str) -> PathBuf {
+    let p = Path::new(path);
+    if p.is_absolute() {
+        p.to_owned()
+    } else {
+        base.join(p)
+    }
+}
+
+async fn sleep_until(t: Option<Instant>) {
+    match t {
+        Some(t) => tokio::time::sleep_until(t).await,
+        None => std::future::pending().await,
+    }
+}

@@ -1,0 +1,223 @@
+//! The Dispatcher's REST API. Paths and JSON shapes follow Flink's REST API
+//! where they overlap (`/overview`, `/jobs`, `/jobs/overview`, `/jobs/<id>`,
+//! `PATCH /jobs/<id>?mode=cancel`, `/taskmanagers`, `DELETE /cluster`);
+//! `POST /jobs {"bundle": "<path>"}` submits a bundle the cluster can read.
+//!
+//! Every request must carry `Authorization: Bearer <application secret>`.
+
+use std::net::SocketAddr;
+
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use common::ids::JobId;
+use common::jobspec::Bundle;
+use common::resources::MIB;
+use common::rpc::AppSecret;
+use serde::Deserialize;
+use serde_json::json;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::dispatcher::{Dispatcher, DispatcherError};
+
+#[derive(Clone)]
+struct Ctx {
+    dispatcher: Dispatcher,
+    secret: AppSecret,
+    shutdown: CancellationToken,
+    /// Where submitted `.tar.gz` bundles are unpacked.
+    work_dir: std::path::PathBuf,
+}
+
+/// Serves until `shutdown` is cancelled. `DELETE /cluster` cancels it too.
+pub async fn serve(
+    listener: TcpListener,
+    dispatcher: Dispatcher,
+    secret: AppSecret,
+    work_dir: std::path::PathBuf,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    let ctx = Ctx { dispatcher, secret, shutdown: shutdown.clone(), work_dir };
+    let app = Router::new()
+        .route("/overview", get(overview))
+        .route("/jobs", get(jobs).post(submit))
+        .route("/jobs/overview", get(jobs_overview))
+        .route("/jobs/{id}", get(job).patch(cancel_job))
+        .route("/taskmanagers", get(taskmanagers))
+        .route("/cluster", axum::routing::delete(stop_cluster))
+        .route("/config", get(config))
+        .layer(axum::middleware::from_fn_with_state(ctx.clone(), authenticate))
+        .with_state(ctx);
+    axum::serve(listener, app).with_graceful_shutdown(async move { shutdown.cancelled().await }).await
+}
+
+pub fn local_addr(l: &TcpListener) -> Option<SocketAddr> {
+    l.local_addr().ok()
+}
+
+fn error(status: StatusCode, msg: impl std::fmt::Display) -> Response {
+    // Flink's error shape.
+    (status, Json(json!({ "errors": [msg.to_string()] }))).into_response()
+}
+
+async fn authenticate(
+    State(ctx): State<Ctx>,
+    headers: HeaderMap,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let presented = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    if ctx.secret.matches(presented.as_bytes()) {
+        next.run(req).await
+    } else {
+        error(StatusCode::UNAUTHORIZED, "missing or wrong application secret (Authorization: Bearer <secret>)")
+    }
+}
+
+fn dispatcher_error(e: DispatcherError) -> Response {
+    match e {
+        DispatcherError::UnknownJob(_) => error(StatusCode::NOT_FOUND, e),
+        DispatcherError::ShuttingDown => error(StatusCode::SERVICE_UNAVAILABLE, e),
+    }
+}
+
+fn parse_job(id: &str) -> Result<JobId, Response> {
+    id.parse().map_err(|_| error(StatusCode::BAD_REQUEST, format!("`{id}` is not a job id (32 hex digits)")))
+}
+
+async fn overview(State(ctx): State<Ctx>) -> Response {
+    let jobs = ctx.dispatcher.list();
+    let count = |s: &str| jobs.iter().filter(|j| j.state == s).count();
+    let running = jobs.iter().filter(|j| !j.is_terminal()).count();
+    let rm = ctx.dispatcher.resource_manager().overview().await;
+    let (tms, slots_total, slots_free) = rm
+        .map(|o| {
+            let tms = o.slots.task_managers.len();
+            let total: usize = o.slots.task_managers.iter().map(|t| t.num_slots as usize).sum();
+            let used: usize = o.slots.task_managers.iter().map(|t| t.slots.len()).sum();
+            (tms, total, total.saturating_sub(used))
+        })
+        .unwrap_or_default();
+    Json(json!({
+        "taskmanagers": tms,
+        "slots-total": slots_total,
+        "slots-available": slots_free,
+        "jobs-running": running,
+        "jobs-finished": count("FINISHED"),
+        "jobs-cancelled": count("CANCELED"),
+        "jobs-failed": count("FAILED"),
+        "flink-version": concat!("yarn-flink ", env!("CARGO_PKG_VERSION")),
+    }))
+    .into_response()
+}
+
+async fn jobs(State(ctx): State<Ctx>) -> Response {
+    let jobs: Vec<_> = ctx.dispatcher.list().into_iter().map(|j| json!({ "id": j.jid, "status": j.state })).collect();
+    Json(json!({ "jobs": jobs })).into_response()
+}
+
+async fn jobs_overview(State(ctx): State<Ctx>) -> Response {
+    Json(json!({ "jobs": ctx.dispatcher.list() })).into_response()
+}
+
+async fn job(State(ctx): State<Ctx>, Path(id): Path<String>) -> Response {
+    let id = match parse_job(&id) {
+        Ok(id) => id,
+        Err(r) => return r,
+    };
+    match ctx.dispatcher.details(id) {
+        Ok(d) => Json(d).into_response(),
+        Err(e) => dispatcher_error(e),
+    }
+}
+
+#[derive(Deserialize)]
+struct CancelQuery {
+    mode: Option<String>,
+}
+
+async fn cancel_job(State(ctx): State<Ctx>, Path(id): Path<String>, Query(q): Query<CancelQuery>) -> Response {
+    let id = match parse_job(&id) {
+        Ok(id) => id,
+        Err(r) => return r,
+    };
+    if q.mode.as_deref().unwrap_or("cancel") != "cancel" {
+        return error(StatusCode::BAD_REQUEST, "only mode=cancel is supported");
+    }
+    match ctx.dispatcher.cancel(id) {
+        Ok(()) => (StatusCode::ACCEPTED, Json(json!({}))).into_response(),
+        Err(e) => dispatcher_error(e),
+    }
+}
+
+#[derive(Deserialize)]
+struct SubmitRequest {
+    /// A bundle directory, a job.toml, or a .tar.gz the cluster can read.
+    bundle: String,
+}
+
+async fn submit(State(ctx): State<Ctx>, body: Option<Json<SubmitRequest>>) -> Response {
+    let Some(Json(req)) = body else {
+        return error(StatusCode::BAD_REQUEST, "the body must be JSON: {\"bundle\": \"/path/to/bundle\"}");
+    };
+    let work = ctx.work_dir.join(format!("bundle-{}", uuid::Uuid::new_v4().simple()));
+    let bundle = match Bundle::load(&req.bundle, &work) {
+        Ok(b) => b,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e),
+    };
+    match ctx.dispatcher.submit(bundle) {
+        Ok(id) => (StatusCode::ACCEPTED, Json(json!({ "jobid": id.to_string() }))).into_response(),
+        Err(e) => dispatcher_error(e),
+    }
+}
+
+async fn taskmanagers(State(ctx): State<Ctx>) -> Response {
+    let Some(o) = ctx.dispatcher.resource_manager().overview().await else {
+        return error(StatusCode::SERVICE_UNAVAILABLE, "the ResourceManager is gone");
+    };
+    let res = |p: &common::resources::ResourceProfile| {
+        json!({
+            "cpuCores": p.cpu_millis as f64 / 1000.0,
+            "taskHeapMemory": p.task_heap_bytes / MIB,
+            "taskOffHeapMemory": p.task_off_heap_bytes / MIB,
+            "managedMemory": p.managed_bytes / MIB,
+            "networkMemory": p.network_bytes / MIB,
+            "extendedResources": p.extended,
+        })
+    };
+    let tms: Vec<_> = o
+        .slots
+        .task_managers
+        .iter()
+        .map(|t| {
+            let (addr, data) = o.addresses.get(&t.resource_id).cloned().unwrap_or_default();
+            json!({
+                "id": t.resource_id.to_string(),
+                "path": addr,
+                "dataAddress": data,
+                "slotsNumber": t.num_slots,
+                "allocatedSlots": t.slots.len(),
+                "totalResource": res(&t.total),
+                "freeResource": res(&t.free),
+            })
+        })
+        .collect();
+    Json(json!({ "taskmanagers": tms, "pendingWorkers": o.slots.pending_workers.iter().map(|(s, n)| json!({"total": res(&s.total), "slots": s.num_slots, "count": n})).collect::<Vec<_>>() })).into_response()
+}
+
+async fn config(State(ctx): State<Ctx>) -> Response {
+    let rm = ctx.dispatcher.resource_manager().overview().await;
+    Json(json!({ "driver": rm.map(|o| o.driver), "version": env!("CARGO_PKG_VERSION") })).into_response()
+}
+
+async fn stop_cluster(State(ctx): State<Ctx>) -> Response {
+    ctx.shutdown.cancel();
+    (StatusCode::ACCEPTED, Json(json!({}))).into_response()
+}

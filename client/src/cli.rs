@@ -1,0 +1,154 @@
+//! The command line, as clap sees it.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Parser, Debug)]
+#[command(name = "yarn-flink", version, about = "Run Flink-style dataflow jobs on YARN, Kubernetes, Mesos or local processes")]
+pub struct Cli {
+    /// Log at debug level (RUST_LOG overrides).
+    #[arg(short, long, global = true)]
+    pub verbose: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run a job bundle: on a new local cluster (the default), or on a running session (-m).
+    Run(RunArgs),
+    /// Start or stop a session cluster that takes many jobs.
+    #[command(subcommand)]
+    Session(SessionCommand),
+    /// List the jobs of a session.
+    List(SessionAddr),
+    /// Show one job of a session.
+    Status {
+        #[command(flatten)]
+        session: SessionAddr,
+        job_id: String,
+    },
+    /// Cancel a job of a session.
+    Cancel {
+        #[command(flatten)]
+        session: SessionAddr,
+        job_id: String,
+    },
+    /// Internal: the TaskManager entry point, started by a driver.
+    #[command(hide = true)]
+    Taskmanager,
+}
+
+impl Command {
+    pub fn default_log_level(&self) -> &'static str {
+        match self {
+            Command::Taskmanager => "info",
+            Command::Session(SessionCommand::Serve(_)) => "info",
+            _ => "warn",
+        }
+    }
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Target {
+    /// TaskManagers are local processes (no cluster needed).
+    Local,
+}
+
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    /// Where to run: a new local cluster.
+    #[arg(long, value_enum, default_value = "local")]
+    pub target: Target,
+    /// Submit to a running session at this REST address (host:port) instead.
+    #[arg(short = 'm', long = "jobmanager")]
+    pub jobmanager: Option<String>,
+    /// The application secret of that session (default: the one `session start` saved).
+    #[arg(long)]
+    pub secret_file: Option<PathBuf>,
+    /// Return once the job is submitted (sessions only).
+    #[arg(long)]
+    pub detached: bool,
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+    /// A bundle: a directory with job.toml, a job.toml, or a .tar.gz of one.
+    pub bundle: PathBuf,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum SessionCommand {
+    /// Start a session cluster in the background and print its REST address.
+    Start(SessionStartArgs),
+    /// Stop a session cluster.
+    Stop(SessionAddr),
+    /// Internal: run a session cluster in the foreground.
+    #[command(hide = true)]
+    Serve(SessionStartArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct SessionStartArgs {
+    #[arg(long, value_enum, default_value = "local")]
+    pub target: Target,
+    /// REST port (0 = any free port).
+    #[arg(long, default_value_t = 0)]
+    pub port: u16,
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct SessionAddr {
+    /// The session's REST address (host:port), as `session start` printed it.
+    #[arg(short = 'm', long = "jobmanager", env = "YARN_FLINK_SESSION")]
+    pub jobmanager: String,
+    /// The session's application secret (default: the one `session start` saved).
+    #[arg(long)]
+    pub secret_file: Option<PathBuf>,
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Sizing {
+    /// Every TaskManager has the default shape (`--tm-slots` x `--slot-cpu`/`--slot-memory`).
+    Fixed,
+    /// TaskManagers are shaped to what the job's vertices ask (heterogeneous).
+    Fit,
+}
+
+/// How the local cluster is shaped; flags or YF_* environment variables.
+#[derive(Args, Debug, Clone)]
+pub struct ClusterArgs {
+    /// How new TaskManagers are shaped.
+    #[arg(long, value_enum, default_value = "fit", env = "YF_SIZING")]
+    pub sizing: Sizing,
+    /// Slots per TaskManager.
+    #[arg(long, default_value_t = 4, env = "YF_TM_SLOTS")]
+    pub tm_slots: u32,
+    /// CPU of a default slot (cores, fractional).
+    #[arg(long, default_value = "1", env = "YF_SLOT_CPU")]
+    pub slot_cpu: String,
+    /// Memory of a default slot (e.g. 512m, 1g).
+    #[arg(long, default_value = "512m", env = "YF_SLOT_MEMORY")]
+    pub slot_memory: String,
+    /// Release TaskManagers idle this long.
+    #[arg(long, default_value = "30s", value_parser = parse_duration, env = "YF_IDLE_TIMEOUT")]
+    pub idle_timeout: Duration,
+    #[arg(long, default_value = "1s", value_parser = parse_duration, env = "YF_HEARTBEAT_INTERVAL")]
+    pub heartbeat_interval: Duration,
+    /// A peer silent this long is dead.
+    #[arg(long, default_value = "10s", value_parser = parse_duration, env = "YF_HEARTBEAT_TIMEOUT")]
+    pub heartbeat_timeout: Duration,
+    /// Where the cluster keeps TaskManager work dirs and logs (default: a temp dir, removed at the end).
+    #[arg(long, env = "YF_WORK_DIR")]
+    pub work_dir: Option<PathBuf>,
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    common::jobspec::parse_duration(s).map_err(|e| e.to_string())
+}
+
+pub fn parse() -> Cli {
+    Cli::parse()
+}

@@ -1,0 +1,142 @@
+//! The embedded default: a whole cluster on this machine. The Dispatcher,
+//! JobMaster and ResourceManager run in this process; TaskManagers are child
+//! processes started by the `process` driver.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use am::cluster::{Cluster, ClusterConfig};
+use am::drivers::process::{ProcessDriver, ProcessDriverConfig};
+use am::resource_manager::slot_manager::{SlotManagerConfig, WorkerSizing};
+use am::resource_manager::worker::WorkerSpec;
+use am::resource_manager::ResourceManagerConfig;
+use anyhow::{Context, Result};
+use common::jobspec::Bundle;
+use common::resources::{parse_cpu, parse_memory, ResourceProfile};
+use common::rpc::{AppSecret, RpcTimeouts};
+use tokio::net::TcpListener;
+
+use super::progress::{self, Progress};
+use crate::cli::{ClusterArgs, RunArgs, Sizing};
+
+/// A work dir we made (removed at the end) or one the user named (kept).
+pub struct WorkDir {
+    pub path: PathBuf,
+    temp: Option<tempfile::TempDir>,
+}
+
+impl WorkDir {
+    pub fn new(named: Option<&PathBuf>) -> Result<Self> {
+        match named {
+            Some(p) => {
+                std::fs::create_dir_all(p).with_context(|| format!("cannot create the work dir {}", p.display()))?;
+                Ok(Self { path: p.clone(), temp: None })
+            }
+            None => {
+                let t = tempfile::Builder::new().prefix("yarn-flink-").tempdir().context("cannot create a temp dir")?;
+                Ok(Self { path: t.path().to_owned(), temp: Some(t) })
+            }
+        }
+    }
+
+    /// Keeps the directory (for its logs) after a failure.
+    pub fn keep(mut self) -> PathBuf {
+        if let Some(t) = self.temp.take() {
+            return t.keep();
+        }
+        self.path
+    }
+}
+
+pub fn cluster_config(args: &ClusterArgs, secret: AppSecret, work_dir: PathBuf) -> Result<ClusterConfig> {
+    let cpu = parse_cpu(&args.slot_cpu).map_err(anyhow::Error::msg).context("--slot-cpu")?;
+    let mem = parse_memory(&args.slot_memory).map_err(anyhow::Error::msg).context("--slot-memory")?;
+    let slot = ResourceProfile::new(cpu, mem);
+    let slot_manager = SlotManagerConfig {
+        idle_timeout: args.idle_timeout,
+        sizing: match args.sizing {
+            Sizing::Fixed => WorkerSizing::Fixed,
+            Sizing::Fit => WorkerSizing::FitToRequirement { slots_per_worker: args.tm_slots },
+        },
+        default_worker: WorkerSpec::uniform(slot, args.tm_slots),
+        max_worker: None,
+        max_total: None,
+        max_failed_worker_requests: 5,
+    };
+    slot_manager.validate().context("the local cluster's TaskManager shape is invalid")?;
+    Ok(ClusterConfig {
+        resource_manager: ResourceManagerConfig {
+            slot_manager,
+            heartbeat_interval: args.heartbeat_interval,
+            heartbeat_timeout: args.heartbeat_timeout,
+            rpc: RpcTimeouts::default(),
+        },
+        secret,
+        rpc: RpcTimeouts::default(),
+        work_dir,
+    })
+}
+
+/// Starts a local cluster in this process. The secret is written to
+/// `<work_dir>/secret` (0600) for the TaskManagers to read.
+pub async fn start_cluster(args: &ClusterArgs, work_dir: &std::path::Path, rest: Option<TcpListener>) -> Result<Cluster> {
+    let secret = AppSecret::generate();
+    let secret_file = work_dir.join("secret");
+    secret.write_to(&secret_file)?;
+    let config = cluster_config(args, secret, work_dir.to_owned())?;
+    let rpc = TcpListener::bind("127.0.0.1:0").await.context("cannot listen on 127.0.0.1")?;
+    let rm_address = rpc.local_addr()?.to_string();
+    let (events_tx, events) = tokio::sync::mpsc::unbounded_channel();
+    let binary = std::env::current_exe().context("cannot find our own executable to start TaskManagers")?;
+    let mut env = Vec::new();
+    if let Ok(v) = std::env::var("RUST_LOG") {
+        env.push(("RUST_LOG".to_owned(), v));
+    }
+    let driver = ProcessDriver::new(
+        ProcessDriverConfig {
+            binary,
+            rm_address,
+            secret_file,
+            work_dir: work_dir.join("taskmanagers"),
+            host: "127.0.0.1".into(),
+            env,
+            stop_grace: std::time::Duration::from_secs(5),
+        },
+        events_tx,
+    );
+    Ok(Cluster::start(config, rpc, rest, driver, events).await?)
+}
+
+pub async fn run(args: RunArgs) -> Result<ExitCode> {
+    let work = WorkDir::new(args.cluster.work_dir.as_ref())?;
+    // Check the bundle before anything starts: a bad spec leaves nothing behind.
+    let bundle = Bundle::load(&args.bundle, work.path.join("bundle"))?;
+    let cluster = start_cluster(&args.cluster, &work.path, None).await?;
+    let job_id = cluster.dispatcher.submit(bundle)?;
+    eprintln!("Submitted job {job_id}");
+    let mut details = cluster.dispatcher.watch(job_id)?;
+    let mut progress = Progress::new();
+    let interrupted = loop {
+        let d = details.borrow_and_update().clone();
+        progress.show(&d);
+        if d.is_terminal() {
+            break false;
+        }
+        tokio::select! {
+            r = details.changed() => if r.is_err() { break false },
+            _ = tokio::signal::ctrl_c() => break true,
+        }
+    };
+    if interrupted {
+        eprintln!("interrupted: cancelling the job");
+        let _ = cluster.dispatcher.cancel(job_id);
+    }
+    let last = cluster.dispatcher.wait(job_id).await?;
+    cluster.shutdown().await;
+    let code = progress::finish(&last);
+    if last.state != "FINISHED" {
+        let kept = work.keep();
+        eprintln!("logs: {}", kept.join("taskmanagers").display());
+    }
+    Ok(code)
+}

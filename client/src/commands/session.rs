@@ -1,0 +1,123 @@
+//! Session mode on the local backend: a long-running cluster that takes jobs
+//! over REST (`session start` / `session stop`), and submitting to it.
+
+use std::process::{ExitCode, Stdio};
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use tokio::net::TcpListener;
+
+use super::local::{start_cluster, WorkDir};
+use crate::cli::{RunArgs, SessionStartArgs};
+use crate::rest_client::{session_dir, state_dir, RestClient};
+
+const READY_FILE_ENV: &str = "YF_SESSION_READY_FILE";
+
+/// Starts `yarn-flink session serve` in the background and waits until it
+/// says where its REST API listens.
+pub async fn start(args: SessionStartArgs) -> Result<ExitCode> {
+    let dir = state_dir();
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let ready = dir.join(format!("starting-{}", std::process::id()));
+    let _ = std::fs::remove_file(&ready);
+    let log_path = dir.join(format!("session-{}.log", std::process::id()));
+    let log = std::fs::File::create(&log_path)?;
+    let exe = std::env::current_exe()?;
+    let mut cmd = std::process::Command::new(exe);
+    cmd.args(std::env::args_os().skip(1).map(|a| if a == "start" { "serve".into() } else { a }))
+        .env(READY_FILE_ENV, &ready)
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log);
+    // Its own session: the cluster outlives this command and the terminal.
+    // SAFETY: setsid is async-signal-safe.
+    unsafe {
+        use std::os::unix::process::CommandExt;
+        cmd.pre_exec(|| {
+            libc::setsid();
+            Ok(())
+        });
+    }
+    let mut child = cmd.spawn().context("cannot start the session process")?;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Ok(addr) = std::fs::read_to_string(&ready) {
+            if !addr.is_empty() {
+                let _ = std::fs::remove_file(&ready);
+                println!("{}", addr.trim());
+                eprintln!("Session started (pid {}); log: {}", child.id(), log_path.display());
+                eprintln!("Submit with: yarn-flink run -m {} <bundle>", addr.trim());
+                return Ok(ExitCode::SUCCESS);
+            }
+        }
+        if let Some(status) = child.try_wait()? {
+            bail!("the session process exited at start ({status}); see {}", log_path.display());
+        }
+        if tokio::time::Instant::now() > deadline {
+            bail!("the session did not come up within 20 s; see {}", log_path.display());
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The session cluster itself, in the foreground.
+pub async fn serve(args: SessionStartArgs) -> Result<ExitCode> {
+    let rest = TcpListener::bind(("127.0.0.1", args.port)).await.with_context(|| format!("cannot listen on port {}", args.port))?;
+    let address = rest.local_addr()?.to_string();
+    let work = WorkDir::new(args.cluster.work_dir.as_ref())?;
+    let cluster = start_cluster(&args.cluster, &work.path, Some(rest)).await?;
+    // The client finds the secret by the session's address.
+    let sdir = session_dir(&address);
+    std::fs::create_dir_all(&sdir)?;
+    std::fs::copy(work.path.join("secret"), sdir.join("secret"))?;
+    if let Ok(ready) = std::env::var(READY_FILE_ENV) {
+        std::fs::write(&ready, &address)?;
+    }
+    tracing::info!(%address, "session ready");
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        _ = cluster.stopped() => {}
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+    cluster.shutdown().await;
+    let _ = std::fs::remove_dir_all(&sdir);
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn run_on_session(address: &str, args: &RunArgs) -> Result<ExitCode> {
+    let client = RestClient::new(address, args.secret_file.as_deref())?;
+    let job = client.submit(&args.bundle).await?;
+    eprintln!("Submitted job {job}");
+    if args.detached {
+        println!("{job}");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut last_state = String::new();
+    loop {
+        let v = client.get(&format!("/jobs/{job}")).await?;
+        let details: am::dispatcher::JobDetails = serde_json::from_value(v.clone()).unwrap_or_else(|_| fallback(&v));
+        if details.state != last_state {
+            eprintln!("{}", details.state);
+            last_state = details.state.clone();
+        }
+        if details.is_terminal() {
+            return Ok(super::progress::finish(&details));
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn fallback(v: &serde_json::Value) -> am::dispatcher::JobDetails {
+    am::dispatcher::JobDetails {
+        jid: v["jid"].as_str().unwrap_or("?").into(),
+        name: v["name"].as_str().unwrap_or("").into(),
+        state: v["state"].as_str().unwrap_or("UNKNOWN").into(),
+        start_time: 0,
+        end_time: -1,
+        duration: v["duration"].as_u64().unwrap_or(0),
+        restarts: 0,
+        vertices: vec![],
+        error: v["error"].as_str().map(str::to_owned),
+    }
+}

@@ -1,0 +1,72 @@
+//! A small client for a session's REST API.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use common::rpc::AppSecret;
+use serde_json::Value;
+
+pub struct RestClient {
+    base: String,
+    secret: AppSecret,
+    http: reqwest::Client,
+}
+
+/// Where `session start` keeps a session's secret: `<state>/sessions/<host>_<port>/secret`.
+pub fn session_dir(address: &str) -> PathBuf {
+    state_dir().join("sessions").join(address.replace([':', '/'], "_"))
+}
+
+pub fn state_dir() -> PathBuf {
+    if let Some(d) = std::env::var_os("YARN_FLINK_HOME") {
+        return PathBuf::from(d);
+    }
+    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(std::env::temp_dir);
+    home.join(".yarn-flink")
+}
+
+impl RestClient {
+    pub fn new(address: &str, secret_file: Option<&Path>) -> Result<Self> {
+        let default = session_dir(address).join("secret");
+        let path = secret_file.unwrap_or(&default);
+        let secret = AppSecret::read_from(path).with_context(|| {
+            format!("no secret for the session at {address}; pass --secret-file, or start the session with `yarn-flink session start`")
+        })?;
+        let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).build()?;
+        Ok(Self { base: format!("http://{address}"), secret, http })
+    }
+
+    async fn send(&self, req: reqwest::RequestBuilder) -> Result<Value> {
+        let resp = req.bearer_auth(self.secret.to_hex()).send().await.with_context(|| {
+            format!("cannot reach the session at {}; is it running? (`yarn-flink session start`)", self.base)
+        })?;
+        let status = resp.status();
+        let body: Value = resp.json().await.unwrap_or(Value::Null);
+        if !status.is_success() {
+            let msg = body["errors"].get(0).and_then(|v| v.as_str()).unwrap_or("no details").to_owned();
+            bail!("the session answered {status}: {msg}");
+        }
+        Ok(body)
+    }
+
+    pub async fn get(&self, path: &str) -> Result<Value> {
+        self.send(self.http.get(format!("{}{path}", self.base))).await
+    }
+
+    pub async fn submit(&self, bundle: &Path) -> Result<String> {
+        let abs = std::fs::canonicalize(bundle)
+            .with_context(|| format!("bundle {} does not exist; give a directory with a job.toml", bundle.display()))?;
+        let body = serde_json::json!({ "bundle": abs });
+        let v = self.send(self.http.post(format!("{}/jobs", self.base)).json(&body)).await?;
+        v["jobid"].as_str().map(str::to_owned).context("the session's answer has no job id")
+    }
+
+    pub async fn cancel(&self, job: &str) -> Result<()> {
+        self.send(self.http.patch(format!("{}/jobs/{job}?mode=cancel", self.base))).await.map(|_| ())
+    }
+
+    pub async fn stop_cluster(&self) -> Result<()> {
+        self.send(self.http.delete(format!("{}/cluster", self.base))).await.map(|_| ())
+    }
+}

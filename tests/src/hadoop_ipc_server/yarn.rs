@@ -1,0 +1,351 @@
+//! A small YARN ResourceManager scheduler (ApplicationMasterProtocol) and
+//! NodeManager (ContainerManagementProtocol) for the test IPC server, shaped
+//! like the Hadoop 3.3.6 captures: asks are absolute totals, containers are
+//! normalised up to the minimum allocation, a few containers per allocate,
+//! NMTokens once per node, response_id counting up, finish needing a second
+//! call before it reports `isUnregistered = true`.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+
+use hadoop::proto::common::TokenProto;
+use hadoop::proto::yarn as pb;
+use hadoop::yarn::{ApplicationAttemptId, ContainerId, ContainerLaunchContext, NodeId, Resource};
+use hadoop::RemoteException;
+use prost::Message;
+
+use super::sasl::SecretManager;
+use super::{CallContext, CallHandler, HandlerFuture};
+
+#[derive(Clone, Debug)]
+pub struct RmConfig {
+    pub attempt: ApplicationAttemptId,
+    pub minimum_allocation: Resource,
+    pub maximum_allocation: Resource,
+    /// NodeManagers containers are placed on, round robin.
+    pub nodes: Vec<NodeId>,
+    pub containers_per_allocate: usize,
+    /// finishApplicationMaster answers `isUnregistered = false` this many times first.
+    pub finish_pending_calls: u32,
+}
+
+#[derive(Debug, Default)]
+pub struct RmState {
+    pub registered: bool,
+    pub unregistered: bool,
+    pub finish_calls: u32,
+    pub response_id: i32,
+    /// Outstanding asks: (priority, allocation request id, normalised capability) -> count.
+    pub outstanding: BTreeMap<(i32, i64, Resource), i32>,
+    pub live: BTreeMap<ContainerId, NodeId>,
+    pub released: Vec<ContainerId>,
+    pub pending_completed: Vec<pb::ContainerStatusProto>,
+    pub nm_tokens_sent: HashSet<NodeId>,
+    next_container: i64,
+    next_node: usize,
+    pub final_status: Option<i32>,
+    /// Sent with the next allocate (see [`ResourceManager::roll_amrm_token`]).
+    pub rolled_amrm_token: Option<hadoop::credentials::Token>,
+    /// Every authenticated user that called, in order (base64 token identifiers).
+    pub callers: Vec<Option<String>>,
+}
+
+pub struct ResourceManager {
+    pub config: RmConfig,
+    pub secrets: SecretManager,
+    pub state: Arc<Mutex<RmState>>,
+}
+
+fn remote(class: &str, message: String) -> RemoteException {
+    RemoteException { class: class.into(), message, fatal: false }
+}
+
+fn normalise(r: &Resource, min: &Resource) -> Resource {
+    let round = |v: i64, step: i64| if step <= 0 { v } else { ((v + step - 1) / step).max(1) * step };
+    let mut out = r.clone();
+    out.memory_mb = round(r.memory_mb, min.memory_mb);
+    out.vcores = round(i64::from(r.vcores), i64::from(min.vcores)) as i32;
+    out
+}
+
+fn token_proto(t: &hadoop::credentials::Token) -> TokenProto {
+    TokenProto {
+        identifier: t.identifier.clone(),
+        password: t.password.clone(),
+        kind: t.kind.clone(),
+        service: t.service.clone(),
+    }
+}
+
+impl ResourceManager {
+    pub fn new(config: RmConfig, secrets: SecretManager) -> Arc<Self> {
+        Arc::new(Self { config, secrets, state: Arc::new(Mutex::new(RmState::default())) })
+    }
+
+    /// The AMRMToken an AM of this attempt authenticates with.
+    pub fn amrm_token(&self) -> hadoop::credentials::Token {
+        let id = pb::ApplicationAttemptIdProto::from(&self.config.attempt).encode_to_vec();
+        self.secrets.issue(id, "YARN_AM_RM_TOKEN", "")
+    }
+
+    /// Roll the AMRMToken: the next allocate response carries a new one.
+    pub fn roll_amrm_token(&self) -> hadoop::credentials::Token {
+        let mut id = pb::ApplicationAttemptIdProto::from(&self.config.attempt).encode_to_vec();
+        id.extend_from_slice(b"rolled");
+        let token = self.secrets.issue(id, "YARN_AM_RM_TOKEN", "");
+        self.state.lock().unwrap().rolled_amrm_token = Some(token.clone());
+        token
+    }
+
+    /// Forget the AM's registration, as a restarted RM does.
+    pub fn forget_registration(&self) {
+        let mut s = self.state.lock().unwrap();
+        s.registered = false;
+        s.response_id = 0;
+        s.outstanding.clear();
+    }
+
+    /// A container finished on its node (reported with the next allocate).
+    pub fn complete(&self, id: ContainerId, exit_status: i32, diagnostics: &str) {
+        let mut s = self.state.lock().unwrap();
+        s.live.remove(&id);
+        s.pending_completed.push(pb::ContainerStatusProto {
+            container_id: Some((&id).into()),
+            state: Some(pb::ContainerStateProto::CComplete as i32),
+            diagnostics: Some(diagnostics.into()),
+            exit_status: Some(exit_status),
+            capability: None,
+            execution_type: None,
+        });
+    }
+
+    fn handle(&self, method: &str, payload: &[u8]) -> Result<Vec<u8>, RemoteException> {
+        let bad = |e: prost::DecodeError| remote("java.io.IOException", format!("cannot parse {method}: {e}"));
+        let mut s = self.state.lock().unwrap();
+        match method {
+            "registerApplicationMaster" => {
+                pb::RegisterApplicationMasterRequestProto::decode(payload).map_err(bad)?;
+                s.registered = true;
+                s.response_id = 0;
+                Ok(pb::RegisterApplicationMasterResponseProto {
+                    maximum_capability: Some((&self.config.maximum_allocation).into()),
+                    queue: Some("default".into()),
+                    resource_types: vec![
+                        pb::ResourceTypeInfoProto {
+                            name: "memory-mb".into(),
+                            units: Some("Mi".into()),
+                            r#type: Some(0),
+                        },
+                        pb::ResourceTypeInfoProto {
+                            name: "vcores".into(),
+                            units: Some(String::new()),
+                            r#type: Some(0),
+                        },
+                    ],
+                    ..Default::default()
+                }
+                .encode_to_vec())
+            }
+            "allocate" => {
+                let req = pb::AllocateRequestProto::decode(payload).map_err(bad)?;
+                if !s.registered {
+                    return Err(remote(
+                        "org.apache.hadoop.yarn.exceptions.ApplicationMasterNotRegisteredException",
+                        "AM is not registered for known application attempt".into(),
+                    ));
+                }
+                if req.response_id() != s.response_id {
+                    return Err(remote(
+                        "org.apache.hadoop.yarn.exceptions.InvalidApplicationMasterRequestException",
+                        format!(
+                            "Invalid responseId in AllocateRequest: expected {}, got {}",
+                            s.response_id,
+                            req.response_id()
+                        ),
+                    ));
+                }
+                for ask in &req.ask {
+                    let cap = ask.capability.as_ref().map(Resource::from).unwrap_or_default();
+                    let max = &self.config.maximum_allocation;
+                    if cap.memory_mb > max.memory_mb || cap.vcores > max.vcores {
+                        return Err(remote(
+                            "org.apache.hadoop.yarn.exceptions.InvalidResourceRequestException",
+                            format!(
+                                "Invalid resource request! Cannot allocate containers as requested resource is greater \
+                                 than maximum allowed allocation. Requested resource type=[memory-mb], Requested \
+                                 resource=<memory:{}, vCores:{}>, maximum allowed allocation=<memory:{}, vCores:{}>",
+                                cap.memory_mb, cap.vcores, max.memory_mb, max.vcores
+                            ),
+                        ));
+                    }
+                    let key = (
+                        ask.priority.as_ref().map(|p| p.priority()).unwrap_or(0),
+                        ask.allocation_request_id(),
+                        normalise(&cap, &self.config.minimum_allocation),
+                    );
+                    s.outstanding.insert(key, ask.num_containers());
+                }
+                for r in &req.release {
+                    let id = ContainerId::from(r);
+                    if s.live.remove(&id).is_some() {
+                        s.released.push(id);
+                        s.pending_completed.push(pb::ContainerStatusProto {
+                            container_id: Some(*r),
+                            state: Some(pb::ContainerStateProto::CComplete as i32),
+                            diagnostics: Some("Container released by application".into()),
+                            exit_status: Some(-100),
+                            capability: None,
+                            execution_type: None,
+                        });
+                    }
+                }
+                let mut allocated = Vec::new();
+                let mut nm_tokens = Vec::new();
+                for _ in 0..self.config.containers_per_allocate {
+                    let Some((key, count)) = s.outstanding.iter_mut().find(|(_, c)| **c > 0) else { break };
+                    *count -= 1;
+                    let (priority, allocation_request_id, capability) = key.clone();
+                    s.next_container += 1;
+                    let id = ContainerId { attempt: self.config.attempt, id: s.next_container + 1 };
+                    let node = self.config.nodes[s.next_node % self.config.nodes.len()].clone();
+                    s.next_node += 1;
+                    let container_token = self.secrets.issue(
+                        pb::ContainerIdProto::from(&id).encode_to_vec(),
+                        "ContainerToken",
+                        &node.to_string(),
+                    );
+                    allocated.push(pb::ContainerProto {
+                        id: Some((&id).into()),
+                        node_id: Some((&node).into()),
+                        node_http_address: Some(format!("{}:8042", node.host)),
+                        resource: Some((&capability).into()),
+                        priority: Some(pb::PriorityProto { priority: Some(priority) }),
+                        container_token: Some(token_proto(&container_token)),
+                        execution_type: Some(pb::ExecutionTypeProto::Guaranteed as i32),
+                        allocation_request_id: Some(allocation_request_id),
+                        version: Some(0),
+                    });
+                    if s.nm_tokens_sent.insert(node.clone()) {
+                        let mut id = pb::ApplicationAttemptIdProto::from(&self.config.attempt).encode_to_vec();
+                        id.extend_from_slice(node.to_string().as_bytes());
+                        let token = self.secrets.issue(id, "NMToken", &node.to_string());
+                        nm_tokens
+                            .push(pb::NmTokenProto { node_id: Some((&node).into()), token: Some(token_proto(&token)) });
+                    }
+                    s.live.insert(id, node);
+                }
+                s.response_id += 1;
+                let completed = std::mem::take(&mut s.pending_completed);
+                Ok(pb::AllocateResponseProto {
+                    response_id: Some(s.response_id),
+                    allocated_containers: allocated,
+                    completed_container_statuses: completed,
+                    limit: Some((&self.config.maximum_allocation).into()),
+                    num_cluster_nodes: Some(self.config.nodes.len() as i32),
+                    nm_tokens,
+                    application_priority: Some(pb::PriorityProto { priority: Some(0) }),
+                    am_rm_token: s.rolled_amrm_token.take().as_ref().map(token_proto),
+                    ..Default::default()
+                }
+                .encode_to_vec())
+            }
+            "finishApplicationMaster" => {
+                let req = pb::FinishApplicationMasterRequestProto::decode(payload).map_err(bad)?;
+                s.final_status = req.final_application_status;
+                s.finish_calls += 1;
+                s.unregistered = s.finish_calls > self.config.finish_pending_calls;
+                Ok(pb::FinishApplicationMasterResponseProto { is_unregistered: Some(s.unregistered) }.encode_to_vec())
+            }
+            other => Err(remote(
+                "org.apache.hadoop.ipc.RpcNoSuchMethodException",
+                format!("Unknown method {other} called on ApplicationMasterProtocol"),
+            )),
+        }
+    }
+}
+
+impl CallHandler for ResourceManager {
+    fn call(&self, ctx: CallContext, method: String, payload: Vec<u8>) -> HandlerFuture {
+        self.state.lock().unwrap().callers.push(ctx.user);
+        let result = self.handle(&method, &payload);
+        Box::pin(async move { result })
+    }
+}
+
+/// A NodeManager: starts, stops and reports containers whose container token
+/// the RM issued (its identifier is the container id).
+#[derive(Default)]
+pub struct NodeManager {
+    pub containers: Mutex<HashMap<ContainerId, (ContainerLaunchContext, pb::ContainerStateProto)>>,
+}
+
+impl NodeManager {
+    fn handle(&self, method: &str, payload: &[u8]) -> Result<Vec<u8>, RemoteException> {
+        let bad = |e: prost::DecodeError| remote("java.io.IOException", format!("cannot parse {method}: {e}"));
+        let mut containers = self.containers.lock().unwrap();
+        let not_here = |id: &pb::ContainerIdProto| pb::ContainerExceptionMapProto {
+            container_id: Some(*id),
+            exception: Some(pb::SerializedExceptionProto {
+                message: Some(format!("Container {} is not handled by this NodeManager", ContainerId::from(id))),
+                trace: None,
+                class_name: Some("org.apache.hadoop.yarn.exceptions.YarnException".into()),
+                cause: None,
+            }),
+        };
+        match method {
+            "startContainers" => {
+                let req = pb::StartContainersRequestProto::decode(payload).map_err(bad)?;
+                let mut resp = pb::StartContainersResponseProto::default();
+                for start in req.start_container_request {
+                    let token = start.container_token.unwrap_or_default();
+                    let Ok(id) = pb::ContainerIdProto::decode(token.identifier.as_slice()) else { continue };
+                    let launch =
+                        start.container_launch_context.as_ref().map(ContainerLaunchContext::from).unwrap_or_default();
+                    containers.insert(ContainerId::from(&id), (launch, pb::ContainerStateProto::CRunning));
+                    resp.succeeded_requests.push(id);
+                }
+                Ok(resp.encode_to_vec())
+            }
+            "stopContainers" => {
+                let req = pb::StopContainersRequestProto::decode(payload).map_err(bad)?;
+                let mut resp = pb::StopContainersResponseProto::default();
+                for id in req.container_id {
+                    match containers.get_mut(&ContainerId::from(&id)) {
+                        Some(c) => {
+                            c.1 = pb::ContainerStateProto::CComplete;
+                            resp.succeeded_requests.push(id);
+                        }
+                        None => resp.failed_requests.push(not_here(&id)),
+                    }
+                }
+                Ok(resp.encode_to_vec())
+            }
+            "getContainerStatuses" => {
+                let req = pb::GetContainerStatusesRequestProto::decode(payload).map_err(bad)?;
+                let mut resp = pb::GetContainerStatusesResponseProto::default();
+                for id in req.container_id {
+                    match containers.get(&ContainerId::from(&id)) {
+                        Some((_, state)) => resp.status.push(pb::ContainerStatusProto {
+                            container_id: Some(id),
+                            state: Some(*state as i32),
+                            diagnostics: Some(String::new()),
+                            exit_status: Some(if *state == pb::ContainerStateProto::CComplete { -105 } else { -1000 }),
+                            capability: None,
+                            execution_type: None,
+                        }),
+                        None => resp.failed_requests.push(not_here(&id)),
+                    }
+                }
+                Ok(resp.encode_to_vec())
+            }
+            other => Err(remote("org.apache.hadoop.ipc.RpcNoSuchMethodException", format!("Unknown method {other}"))),
+        }
+    }
+}
+
+impl CallHandler for NodeManager {
+    fn call(&self, _ctx: CallContext, method: String, payload: Vec<u8>) -> HandlerFuture {
+        let result = self.handle(&method, &payload);
+        Box::pin(async move { result })
+    }
+}
