@@ -59,6 +59,16 @@ pub enum RpcProtection {
     Privacy,
 }
 
+impl std::fmt::Display for RpcProtection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            RpcProtection::Authentication => "authentication",
+            RpcProtection::Integrity => "integrity",
+            RpcProtection::Privacy => "privacy",
+        })
+    }
+}
+
 /// `yarn.http.policy`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum HttpPolicy {
@@ -632,8 +642,8 @@ fn parse_site_xml(text: &str) -> Result<Parsed, (usize, String)> {
                         saw_root = true;
                     }
                     1 if name == "property" => prop = Some((None, None, false, at)),
-                    // XInclude and other top-level elements are skipped.
-                    1 => {}
+                    // XInclude and other top-level elements are skipped, visibly.
+                    1 => tracing::warn!(element = %name, "skipping an unsupported element in a Hadoop site file"),
                     2 if prop.is_some() => {
                         let f = match name.as_str() {
                             "name" => Field::Name,

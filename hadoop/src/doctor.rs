@@ -16,6 +16,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use crate::conf::{
     resolve_host_principal, split_host_port, ConfError, HadoopConf, HttpPolicy, RpcProtection, SecurityMode,
 };
+use crate::credentials::{Credentials, TokenIdentifier};
 use crate::kerberos::KerberosLogin;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -103,11 +104,20 @@ pub struct DoctorOptions {
     pub ccache: Option<String>,
     /// Skip the TCP and HTTP checks (configuration and login only).
     pub offline: bool,
+    /// A token file to list (the CLI passes `HADOOP_TOKEN_FILE_LOCATION`).
+    pub token_file: Option<PathBuf>,
 }
 
 impl Default for DoctorOptions {
     fn default() -> Self {
-        DoctorOptions { timeout: Duration::from_secs(5), keytab: None, principal: None, ccache: None, offline: false }
+        DoctorOptions {
+            timeout: Duration::from_secs(5),
+            keytab: None,
+            principal: None,
+            ccache: None,
+            offline: false,
+            token_file: None,
+        }
     }
 }
 
@@ -158,11 +168,11 @@ pub async fn run(conf: &HadoopConf, opts: &DoctorOptions) -> DoctorReport {
         Err(e) => r.conf_fail("auth", e),
     }
     match conf.rpc_protection() {
-        Ok(p) if p.contains(&RpcProtection::Authentication) => r.ok("rpc protection", format!("{p:?}")),
+        Ok(p) if p.contains(&RpcProtection::Authentication) => r.ok("rpc protection", list(&p)),
         Ok(p) => r.push(
             "rpc protection",
             Verdict::Fail,
-            format!("hadoop.rpc.protection = {p:?}"),
+            format!("hadoop.rpc.protection = {}", list(&p)),
             Some("yarn-flink speaks `authentication` only; the cluster must allow it in hadoop.rpc.protection".into()),
         ),
         Err(e) => r.conf_fail("rpc protection", &e),
@@ -170,6 +180,9 @@ pub async fn run(conf: &HadoopConf, opts: &DoctorOptions) -> DoctorReport {
     let secure = matches!(security, Ok(SecurityMode::Kerberos));
     if secure {
         kerberos_check(conf, opts, &mut r);
+    }
+    if let Some(path) = &opts.token_file {
+        token_file_check(path, &mut r);
     }
 
     if opts.offline {
@@ -191,6 +204,10 @@ pub async fn run(conf: &HadoopConf, opts: &DoctorOptions) -> DoctorReport {
         }
     }
     r
+}
+
+fn list(p: &[RpcProtection]) -> String {
+    p.iter().map(|x| x.to_string()).collect::<Vec<_>>().join(",")
 }
 
 fn join(v: &[crate::conf::Endpoint]) -> String {
@@ -307,6 +324,39 @@ fn kerberos_check(conf: &HadoopConf, opts: &DoctorOptions, r: &mut DoctorReport)
                 Some(format!("set {key} (e.g. rm/_HOST@REALM) as the cluster has it")),
             ),
             Err(e) => r.conf_fail(key, &e),
+        }
+    }
+}
+
+fn token_file_check(path: &std::path::Path, r: &mut DoctorReport) {
+    let creds = match Credentials::read_file(path) {
+        Ok(c) => c,
+        Err(e) => {
+            r.push(
+                "token file",
+                Verdict::Fail,
+                e.to_string(),
+                Some("unset HADOOP_TOKEN_FILE_LOCATION or point it at a valid token file".into()),
+            );
+            return;
+        }
+    };
+    r.ok(
+        "token file",
+        format!("{}: {} token(s), {} secret(s)", path.display(), creds.tokens.len(), creds.secrets.len()),
+    );
+    let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0);
+    for (alias, token) in &creds.tokens {
+        let id = token.decode_identifier();
+        let name = format!("token {} {}", token.kind, if token.service.is_empty() { alias } else { &token.service });
+        match &id {
+            TokenIdentifier::Delegation(d) if d.max_date_ms <= now_ms => r.push(
+                name,
+                Verdict::Warn,
+                format!("{} (past its maximum lifetime)", id.summary()),
+                Some("fetch a new delegation token; this one can no longer be renewed or used".into()),
+            ),
+            _ => r.ok(name, id.summary()),
         }
     }
 }

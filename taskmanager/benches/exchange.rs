@@ -7,7 +7,7 @@
 //!    generated Zipf-like corpus, printed in MB/s and records/s.
 //!
 //! `cargo bench -p taskmanager --bench exchange -- [--size-mb N] [--exchange-mb N]
-//!  [--channels N] [--parallelism N] [--buffer-kib N] [--credits N] [--only exchange|wordcount]`
+//!  [--channels N] [--parallelism N] [--buffer-kib N] [--credits N] [--only exchange|plumbing|wordcount] [--corpus PATH]`
 //! (`scripts/bench-wordcount` runs it).
 
 use std::io::Write;
@@ -18,8 +18,7 @@ use std::time::Instant;
 use common::ids::{AllocationId, ExecutionAttemptId, JobId, JobMasterId, ResourceId};
 use common::jobspec::{BuiltinSink, BuiltinSource, Partitioning, Program};
 use common::protocol::{
-    InputChannelDescriptor, InputGateDescriptor, ResultPartitionDescriptor, ResultPartitionId,
-    TaskDeploymentDescriptor,
+    InputChannelDescriptor, InputGateDescriptor, ResultPartitionDescriptor, ResultPartitionId, TaskDeploymentDescriptor,
 };
 use taskmanager::data_plane::{diagnostics, DataPlane, DataPlaneConfig};
 use tokio_util::sync::CancellationToken;
@@ -32,6 +31,8 @@ struct Args {
     buffer_kib: usize,
     credits: u32,
     only: Option<String>,
+    /// Use this corpus file (generate it there first if it does not exist).
+    corpus: Option<PathBuf>,
 }
 
 fn parse_args() -> Args {
@@ -43,6 +44,7 @@ fn parse_args() -> Args {
         buffer_kib: 32,
         credits: 8,
         only: None,
+        corpus: None,
     };
     let argv: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
@@ -57,6 +59,7 @@ fn parse_args() -> Args {
             "--buffer-kib" => a.buffer_kib = num() as usize,
             "--credits" => a.credits = num() as u32,
             "--only" => a.only = Some(value.clone()),
+            "--corpus" => a.corpus = Some(PathBuf::from(&value)),
             // `cargo bench` adds `--bench`; anything else unknown is ignored too.
             _ => {
                 i += 1;
@@ -75,7 +78,7 @@ async fn plane(config: &DataPlaneConfig) -> DataPlane {
 
 /// Words of a made-up language, frequent ones short; rank r drawn with
 /// probability ~ 1/r (Zipf, s = 1) by r = V^u.
-fn corpus(path: &Path, bytes: u64) -> u64 {
+fn corpus(path: &Path, bytes: u64, words_per_line: usize) -> u64 {
     const VOCABULARY: f64 = 100_000.0;
     let syllables = ["ka", "lo", "mi", "ne", "ru", "ta", "si", "po", "de", "fu", "gra", "the", "an", "ve", "zo", "qui"];
     let word = |mut r: u64| {
@@ -100,7 +103,7 @@ fn corpus(path: &Path, bytes: u64) -> u64 {
     let mut line = String::new();
     while written < bytes {
         line.clear();
-        for i in 0..12 {
+        for i in 0..words_per_line {
             if i > 0 {
                 line.push(' ');
             }
@@ -127,14 +130,24 @@ fn attempt(v: usize, s: u32) -> ExecutionAttemptId {
 }
 
 /// Descriptors of a linear job, every stage `p` wide.
-fn deploy(job: JobId, stages: &[Stage], edges: &[Partitioning], p: u32, bundle: &Path) -> Vec<(DataPlane, TaskDeploymentDescriptor)> {
+fn deploy(
+    job: JobId,
+    stages: &[Stage],
+    edges: &[Partitioning],
+    p: u32,
+    bundle: &Path,
+) -> Vec<(DataPlane, TaskDeploymentDescriptor)> {
     let mut out = Vec::new();
     for (v, stage) in stages.iter().enumerate() {
         for s in 0..p {
             let outputs = edges
                 .get(v)
                 .map(|&e| ResultPartitionDescriptor {
-                    partition_id: ResultPartitionId { edge_index: v as u32, producer_subtask: s, producer_attempt: attempt(v, s) },
+                    partition_id: ResultPartitionId {
+                        edge_index: v as u32,
+                        producer_subtask: s,
+                        producer_attempt: attempt(v, s),
+                    },
                     partitioning: e,
                     num_subpartitions: if e == Partitioning::Forward { 1 } else { p },
                 })
@@ -151,7 +164,11 @@ fn deploy(job: JobId, stages: &[Stage], edges: &[Partitioning], p: u32, bundle: 
                         channels: producers
                             .into_iter()
                             .map(|ps| InputChannelDescriptor {
-                                partition_id: ResultPartitionId { edge_index: u as u32, producer_subtask: ps, producer_attempt: attempt(u, ps) },
+                                partition_id: ResultPartitionId {
+                                    edge_index: u as u32,
+                                    producer_subtask: ps,
+                                    producer_attempt: attempt(u, ps),
+                                },
                                 subpartition: if e == Partitioning::Forward { 0 } else { s },
                                 producer_data_address: stages[u].plane.local_address().to_string(),
                                 producer_resource_id: ResourceId::new("bench"),
@@ -184,7 +201,9 @@ fn deploy(job: JobId, stages: &[Stage], edges: &[Partitioning], p: u32, bundle: 
     out
 }
 
-async fn wordcount(args: &Args, config: &DataPlaneConfig) {
+/// `plumbing`: one word per line and `cat` for both programs, so the figure
+/// is the data plane's own cost per record (hash partitioning every word).
+async fn wordcount(args: &Args, config: &DataPlaneConfig, plumbing: bool) {
     let tmp = tempfile::tempdir().expect("a temp dir");
     let bundle = tmp.path().join("bundle");
     std::fs::create_dir_all(bundle.join("input")).expect("creating the bundle");
@@ -193,17 +212,51 @@ async fn wordcount(args: &Args, config: &DataPlaneConfig) {
         std::fs::copy(example.join(f), bundle.join(f)).expect("copying the example");
     }
     let t = Instant::now();
-    let words = corpus(&bundle.join("input/corpus.txt"), args.size_mb << 20);
-    let size = std::fs::metadata(bundle.join("input/corpus.txt")).map(|m| m.len()).unwrap_or(0);
-    println!("corpus: {:.1} MB, {words} words, generated in {:.1?}", size as f64 / 1e6, t.elapsed());
+    let input = bundle.join("input/corpus.txt");
+    let words = match &args.corpus {
+        Some(shared) if !plumbing => {
+            if !shared.exists() {
+                corpus(shared, args.size_mb << 20, 12);
+            }
+            std::os::unix::fs::symlink(shared, &input).expect("linking the corpus");
+            // Count as the tokenizer does, a line at a time (words never span lines).
+            let mut reader = std::io::BufReader::new(std::fs::File::open(shared).expect("reading the corpus"));
+            let (mut line, mut words) = (Vec::new(), 0u64);
+            while std::io::BufRead::read_until(&mut reader, b'\n', &mut line).expect("reading the corpus") > 0 {
+                words += line.split(|b| !(b.is_ascii_alphanumeric() || *b == b'\'')).filter(|w| !w.is_empty()).count()
+                    as u64;
+                line.clear();
+            }
+            words
+        }
+        _ => corpus(&input, args.size_mb << 20, if plumbing { 1 } else { 12 }),
+    };
+    let size = std::fs::metadata(&input).map(|m| m.len()).unwrap_or(0);
+    println!("corpus: {:.1} MB, {words} words, ready in {:.1?}", size as f64 / 1e6, t.elapsed());
 
     let (a, b) = (plane(config).await, plane(config).await);
     let cmd = |argv: &[&str]| Program::Command { argv: argv.iter().map(|s| s.to_string()).collect() };
     let stages = [
-        Stage { name: "read", program: Program::Source(BuiltinSource::TextFiles { path: "input".into() }), plane: a.clone() },
-        Stage { name: "tokenize", program: cmd(&["awk", "-f", "tokenize.awk"]), plane: a.clone() },
-        Stage { name: "count", program: cmd(&["python3", "count.py"]), plane: b.clone() },
-        Stage { name: "write", program: Program::Sink(BuiltinSink::TextFiles { path: "out".into() }), plane: b.clone() },
+        Stage {
+            name: "read",
+            program: Program::Source(BuiltinSource::TextFiles { path: "input".into() }),
+            plane: a.clone(),
+        },
+        Stage {
+            name: "tokenize",
+            program: if plumbing { cmd(&["cat"]) } else { cmd(&["awk", "-f", "tokenize.awk"]) },
+            plane: a.clone(),
+        },
+        Stage {
+            name: "count",
+            program: if plumbing { cmd(&["cat"]) } else { cmd(&["python3", "count.py"]) },
+            plane: b.clone(),
+        },
+        Stage {
+            name: "write",
+            program: Program::Sink(BuiltinSink::TextFiles { path: "out".into() }),
+            plane: b.clone(),
+        },
     ];
     let job = JobId::random();
     let edges = [Partitioning::Forward, Partitioning::Hash, Partitioning::Forward];
@@ -233,13 +286,19 @@ async fn wordcount(args: &Args, config: &DataPlaneConfig) {
         let text = std::fs::read_to_string(common::output::part_file(&out, s)).expect("reading the output");
         for line in text.lines() {
             distinct += 1;
-            counted += line.rsplit('\t').next().and_then(|n| n.parse::<u64>().ok()).unwrap_or(0);
+            counted +=
+                if plumbing { 1 } else { line.rsplit('\t').next().and_then(|n| n.parse::<u64>().ok()).unwrap_or(0) };
         }
     }
     assert_eq!(counted, words, "the word count lost or duplicated words");
     let secs = elapsed.as_secs_f64();
+    let what = if plumbing {
+        "plumbing: source -> cat -> hash -> cat -> sink, 1 word/line"
+    } else {
+        "wordcount: awk tokenizer + python3 counter"
+    };
     println!(
-        "wordcount (parallelism {}, 2 data planes, awk tokenizer + python3 counter): {:.2?}, {:.1} MB/s, {:.2} M words/s, {distinct} distinct words",
+        "{what} (parallelism {}, 2 data planes): {:.2?}, {:.1} MB/s, {:.2} M records/s, {distinct} output lines",
         args.parallelism,
         elapsed,
         size as f64 / 1e6 / secs,
@@ -272,6 +331,15 @@ async fn exchange(args: &Args, config: &DataPlaneConfig) {
     );
 }
 
+/// This process's peak resident set (both data planes and the runtime; the
+/// subtask processes are children and not included), from `/proc`.
+fn peak_rss_mib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024)
+}
+
 fn main() {
     let args = parse_args();
     let config = DataPlaneConfig {
@@ -281,11 +349,17 @@ fn main() {
     };
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("a tokio runtime");
     runtime.block_on(async {
-        if args.only.as_deref() != Some("wordcount") {
+        if args.only.is_none() || args.only.as_deref() == Some("exchange") {
             exchange(&args, &config).await;
         }
-        if args.only.as_deref() != Some("exchange") {
-            wordcount(&args, &config).await;
+        if args.only.is_none() || args.only.as_deref() == Some("plumbing") {
+            wordcount(&args, &config, true).await;
+        }
+        if args.only.is_none() || args.only.as_deref() == Some("wordcount") {
+            wordcount(&args, &config, false).await;
         }
     });
+    if let Some(mib) = peak_rss_mib() {
+        println!("peak RSS of the benchmark process (two data planes, no subtask processes): {mib} MiB");
+    }
 }

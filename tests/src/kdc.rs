@@ -30,16 +30,27 @@ impl TestKdc {
         let guard = ONE_KDC_AT_A_TIME.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/test-kdc");
         let dir = tempfile::Builder::new().prefix("yarn-flink-kdc").tempdir()?;
-        let out =
-            Command::new(&script).arg(dir.path()).output().with_context(|| format!("running {}", script.display()))?;
-        if !out.status.success() {
-            bail!(
-                "{} failed ({}): {}\nIf the MIT KDC is missing, run scripts/install-deps (as root).",
-                script.display(),
-                out.status,
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
+        // The script picks a free port; another process may grab it before
+        // krb5kdc binds, so a failed start is retried a few times.
+        let mut attempt = 0;
+        let out = loop {
+            attempt += 1;
+            let out = Command::new(&script)
+                .arg(dir.path())
+                .output()
+                .with_context(|| format!("running {}", script.display()))?;
+            if out.status.success() {
+                break out;
+            }
+            if attempt == 3 || out.status.code() == Some(2) {
+                bail!(
+                    "{} failed ({}): {}\nIf the MIT KDC is missing, run scripts/install-deps (as root).",
+                    script.display(),
+                    out.status,
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            }
+        };
         let env = String::from_utf8_lossy(&out.stdout);
         let var = |name: &str| -> anyhow::Result<String> {
             env.lines()

@@ -59,6 +59,12 @@ fn ticket_cache_login_runs_the_four_message_gssapi_exchange() {
     assert_eq!(sent[2].len(), 32);
     assert_eq!(server.chosen_layer, Some(LAYER_NONE));
     assert_eq!(server.client_principal(), Some("alice@YARNFLINK.TEST"));
+
+    // The default cache is KRB5CCNAME's (the fixture holds the environment lock).
+    std::env::set_var("KRB5CCNAME", &cache);
+    let login = KerberosLogin::from_ticket_cache(None);
+    std::env::remove_var("KRB5CCNAME");
+    assert_eq!(login.unwrap().principal(), "alice@YARNFLINK.TEST");
 }
 
 #[test]

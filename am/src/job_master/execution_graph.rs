@@ -222,12 +222,14 @@ impl ExecutionGraph {
         self.regions[r].members.iter().all(|&m| self.executions[m].attempt.state == ExecutionState::Finished)
     }
 
-    /// True when a slot request still has work to host: some region of its
-    /// members has not finished. (Not "some member": a finished producer's
-    /// slot stays until its region's consumers are done with its data, and a
-    /// region that restarts needs all its slots again.)
-    pub fn request_needed(&self, request: usize) -> bool {
-        self.slot_requests[request].members.iter().any(|&m| !self.region_finished(self.executions[m].region))
+    /// For each slot request: does it still have work to host, i.e. has some
+    /// region of its members not finished? (Not "some member": a finished
+    /// producer's slot stays until its region's consumers are done with its
+    /// data, and a region that restarts needs all its slots again.) One pass
+    /// over the graph, so callers ask once per event rather than per request.
+    pub fn needed_requests(&self) -> Vec<bool> {
+        let finished: Vec<bool> = (0..self.regions.len()).map(|r| self.region_finished(r)).collect();
+        self.slot_requests.iter().map(|q| q.members.iter().any(|&m| !finished[self.executions[m].region])).collect()
     }
 
     /// True when every member of the request is terminal.

@@ -188,7 +188,8 @@ impl Scheduler {
         if !self.graph.status.is_active() {
             return Vec::new();
         }
-        self.graph.aggregate((0..self.graph.slot_requests.len()).filter(|&r| self.graph.request_needed(r)))
+        let needed = self.graph.needed_requests();
+        self.graph.aggregate((0..needed.len()).filter(|&r| needed[r]))
     }
 
     /// The part of [`Self::requirements`] no slot is held for yet.
@@ -196,9 +197,8 @@ impl Scheduler {
         if !self.graph.status.is_active() {
             return Vec::new();
         }
-        self.graph.aggregate(
-            (0..self.graph.slot_requests.len()).filter(|&r| self.graph.request_needed(r) && !self.pool.is_assigned(r)),
-        )
+        let needed = self.graph.needed_requests();
+        self.graph.aggregate((0..needed.len()).filter(|&r| needed[r] && !self.pool.is_assigned(r)))
     }
 
     /// A TaskExecutor offers slots. Each offer goes to the first pending slot
@@ -215,9 +215,9 @@ impl Scheduler {
         if !self.graph.status.is_active() {
             return OfferResult { accepted, actions };
         }
-        let mut pending: Vec<usize> = (0..self.graph.slot_requests.len())
-            .filter(|&r| !self.pool.is_assigned(r) && self.graph.request_needed(r))
-            .collect();
+        let needed = self.graph.needed_requests();
+        let mut pending: Vec<usize> =
+            (0..self.graph.slot_requests.len()).filter(|&r| !self.pool.is_assigned(r) && needed[r]).collect();
         pending.sort_by_key(|&r| (self.graph.slot_requests[r].first_region, r));
         for offer in offers {
             if let Some(held) = self.pool.slot(&offer.allocation_id) {
@@ -229,10 +229,9 @@ impl Scheduler {
             }
             // An exact request first: an unknown one can take any slot later.
             let exact = RequestedProfile::Exact(offer.profile.clone());
-            let fit = pending
-                .iter()
-                .position(|&r| self.graph.slot_requests[r].profile == exact)
-                .or_else(|| pending.iter().position(|&r| satisfies(&offer.profile, &self.graph.slot_requests[r].profile)));
+            let fit = pending.iter().position(|&r| self.graph.slot_requests[r].profile == exact).or_else(|| {
+                pending.iter().position(|&r| satisfies(&offer.profile, &self.graph.slot_requests[r].profile))
+            });
             if let Some(i) = fit {
                 let request = pending.remove(i);
                 tracing::debug!(allocation = %offer.allocation_id, tm = %task_manager.resource_id, request, "slot accepted");
@@ -534,12 +533,13 @@ impl Scheduler {
 
         // Free what is no longer needed.
         let status = self.graph.status;
+        let needed = self.graph.needed_requests();
         let to_free: Vec<AllocationId> = self
             .pool
             .slots()
             .filter(|s| match status {
                 _ if status.is_globally_terminal() => true,
-                _ if status.is_active() => !self.graph.request_needed(s.request),
+                _ if status.is_active() => !needed[s.request],
                 _ => self.graph.request_idle(s.request),
             })
             .map(|s| s.allocation_id)

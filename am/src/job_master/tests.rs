@@ -201,10 +201,11 @@ fn a_hash_job_deploys_only_when_every_slot_is_there_and_wires_all_to_all() {
     assert_eq!(h.start(), lines(&["declare [4 x (0.5 cpu, 256 MB)]"]));
     assert_eq!(h.s.status(), JobStatus::Running);
 
-    // Too small: rejected. Three fitting slots: kept, but no deployment yet.
+    // Not the requested profile (too small, or larger): rejected. Matching slots: kept, but no deployment yet.
     assert_eq!(h.offer("tm-a", &[profile(250, 256)]), (0, vec![]));
-    assert_eq!(h.offer("tm-a", &[profile(500, 256), profile(500, 256), profile(1000, 1024)]), (3, vec![]));
-    assert_eq!(h.s.missing_requirements().iter().map(|r| r.count).sum::<u32>(), 1);
+    assert_eq!(h.offer("tm-a", &[profile(500, 256), profile(500, 256), profile(1000, 1024)]), (2, vec![]));
+    assert_eq!(h.s.missing_requirements().iter().map(|r| r.count).sum::<u32>(), 2);
+    assert_eq!(h.offer("tm-a", &[profile(500, 256)]), (1, vec![]));
     // The fourth slot completes the region: all four deploy at once, producers first.
     let (n, out) = h.offer("tm-b", &[profile(500, 256), profile(500, 256)]);
     assert_eq!(n, 1, "only what is needed is accepted");
@@ -246,7 +247,7 @@ fn a_hash_job_deploys_only_when_every_slot_is_there_and_wires_all_to_all() {
     );
     assert_eq!(gate.channels[1].partition_id.producer_attempt, h.attempt("src", 1));
     assert_eq!(gate.channels[1].producer_resource_id, ResourceId::new("tm-a"));
-    assert_eq!(sum1.allocation_id, AllocationId::from_u128(5));
+    assert_eq!(sum1.allocation_id, AllocationId::from_u128(6));
 
     assert!(h.report("src", 0, ExecutionState::Running, None).is_empty());
     assert_eq!(h.state("src", 0), ExecutionState::Running);
@@ -256,8 +257,8 @@ fn a_hash_job_deploys_only_when_every_slot_is_there_and_wires_all_to_all() {
         lines(&[
             "free slot2 on tm-a",
             "free slot3 on tm-a",
-            "free slot4 on tm-a",
-            "free slot5 on tm-b",
+            "free slot5 on tm-a",
+            "free slot6 on tm-b",
             "declare []",
             "job FINISHED"
         ])
@@ -578,4 +579,19 @@ fn repeated_offers_and_foreign_updates_are_harmless() {
     };
     assert!(h.s.update_task_state(&unknown, h.now).is_empty());
     assert_eq!(h.s.status(), JobStatus::Running);
+}
+
+#[test]
+fn a_restarted_region_without_slots_waits_for_new_ones() {
+    let mut h = running_forward_job();
+    let out = h.s.release_task_manager(&ResourceId::new("tm-b"), "container killed", h.now);
+    assert!(h.render(out).is_empty());
+    assert!(h.advance(Duration::from_secs(1)).is_empty(), "due, but no slots: new attempts wait");
+    assert_eq!(h.state("a", 1), ExecutionState::Scheduled);
+    assert_eq!(h.s.status(), JobStatus::Running);
+    assert_eq!(h.s.next_wakeup(), None);
+    // Half the region's slots are not enough.
+    assert!(h.offer("tm-c", &[profile(1000, 1024)]).1.is_empty());
+    assert_eq!(h.offer("tm-d", &[profile(1000, 1024)]).1, lines(&["deploy a[1]#1 on tm-c", "deploy b[1]#1 on tm-d"]));
+    assert_eq!(h.tdds["b[1]"].inputs[0].channels[0].producer_data_address, "tm-c:6121");
 }

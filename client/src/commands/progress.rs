@@ -34,13 +34,18 @@ impl Progress {
 
 pub fn finish(d: &JobDetails) -> ExitCode {
     let secs = d.duration as f64 / 1000.0;
+    let restarts = match d.restarts {
+        0 => String::new(),
+        1 => " (after 1 restart)".to_owned(),
+        n => format!(" (after {n} restarts)"),
+    };
     match d.state.as_str() {
         "FINISHED" => {
-            eprintln!("Job {} ({}) FINISHED in {secs:.2} s", d.jid, d.name);
+            eprintln!("Job {} ({}) FINISHED in {secs:.2} s{restarts}", d.jid, d.name);
             ExitCode::SUCCESS
         }
         state => {
-            eprintln!("Job {} ({}) {state} after {secs:.2} s", d.jid, d.name);
+            eprintln!("Job {} ({}) {state} after {secs:.2} s{restarts}", d.jid, d.name);
             if let Some(e) = &d.error {
                 eprintln!("cause: {e}");
             }

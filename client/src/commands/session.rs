@@ -15,7 +15,8 @@ const READY_FILE_ENV: &str = "YF_SESSION_READY_FILE";
 
 /// Starts `yarn-flink session serve` in the background and waits until it
 /// says where its REST API listens.
-pub async fn start(args: SessionStartArgs) -> Result<ExitCode> {
+/// The arguments were parsed (and so checked) here; the child re-parses the same argv.
+pub async fn start(_args: SessionStartArgs) -> Result<ExitCode> {
     let dir = state_dir();
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let ready = dir.join(format!("starting-{}", std::process::id()));

@@ -79,7 +79,10 @@ fn extract(archive: &Path, into: &Path) -> Result<(), BundleError> {
     }
     let file = File::open(archive).map_err(|source| BundleError::Io { path: archive.to_owned(), source })?;
     let mut tar = tar::Archive::new(flate2::read::GzDecoder::new(file));
+    // Keep the executable bits programs need, but no setuid/setgid/sticky
+    // bits and nothing writable by others.
     tar.set_preserve_permissions(true);
+    tar.set_mask(0o7002);
     tar.set_overwrite(false);
     for entry in tar.entries().map_err(extract_err)? {
         let mut entry = entry.map_err(extract_err)?;

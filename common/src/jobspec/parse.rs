@@ -216,7 +216,19 @@ impl Cx<'_> {
             SpecErrorKind::UnknownField { field: field.clone(), allowed, suggestion }
         } else if let Some(field) = backticked(&message).first().filter(|_| message.starts_with("missing field")) {
             SpecErrorKind::MissingField { field: field.clone() }
+        } else if message.starts_with("duplicate key") {
+            let key =
+                span.as_ref().and_then(|s| self.text.get(s.clone())).map(|k| k.trim().trim_matches('"').to_owned());
+            let problem = match key {
+                Some(k) if !k.is_empty() && !k.contains('\n') => format!("`{k}` is given twice"),
+                _ => "a key is given twice".to_owned(),
+            };
+            SpecErrorKind::Invalid {
+                problem,
+                fix: "keep one of them; each [[vertex]] or [[edge]] starts with its own header".to_owned(),
+            }
         } else if message.starts_with("invalid type") || message.starts_with("invalid value") {
+            let message = plain_types(&message);
             let key = span.as_ref().and_then(|s| self.key_before(s.start));
             let message = match key {
                 Some(k) => format!("`{k}` has the wrong type: {message}"),
@@ -572,7 +584,7 @@ impl Cx<'_> {
         section: &dyn Fn() -> Option<String>,
         field: &str,
     ) -> Result<(), SpecError> {
-        let file = self.bundle_dir.join(program);
+        let file = self.bundle_dir.join(program.trim_start_matches("./"));
         let meta = match std::fs::metadata(&file) {
             Ok(m) if m.is_file() => m,
             _ => {
@@ -839,6 +851,21 @@ fn is_executable(_meta: &std::fs::Metadata) -> bool {
     true
 }
 
+/// Serde's type names in the words of a TOML reader.
+fn plain_types(message: &str) -> String {
+    let mut out = message
+        .replace("expected i64", "expected an integer")
+        .replace("expected u32", "expected an integer")
+        .replace("a sequence", "an array")
+        .replace("a map", "a table");
+    // `expected struct RawRestart` names our private type: say "a table".
+    while let Some(i) = out.find("struct Raw") {
+        let end = out[i..].find(|c: char| c.is_whitespace() || c == ',').map_or(out.len(), |e| i + e);
+        out.replace_range(i..end, "a table");
+    }
+    out
+}
+
 /// The words in backticks in a serde message, in order.
 fn backticked(message: &str) -> Vec<String> {
     message.split('`').skip(1).step_by(2).map(str::to_owned).collect()
@@ -846,7 +873,13 @@ fn backticked(message: &str) -> Vec<String> {
 
 /// The candidate closest to `word` by edit distance, if close enough to be a typo.
 pub(crate) fn closest<'a>(word: &str, candidates: impl Iterator<Item = &'a str>) -> Option<String> {
-    let limit = (word.chars().count() / 3).max(2);
+    let len = word.chars().count();
+    // Short words are too easily "close" to anything: `b` is one edit from `a`.
+    let limit = match len {
+        0..=2 => 0,
+        3..=4 => 1,
+        _ => (len / 3).max(2),
+    };
     // A long shared start counts too: `vertices` is meant as `vertex`.
     let shared_start = |c: &str| word.chars().zip(c.chars()).take_while(|(a, b)| a == b).count();
     candidates
@@ -856,16 +889,26 @@ pub(crate) fn closest<'a>(word: &str, candidates: impl Iterator<Item = &'a str>)
         .map(|(_, c)| c.to_owned())
 }
 
+/// Optimal string alignment distance: Levenshtein plus adjacent transpositions
+/// (`nmae` is one edit from `name`).
 fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut cur = vec![i + 1; b.len() + 1];
-        for (j, cb) in b.iter().enumerate() {
-            let subst = prev[j] + usize::from(ca != *cb);
-            cur[j + 1] = subst.min(prev[j + 1] + 1).min(cur[j] + 1);
-        }
-        prev = cur;
+    let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
+    let mut d = vec![vec![0usize; b.len() + 1]; a.len() + 1];
+    for (i, row) in d.iter_mut().enumerate() {
+        row[0] = i;
     }
-    prev[b.len()]
+    for (j, cell) in d[0].iter_mut().enumerate() {
+        *cell = j;
+    }
+    for i in 1..=a.len() {
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            let mut best = (d[i - 1][j] + 1).min(d[i][j - 1] + 1).min(d[i - 1][j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                best = best.min(d[i - 2][j - 2] + 1);
+            }
+            d[i][j] = best;
+        }
+    }
+    d[a.len()][b.len()]
 }

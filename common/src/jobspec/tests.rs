@@ -95,6 +95,15 @@ fn bad_specs_name_the_problem_the_place_and_the_fix() {
         ),
         ("[[vertex]]\ncommand = [\"cat\"]\n", &["missing field `name`", "[[vertex]] #1", "add `name = ...`"]),
         ("[job]\nname = \"x\"\n", &["the job has no vertices", "add at least one [[vertex]]"]),
+        (
+            "[[vertex]]\nname = \"a\"\nname = \"b\"\ncommand = [\"cat\"]\n",
+            &["`name` is given twice", "(line 3, column 1)", "keep one of them"],
+        ),
+        (
+            "[job]\nrestart = \"none\"\n[[vertex]]\nname = \"a\"\ncommand = [\"cat\"]\n",
+            &["`restart` has the wrong type", "expected a table", "in [job]"],
+        ),
+        ("[[vertex]]\nname = \"a\"\ncommand = \"cat\"\n", &["`command` has the wrong type", "expected an array"]),
         // Vertex fields.
         (
             "[[vertex]]\nname = \"a\"\ncommand = [\"cat\"]\n[[vertex]]\nname = \"a\"\ncommand = [\"cat\"]\n",
@@ -154,7 +163,7 @@ fn bad_specs_name_the_problem_the_place_and_the_fix() {
             &["`from` names no vertex: `tokenise`", "[[edge]] #1 (from = \"tokenise\", to = \"b\")", "did you mean `tokenize`?"],
         ),
         (
-            "[[vertex]]\nname = \"a\"\ncommand = [\"cat\"]\n[[edge]]\nfrom = \"a\"\nto = \"zzzzzzzz\"\n",
+            "[[vertex]]\nname = \"a\"\ncommand = [\"cat\"]\n[[edge]]\nfrom = \"a\"\nto = \"b\"\n",
             &["`to` names no vertex", "name one of the vertices: `a`"],
         ),
         ("[[vertex]]\nname = \"a\"\ncommand = [\"cat\"]\n[[edge]]\nfrom = \"a\"\nto = \"a\"\n", &["joins vertex `a` to itself"]),
@@ -365,11 +374,16 @@ fn bundles_load_from_dirs_spec_files_and_archives() {
     // An archive with its files under one top-level directory, keeping the executable bit.
     let archive = work.path().join("wordcount.tgz");
     let spec = b"[[vertex]]\nname = \"a\"\nshell = \"./count\"\n";
-    tgz(&archive, &[("wc/job.toml", spec, 0o644), ("wc/count", b"#!/bin/sh\ncat\n", 0o755)]);
+    tgz(&archive, &[("wc/job.toml", spec, 0o644), ("wc/count", b"#!/bin/sh\ncat\n", 0o4777)]);
     let into = work.path().join("extracted");
     let b = Bundle::load(&archive, &into).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(b.dir, into.join("wc"));
     assert_eq!(b.spec.name, "wc");
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(into.join("wc/count")).map(|m| m.permissions().mode() & 0o7777).unwrap_or(0);
+        assert_eq!(mode, 0o775, "executable kept; setuid and world-writable dropped");
+    }
 
     // An archive with the spec at its root.
     let archive = work.path().join("flat.tar.gz");
@@ -408,6 +422,20 @@ fn bad_bundles_name_the_path_and_the_fix() {
         assert!(e.contains(&format!("holds the entry `{entry}`")) && e.contains("relative paths"), "{e}");
     }
 
+    // A link pointing out of the bundle.
+    let archive = work.path().join("link.tgz");
+    {
+        let file = std::fs::File::create(&archive).expect("create archive");
+        let mut builder = tar::Builder::new(flate2::write::GzEncoder::new(file, flate2::Compression::fast()));
+        let mut header = tar::Header::new_gnu();
+        header.set_entry_type(tar::EntryType::Symlink);
+        header.set_size(0);
+        builder.append_link(&mut header, "data", "../../etc").expect("append link");
+        builder.into_inner().and_then(|gz| gz.finish()).expect("finish archive");
+    }
+    let e = err(&archive, &work.path().join("link"));
+    assert!(e.contains("holds the entry `data`"), "{e}");
+
     let archive = work.path().join("garbage.tgz");
     std::fs::write(&archive, b"not gzip at all").expect("write");
     let e = err(&archive, &work.path().join("g"));
@@ -422,4 +450,21 @@ fn bad_bundles_name_the_path_and_the_fix() {
     tgz(&archive, &[("README", b"hi", 0o644)]);
     let e = err(&archive, &work.path().join("ns"));
     assert!(e.contains("has no job.toml"), "{e}");
+}
+
+#[test]
+fn the_messages_in_the_docs_are_exact() {
+    let dir = bundle_dir();
+    let d = dir.path().display().to_string();
+    let spec = "[[vertex]]\nname = \"source\"\nsource = { type = \"text\", path = \"input\" }\n\n[[vertex]]\nname = \"tokenize\"\nparallelism = 2\ncommand = [\"awk\"]\n\n[[vertex]]\nname = \"count\"\nshell = \"./notexec | sort\"\n";
+    let err = parse(&spec.replace("parallelism", "paralelism"), dir.path()).err().map(|e| e.to_string());
+    assert_eq!(
+        err.unwrap_or_default(),
+        format!("unknown field `paralelism` in [[vertex]] #2 (name = \"tokenize\") of {d}/job.toml (line 7, column 1); did you mean `parallelism`?")
+    );
+    let err = parse(spec, dir.path()).err().map(|e| e.to_string());
+    assert_eq!(
+        err.unwrap_or_default(),
+        format!("program `./notexec` ({d}/notexec) is not executable in [[vertex]] #3 (name = \"count\") of {d}/job.toml (line 12, column 9); run `chmod +x {d}/notexec`")
+    );
 }

@@ -50,6 +50,7 @@ async fn reachable_rm_and_web_app_are_ok_closed_namenode_fails() {
     conf.set("fs.defaultFS", &format!("hdfs://127.0.0.1:{nn}"));
     let report = run(&conf, &DoctorOptions { timeout: Duration::from_secs(5), ..Default::default() }).await;
     let text = report.to_string();
+    println!("{text}"); // shown with --nocapture: what an operator sees
     assert_eq!(report.check("rm tcp").unwrap().verdict, Verdict::Ok, "{text}");
     let nn_check = report.check("namenode tcp").unwrap();
     assert_eq!(nn_check.verdict, Verdict::Fail, "{text}");
@@ -107,4 +108,41 @@ async fn secure_mode_without_a_ticket_fails_the_login_with_kinit_advice() {
 fn utc_formatting() {
     assert_eq!(format_utc(UNIX_EPOCH), "1970-01-01 00:00:00 UTC");
     assert_eq!(format_utc(UNIX_EPOCH + Duration::from_secs(1_795_838_340)), "2026-11-28 03:59:00 UTC");
+}
+
+#[tokio::test]
+async fn a_token_file_is_listed_and_an_expired_delegation_token_warns() {
+    use crate::credentials::{Credentials, Token};
+    let fixture =
+        std::path::PathBuf::from("/work/shared/wire/hadoop-3.3.6/kerberos/tokens/alice-hdfs-delegation.tokens");
+    let mut creds = Credentials::read_file(&fixture).unwrap();
+    // The same identifier with dates in 1970: long past its maximum lifetime.
+    let mut id = vec![0u8];
+    for text in ["bob@R", "yarn", ""] {
+        id.push(text.len() as u8);
+        id.extend_from_slice(text.as_bytes());
+    }
+    id.extend_from_slice(&[10, 20, 3, 4]);
+    let old =
+        Token { identifier: id, password: vec![1], kind: "HDFS_DELEGATION_TOKEN".into(), service: "nn:8020".into() };
+    creds.tokens.push(("nn:8020".into(), old));
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.tokens");
+    creds.write_file(&path).unwrap();
+    let opts = DoctorOptions { offline: true, token_file: Some(path), ..Default::default() };
+    let report = run(&HadoopConf::new(), &opts).await;
+    let text = report.to_string();
+    assert!(report.check("token file").unwrap().detail.ends_with("2 token(s), 0 secret(s)"), "{text}");
+    let alice = report.check("token HDFS_DELEGATION_TOKEN 127.0.0.1:9000").unwrap();
+    assert!(alice.detail.starts_with("owner alice@ORACLE.TEST, renewer alice, issued 20"), "{text}");
+    let bob = report.check("token HDFS_DELEGATION_TOKEN nn:8020").unwrap();
+    assert_eq!(bob.verdict, Verdict::Warn, "{text}");
+    assert!(bob.detail.contains("renewable until 1970-01-01 00:00:00 UTC"), "{text}");
+
+    std::fs::write(dir.path().join("bad.tokens"), b"HDTS\x00\x05").unwrap();
+    let opts = DoctorOptions { offline: true, token_file: Some(dir.path().join("bad.tokens")), ..Default::default() };
+    let report = run(&HadoopConf::new(), &opts).await;
+    let check = report.check("token file").unwrap();
+    assert_eq!(check.verdict, Verdict::Fail);
+    assert!(check.detail.contains("bad.tokens"), "{}", check.detail);
 }

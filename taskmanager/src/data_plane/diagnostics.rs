@@ -46,7 +46,9 @@ pub async fn exchange_benchmark(
         shared.registry.register(job, id, channels, shared.config.credits_per_channel as usize, &shared.gauge);
     // Whole records: lines of 63 bytes and a newline.
     let line = b"0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcde\n";
-    let buffer = Bytes::from(line.iter().copied().cycle().take(buffer_size / line.len() * line.len().max(1)).collect::<Vec<u8>>());
+    let buffer = Bytes::from(
+        line.iter().copied().cycle().take(buffer_size / line.len() * line.len().max(1)).collect::<Vec<u8>>(),
+    );
     let per_channel = total_bytes / u64::from(channels) / buffer.len() as u64;
     let started = Instant::now();
     let mut writers = Vec::new();
@@ -59,7 +61,9 @@ pub async fn exchange_benchmark(
                     return Err(format!("channel {i}: the consumer went away"));
                 }
             }
-            Ok(())
+            // Hand the writer back: its queue must stay open until the
+            // partition is marked finished, or the end looks like a crash.
+            Ok(w)
         }));
     }
     let gates = [common::protocol::InputGateDescriptor {
@@ -83,11 +87,12 @@ pub async fn exchange_benchmark(
         }
         Ok::<u64, String>(bytes)
     });
+    let mut done = Vec::new();
     for w in writers {
-        w.await.map_err(|e| TaskError::Failed(e.to_string()))?.map_err(TaskError::Failed)?;
+        done.push(w.await.map_err(|e| TaskError::Failed(e.to_string()))?.map_err(TaskError::Failed)?);
     }
     partition.finish();
-    drop(partition);
+    drop((partition, done));
     let bytes = reader.await.map_err(|e| TaskError::Failed(e.to_string()))?.map_err(TaskError::Failed)?;
     let elapsed = started.elapsed();
     producer.release_job(job);

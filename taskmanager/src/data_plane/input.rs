@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use common::protocol::{InputChannelDescriptor, InputGateDescriptor};
-use futures::stream::{self, Stream, StreamExt};
+use futures::stream::{self, Stream};
 use tokio::sync::mpsc;
 
 use super::net::{self, RemoteItem, RemoteRequest};
@@ -97,29 +97,37 @@ impl Channel {
 
 /// Opens every channel of every gate and merges them.
 pub(crate) fn open(shared: &Arc<Shared>, gates: &[InputGateDescriptor]) -> InputStream {
-    let channels = gates.iter().flat_map(|g| g.channels.iter().cloned()).map(|desc| {
-        let shared = shared.clone();
-        enum State {
-            Pending(Arc<Shared>, InputChannelDescriptor),
-            Open(Channel),
-            Done,
-        }
-        stream::unfold(State::Pending(shared, desc), |state| async move {
-            let mut channel = match state {
-                State::Pending(shared, desc) => match Channel::open(shared, desc).await {
-                    Ok(c) => c,
-                    Err(why) => return Some((Err(why), State::Done)),
-                },
-                State::Open(c) => c,
-                State::Done => return None,
-            };
-            match channel.next().await {
-                Ok(Some(buf)) => Some((Ok(buf), State::Open(channel))),
-                Ok(None) => None,
-                Err(why) => Some((Err(why), State::Done)),
+    Box::pin(stream::select_all(open_channels(shared, gates)))
+}
+
+/// Every channel of every gate as a stream of its own, in gate and channel
+/// order (for consumers that keep channels apart, like the sink).
+pub(crate) fn open_channels(shared: &Arc<Shared>, gates: &[InputGateDescriptor]) -> Vec<InputStream> {
+    gates
+        .iter()
+        .flat_map(|g| g.channels.iter().cloned())
+        .map(|desc| {
+            enum State {
+                Pending(Arc<Shared>, InputChannelDescriptor),
+                Open(Channel),
+                Done,
             }
+            let channel = stream::unfold(State::Pending(shared.clone(), desc), |state| async move {
+                let mut channel = match state {
+                    State::Pending(shared, desc) => match Channel::open(shared, desc).await {
+                        Ok(c) => c,
+                        Err(why) => return Some((Err(why), State::Done)),
+                    },
+                    State::Open(c) => c,
+                    State::Done => return None,
+                };
+                match channel.next().await {
+                    Ok(Some(buf)) => Some((Ok(buf), State::Open(channel))),
+                    Ok(None) => None,
+                    Err(why) => Some((Err(why), State::Done)),
+                }
+            });
+            Box::pin(channel) as InputStream
         })
-        .boxed()
-    });
-    Box::pin(stream::select_all(channels))
+        .collect()
 }

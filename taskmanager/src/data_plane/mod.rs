@@ -14,9 +14,16 @@
 //!
 //! Architecture invariants: the data plane knows nothing of the control plane
 //! (a [`TaskDeploymentDescriptor`] in, `Ok`/[`TaskError`] out); records are
-//! newline-terminated lines and every buffer holds whole records; memory per
-//! channel is bounded by `credits_per_channel` buffers on each side, whatever
-//! the speed of producers and consumers.
+//! newline-terminated lines and every buffer holds whole records; memory is
+//! bounded whatever the speed of producers and consumers: per subpartition the
+//! producer side holds at most `credits_per_channel + 2` buffers (the queue,
+//! one waiting to enter it, one being handed out), and per input channel the
+//! consumer side at most `credits_per_channel + 1`. A buffer is
+//! `buffer_size` plus at most one partial record. [`DataPlane::buffered_bytes`]
+//! shows the total.
+//!
+//! Every subtask process is started with a cleared environment (see
+//! `docs/task-contract.md`), so the application secret never reaches it.
 
 pub mod diagnostics;
 mod input;
@@ -30,7 +37,7 @@ mod writer;
 #[cfg(test)]
 mod tests;
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -109,9 +116,22 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
+    /// Whether `addr` (a `producer_data_address`) is this plane: then the
+    /// channel is served in memory instead of over TCP.
     pub(crate) fn is_local(&self, addr: &str) -> bool {
-        self.config.advertised_address.as_deref() == Some(addr)
-            || addr.parse::<SocketAddr>().is_ok_and(|a| a == self.local_addr)
+        if self.config.advertised_address.as_deref() == Some(addr) {
+            return true;
+        }
+        let Some((host, port)) = addr.rsplit_once(':') else { return false };
+        if port.parse::<u16>().ok() != Some(self.local_addr.port()) {
+            return false;
+        }
+        let ours = self.local_addr.ip();
+        let loopback_ok = ours.is_loopback() || ours.is_unspecified();
+        match host.trim_start_matches('[').trim_end_matches(']').parse::<IpAddr>() {
+            Ok(ip) => ip == ours || (ip.is_loopback() && loopback_ok),
+            Err(_) => host == "localhost" && loopback_ok,
+        }
     }
 }
 
@@ -181,7 +201,8 @@ impl DataPlane {
         cancel: CancellationToken,
     ) -> Result<(), TaskError> {
         let shared = &self.inner.shared;
-        let label = format!("{} {}/{} (attempt {})", tdd.vertex_name, tdd.subtask_index, tdd.parallelism, tdd.attempt_number);
+        let label =
+            format!("{} {}/{} (attempt {})", tdd.vertex_name, tdd.subtask_index, tdd.parallelism, tdd.attempt_number);
         // Register outputs first, so that consumers deployed with us find them.
         let mut partitions = Vec::with_capacity(tdd.outputs.len());
         let mut writers = Vec::with_capacity(tdd.outputs.len());
@@ -202,7 +223,10 @@ impl DataPlane {
             Ok(()) => info!(task = %label, "finished"),
             Err(e) => {
                 info!(task = %label, "ended: {e}");
-                let why = format!("producer {label} {}", if *e == TaskError::Canceled { "was canceled".into() } else { format!("failed: {e}") });
+                let why = format!(
+                    "producer {label} {}",
+                    if *e == TaskError::Canceled { "was canceled".into() } else { format!("failed: {e}") }
+                );
                 for p in &partitions {
                     p.fail(&why);
                 }
@@ -221,7 +245,6 @@ impl DataPlane {
         cancel: &CancellationToken,
     ) -> Result<(), TaskError> {
         let shared = &self.inner.shared;
-        let inputs = input::open(shared, &tdd.inputs);
         let has_inputs = tdd.inputs.iter().any(|g| !g.channels.is_empty());
         match &tdd.program {
             Program::Command { .. } | Program::Shell { .. } => {
@@ -230,6 +253,7 @@ impl DataPlane {
                 })?;
                 let cmd = command(tdd, label, &work_dir, env)?;
                 let spawned = process::spawn(cmd, label.to_string(), has_inputs)?;
+                let inputs = input::open(shared, &tdd.inputs);
                 // Handles cancellation itself, so that it can reap the child.
                 process::run(spawned, inputs, writer, &shared.config, cancel).await
             }
@@ -247,12 +271,14 @@ impl DataPlane {
                         "{label}: HDFS output is not supported yet ({path}); write to a local path"
                     )));
                 }
-                let staging =
-                    common::output::staging_file(&dir, tdd.job_id, tdd.subtask_index, tdd.attempt_number);
+                let staging = common::output::staging_file(&dir, tdd.job_id, tdd.subtask_index, tdd.attempt_number);
+                let channels = input::open_channels(shared, &tdd.inputs);
                 tokio::select! {
-                    r = sink::run(&staging, inputs, label) => r,
+                    r = sink::run(&staging, channels, label) => r,
                     _ = cancel.cancelled() => Err(TaskError::Canceled),
-                }
+                }?;
+                // A sink has no outgoing edges; should it be given some, they end empty.
+                writer.finish().await.map_err(|_| TaskError::Failed(format!("{label}: a consumer went away")))
             }
         }
     }
@@ -345,6 +371,9 @@ async fn run_source(
     while let Some(chunk) = rx.recv().await {
         writer.write(&chunk).await.map_err(gone)?;
     }
-    reader.await.map_err(|e| TaskError::Failed(format!("{label}: reading the input panicked: {e}")))?.map_err(failed)?;
+    reader
+        .await
+        .map_err(|e| TaskError::Failed(format!("{label}: reading the input panicked: {e}")))?
+        .map_err(failed)?;
     writer.finish().await.map_err(gone)
 }

@@ -199,9 +199,13 @@ async fn stream_subpartition(stream: TcpStream, mut reader: SubpartitionReader) 
         }
     }
     wr.shutdown().await?;
-    // Wait for the consumer to close, so END is not lost to a reset.
+    // Wait (a while) for the consumer to close, so END is not lost to a reset.
     let mut sink = [0u8; 64];
-    while rd.read(&mut sink).await? > 0 {}
+    let drained = async {
+        while rd.read(&mut sink).await? > 0 {}
+        io::Result::Ok(())
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(30), drained).await;
     Ok(())
 }
 

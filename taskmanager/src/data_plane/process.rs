@@ -24,6 +24,8 @@ use super::{DataPlaneConfig, TaskError};
 
 /// How many stderr lines a failure message carries.
 const STDERR_TAIL: usize = 20;
+/// Longest piece of a stderr (or logged stdout) line kept as one log line.
+const MAX_LOG_LINE: u64 = 8192;
 /// Pipe size asked of the kernel (Linux `F_SETPIPE_SZ`); fewer, larger reads.
 const PIPE_SIZE: i32 = 1 << 20;
 
@@ -173,7 +175,8 @@ async fn log_stderr(stderr: ChildStderr, label: String, tail: Arc<Mutex<VecDeque
     let mut line = Vec::new();
     loop {
         line.clear();
-        match lines.read_until(b'\n', &mut line).await {
+        // Bounded: a line without end is logged in pieces, never buffered whole.
+        match (&mut lines).take(MAX_LOG_LINE).read_until(b'\n', &mut line).await {
             Ok(0) | Err(_) => return,
             Ok(_) => {}
         }
@@ -226,7 +229,7 @@ async fn drain(
         let mut logged = 0;
         loop {
             line.clear();
-            match lines.read_until(b'\n', &mut line).await {
+            match (&mut lines).take(MAX_LOG_LINE).read_until(b'\n', &mut line).await {
                 Ok(0) => return Ok(()),
                 Ok(_) if logged < 100 => {
                     logged += 1;

@@ -1,0 +1,187 @@
+//! End to end on the embedded default: the real `yarn-flink` binary, real
+//! TaskManager processes, real failures.
+
+mod support;
+
+use std::time::Duration;
+
+use support::*;
+
+const COUNT_JOB: &str = r#"
+[job]
+name = "count"
+restart = { strategy = "fixed-delay", attempts = 3, delay = "100ms" }
+
+[[vertex]]
+name = "gen"
+parallelism = 4
+shell = "seq 1 50 | sed \"s/^/k$((YF_SUBTASK_INDEX % 2))\t/\""
+resources = { cpu = 0.5, memory = "64m" }
+
+[[vertex]]
+name = "count"
+parallelism = 2
+shell = "awk -F '\t' '{ n[$1]++ } END { for (k in n) print k \"\t\" n[k] }'"
+resources = { cpu = 1, memory = "128m" }
+
+[[vertex]]
+name = "sink"
+parallelism = 2
+sink = { type = "text", path = "out" }
+
+[[edge]]
+from = "gen"
+to = "count"
+partitioning = "hash"
+
+[[edge]]
+from = "count"
+to = "sink"
+partitioning = "forward"
+"#;
+
+#[test]
+fn a_job_runs_across_several_task_managers_of_two_sizes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let b = bundle(&tmp.path().join("b"), COUNT_JOB, &[]);
+    let work = tmp.path().join("work");
+    let o = run(tmp.path(), &["run", "--tm-slots", "2", "--work-dir", work.to_str().unwrap(), b.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("FINISHED"), "{}", text(&o));
+    // Each key was produced by two of the four generators, 50 each.
+    assert_eq!(output_lines(&b.join("out")), vec!["k0\t100", "k1\t100"]);
+    // Fit sizing: TaskManagers shaped for 0.5 cpu and for 1 cpu slots.
+    let logs = std::fs::read_dir(work.join("taskmanagers"))
+        .unwrap()
+        .flatten()
+        .filter(|e| e.path().extension().is_some_and(|x| x == "log"))
+        .count();
+    assert!(logs >= 2, "expected several TaskManagers, saw {logs}");
+    assert!(processes_mentioning(work.to_str().unwrap()).is_empty(), "processes left behind");
+}
+
+/// A job whose generators wait a little, so a TaskManager can be hurt mid-job.
+fn slow_job() -> String {
+    COUNT_JOB.replace("shell = \"seq 1 50", "shell = \"sleep 1; seq 1 50")
+}
+
+fn run_and_hurt(sig: i32) -> (std::process::Output, std::path::PathBuf, std::path::PathBuf) {
+    let tmp = tempfile::tempdir().unwrap().keep();
+    let b = bundle(&tmp.join("b"), &slow_job(), &[]);
+    let work = tmp.join("work");
+    let child = cmd(&tmp)
+        .args(["run", "--sizing", "fixed", "--tm-slots", "2", "--slot-cpu", "1", "--slot-memory", "128m"])
+        .args(["--work-dir", work.to_str().unwrap(), b.to_str().unwrap()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut guard = Guard(child);
+    // Wait until tasks run on some TaskManager, then hurt the first one.
+    let (pid, id) = wait_for(Duration::from_secs(20), "a TaskManager running tasks", || {
+        task_managers(&work).into_iter().find(|(_, id)| {
+            std::fs::read_to_string(work.join("taskmanagers").join(format!("{id}.log")))
+                .is_ok_and(|l| l.contains("deploying task"))
+        })
+    });
+    signal(pid, sig);
+    let out = wait_for(Duration::from_secs(60), "the job to end", || guard.0.try_wait().unwrap());
+    let mut stdout = String::new();
+    let mut stderr = String::new();
+    use std::io::Read;
+    guard.0.stdout.take().unwrap().read_to_string(&mut stdout).unwrap();
+    guard.0.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
+    let _ = id;
+    let o = std::process::Output { status: out, stdout: stdout.into_bytes(), stderr: stderr.into_bytes() };
+    (o, b, work)
+}
+
+#[test]
+fn a_killed_task_manager_is_replaced_and_the_job_still_succeeds() {
+    let (o, b, work) = run_and_hurt(libc::SIGKILL);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("after 1 restart"), "the kill must have cost a restart: {}", text(&o));
+    assert_eq!(output_lines(&b.join("out")), vec!["k0\t100", "k1\t100"], "output must equal a clean run's");
+    assert!(processes_mentioning(work.to_str().unwrap()).is_empty(), "processes left behind");
+}
+
+#[test]
+fn a_frozen_task_manager_is_noticed_by_the_heartbeat_timeout() {
+    // SIGSTOP: the process stays, so only missed heartbeats can tell.
+    let (o, b, work) = run_and_hurt(libc::SIGSTOP);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("after 1 restart"), "the freeze must have cost a restart: {}", text(&o));
+    assert_eq!(output_lines(&b.join("out")), vec!["k0\t100", "k1\t100"]);
+    // The frozen worker was released (SIGTERM, then SIGKILL after the grace period).
+    wait_for(Duration::from_secs(15), "the frozen TaskManager to be gone", || {
+        processes_mentioning(work.to_str().unwrap()).is_empty().then_some(())
+    });
+}
+
+#[test]
+fn a_subtask_that_keeps_failing_fails_the_job_and_commits_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let job = r#"
+[job]
+name = "doomed"
+restart = { strategy = "fixed-delay", attempts = 1, delay = "50ms" }
+[[vertex]]
+name = "gen"
+shell = "echo partial; echo 'boom: bad record' >&2; exit 3"
+[[vertex]]
+name = "sink"
+sink = { type = "text", path = "out" }
+[[edge]]
+from = "gen"
+to = "sink"
+partitioning = "forward"
+"#;
+    let b = bundle(&tmp.path().join("b"), job, &[]);
+    let work = tmp.path().join("work");
+    let o = run(tmp.path(), &["run", "--work-dir", work.to_str().unwrap(), b.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let t = text(&o);
+    assert!(t.contains("FAILED"), "{t}");
+    assert!(t.contains("boom: bad record"), "the cause must carry the task's stderr: {t}");
+    assert!(!b.join("out").join("part-00000").exists(), "a failed job must not commit output");
+    assert!(processes_mentioning(work.to_str().unwrap()).is_empty(), "processes left behind");
+}
+
+#[test]
+fn bad_bundles_fail_clearly_and_start_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cases: &[(&str, Option<&str>, &[&str])] = &[
+        ("missing", None, &["missing"]),
+        (
+            "typo",
+            Some("[[vertex]]\nname = \"a\"\nparalelism = 2\nshell = \"true\"\n"),
+            &["paralelism", "parallelism", "job.toml"],
+        ),
+        (
+            "cycle",
+            Some(
+                "[[vertex]]\nname = \"a\"\nshell = \"cat\"\n[[vertex]]\nname = \"b\"\nshell = \"cat\"\n\
+                 [[edge]]\nfrom = \"a\"\nto = \"b\"\npartitioning = \"hash\"\n\
+                 [[edge]]\nfrom = \"b\"\nto = \"a\"\npartitioning = \"hash\"\n",
+            ),
+            &["cycle"],
+        ),
+        ("nosuchprogram", Some("[[vertex]]\nname = \"a\"\ncommand = [\"./nope.sh\"]\n"), &["nope.sh"]),
+    ];
+    for (name, spec, needles) in cases {
+        let dir = tmp.path().join(name);
+        if let Some(spec) = spec {
+            bundle(&dir, spec, &[]);
+        }
+        let work = tmp.path().join(format!("work-{name}"));
+        let o = run(tmp.path(), &["run", "--work-dir", work.to_str().unwrap(), dir.to_str().unwrap()]);
+        assert!(!o.status.success(), "{name}: must fail");
+        let t = text(&o);
+        for n in *needles {
+            assert!(t.contains(n), "{name}: error should mention `{n}`: {t}");
+        }
+        assert!(!t.contains("panicked"), "{name}: {t}");
+        assert!(!work.join("taskmanagers").exists(), "{name}: nothing may start for a bad bundle");
+        assert!(processes_mentioning(work.to_str().unwrap()).is_empty());
+    }
+}

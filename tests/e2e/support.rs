@@ -1,0 +1,137 @@
+//! Helpers for driving the real `yarn-flink` binary in temp dirs.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+pub fn bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_yarn-flink"))
+}
+
+/// A bundle directory made from a job.toml text and extra files.
+pub fn bundle(dir: &Path, job_toml: &str, files: &[(&str, &str)]) -> PathBuf {
+    std::fs::create_dir_all(dir).unwrap();
+    std::fs::write(dir.join("job.toml"), job_toml).unwrap();
+    for (name, text) in files {
+        let p = dir.join(name);
+        if let Some(parent) = p.parent() {
+            std::fs::create_dir_all(parent).unwrap();
+        }
+        std::fs::write(&p, text).unwrap();
+        if name.ends_with(".sh") || name.starts_with("bin/") {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+    }
+    dir.to_owned()
+}
+
+/// `yarn-flink` with fast heartbeats and an isolated state dir.
+pub fn cmd(state: &Path) -> Command {
+    let mut c = Command::new(bin());
+    c.env("YARN_FLINK_HOME", state)
+        .env("YF_HEARTBEAT_INTERVAL", "100ms")
+        .env("YF_HEARTBEAT_TIMEOUT", "1500ms")
+        .env("YF_IDLE_TIMEOUT", "2s")
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null());
+    c
+}
+
+pub fn run(state: &Path, args: &[&str]) -> Output {
+    cmd(state).args(args).output().unwrap()
+}
+
+pub fn text(o: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+}
+
+/// Pids of live processes whose environment mentions `needle` (e.g. a test's
+/// unique work dir): what a test started and must not leave behind.
+pub fn processes_mentioning(needle: &str) -> Vec<u32> {
+    let mut pids = Vec::new();
+    let me = std::process::id();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else { continue };
+        if pid == me {
+            continue;
+        }
+        let Ok(env) = std::fs::read(format!("/proc/{pid}/environ")) else { continue };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { continue };
+        // Zombies are already gone as far as resources go.
+        if stat.split(") ").nth(1).is_some_and(|s| s.starts_with('Z')) {
+            continue;
+        }
+        if env.windows(needle.len()).any(|w| w == needle.as_bytes()) {
+            pids.push(pid);
+        }
+    }
+    pids
+}
+
+/// Waits until `f` returns Some, polling; panics with `what` after `limit`.
+pub fn wait_for<T>(limit: Duration, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let start = Instant::now();
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(start.elapsed() < limit, "timed out after {limit:?} waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// TaskManager processes of a local cluster whose work dir is `work`, with
+/// their resource ids.
+pub fn task_managers(work: &Path) -> Vec<(u32, String)> {
+    let needle = work.join("taskmanagers").display().to_string();
+    let mut v = Vec::new();
+    for pid in processes_mentioning(&needle) {
+        let Ok(env) = std::fs::read(format!("/proc/{pid}/environ")) else { continue };
+        let id = env
+            .split(|b| *b == 0)
+            .filter_map(|kv| std::str::from_utf8(kv).ok())
+            .find_map(|kv| kv.strip_prefix("YF_RESOURCE_ID="))
+            .map(str::to_owned);
+        if let Some(id) = id {
+            v.push((pid, id));
+        }
+    }
+    v.sort_by(|a, b| a.1.cmp(&b.1));
+    v
+}
+
+pub fn signal(pid: u32, sig: i32) {
+    unsafe {
+        libc::kill(pid as i32, sig);
+    }
+}
+
+/// Kills a child we started if the test fails half-way.
+pub struct Guard(pub Child);
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// All lines of all part files under `out`, sorted.
+pub fn output_lines(out: &Path) -> Vec<String> {
+    let mut lines = Vec::new();
+    let mut parts: Vec<_> = std::fs::read_dir(out)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("part-")))
+        .collect();
+    parts.sort();
+    for p in parts {
+        lines.extend(std::fs::read_to_string(p).unwrap().lines().map(str::to_owned));
+    }
+    lines.sort();
+    lines
+}
