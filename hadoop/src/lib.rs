@@ -30,3 +30,6 @@ pub mod sasl;
 pub mod yarn;
 
 pub use error::{Error, RemoteException};
+
+#[cfg(test)]
+mod test_fixtures;

@@ -35,7 +35,13 @@ pub struct JobMasterConfig {
 pub(crate) enum JmMsg {
     Offer(OfferSlots, oneshot::Sender<Vec<AllocationId>>),
     TaskState(TaskExecutionState),
-    Heartbeat { resource_id: ResourceId, job_master_id: JobMasterId, allocations: Vec<AllocationId>, reply: oneshot::Sender<bool> },
+    Heartbeat {
+        resource_id: ResourceId,
+        job_master_id: JobMasterId,
+        allocations: Vec<AllocationId>,
+        report_version: u64,
+        reply: oneshot::Sender<bool>,
+    },
 }
 
 /// Routes TaskExecutors' calls to the JobMaster of their job.
@@ -90,6 +96,7 @@ pub fn spawn(
         started,
         started_at: Instant::now(),
         last_heartbeat: BTreeMap::new(),
+        min_report_version: BTreeMap::new(),
         details: watch::channel(JobDetails {
             jid: job_id.to_string(),
             name: String::new(),
@@ -121,6 +128,9 @@ struct JobMaster {
     started_at: Instant,
     /// When each TaskExecutor holding our slots last heartbeated.
     last_heartbeat: BTreeMap<ResourceId, Instant>,
+    /// Per TaskExecutor, the slot-table version of its newest accepted offer:
+    /// an older heartbeat may not list that slot yet.
+    min_report_version: BTreeMap<ResourceId, u64>,
     details: watch::Sender<JobDetails>,
 }
 
@@ -184,18 +194,23 @@ impl JobMaster {
                     data_address: offer.data_address.clone(),
                 };
                 self.last_heartbeat.entry(offer.resource_id.clone()).or_insert_with(Instant::now);
+                let v = self.min_report_version.entry(offer.resource_id.clone()).or_default();
+                *v = (*v).max(offer.report_version);
                 let result = self.scheduler.offer_slots(location, offer.offers, now());
                 let _ = reply.send(result.accepted.iter().map(|o| o.allocation_id).collect());
                 result.actions
             }
             JmMsg::TaskState(state) => self.scheduler.update_task_state(&state, now()),
-            JmMsg::Heartbeat { resource_id, job_master_id, allocations, reply } => {
+            JmMsg::Heartbeat { resource_id, job_master_id, allocations, report_version, reply } => {
                 let known = job_master_id == self.job_master_id;
                 let _ = reply.send(known);
                 if !known {
                     return vec![];
                 }
                 self.last_heartbeat.insert(resource_id.clone(), Instant::now());
+                if report_version < self.min_report_version.get(&resource_id).copied().unwrap_or(0) {
+                    return vec![];
+                }
                 // Slots the TaskExecutor no longer holds are lost to us.
                 let gone: Vec<AllocationId> = self
                     .scheduler

@@ -56,7 +56,13 @@ impl pb::job_master_gateway_server::JobMasterGateway for JobMasterService {
             allocations.push(convert::to_allocation_id(Some(a), "allocations").map_err(bad)?);
         }
         let (reply, rx) = oneshot::channel();
-        tx.send(JmMsg::Heartbeat { resource_id: common::ids::ResourceId(req.resource_id), job_master_id, allocations, reply })
+        tx.send(JmMsg::Heartbeat {
+            resource_id: common::ids::ResourceId(req.resource_id),
+            job_master_id,
+            allocations,
+            report_version: req.report_version,
+            reply,
+        })
             .map_err(gone)?;
         Ok(Response::new(pb::HeartbeatReply { known: rx.await.map_err(gone)? }))
     }

@@ -35,11 +35,18 @@ pub enum JobMasterNotice {
 
 pub(crate) enum RmMsg {
     Register(RegisterTaskExecutor, SlotReport, oneshot::Sender<(ResourceManagerId, InstanceId, Duration, Duration)>),
-    Heartbeat { resource_id: ResourceId, instance_id: InstanceId, report: SlotReport, reply: oneshot::Sender<bool> },
+    Heartbeat {
+        resource_id: ResourceId,
+        instance_id: InstanceId,
+        report: SlotReport,
+        report_version: u64,
+        reply: oneshot::Sender<bool>,
+    },
     RegisterJobMaster { job_id: JobId, job_master_id: JobMasterId, address: String, notices: mpsc::UnboundedSender<JobMasterNotice> },
     Declare { job_id: JobId, requirements: Vec<ResourceRequirement> },
     JobEnded(JobId),
-    AllocationAnswered { allocation_id: AllocationId, result: Result<(), String> },
+    /// Ok carries the TaskExecutor's slot-table version after the allocation.
+    AllocationAnswered { allocation_id: AllocationId, resource_id: ResourceId, result: Result<u64, String> },
     Driver(DriverEvent),
     Overview(oneshot::Sender<ResourceManagerOverview>),
     Shutdown(oneshot::Sender<()>),
@@ -104,6 +111,9 @@ struct TaskExecutorEntry {
     address: String,
     data_address: String,
     last_heartbeat: Instant,
+    /// Reports older than this slot-table version predate an allocation we
+    /// saw confirmed: they would wrongly free it.
+    min_report_version: u64,
 }
 
 struct JobMasterEntry {
@@ -184,6 +194,7 @@ impl<D: ResourceManagerDriver> ResourceManager<D> {
                         address: reg.address.clone(),
                         data_address: reg.data_address.clone(),
                         last_heartbeat: Instant::now(),
+                        min_report_version: 0,
                     },
                 );
                 let actions = self.slot_manager.register_task_manager(
@@ -201,16 +212,16 @@ impl<D: ResourceManagerDriver> ResourceManager<D> {
                     reply.send((self.rm_id, instance_id, self.config.heartbeat_interval, self.config.heartbeat_timeout));
                 self.execute(actions);
             }
-            RmMsg::Heartbeat { resource_id, instance_id, report, reply } => {
-                let known = match self.task_executors.get_mut(&resource_id) {
+            RmMsg::Heartbeat { resource_id, instance_id, report, report_version, reply } => {
+                let (known, fresh) = match self.task_executors.get_mut(&resource_id) {
                     Some(te) if te.instance_id == instance_id => {
                         te.last_heartbeat = Instant::now();
-                        true
+                        (true, report_version >= te.min_report_version)
                     }
-                    _ => false,
+                    _ => (false, false),
                 };
                 let _ = reply.send(known);
-                if known {
+                if fresh {
                     let actions = self.slot_manager.report_slot_status(now(), &resource_id, &report);
                     self.execute(actions);
                 }
@@ -227,8 +238,13 @@ impl<D: ResourceManagerDriver> ResourceManager<D> {
                 let actions = self.slot_manager.clear_job(now(), job_id);
                 self.execute(actions);
             }
-            RmMsg::AllocationAnswered { allocation_id, result } => match result {
-                Ok(()) => self.slot_manager.slot_allocation_confirmed(allocation_id),
+            RmMsg::AllocationAnswered { allocation_id, resource_id, result } => match result {
+                Ok(version) => {
+                    if let Some(te) = self.task_executors.get_mut(&resource_id) {
+                        te.min_report_version = te.min_report_version.max(version);
+                    }
+                    self.slot_manager.slot_allocation_confirmed(allocation_id)
+                }
                 Err(e) => {
                     warn!(%allocation_id, error = %e, "slot allocation failed");
                     let actions = self.slot_manager.slot_allocation_failed(now(), allocation_id);
@@ -314,10 +330,12 @@ impl<D: ResourceManagerDriver> ResourceManager<D> {
                     else {
                         let _ = self.tx.send(RmMsg::AllocationAnswered {
                             allocation_id,
+                            resource_id: slot_id.resource_id.clone(),
                             result: Err("the TaskExecutor or the JobMaster is gone".into()),
                         });
                         continue;
                     };
+                    let resource_id = slot_id.resource_id.clone();
                     let req = RequestSlot {
                         rm_id: self.rm_id,
                         slot_id,
@@ -335,9 +353,9 @@ impl<D: ResourceManagerDriver> ResourceManager<D> {
                             rpc::call(&address, timeouts.call, c.request_slot(convert::request_slot(&req))).await
                         }
                         .await
-                        .map(|_| ())
+                        .map(|r| r.report_version)
                         .map_err(|e| e.to_string());
-                        let _ = tx.send(RmMsg::AllocationAnswered { allocation_id, result });
+                        let _ = tx.send(RmMsg::AllocationAnswered { allocation_id, resource_id, result });
                     });
                 }
                 Action::FreeSlot { slot_id, allocation_id, job_id } => {

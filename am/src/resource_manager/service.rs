@@ -22,7 +22,13 @@ impl ResourceManagerService {
         let report = convert::to_slot_report(hb.slot_report).map_err(|e| Status::invalid_argument(e.to_string()))?;
         let (reply, rx) = oneshot::channel();
         self.tx
-            .send(RmMsg::Heartbeat { resource_id: ResourceId(hb.resource_id), instance_id, report, reply })
+            .send(RmMsg::Heartbeat {
+                resource_id: ResourceId(hb.resource_id),
+                instance_id,
+                report,
+                report_version: hb.report_version,
+                reply,
+            })
             .map_err(gone)?;
         let known = rx.await.map_err(gone)?;
         Ok(Response::new(pb::HeartbeatReply { known }))

@@ -82,6 +82,8 @@ pub struct OfferSlots {
     pub address: String,
     pub data_address: String,
     pub offers: Vec<SlotOffer>,
+    /// The TaskExecutor's slot-table version once these slots were allocated.
+    pub report_version: u64,
 }
 
 /// The ResourceManager's heartbeat payload from a TaskExecutor.

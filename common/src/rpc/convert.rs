@@ -330,6 +330,7 @@ pub fn offer_slots(o: &OfferSlots) -> pb::OfferSlotsRequest {
         job_master_id: job_master_id(o.job_master_id),
         address: o.address.clone(),
         data_address: o.data_address.clone(),
+        report_version: o.report_version,
         offers: o
             .offers
             .iter()
@@ -358,6 +359,7 @@ pub fn to_offer_slots(o: pb::OfferSlotsRequest) -> Result<OfferSlots, ConvertErr
         address: o.address,
         data_address: o.data_address,
         offers,
+        report_version: o.report_version,
     })
 }
 

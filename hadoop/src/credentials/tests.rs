@@ -3,7 +3,7 @@ use proptest::prelude::*;
 use std::path::PathBuf;
 
 fn wire(rel: &str) -> PathBuf {
-    PathBuf::from("/work/shared/wire/hadoop-3.3.6").join(rel)
+    crate::test_fixtures::wire(rel)
 }
 
 const FIXTURES: &[&str] =

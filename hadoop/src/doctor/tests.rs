@@ -114,7 +114,7 @@ fn utc_formatting() {
 async fn a_token_file_is_listed_and_an_expired_delegation_token_warns() {
     use crate::credentials::{Credentials, Token};
     let fixture =
-        std::path::PathBuf::from("/work/shared/wire/hadoop-3.3.6/kerberos/tokens/alice-hdfs-delegation.tokens");
+        crate::test_fixtures::wire("kerberos/tokens/alice-hdfs-delegation.tokens");
     let mut creds = Credentials::read_file(&fixture).unwrap();
     // The same identifier with dates in 1970: long past its maximum lifetime.
     let mut id = vec![0u8];

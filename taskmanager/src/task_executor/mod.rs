@@ -84,7 +84,7 @@ pub async fn run(
             stop.cancel();
         });
     }
-    let (report_tx, report_rx) = watch::channel(SlotReport::default());
+    let (report_tx, report_rx) = watch::channel((SlotReport::default(), 0));
     let registration = RegisterTaskExecutor {
         resource_id: config.resource_id.clone(),
         address: address.clone(),
@@ -119,7 +119,7 @@ pub async fn run(
 }
 
 pub(crate) enum Msg {
-    RequestSlot(RequestSlot, oneshot::Sender<Result<(), tonic::Status>>),
+    RequestSlot(RequestSlot, oneshot::Sender<Result<u64, tonic::Status>>),
     FreeSlot(AllocationId, String),
     SubmitTask(Box<TaskDeploymentDescriptor>, oneshot::Sender<Result<(), tonic::Status>>),
     CancelTask(ExecutionAttemptId),
@@ -148,12 +148,12 @@ struct TaskExecutor {
     job_masters: HashMap<JobId, JobMasterLink>,
     address: String,
     data_address: String,
-    report_tx: watch::Sender<SlotReport>,
+    report_tx: watch::Sender<(SlotReport, u64)>,
     tx: mpsc::UnboundedSender<Msg>,
     data_plane: DataPlane,
     heartbeat_interval: Duration,
     heartbeat_timeout: Duration,
-    early_slot_requests: Vec<(RequestSlot, oneshot::Sender<Result<(), tonic::Status>>)>,
+    early_slot_requests: Vec<(RequestSlot, oneshot::Sender<Result<u64, tonic::Status>>)>,
 }
 
 impl TaskExecutor {
@@ -250,7 +250,8 @@ impl TaskExecutor {
         }
     }
 
-    fn request_slot(&mut self, req: RequestSlot) -> Result<(), tonic::Status> {
+    /// Answers with the slot-table version after the allocation.
+    fn request_slot(&mut self, req: RequestSlot) -> Result<u64, tonic::Status> {
         // Fencing: only the leader we registered with may hand out our slots.
         match self.rm {
             Some((rm_id, _)) if rm_id == req.rm_id => {}
@@ -268,13 +269,13 @@ impl TaskExecutor {
             )
             .map_err(|e| tonic::Status::resource_exhausted(e.to_string()))?;
         if !fresh {
-            return Ok(());
+            return Ok(self.slots.version());
         }
         debug!(allocation = %req.allocation_id, job = %req.job_id, profile = %req.profile, "slot allocated");
         self.publish_report();
         self.job_masters.entry(req.job_id).or_insert(JobMasterLink { last_ok: Instant::now() });
         self.offer_slot(req);
-        Ok(())
+        Ok(self.slots.version())
     }
 
     fn offer_slot(&self, req: RequestSlot) {
@@ -285,6 +286,7 @@ impl TaskExecutor {
             address: self.address.clone(),
             data_address: self.data_address.clone(),
             offers: vec![SlotOffer { allocation_id: req.allocation_id, slot_index: req.slot_id.index, profile: req.profile }],
+            report_version: self.slots.version(),
         };
         let (secret, timeouts, tx) = (self.config.secret.clone(), self.config.rpc, self.tx.clone());
         let address = req.job_master_address;
@@ -387,6 +389,7 @@ impl TaskExecutor {
                 job_id: convert::job_id(job_id),
                 job_master_id: convert::job_master_id(jm_id),
                 allocations: allocations.iter().map(|a| convert::uuid(a.0)).collect(),
+                report_version: self.slots.version(),
             };
             let (secret, timeouts, tx) = (self.config.secret.clone(), self.config.rpc, self.tx.clone());
             let deadline = self.heartbeat_interval.max(Duration::from_millis(100)) * 2;
@@ -401,7 +404,7 @@ impl TaskExecutor {
     }
 
     fn publish_report(&self) {
-        self.report_tx.send_replace(self.slots.report());
+        self.report_tx.send_replace((self.slots.report(), self.slots.version()));
     }
 
     fn send_slot_report_now(&self) {
@@ -410,6 +413,7 @@ impl TaskExecutor {
             resource_id: self.config.resource_id.0.clone(),
             instance_id: convert::instance_id(instance_id),
             slot_report: Some(convert::slot_report(&self.slots.report())),
+            report_version: self.slots.version(),
         };
         let (secret, timeouts, address) = (self.config.secret.clone(), self.config.rpc, self.config.rm_address.clone());
         tokio::spawn(async move {
@@ -434,7 +438,7 @@ impl TaskExecutor {
 async fn rm_connection(
     config: TaskExecutorConfig,
     registration: RegisterTaskExecutor,
-    report: watch::Receiver<SlotReport>,
+    report: watch::Receiver<(SlotReport, u64)>,
     tx: mpsc::UnboundedSender<Msg>,
     stop: CancellationToken,
 ) -> Result<(), TaskExecutorError> {
@@ -453,7 +457,7 @@ async fn rm_connection(
             if stop.is_cancelled() {
                 return Ok(());
             }
-            let req = convert::register(&registration, &report.borrow());
+            let req = convert::register(&registration, &report.borrow().0);
             match rpc::call(&address, config.rpc.call, client.register_task_executor(req)).await {
                 Ok(r) => {
                     let (rm_id, instance_id) =
@@ -502,10 +506,14 @@ async fn rm_connection(
                 _ = stop.cancelled() => return Ok(()),
                 _ = tick.tick() => {}
             }
-            let msg = pb::TaskExecutorHeartbeat {
-                resource_id: registration.resource_id.0.clone(),
-                instance_id: convert::instance_id(instance_id),
-                slot_report: Some(convert::slot_report(&report.borrow())),
+            let msg = {
+                let r = report.borrow();
+                pb::TaskExecutorHeartbeat {
+                    resource_id: registration.resource_id.0.clone(),
+                    instance_id: convert::instance_id(instance_id),
+                    slot_report: Some(convert::slot_report(&r.0)),
+                    report_version: r.1,
+                }
             };
             match rpc::call(&address, interval.max(Duration::from_millis(100)) * 2, client.heartbeat(msg)).await {
                 Ok(r) if r.known => last_accepted = Instant::now(),

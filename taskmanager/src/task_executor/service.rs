@@ -50,9 +50,12 @@ impl Service {
 
 #[tonic::async_trait]
 impl pb::task_executor_gateway_server::TaskExecutorGateway for Service {
-    async fn request_slot(&self, req: Request<pb::RequestSlotRequest>) -> Result<Response<pb::Ack>, Status> {
+    async fn request_slot(&self, req: Request<pb::RequestSlotRequest>) -> Result<Response<pb::RequestSlotResponse>, Status> {
         let r = convert::to_request_slot(req.into_inner()).map_err(bad)?;
-        self.ask(|tx| Msg::RequestSlot(r, tx)).await
+        let (tx, rx) = oneshot::channel();
+        self.send(Msg::RequestSlot(r, tx))?;
+        let report_version = rx.await.map_err(|_| Status::unavailable("the TaskExecutor is shutting down"))??;
+        Ok(Response::new(pb::RequestSlotResponse { report_version }))
     }
 
     async fn free_slot(&self, req: Request<pb::FreeSlotRequest>) -> Result<Response<pb::Ack>, Status> {

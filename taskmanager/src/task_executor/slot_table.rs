@@ -37,11 +37,15 @@ pub struct SlotTable {
     resource_id: ResourceId,
     total: ResourceProfile,
     slots: BTreeMap<AllocationId, Slot>,
+    /// Counts changes of the set of slots. Reports carry it so a receiver can
+    /// tell a report taken before an allocation it already saw (stale) from
+    /// one taken after it.
+    version: u64,
 }
 
 impl SlotTable {
     pub fn new(resource_id: ResourceId, total: ResourceProfile) -> Self {
-        Self { resource_id, total, slots: BTreeMap::new() }
+        Self { resource_id, total, slots: BTreeMap::new(), version: 0 }
     }
 
     pub fn free_resources(&self) -> ResourceProfile {
@@ -73,11 +77,20 @@ impl SlotTable {
             allocation_id,
             Slot { index, allocation_id, job_id, profile, job_master_address, job_master_id, active: false, tasks: vec![] },
         );
+        self.version += 1;
         Ok(true)
     }
 
     pub fn free(&mut self, allocation_id: &AllocationId) -> Option<Slot> {
-        self.slots.remove(allocation_id)
+        let slot = self.slots.remove(allocation_id);
+        if slot.is_some() {
+            self.version += 1;
+        }
+        slot
+    }
+
+    pub fn version(&self) -> u64 {
+        self.version
     }
 
     pub fn get(&self, allocation_id: &AllocationId) -> Option<&Slot> {

@@ -8,11 +8,9 @@ use proptest::prelude::*;
 use super::*;
 use crate::proto::common::rpc_sasl_proto::SaslState;
 
-/// The captures (`/work/shared/wire/hadoop-3.3.6` unless `HADOOP_WIRE_FIXTURES` says otherwise).
+/// The captures (see `crate::test_fixtures`).
 pub(crate) fn fixtures_dir() -> PathBuf {
-    std::env::var_os("HADOOP_WIRE_FIXTURES")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/work/shared/wire/hadoop-3.3.6"))
+    crate::test_fixtures::wire_dir()
 }
 
 /// Split a whole captured direction into frames (after the connection header, if any).
