@@ -6,7 +6,11 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 #[derive(Parser, Debug)]
-#[command(name = "yarn-flink", version, about = "Run Flink-style dataflow jobs on YARN, Kubernetes, Mesos or local processes")]
+#[command(
+    name = "yarn-flink",
+    version,
+    about = "Run Flink-style dataflow jobs on YARN, Kubernetes, Mesos or local processes"
+)]
 pub struct Cli {
     /// Log at debug level (RUST_LOG overrides).
     #[arg(short, long, global = true)]
@@ -36,9 +40,32 @@ pub enum Command {
         session: SessionAddr,
         job_id: String,
     },
+    /// Check this edge node's Hadoop setup: configuration, login, reachability.
+    Doctor(DoctorArgs),
     /// Internal: the TaskManager entry point, started by a driver.
     #[command(hide = true)]
     Taskmanager,
+}
+
+#[derive(Args, Debug)]
+pub struct DoctorArgs {
+    /// The Hadoop configuration directory (default: HADOOP_CONF_DIR, then $HADOOP_HOME/etc/hadoop).
+    #[arg(long)]
+    pub conf_dir: Option<PathBuf>,
+    /// Log in from this keytab (with --principal) instead of the ticket cache.
+    #[arg(long, requires = "principal")]
+    pub keytab: Option<PathBuf>,
+    #[arg(long)]
+    pub principal: Option<String>,
+    /// A Hadoop token file to list (default: HADOOP_TOKEN_FILE_LOCATION).
+    #[arg(long, env = "HADOOP_TOKEN_FILE_LOCATION")]
+    pub token_file: Option<PathBuf>,
+    /// Check configuration and login only; no network checks.
+    #[arg(long)]
+    pub offline: bool,
+    /// Time limit for each network check.
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    pub timeout: Duration,
 }
 
 impl Command {

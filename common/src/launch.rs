@@ -62,9 +62,10 @@ impl TaskManagerLaunch {
             resource_id: ResourceId(var(ENV_RESOURCE_ID)?),
             total: profile(ENV_TOTAL)?,
             default_slot: profile(ENV_DEFAULT_SLOT)?,
-            num_slots: var(ENV_NUM_SLOTS)?
-                .parse()
-                .map_err(|e: std::num::ParseIntError| LaunchError::Malformed { name: ENV_NUM_SLOTS, detail: e.to_string() })?,
+            num_slots: var(ENV_NUM_SLOTS)?.parse().map_err(|e: std::num::ParseIntError| LaunchError::Malformed {
+                name: ENV_NUM_SLOTS,
+                detail: e.to_string(),
+            })?,
             secret_file: PathBuf::from(var(ENV_SECRET_FILE)?),
             work_dir: PathBuf::from(var(ENV_WORK_DIR)?),
             host: get(ENV_HOST).unwrap_or_else(|| "127.0.0.1".into()),

@@ -21,10 +21,10 @@
 pub mod conf;
 pub mod credentials;
 pub mod doctor;
-pub mod kerberos;
 pub mod error;
 pub mod hdfs;
 pub mod ipc;
+pub mod kerberos;
 pub mod proto;
 pub mod sasl;
 pub mod yarn;

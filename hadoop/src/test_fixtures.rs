@@ -4,9 +4,9 @@
 use std::path::PathBuf;
 
 pub(crate) fn wire_dir() -> PathBuf {
-    std::env::var_os("HADOOP_WIRE_FIXTURES").map(PathBuf::from).unwrap_or_else(|| {
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/wire/hadoop-3.3.6")
-    })
+    std::env::var_os("HADOOP_WIRE_FIXTURES")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/wire/hadoop-3.3.6"))
 }
 
 pub(crate) fn wire(rel: &str) -> PathBuf {

@@ -72,13 +72,7 @@ pub struct Dispatcher {
 
 impl Dispatcher {
     pub fn new(rm: ResourceManagerHandle, registry: JobMasterRegistry, config: JobMasterConfig) -> Self {
-        Self {
-            jobs: Arc::default(),
-            rm,
-            registry,
-            config,
-            closed: Arc::default(),
-        }
+        Self { jobs: Arc::default(), rm, registry, config, closed: Arc::default() }
     }
 
     /// Starts a JobMaster for the bundle's job.
@@ -152,7 +146,8 @@ impl Dispatcher {
     /// Takes no more jobs, cancels running ones and waits for them to end.
     pub async fn close(&self) {
         self.closed.store(true, std::sync::atomic::Ordering::SeqCst);
-        let ids: Vec<JobId> = self.list().iter().filter(|d| !d.is_terminal()).filter_map(|d| d.jid.parse().ok()).collect();
+        let ids: Vec<JobId> =
+            self.list().iter().filter(|d| !d.is_terminal()).filter_map(|d| d.jid.parse().ok()).collect();
         for id in &ids {
             let _ = self.cancel(*id);
         }

@@ -117,7 +117,9 @@ impl ResourceManagerDriver for ProcessDriver {
                 let pid = child.id().unwrap_or(0);
                 info!(%resource_id, pid, total = %spec.total, slots = spec.num_slots, "started TaskManager process");
                 self.workers.insert(resource_id.clone(), pid);
-                let _ = self.events.send(DriverEvent::WorkerStarted { resource_id: resource_id.clone(), spec: spec.clone() });
+                let _ = self
+                    .events
+                    .send(DriverEvent::WorkerStarted { resource_id: resource_id.clone(), spec: spec.clone() });
                 let (events, reaped) = (self.events.clone(), self.reaped_tx.clone());
                 self.exits.push(tokio::spawn(async move {
                     let diagnostics = match child.wait().await {

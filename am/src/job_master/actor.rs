@@ -78,11 +78,8 @@ pub fn spawn(
     registry: JobMasterRegistry,
     cancel: CancellationToken,
 ) -> watch::Receiver<JobDetails> {
-    let ctx = DeploymentContext {
-        job_master_id,
-        job_master_address: config.address.clone(),
-        bundle_dir: bundle.dir.clone(),
-    };
+    let ctx =
+        DeploymentContext { job_master_id, job_master_address: config.address.clone(), bundle_dir: bundle.dir.clone() };
     let scheduler = Scheduler::new(job_id, &bundle.spec, ctx);
     let started = SystemTime::now();
     let jm = JobMaster {
@@ -239,7 +236,11 @@ impl JobMaster {
         for id in dead {
             warn!(job_id = %self.job_id, resource_id = %id, "TaskExecutor heartbeat timed out");
             self.last_heartbeat.remove(&id);
-            actions.extend(self.scheduler.release_task_manager(&id, &format!("no heartbeat from {id} for {timeout:?}"), now()));
+            actions.extend(self.scheduler.release_task_manager(
+                &id,
+                &format!("no heartbeat from {id} for {timeout:?}"),
+                now(),
+            ));
         }
         actions
     }
@@ -251,7 +252,8 @@ impl JobMaster {
             match action {
                 JobMasterAction::DeclareRequirements(reqs) => self.rm.declare(self.job_id, reqs),
                 JobMasterAction::Deploy { task_manager, tdd } => {
-                    let (secret, t, job_tx) = (self.config.secret.clone(), self.config.rpc, self.registry.get(&self.job_id));
+                    let (secret, t, job_tx) =
+                        (self.config.secret.clone(), self.config.rpc, self.registry.get(&self.job_id));
                     tokio::spawn(async move {
                         let attempt_id = tdd.attempt_id;
                         let job_id = tdd.job_id;
@@ -286,7 +288,8 @@ impl JobMaster {
                     let (secret, t) = (self.config.secret.clone(), self.config.rpc);
                     tokio::spawn(async move {
                         if let Ok(mut c) = rpc::task_executor_client(&task_manager.address, &secret, t) {
-                            let req = pb::FreeSlotRequest { allocation_id: convert::allocation_id(allocation_id), cause };
+                            let req =
+                                pb::FreeSlotRequest { allocation_id: convert::allocation_id(allocation_id), cause };
                             let _ = rpc::call(&task_manager.address, t.call, c.free_slot(req)).await;
                         }
                     });

@@ -27,7 +27,10 @@ fn gone<T>(_: T) -> Status {
 
 #[tonic::async_trait]
 impl pb::job_master_gateway_server::JobMasterGateway for JobMasterService {
-    async fn offer_slots(&self, req: Request<pb::OfferSlotsRequest>) -> Result<Response<pb::OfferSlotsResponse>, Status> {
+    async fn offer_slots(
+        &self,
+        req: Request<pb::OfferSlotsRequest>,
+    ) -> Result<Response<pb::OfferSlotsResponse>, Status> {
         let req = req.into_inner();
         let tx = self.route(req.job_id)?;
         let offer = convert::to_offer_slots(req).map_err(bad)?;
@@ -37,7 +40,10 @@ impl pb::job_master_gateway_server::JobMasterGateway for JobMasterService {
         Ok(Response::new(pb::OfferSlotsResponse { accepted: accepted.iter().map(|a| convert::uuid(a.0)).collect() }))
     }
 
-    async fn update_task_execution_state(&self, req: Request<pb::TaskExecutionState>) -> Result<Response<pb::Ack>, Status> {
+    async fn update_task_execution_state(
+        &self,
+        req: Request<pb::TaskExecutionState>,
+    ) -> Result<Response<pb::Ack>, Status> {
         let req = req.into_inner();
         let tx = self.route(req.job_id)?;
         let state = convert::to_task_state(req).map_err(bad)?;
@@ -63,7 +69,7 @@ impl pb::job_master_gateway_server::JobMasterGateway for JobMasterService {
             report_version: req.report_version,
             reply,
         })
-            .map_err(gone)?;
+        .map_err(gone)?;
         Ok(Response::new(pb::HeartbeatReply { known: rx.await.map_err(gone)? }))
     }
 }

@@ -42,11 +42,23 @@ pub(crate) enum RmMsg {
         report_version: u64,
         reply: oneshot::Sender<bool>,
     },
-    RegisterJobMaster { job_id: JobId, job_master_id: JobMasterId, address: String, notices: mpsc::UnboundedSender<JobMasterNotice> },
-    Declare { job_id: JobId, requirements: Vec<ResourceRequirement> },
+    RegisterJobMaster {
+        job_id: JobId,
+        job_master_id: JobMasterId,
+        address: String,
+        notices: mpsc::UnboundedSender<JobMasterNotice>,
+    },
+    Declare {
+        job_id: JobId,
+        requirements: Vec<ResourceRequirement>,
+    },
     JobEnded(JobId),
     /// Ok carries the TaskExecutor's slot-table version after the allocation.
-    AllocationAnswered { allocation_id: AllocationId, resource_id: ResourceId, result: Result<u64, String> },
+    AllocationAnswered {
+        allocation_id: AllocationId,
+        resource_id: ResourceId,
+        result: Result<u64, String>,
+    },
     Driver(DriverEvent),
     Overview(oneshot::Sender<ResourceManagerOverview>),
     Shutdown(oneshot::Sender<()>),
@@ -161,7 +173,11 @@ fn now() -> std::time::Instant {
 }
 
 impl<D: ResourceManagerDriver> ResourceManager<D> {
-    async fn run(mut self, mut rx: mpsc::UnboundedReceiver<RmMsg>, mut driver_events: mpsc::UnboundedReceiver<DriverEvent>) {
+    async fn run(
+        mut self,
+        mut rx: mpsc::UnboundedReceiver<RmMsg>,
+        mut driver_events: mpsc::UnboundedReceiver<DriverEvent>,
+    ) {
         info!(rm_id = %self.rm_id, driver = self.driver.name(), "ResourceManager started");
         let mut tick = tokio::time::interval(self.config.heartbeat_interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -208,8 +224,12 @@ impl<D: ResourceManagerDriver> ResourceManager<D> {
                         slot_report: report,
                     },
                 );
-                let _ =
-                    reply.send((self.rm_id, instance_id, self.config.heartbeat_interval, self.config.heartbeat_timeout));
+                let _ = reply.send((
+                    self.rm_id,
+                    instance_id,
+                    self.config.heartbeat_interval,
+                    self.config.heartbeat_timeout,
+                ));
                 self.execute(actions);
             }
             RmMsg::Heartbeat { resource_id, instance_id, report, report_version, reply } => {

@@ -17,8 +17,8 @@ fn gone<T>(_: T) -> Status {
 
 impl ResourceManagerService {
     async fn heartbeat_inner(&self, hb: pb::TaskExecutorHeartbeat) -> Result<Response<pb::HeartbeatReply>, Status> {
-        let instance_id =
-            convert::to_instance_id(hb.instance_id, "instance_id").map_err(|e| Status::invalid_argument(e.to_string()))?;
+        let instance_id = convert::to_instance_id(hb.instance_id, "instance_id")
+            .map_err(|e| Status::invalid_argument(e.to_string()))?;
         let report = convert::to_slot_report(hb.slot_report).map_err(|e| Status::invalid_argument(e.to_string()))?;
         let (reply, rx) = oneshot::channel();
         self.tx
@@ -41,7 +41,8 @@ impl pb::resource_manager_gateway_server::ResourceManagerGateway for ResourceMan
         &self,
         req: Request<pb::RegisterTaskExecutorRequest>,
     ) -> Result<Response<pb::RegisterTaskExecutorResponse>, Status> {
-        let (reg, report) = convert::to_register(req.into_inner()).map_err(|e| Status::invalid_argument(e.to_string()))?;
+        let (reg, report) =
+            convert::to_register(req.into_inner()).map_err(|e| Status::invalid_argument(e.to_string()))?;
         let (reply, rx) = oneshot::channel();
         self.tx.send(RmMsg::Register(reg, report, reply)).map_err(gone)?;
         let (rm_id, instance_id, interval, timeout) = rx.await.map_err(gone)?;

@@ -79,7 +79,11 @@ pub fn cluster_config(args: &ClusterArgs, secret: AppSecret, work_dir: PathBuf) 
 
 /// Starts a local cluster in this process. The secret is written to
 /// `<work_dir>/secret` (0600) for the TaskManagers to read.
-pub async fn start_cluster(args: &ClusterArgs, work_dir: &std::path::Path, rest: Option<TcpListener>) -> Result<Cluster> {
+pub async fn start_cluster(
+    args: &ClusterArgs,
+    work_dir: &std::path::Path,
+    rest: Option<TcpListener>,
+) -> Result<Cluster> {
     let secret = AppSecret::generate();
     let secret_file = work_dir.join("secret");
     secret.write_to(&secret_file)?;

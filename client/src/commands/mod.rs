@@ -1,6 +1,7 @@
 //! One function per command. Each returns the process exit code or an error
 //! that `main` prints.
 
+mod doctor;
 mod local;
 mod progress;
 mod session;
@@ -53,6 +54,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
             println!("cancelling job {job_id}");
             Ok(ExitCode::SUCCESS)
         }
+        Command::Doctor(args) => doctor::run(args).await,
         Command::Taskmanager => taskmanager::run().await,
     }
 }

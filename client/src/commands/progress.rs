@@ -20,7 +20,8 @@ impl Progress {
             .vertices
             .iter()
             .map(|v| {
-                let counts: Vec<String> = v.tasks.iter().filter(|(_, n)| **n > 0).map(|(s, n)| format!("{n} {s}")).collect();
+                let counts: Vec<String> =
+                    v.tasks.iter().filter(|(_, n)| **n > 0).map(|(s, n)| format!("{n} {s}")).collect();
                 format!("{}[{}]", v.name, counts.join(", "))
             })
             .collect();

@@ -63,7 +63,9 @@ pub async fn start(_args: SessionStartArgs) -> Result<ExitCode> {
 
 /// The session cluster itself, in the foreground.
 pub async fn serve(args: SessionStartArgs) -> Result<ExitCode> {
-    let rest = TcpListener::bind(("127.0.0.1", args.port)).await.with_context(|| format!("cannot listen on port {}", args.port))?;
+    let rest = TcpListener::bind(("127.0.0.1", args.port))
+        .await
+        .with_context(|| format!("cannot listen on port {}", args.port))?;
     let address = rest.local_addr()?.to_string();
     let work = WorkDir::new(args.cluster.work_dir.as_ref())?;
     let cluster = start_cluster(&args.cluster, &work.path, Some(rest)).await?;

@@ -68,7 +68,8 @@ impl AppSecret {
         use std::io::Write;
         use std::os::unix::fs::OpenOptionsExt;
         let err = |source| SecretError::Write { path: path.display().to_string(), source };
-        let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(path).map_err(err)?;
+        let mut f =
+            std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(path).map_err(err)?;
         f.write_all(self.to_hex().as_bytes()).map_err(err)
     }
 

@@ -102,7 +102,11 @@ pub fn to_slot_report(r: Option<pb::SlotReport>) -> Result<SlotReport, ConvertEr
             (Some(a), Some(j)) => Some((to_allocation_id(Some(a), "allocation_id")?, to_job_id(Some(j), "job_id")?)),
             _ => None,
         };
-        slots.push(SlotStatus { slot_id: to_slot_id(s.slot_id)?, profile: to_profile(s.profile, "profile")?, allocation });
+        slots.push(SlotStatus {
+            slot_id: to_slot_id(s.slot_id)?,
+            profile: to_profile(s.profile, "profile")?,
+            allocation,
+        });
     }
     Ok(SlotReport { slots })
 }

@@ -19,13 +19,15 @@ pub mod pb {
     tonic::include_proto!("yarnflink.control.v1");
 }
 
-pub type TaskExecutorClient =
-    pb::task_executor_gateway_client::TaskExecutorGatewayClient<tonic::service::interceptor::InterceptedService<tonic::transport::Channel, ClientAuth>>;
+pub type TaskExecutorClient = pb::task_executor_gateway_client::TaskExecutorGatewayClient<
+    tonic::service::interceptor::InterceptedService<tonic::transport::Channel, ClientAuth>,
+>;
 pub type ResourceManagerClient = pb::resource_manager_gateway_client::ResourceManagerGatewayClient<
     tonic::service::interceptor::InterceptedService<tonic::transport::Channel, ClientAuth>,
 >;
-pub type JobMasterClient =
-    pb::job_master_gateway_client::JobMasterGatewayClient<tonic::service::interceptor::InterceptedService<tonic::transport::Channel, ClientAuth>>;
+pub type JobMasterClient = pb::job_master_gateway_client::JobMasterGatewayClient<
+    tonic::service::interceptor::InterceptedService<tonic::transport::Channel, ClientAuth>,
+>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RpcError {

@@ -113,8 +113,7 @@ fn utc_formatting() {
 #[tokio::test]
 async fn a_token_file_is_listed_and_an_expired_delegation_token_warns() {
     use crate::credentials::{Credentials, Token};
-    let fixture =
-        crate::test_fixtures::wire("kerberos/tokens/alice-hdfs-delegation.tokens");
+    let fixture = crate::test_fixtures::wire("kerberos/tokens/alice-hdfs-delegation.tokens");
     let mut creds = Credentials::read_file(&fixture).unwrap();
     // The same identifier with dates in 1970: long past its maximum lifetime.
     let mut id = vec![0u8];

@@ -68,7 +68,8 @@ pub async fn run(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), TaskExecutorError> {
     let rpc_addr = rpc_listener.local_addr()?;
-    let data_plane = DataPlane::start(data_listener, config.secret.as_bytes().into(), config.data_plane.clone()).await?;
+    let data_plane =
+        DataPlane::start(data_listener, config.secret.as_bytes().into(), config.data_plane.clone()).await?;
     let address = format!("{}:{}", config.advertised_host, rpc_addr.port());
     let data_address = format!("{}:{}", config.advertised_host, data_plane.local_address().port());
     info!(resource_id = %config.resource_id, %address, %data_address, total = %config.total, "TaskExecutor starting");
@@ -285,7 +286,11 @@ impl TaskExecutor {
             job_master_id: req.job_master_id,
             address: self.address.clone(),
             data_address: self.data_address.clone(),
-            offers: vec![SlotOffer { allocation_id: req.allocation_id, slot_index: req.slot_id.index, profile: req.profile }],
+            offers: vec![SlotOffer {
+                allocation_id: req.allocation_id,
+                slot_index: req.slot_id.index,
+                profile: req.profile,
+            }],
             report_version: self.slots.version(),
         };
         let (secret, timeouts, tx) = (self.config.secret.clone(), self.config.rpc, self.tx.clone());
@@ -339,14 +344,24 @@ impl TaskExecutor {
         let cancel = CancellationToken::new();
         self.tasks.insert(
             tdd.attempt_id,
-            RunningTask { job_id: tdd.job_id, job_master_address: tdd.job_master_address.clone(), cancel: cancel.clone() },
+            RunningTask {
+                job_id: tdd.job_id,
+                job_master_address: tdd.job_master_address.clone(),
+                cancel: cancel.clone(),
+            },
         );
         info!(vertex = %tdd.vertex_name, subtask = tdd.subtask_index, attempt = tdd.attempt_number, "deploying task");
         self.report_task_state(
             tdd.job_master_address.clone(),
-            TaskExecutionState { job_id: tdd.job_id, attempt_id: tdd.attempt_id, state: ExecutionState::Running, error: None },
+            TaskExecutionState {
+                job_id: tdd.job_id,
+                attempt_id: tdd.attempt_id,
+                state: ExecutionState::Running,
+                error: None,
+            },
         );
-        let work_dir = self.config.work_dir.join(format!("{}-{}-{}", tdd.vertex_name, tdd.subtask_index, tdd.attempt_number));
+        let work_dir =
+            self.config.work_dir.join(format!("{}-{}-{}", tdd.vertex_name, tdd.subtask_index, tdd.attempt_number));
         let (dp, tx) = (self.data_plane.clone(), self.tx.clone());
         tokio::spawn(async move {
             let attempt = tdd.attempt_id;
@@ -443,12 +458,13 @@ async fn rm_connection(
     stop: CancellationToken,
 ) -> Result<(), TaskExecutorError> {
     let address = config.rm_address.clone();
-    let mut client = rpc::resource_manager_client(&address, &config.secret, config.rpc)
-        .map_err(|e| TaskExecutorError::RegistrationTimeout {
+    let mut client = rpc::resource_manager_client(&address, &config.secret, config.rpc).map_err(|e| {
+        TaskExecutorError::RegistrationTimeout {
             address: address.clone(),
             timeout: config.registration_timeout,
             last_error: e.to_string(),
-        })?;
+        }
+    })?;
     let mut last_accepted = Instant::now();
     let mut backoff = Duration::from_millis(20);
     loop {
@@ -460,14 +476,16 @@ async fn rm_connection(
             let req = convert::register(&registration, &report.borrow().0);
             match rpc::call(&address, config.rpc.call, client.register_task_executor(req)).await {
                 Ok(r) => {
-                    let (rm_id, instance_id) =
-                        match (convert::to_rm_id(r.rm_id, "rm_id"), convert::to_instance_id(r.instance_id, "instance_id")) {
-                            (Ok(a), Ok(b)) => (a, b),
-                            _ => {
-                                warn!("malformed registration answer from the ResourceManager");
-                                continue;
-                            }
-                        };
+                    let (rm_id, instance_id) = match (
+                        convert::to_rm_id(r.rm_id, "rm_id"),
+                        convert::to_instance_id(r.instance_id, "instance_id"),
+                    ) {
+                        (Ok(a), Ok(b)) => (a, b),
+                        _ => {
+                            warn!("malformed registration answer from the ResourceManager");
+                            continue;
+                        }
+                    };
                     let interval = Duration::from_millis(r.heartbeat_interval_ms.max(10));
                     let timeout = Duration::from_millis(r.heartbeat_timeout_ms.max(50));
                     info!(%rm_id, %instance_id, "registered with the ResourceManager");

@@ -40,7 +40,10 @@ impl Service {
         self.tx.send(msg).map_err(|_| Status::unavailable("the TaskExecutor is shutting down"))
     }
 
-    async fn ask(&self, make: impl FnOnce(oneshot::Sender<Result<(), Status>>) -> Msg) -> Result<Response<pb::Ack>, Status> {
+    async fn ask(
+        &self,
+        make: impl FnOnce(oneshot::Sender<Result<(), Status>>) -> Msg,
+    ) -> Result<Response<pb::Ack>, Status> {
         let (tx, rx) = oneshot::channel();
         self.send(make(tx))?;
         rx.await.map_err(|_| Status::unavailable("the TaskExecutor is shutting down"))??;
@@ -50,7 +53,10 @@ impl Service {
 
 #[tonic::async_trait]
 impl pb::task_executor_gateway_server::TaskExecutorGateway for Service {
-    async fn request_slot(&self, req: Request<pb::RequestSlotRequest>) -> Result<Response<pb::RequestSlotResponse>, Status> {
+    async fn request_slot(
+        &self,
+        req: Request<pb::RequestSlotRequest>,
+    ) -> Result<Response<pb::RequestSlotResponse>, Status> {
         let r = convert::to_request_slot(req.into_inner()).map_err(bad)?;
         let (tx, rx) = oneshot::channel();
         self.send(Msg::RequestSlot(r, tx))?;

@@ -75,7 +75,16 @@ impl SlotTable {
         }
         self.slots.insert(
             allocation_id,
-            Slot { index, allocation_id, job_id, profile, job_master_address, job_master_id, active: false, tasks: vec![] },
+            Slot {
+                index,
+                allocation_id,
+                job_id,
+                profile,
+                job_master_address,
+                job_master_id,
+                active: false,
+                tasks: vec![],
+            },
         );
         self.version += 1;
         Ok(true)
