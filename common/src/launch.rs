@@ -1,6 +1,8 @@
 //! How a driver tells a TaskManager process what it is: the environment of a
 //! `yarn-flink taskmanager` process, whatever started it (a local process, a
-//! YARN container, a pod). The secret travels as a file path, never a value.
+//! YARN container, a pod). The secret travels as a file path or as the alias
+//! of a secret key in the Hadoop credentials file the NodeManager wrote
+//! (`HADOOP_TOKEN_FILE_LOCATION`), never as a value.
 
 use std::path::PathBuf;
 
@@ -13,6 +15,14 @@ pub const ENV_TOTAL: &str = "YF_TM_TOTAL_RESOURCES";
 pub const ENV_DEFAULT_SLOT: &str = "YF_TM_DEFAULT_SLOT";
 pub const ENV_NUM_SLOTS: &str = "YF_TM_NUM_SLOTS";
 pub const ENV_SECRET_FILE: &str = "YF_SECRET_FILE";
+/// The alias of the secret key holding the application secret (hex) in the
+/// Hadoop credentials file named by `HADOOP_TOKEN_FILE_LOCATION`.
+pub const ENV_SECRET_CREDENTIALS_ALIAS: &str = "YF_SECRET_CREDENTIALS_ALIAS";
+/// Where YARN's NodeManager puts the container's credentials.
+pub const ENV_HADOOP_TOKEN_FILE: &str = "HADOOP_TOKEN_FILE_LOCATION";
+/// The alias under which the client stores the application secret in the
+/// YARN credentials (AM and TaskManager containers alike).
+pub const YARN_SECRET_ALIAS: &str = "yarn-flink.secret";
 pub const ENV_WORK_DIR: &str = "YF_TM_WORK_DIR";
 pub const ENV_HOST: &str = "YF_TM_HOST";
 
@@ -23,10 +33,21 @@ pub struct TaskManagerLaunch {
     pub total: ResourceProfile,
     pub default_slot: ResourceProfile,
     pub num_slots: u32,
-    pub secret_file: PathBuf,
+    pub secret: SecretSource,
+    /// Relative paths are taken from the TaskManager's working directory.
     pub work_dir: PathBuf,
     /// The host name the TaskManager advertises to its peers.
     pub host: String,
+}
+
+/// Where a TaskManager finds the application secret.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SecretSource {
+    /// A 0600 file holding the secret in hex (local processes).
+    File(PathBuf),
+    /// A secret key of this alias in the Hadoop credentials file at
+    /// `HADOOP_TOKEN_FILE_LOCATION` (YARN containers).
+    HadoopCredentials { alias: String },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -46,7 +67,10 @@ impl TaskManagerLaunch {
             (ENV_TOTAL.into(), json(&self.total)),
             (ENV_DEFAULT_SLOT.into(), json(&self.default_slot)),
             (ENV_NUM_SLOTS.into(), self.num_slots.to_string()),
-            (ENV_SECRET_FILE.into(), self.secret_file.display().to_string()),
+            match &self.secret {
+                SecretSource::File(path) => (ENV_SECRET_FILE.into(), path.display().to_string()),
+                SecretSource::HadoopCredentials { alias } => (ENV_SECRET_CREDENTIALS_ALIAS.into(), alias.clone()),
+            },
             (ENV_WORK_DIR.into(), self.work_dir.display().to_string()),
             (ENV_HOST.into(), self.host.clone()),
         ]
@@ -66,7 +90,11 @@ impl TaskManagerLaunch {
                 name: ENV_NUM_SLOTS,
                 detail: e.to_string(),
             })?,
-            secret_file: PathBuf::from(var(ENV_SECRET_FILE)?),
+            secret: match (get(ENV_SECRET_FILE), get(ENV_SECRET_CREDENTIALS_ALIAS)) {
+                (Some(path), _) => SecretSource::File(PathBuf::from(path)),
+                (None, Some(alias)) => SecretSource::HadoopCredentials { alias },
+                (None, None) => return Err(LaunchError::Missing(ENV_SECRET_FILE)),
+            },
             work_dir: PathBuf::from(var(ENV_WORK_DIR)?),
             host: get(ENV_HOST).unwrap_or_else(|| "127.0.0.1".into()),
         })
@@ -86,12 +114,16 @@ mod tests {
             total: ResourceProfile::new(2000, 1 << 30).with_extended("gpu", 1),
             default_slot: ResourceProfile::new(1000, 1 << 29),
             num_slots: 2,
-            secret_file: "/tmp/s".into(),
+            secret: SecretSource::File("/tmp/s".into()),
             work_dir: "/tmp/w".into(),
             host: "127.0.0.1".into(),
         };
         let env: HashMap<String, String> = l.to_env().into_iter().collect();
         assert_eq!(TaskManagerLaunch::from_env(|k| env.get(k).cloned()).unwrap(), l);
+        let yarn = TaskManagerLaunch { secret: SecretSource::HadoopCredentials { alias: YARN_SECRET_ALIAS.into() }, ..l };
+        let env: HashMap<String, String> = yarn.to_env().into_iter().collect();
+        assert!(!env.contains_key(ENV_SECRET_FILE));
+        assert_eq!(TaskManagerLaunch::from_env(|k| env.get(k).cloned()).unwrap(), yarn);
         let err = TaskManagerLaunch::from_env(|_| None).unwrap_err();
         assert!(err.to_string().contains(ENV_RM_ADDRESS));
     }

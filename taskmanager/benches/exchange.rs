@@ -7,7 +7,7 @@
 //!    generated Zipf-like corpus, printed in MB/s and records/s.
 //!
 //! `cargo bench -p taskmanager --bench exchange -- [--size-mb N] [--exchange-mb N]
-//!  [--channels N] [--parallelism N] [--buffer-kib N] [--credits N] [--only exchange|plumbing|wordcount] [--corpus PATH]`
+//!  [--channels N] [--parallelism N] [--buffer-kib N] [--credits N] [--only exchange,plumbing,wordcount,corpus] [--corpus PATH]`
 //! (`scripts/bench-wordcount` runs it).
 
 use std::io::Write;
@@ -119,6 +119,17 @@ fn corpus(path: &Path, bytes: u64, words_per_line: usize) -> u64 {
     words
 }
 
+/// Words as the tokenizers count them, a line at a time (words never span lines).
+fn count_words(path: &Path) -> u64 {
+    let mut reader = std::io::BufReader::new(std::fs::File::open(path).expect("reading the corpus"));
+    let (mut line, mut words) = (Vec::new(), 0u64);
+    while std::io::BufRead::read_until(&mut reader, b'\n', &mut line).expect("reading the corpus") > 0 {
+        words += line.split(|b| !(b.is_ascii_alphanumeric() || *b == b'\'')).filter(|w| !w.is_empty()).count() as u64;
+        line.clear();
+    }
+    words
+}
+
 struct Stage {
     name: &'static str,
     program: Program,
@@ -219,15 +230,7 @@ async fn wordcount(args: &Args, config: &DataPlaneConfig, plumbing: bool) {
                 corpus(shared, args.size_mb << 20, 12);
             }
             std::os::unix::fs::symlink(shared, &input).expect("linking the corpus");
-            // Count as the tokenizer does, a line at a time (words never span lines).
-            let mut reader = std::io::BufReader::new(std::fs::File::open(shared).expect("reading the corpus"));
-            let (mut line, mut words) = (Vec::new(), 0u64);
-            while std::io::BufRead::read_until(&mut reader, b'\n', &mut line).expect("reading the corpus") > 0 {
-                words += line.split(|b| !(b.is_ascii_alphanumeric() || *b == b'\'')).filter(|w| !w.is_empty()).count()
-                    as u64;
-                line.clear();
-            }
-            words
+            count_words(shared)
         }
         _ => corpus(&input, args.size_mb << 20, if plumbing { 1 } else { 12 }),
     };
@@ -348,14 +351,29 @@ fn main() {
         ..DataPlaneConfig::default()
     };
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("a tokio runtime");
+    // `--only a,b`: the named parts; none = all but `corpus`.
+    let wants = |part: &str| match &args.only {
+        None => part != "corpus",
+        Some(list) => list.split(',').any(|p| p.trim() == part),
+    };
+    if wants("corpus") {
+        let Some(path) = &args.corpus else {
+            eprintln!("--only corpus needs --corpus PATH");
+            std::process::exit(2);
+        };
+        let t = Instant::now();
+        let words = if path.exists() { count_words(path) } else { corpus(path, args.size_mb << 20, 12) };
+        let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+        println!("corpus: {} bytes, {words} words, at {}, ready in {:.1?}", size, path.display(), t.elapsed());
+    }
     runtime.block_on(async {
-        if args.only.is_none() || args.only.as_deref() == Some("exchange") {
+        if wants("exchange") {
             exchange(&args, &config).await;
         }
-        if args.only.is_none() || args.only.as_deref() == Some("plumbing") {
+        if wants("plumbing") {
             wordcount(&args, &config, true).await;
         }
-        if args.only.is_none() || args.only.as_deref() == Some("wordcount") {
+        if wants("wordcount") {
             wordcount(&args, &config, false).await;
         }
     });

@@ -3,3 +3,4 @@
 //! and nothing outside this module knows which one runs.
 
 pub mod process;
+pub mod yarn;

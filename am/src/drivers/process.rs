@@ -11,7 +11,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use common::ids::ResourceId;
-use common::launch::TaskManagerLaunch;
+use common::launch::{SecretSource, TaskManagerLaunch};
 use futures::future::BoxFuture;
 use tokio::process::{Child, Command};
 use tokio::sync::mpsc;
@@ -69,7 +69,7 @@ impl ProcessDriver {
             total: spec.total.clone(),
             default_slot: spec.default_slot.clone(),
             num_slots: spec.num_slots,
-            secret_file: self.config.secret_file.clone(),
+            secret: SecretSource::File(self.config.secret_file.clone()),
             work_dir,
             host: self.config.host.clone(),
         };

@@ -1,18 +1,23 @@
 //! `yarn-flink taskmanager`: the TaskManager process a driver starts. All it
-//! needs comes from its environment (see `common::launch`).
+//! needs comes from its environment (see `common::launch`); the secret comes
+//! from a file or from the YARN container's Hadoop credentials.
 
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::{Context, Result};
-use common::launch::TaskManagerLaunch;
+use anyhow::{bail, Context, Result};
+use common::launch::{SecretSource, TaskManagerLaunch, ENV_HADOOP_TOKEN_FILE};
 use common::rpc::{AppSecret, RpcTimeouts};
 use taskmanager::data_plane::DataPlaneConfig;
 use taskmanager::TaskExecutorConfig;
 
 pub async fn run() -> Result<ExitCode> {
-    let launch = TaskManagerLaunch::from_env(|k| std::env::var(k).ok())?;
-    let secret = AppSecret::read_from(&launch.secret_file)?;
+    let mut launch = TaskManagerLaunch::from_env(|k| std::env::var(k).ok())?;
+    let secret = read_secret(&launch.secret)?;
+    if launch.work_dir.is_relative() {
+        // Subtasks change directory; keep their work dir anchored to ours (the container's).
+        launch.work_dir = std::env::current_dir().context("cannot read the working directory")?.join(&launch.work_dir);
+    }
     let (rpc, data, _) = taskmanager::task_executor::bind(&launch.host)
         .await
         .with_context(|| format!("cannot listen on {}", launch.host))?;
@@ -41,4 +46,35 @@ pub async fn run() -> Result<ExitCode> {
     };
     taskmanager::run(config, rpc, data, shutdown).await?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The application secret from where the driver said it is.
+pub fn read_secret(source: &SecretSource) -> Result<AppSecret> {
+    match source {
+        SecretSource::File(path) => Ok(AppSecret::read_from(path)?),
+        SecretSource::HadoopCredentials { alias } => {
+            let Some(file) = std::env::var_os(ENV_HADOOP_TOKEN_FILE) else {
+                bail!(
+                    "{ENV_HADOOP_TOKEN_FILE} is not set, so the application secret (credentials alias {alias}) \
+                     cannot be read; a YARN NodeManager sets it for every container it starts"
+                );
+            };
+            secret_from_credentials(std::path::Path::new(&file), alias)
+        }
+    }
+}
+
+/// Reads the secret key `alias` (hex, as `AppSecret::to_hex`) from a Hadoop token file.
+pub fn secret_from_credentials(file: &std::path::Path, alias: &str) -> Result<AppSecret> {
+    let creds = hadoop::credentials::Credentials::read_file(file)?;
+    let Some((_, value)) = creds.secrets.iter().find(|(a, _)| a == alias) else {
+        bail!(
+            "the credentials file {} holds no secret key {alias}; the submitting client must add the \
+             application secret under that alias (yarn-flink submit does)",
+            file.display()
+        );
+    };
+    std::str::from_utf8(value).ok().and_then(AppSecret::from_hex).with_context(|| {
+        format!("the secret key {alias} in {} is not the hex application secret yarn-flink writes", file.display())
+    })
 }

@@ -111,9 +111,12 @@ pub async fn run(
         heartbeat_timeout: Duration::from_secs(10),
         early_slot_requests: Vec::new(),
     };
-    let result = te.main_loop(rx, stop.clone()).await;
+    let mut rx = rx;
+    let result = te.main_loop(&mut rx, stop.clone()).await;
     stop.cancel();
     te.cancel_all_tasks();
+    // Let cancelled tasks kill their processes before we exit.
+    let _ = tokio::time::timeout(Duration::from_secs(5), te.drain_tasks(&mut rx)).await;
     let _ = server.await;
     let link = rm_link.await.unwrap_or(Ok(()));
     result.and(link)
@@ -160,7 +163,7 @@ struct TaskExecutor {
 impl TaskExecutor {
     async fn main_loop(
         &mut self,
-        mut rx: mpsc::UnboundedReceiver<Msg>,
+        rx: &mut mpsc::UnboundedReceiver<Msg>,
         stop: CancellationToken,
     ) -> Result<(), TaskExecutorError> {
         let mut tick = tokio::time::interval(self.heartbeat_interval);
@@ -438,6 +441,19 @@ impl TaskExecutor {
                 }
             }
         });
+    }
+
+    /// Waits until every task has ended (after `cancel_all_tasks`).
+    async fn drain_tasks(&mut self, rx: &mut mpsc::UnboundedReceiver<Msg>) {
+        while !self.tasks.is_empty() {
+            match rx.recv().await {
+                Some(Msg::TaskEnded { attempt, .. }) => {
+                    self.tasks.remove(&attempt);
+                }
+                Some(_) => {}
+                None => return,
+            }
+        }
     }
 
     fn cancel_all_tasks(&mut self) {

@@ -1,0 +1,237 @@
+//! Translations between our vocabulary and YARN's: a [`WorkerSpec`] becomes a
+//! container capability, and the local resources the client uploaded travel
+//! to the AM as JSON (`YF_LOCAL_RESOURCES`) so TaskManager launch contexts can
+//! reuse them without asking HDFS again.
+
+use std::collections::BTreeMap;
+
+use common::resources::MIB;
+use hadoop::yarn::{LocalResource, LocalResourceType, LocalResourceVisibility, Resource, YarnUrl};
+use serde::{Deserialize, Serialize};
+
+use crate::resource_manager::worker::WorkerSpec;
+
+/// YARN's name of the GPU resource type; ours is `gpu`.
+pub const YARN_GPU: &str = "yarn.io/gpu";
+
+/// The container a TaskManager of `spec` needs: memory in MB rounded up,
+/// vcores rounded up (at least one of each), `gpu` as `yarn.io/gpu`, other
+/// extended resources under their own names.
+pub fn capability(spec: &WorkerSpec) -> Resource {
+    let memory_mb = spec.total.total_memory_bytes().div_ceil(MIB).max(1);
+    let vcores = spec.total.cpu_millis.div_ceil(1000).max(1);
+    let mut r = Resource::new(i64::try_from(memory_mb).unwrap_or(i64::MAX), i32::try_from(vcores).unwrap_or(i32::MAX));
+    for (name, amount) in &spec.total.extended {
+        if *amount > 0 {
+            let yarn_name = if name == "gpu" { YARN_GPU } else { name.as_str() };
+            r.extended.insert(yarn_name.to_string(), i64::try_from(*amount).unwrap_or(i64::MAX));
+        }
+    }
+    r
+}
+
+/// Why `ask` cannot be had from a scheduler whose largest container is `max`,
+/// or `None` when it fits. Resource types the RM did not report count as 0.
+pub fn exceeds(ask: &Resource, max: &Resource) -> Option<String> {
+    let mut over = Vec::new();
+    if ask.memory_mb > max.memory_mb {
+        over.push(format!("memory {} MB > {} MB (yarn.scheduler.maximum-allocation-mb)", ask.memory_mb, max.memory_mb));
+    }
+    if ask.vcores > max.vcores {
+        over.push(format!("vcores {} > {} (yarn.scheduler.maximum-allocation-vcores)", ask.vcores, max.vcores));
+    }
+    for (name, amount) in &ask.extended {
+        let limit = max.extended.get(name).copied().unwrap_or(0);
+        if *amount > limit {
+            over.push(format!("{name} {amount} > {limit}"));
+        }
+    }
+    (!over.is_empty()).then(|| {
+        format!(
+            "a TaskManager container of {ask} is larger than the largest container YARN hands out ({max}): {}; \
+             lower the vertex's resources (or --tm-slots so fewer slots share one container), or ask the \
+             cluster's operator to raise the scheduler's maximum allocation",
+            over.join(", ")
+        )
+    })
+}
+
+/// The largest TaskManager (as a profile) a container of `max` holds: what
+/// the SlotManager may shape workers up to.
+pub fn max_worker_profile(max: &Resource) -> common::resources::ResourceProfile {
+    let mut p = common::resources::ResourceProfile::new(
+        u64::try_from(max.vcores).unwrap_or(0).saturating_mul(1000),
+        u64::try_from(max.memory_mb).unwrap_or(0).saturating_mul(MIB),
+    );
+    if let Some(gpu) = max.extended.get(YARN_GPU) {
+        p = p.with_extended("gpu", u64::try_from(*gpu).unwrap_or(0));
+    }
+    p
+}
+
+/// One entry of `YF_LOCAL_RESOURCES`: `{"url": "hdfs://nn:8020/user/u/.yarn-flink/app_1/yarn-flink",
+/// "size": 123, "timestamp": 1700000000000, "type": "FILE", "visibility": "APPLICATION"}`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LocalResourceJson {
+    pub url: String,
+    pub size: i64,
+    pub timestamp: i64,
+    /// `FILE`, `ARCHIVE` (unpacked by the NodeManager) or `PATTERN`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// `APPLICATION`, `PRIVATE` or `PUBLIC`.
+    pub visibility: String,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum LocalResourcesError {
+    #[error("YF_LOCAL_RESOURCES is not the JSON object the client writes (name -> {{url, size, timestamp, type, visibility}}): {0}")]
+    Json(String),
+    #[error("local resource {name}: {detail}")]
+    Bad { name: String, detail: String },
+}
+
+/// Parses `YF_LOCAL_RESOURCES` into YARN local resources by link name.
+pub fn parse_local_resources(json: &str) -> Result<BTreeMap<String, LocalResource>, LocalResourcesError> {
+    let map: BTreeMap<String, LocalResourceJson> =
+        serde_json::from_str(json).map_err(|e| LocalResourcesError::Json(e.to_string()))?;
+    map.into_iter()
+        .map(|(name, r)| {
+            let bad = |detail: String| LocalResourcesError::Bad { name: name.clone(), detail };
+            let kind = match r.kind.to_ascii_uppercase().as_str() {
+                "FILE" => LocalResourceType::File,
+                "ARCHIVE" => LocalResourceType::Archive,
+                "PATTERN" => LocalResourceType::Pattern,
+                other => return Err(bad(format!("type {other:?} is not FILE, ARCHIVE or PATTERN"))),
+            };
+            let visibility = match r.visibility.to_ascii_uppercase().as_str() {
+                "APPLICATION" => LocalResourceVisibility::Application,
+                "PRIVATE" => LocalResourceVisibility::Private,
+                "PUBLIC" => LocalResourceVisibility::Public,
+                other => return Err(bad(format!("visibility {other:?} is not APPLICATION, PRIVATE or PUBLIC"))),
+            };
+            let url = parse_url(&r.url).map_err(bad)?;
+            let resource = LocalResource { url, size: r.size, timestamp: r.timestamp, kind, visibility, pattern: None };
+            Ok((name, resource))
+        })
+        .collect()
+}
+
+/// The JSON form of local resources (what the client puts in `YF_LOCAL_RESOURCES`).
+pub fn local_resources_json(resources: &BTreeMap<String, LocalResource>) -> String {
+    let map: BTreeMap<&String, LocalResourceJson> = resources
+        .iter()
+        .map(|(name, r)| {
+            let kind = match r.kind {
+                LocalResourceType::File => "FILE",
+                LocalResourceType::Archive => "ARCHIVE",
+                LocalResourceType::Pattern => "PATTERN",
+            };
+            let visibility = match r.visibility {
+                LocalResourceVisibility::Application => "APPLICATION",
+                LocalResourceVisibility::Private => "PRIVATE",
+                LocalResourceVisibility::Public => "PUBLIC",
+            };
+            let json = LocalResourceJson {
+                url: url_string(&r.url),
+                size: r.size,
+                timestamp: r.timestamp,
+                kind: kind.into(),
+                visibility: visibility.into(),
+            };
+            (name, json)
+        })
+        .collect();
+    serde_json::to_string(&map).unwrap_or_default()
+}
+
+/// `scheme://[user@]host[:port]/path` as YARN's URL record; a bare absolute
+/// path is a `file` URL.
+pub fn parse_url(s: &str) -> Result<YarnUrl, String> {
+    if s.starts_with('/') {
+        return Ok(YarnUrl { scheme: "file".into(), file: s.into(), ..Default::default() });
+    }
+    let (scheme, rest) = s.split_once("://").ok_or_else(|| format!("{s:?} is not a URL (scheme://host/path)"))?;
+    if scheme.is_empty() {
+        return Err(format!("{s:?} has no scheme"));
+    }
+    let (authority, path) = match rest.find('/') {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, "/"),
+    };
+    let (user_info, host_port) = match authority.rsplit_once('@') {
+        Some((u, h)) => (Some(u.to_string()), h),
+        None => (None, authority),
+    };
+    let (host, port) = match host_port.rsplit_once(':') {
+        Some((h, p)) => (h, Some(p.parse::<i32>().map_err(|_| format!("{s:?} has a bad port {p:?}"))?)),
+        None => (host_port, None),
+    };
+    Ok(YarnUrl { scheme: scheme.into(), host: host.into(), port, file: path.into(), user_info })
+}
+
+pub fn url_string(u: &YarnUrl) -> String {
+    let mut s = format!("{}://", u.scheme);
+    if let Some(user) = &u.user_info {
+        s.push_str(user);
+        s.push('@');
+    }
+    s.push_str(&u.host);
+    if let Some(p) = u.port {
+        s.push_str(&format!(":{p}"));
+    }
+    s.push_str(&u.file);
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use common::resources::ResourceProfile;
+
+    #[test]
+    fn worker_specs_become_rounded_up_capabilities() {
+        let small = WorkerSpec::uniform(ResourceProfile::new(500, 256 * MIB), 1);
+        assert_eq!(capability(&small), Resource::new(256, 1));
+        let odd = WorkerSpec::uniform(ResourceProfile::new(1500, 256 * MIB + 1).with_extended("gpu", 1), 1);
+        assert_eq!(capability(&odd), Resource::new(257, 2).with_extended(YARN_GPU, 1));
+        let big = WorkerSpec::uniform(ResourceProfile::new(2000, 2048 * MIB), 2);
+        assert_eq!(capability(&big), Resource::new(4096, 4));
+    }
+
+    #[test]
+    fn oversized_asks_name_the_ask_the_limit_and_the_fix() {
+        let max = Resource::new(4096, 4);
+        assert_eq!(exceeds(&Resource::new(4096, 4), &max), None);
+        let msg = exceeds(&Resource::new(8192, 2), &max).unwrap();
+        assert!(msg.contains("<memory:8192, vCores:2>"), "{msg}");
+        assert!(msg.contains("<memory:4096, vCores:4>"), "{msg}");
+        assert!(msg.contains("maximum-allocation-mb"), "{msg}");
+        assert!(msg.contains("lower the vertex's resources"), "{msg}");
+        let gpu = exceeds(&Resource::new(1024, 1).with_extended(YARN_GPU, 1), &max).unwrap();
+        assert!(gpu.contains("yarn.io/gpu 1 > 0"), "{gpu}");
+        assert_eq!(max_worker_profile(&max), ResourceProfile::new(4000, 4096 * MIB));
+    }
+
+    #[test]
+    fn local_resources_round_trip_through_json() {
+        let json = r#"{"yarn-flink": {"url": "hdfs://nn.example.com:8020/user/u/.yarn-flink/app_1/yarn-flink",
+            "size": 10, "timestamp": 1700000000000, "type": "FILE", "visibility": "APPLICATION"},
+            "bundle": {"url": "file:///tmp/b.tar.gz", "size": 5, "timestamp": 7, "type": "ARCHIVE",
+            "visibility": "PRIVATE"}}"#;
+        let parsed = parse_local_resources(json).unwrap();
+        let bin = &parsed["yarn-flink"];
+        assert_eq!(bin.url.scheme, "hdfs");
+        assert_eq!(bin.url.host, "nn.example.com");
+        assert_eq!(bin.url.port, Some(8020));
+        assert_eq!(bin.url.file, "/user/u/.yarn-flink/app_1/yarn-flink");
+        assert_eq!(parsed["bundle"].kind, LocalResourceType::Archive);
+        assert_eq!(parsed["bundle"].url.host, "");
+        assert_eq!(parse_local_resources(&local_resources_json(&parsed)).unwrap(), parsed);
+        let err = parse_local_resources(r#"{"x": {"url": "nope", "size": 1, "timestamp": 1, "type": "FILE",
+            "visibility": "APPLICATION"}}"#)
+        .unwrap_err();
+        assert!(err.to_string().contains("local resource x"), "{err}");
+        assert!(parse_local_resources("[]").unwrap_err().to_string().contains("YF_LOCAL_RESOURCES"));
+    }
+}

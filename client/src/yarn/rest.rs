@@ -1,0 +1,467 @@
+//! The ResourceManager REST API (`/ws/v1/cluster/...`), shaped exactly as the
+//! Hadoop 3.3.6 captures in `shared/wire/hadoop-3.3.6/rest/`.
+//!
+//! [`RmRestClient`] tries the RM web apps in configuration order (RM HA ids)
+//! and sticks to the first that answers as active: a standby answers with a
+//! redirect or 503. Simple-auth clusters need `user.name` on every call (the
+//! 401 capture), Kerberized ones SPNEGO or an RM delegation token.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// The `application-type` of every yarn-flink application (`list` filters on it).
+pub const APPLICATION_TYPE: &str = "yarn-flink";
+
+/// `{"memory":MB,"vCores":N}` (the capture also carries `resourceInformations`; we ignore it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RestResource {
+    pub memory: u64,
+    #[serde(rename = "vCores")]
+    pub vcores: u32,
+}
+
+impl std::fmt::Display for RestResource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} MB / {} vcores", self.memory, self.vcores)
+    }
+}
+
+/// The answer of `POST /apps/new-application`.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+pub struct NewApplication {
+    #[serde(rename = "application-id")]
+    pub application_id: String,
+    #[serde(rename = "maximum-resource-capability")]
+    pub maximum_resource_capability: RestResource,
+}
+
+/// `{"entry":[{"key":..,"value":..}]}`: how the REST API spells a map.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Entries<T> {
+    pub entry: Vec<Entry<T>>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Entry<T> {
+    pub key: String,
+    pub value: T,
+}
+
+impl<T> FromIterator<(String, T)> for Entries<T> {
+    fn from_iter<I: IntoIterator<Item = (String, T)>>(iter: I) -> Self {
+        Entries { entry: iter.into_iter().map(|(key, value)| Entry { key, value }).collect() }
+    }
+}
+
+/// One local resource as the submission names it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RestLocalResource {
+    /// A URL of the default file system (`hdfs://nn:8020/...`, `file:///...`).
+    pub resource: String,
+    /// `FILE`, `ARCHIVE` (unpacked by the NodeManager) or `PATTERN`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// `PUBLIC`, `PRIVATE` or `APPLICATION`.
+    pub visibility: String,
+    /// Bytes; the NodeManager refuses a file whose size changed.
+    pub size: u64,
+    /// Modification time (ms); the NodeManager refuses a file that changed since.
+    pub timestamp: i64,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Commands {
+    pub command: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AmContainerSpec {
+    #[serde(rename = "local-resources")]
+    pub local_resources: Entries<RestLocalResource>,
+    pub environment: Entries<String>,
+    pub commands: Commands,
+    /// [`hadoop::credentials::Credentials::to_rest_json`].
+    pub credentials: serde_json::Value,
+}
+
+/// The body of `POST /apps`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SubmissionContext {
+    #[serde(rename = "application-id")]
+    pub application_id: String,
+    #[serde(rename = "application-name")]
+    pub application_name: String,
+    #[serde(rename = "application-type")]
+    pub application_type: String,
+    #[serde(rename = "application-tags")]
+    pub application_tags: Vec<String>,
+    pub queue: String,
+    pub priority: i32,
+    #[serde(rename = "max-app-attempts")]
+    pub max_app_attempts: u32,
+    #[serde(rename = "keep-containers-across-application-attempts")]
+    pub keep_containers_across_application_attempts: bool,
+    #[serde(rename = "unmanaged-AM")]
+    pub unmanaged_am: bool,
+    pub resource: RestResource,
+    #[serde(rename = "am-container-spec")]
+    pub am_container_spec: AmContainerSpec,
+}
+
+/// The parts of `GET /apps/{id}` (and of each `/apps` element) we use.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct AppReport {
+    pub id: String,
+    pub user: String,
+    pub name: String,
+    pub queue: String,
+    /// NEW, NEW_SAVING, SUBMITTED, ACCEPTED, RUNNING, FINISHED, FAILED, KILLED.
+    pub state: String,
+    /// UNDEFINED, SUCCEEDED, FAILED, KILLED.
+    pub final_status: String,
+    pub progress: f64,
+    pub tracking_url: Option<String>,
+    pub diagnostics: String,
+    pub application_type: String,
+    pub started_time: i64,
+    pub finished_time: i64,
+    pub am_container_logs: Option<String>,
+    /// `host:rpc_port` the AM registered (absent until it has).
+    #[serde(rename = "amRPCAddress")]
+    pub am_rpc_address: Option<String>,
+}
+
+impl AppReport {
+    pub fn is_terminal(&self) -> bool {
+        matches!(self.state.as_str(), "FINISHED" | "FAILED" | "KILLED")
+    }
+
+    /// The job's result as the process exit code promises it: success only
+    /// when the application finished and said SUCCEEDED.
+    pub fn succeeded(&self) -> bool {
+        self.state == "FINISHED" && self.final_status == "SUCCEEDED"
+    }
+}
+
+#[derive(Deserialize)]
+struct AppWrapper {
+    app: AppReport,
+}
+
+#[derive(Deserialize)]
+struct AppsWrapper {
+    /// `null` when there is no application.
+    apps: Option<AppList>,
+}
+
+#[derive(Deserialize)]
+struct AppList {
+    #[serde(default)]
+    app: Vec<AppReport>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppState {
+    pub state: String,
+}
+
+/// `{"RemoteException":{"exception","message","javaClassName"}}`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct RestRemoteException {
+    pub exception: String,
+    pub message: String,
+    pub java_class_name: String,
+}
+
+#[derive(Deserialize)]
+struct RemoteWrapper {
+    #[serde(rename = "RemoteException")]
+    remote: RestRemoteException,
+}
+
+impl RestRemoteException {
+    pub fn parse(body: &[u8]) -> Option<Self> {
+        serde_json::from_slice::<RemoteWrapper>(body).ok().map(|w| w.remote)
+    }
+
+    /// The message without Hadoop's `java.lang.Exception: ` prefix.
+    pub fn short_message(&self) -> &str {
+        self.message.strip_prefix("java.lang.Exception: ").unwrap_or(&self.message)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RmError {
+    #[error(
+        "cannot reach the YARN ResourceManager at {tried}: {cause}; check that it runs and that \
+         yarn.resourcemanager.webapp.address (or its HA variants) in yarn-site.xml of HADOOP_CONF_DIR names it"
+    )]
+    Unreachable { tried: String, cause: String },
+    #[error(
+        "no ResourceManager at {tried} answered as active (each redirected or answered 503: standby); \
+         wait for the failover to finish, or check yarn.resourcemanager.ha.rm-ids"
+    )]
+    NoActive { tried: String },
+    #[error(
+        "the ResourceManager refused an unauthenticated request ({detail}); on a simple-auth cluster the \
+         client sends user.name (set HADOOP_USER_NAME); on a Kerberized one run kinit or pass --keytab/--principal"
+    )]
+    Unauthorized { detail: String },
+    #[error(
+        "the application master asks {asked} but the cluster's largest container is {max} \
+         (yarn.scheduler.maximum-allocation-mb / -vcores); lower --am-memory / --am-vcores or ask the cluster's \
+         administrators to raise the maximum"
+    )]
+    OverMaximum { asked: RestResource, max: RestResource },
+    #[error("the ResourceManager refused the request: {message} ({exception}); {fix}")]
+    Refused { exception: String, message: String, fix: &'static str },
+    #[error("application {0} is not known to the ResourceManager; check the id with `yarn-flink list`")]
+    NotFound(String),
+    #[error("the ResourceManager answered {status} to {what}: {detail}")]
+    Status { status: u16, what: String, detail: String },
+    #[error("the ResourceManager's answer to {what} is not what Hadoop 3 sends: {detail}")]
+    BadResponse { what: String, detail: String },
+    #[error(
+        "SPNEGO (Kerberos on the RM web endpoints) is not supported yet; submit from a cluster with \
+         hadoop.security.authentication=simple, or use Hadoop's `yarn` CLI for this cluster"
+    )]
+    SpnegoNotYet,
+}
+
+/// How REST calls authenticate.
+#[derive(Clone, Debug)]
+pub enum RestAuth {
+    /// `?user.name=<user>` (hadoop.security.authentication=simple).
+    Simple { user: String },
+    /// Kerberized: SPNEGO (not yet supported, see [`RmError::SpnegoNotYet`]).
+    Kerberos,
+}
+
+pub struct RmRestClient {
+    /// Base URLs (`http://host:8088`), HA order.
+    bases: Vec<String>,
+    /// The one that answered as active last.
+    active: AtomicUsize,
+    auth: RestAuth,
+    http: reqwest::Client,
+}
+
+enum Attempt {
+    /// A standby or an unreachable RM: try the next.
+    Next(String),
+    Done(reqwest::StatusCode, Vec<u8>),
+}
+
+impl RmRestClient {
+    pub fn new(bases: Vec<String>, auth: RestAuth) -> Result<Self, RmError> {
+        if bases.is_empty() {
+            return Err(RmError::Unreachable { tried: "(none)".into(), cause: "no RM web address configured".into() });
+        }
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(5))
+            .timeout(Duration::from_secs(60))
+            // A standby RM redirects to the active one: we go through the list ourselves.
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .map_err(|e| RmError::Unreachable { tried: bases.join(", "), cause: e.to_string() })?;
+        Ok(Self { bases: bases.into_iter().map(|b| b.trim_end_matches('/').to_owned()).collect(), active: 0.into(), auth, http })
+    }
+
+    /// From the Hadoop configuration: the RM web apps (HA ids in order) and the security mode.
+    pub fn from_conf(conf: &hadoop::conf::HadoopConf, user: &str) -> anyhow::Result<Self> {
+        let bases = conf.rm_webapp_urls()?.into_iter().map(|e| e.address).collect();
+        let auth = match conf.security()? {
+            hadoop::conf::SecurityMode::Simple => RestAuth::Simple { user: user.to_owned() },
+            hadoop::conf::SecurityMode::Kerberos => RestAuth::Kerberos,
+        };
+        Ok(Self::new(bases, auth)?)
+    }
+
+    pub fn bases(&self) -> &[String] {
+        &self.bases
+    }
+
+    async fn attempt(
+        &self,
+        base: &str,
+        method: reqwest::Method,
+        path: &str,
+        query: &[(&str, &str)],
+        body: Option<&serde_json::Value>,
+    ) -> Result<Attempt, RmError> {
+        let mut req = self.http.request(method, format!("{base}/ws/v1/cluster{path}")).query(query);
+        req = req.header("Accept", "application/json");
+        match &self.auth {
+            RestAuth::Simple { user } => req = req.query(&[("user.name", user.as_str())]),
+            RestAuth::Kerberos => return Err(RmError::SpnegoNotYet),
+        }
+        if let Some(b) = body {
+            req = req.json(b);
+        }
+        let resp = match req.send().await {
+            Ok(r) => r,
+            Err(e) => return Ok(Attempt::Next(format!("{base}: {}", error_chain(&e)))),
+        };
+        let status = resp.status();
+        if status.is_redirection() || status == reqwest::StatusCode::SERVICE_UNAVAILABLE {
+            return Ok(Attempt::Next(format!("{base}: standby ({status})")));
+        }
+        let bytes = resp.bytes().await.map_err(|e| RmError::BadResponse {
+            what: path.to_owned(),
+            detail: format!("cannot read the body: {}", error_chain(&e)),
+        })?;
+        Ok(Attempt::Done(status, bytes.to_vec()))
+    }
+
+    /// One call, through the RMs in HA order starting at the last active one.
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        query: &[(&str, &str)],
+        body: Option<&serde_json::Value>,
+    ) -> Result<(reqwest::StatusCode, Vec<u8>), RmError> {
+        let start = self.active.load(Ordering::Relaxed);
+        let mut failures = Vec::new();
+        let mut all_standby = true;
+        for i in 0..self.bases.len() {
+            let idx = (start + i) % self.bases.len();
+            match self.attempt(&self.bases[idx], method.clone(), path, query, body).await? {
+                Attempt::Done(status, bytes) => {
+                    self.active.store(idx, Ordering::Relaxed);
+                    return Ok((status, bytes));
+                }
+                Attempt::Next(why) => {
+                    tracing::debug!(%why, "trying the next ResourceManager");
+                    all_standby &= why.contains("standby");
+                    failures.push(why);
+                }
+            }
+        }
+        let tried = self.bases.join(", ");
+        if all_standby {
+            Err(RmError::NoActive { tried })
+        } else {
+            Err(RmError::Unreachable { tried, cause: failures.join("; ") })
+        }
+    }
+
+    /// Maps an error answer to a typed error.
+    fn error(status: reqwest::StatusCode, body: &[u8], what: &str) -> RmError {
+        let remote = RestRemoteException::parse(body);
+        if status == reqwest::StatusCode::UNAUTHORIZED {
+            let detail = remote.map(|r| r.message).unwrap_or_else(|| "401 Unauthorized".into());
+            return RmError::Unauthorized { detail };
+        }
+        match remote {
+            Some(r) if status == reqwest::StatusCode::NOT_FOUND && r.exception == "NotFoundException" => {
+                // "app with id: X not found"
+                let id = r.short_message().split_whitespace().find(|w| w.starts_with("application_"));
+                RmError::NotFound(id.unwrap_or(what).to_owned())
+            }
+            Some(r) => {
+                let fix = if r.message.contains("than configured max") {
+                    "ask for less than yarn.scheduler.maximum-allocation-mb / -vcores (lower --am-memory / --am-vcores)"
+                } else if r.exception.contains("Authorization") || r.exception.contains("AccessControl") {
+                    "check the queue's ACLs (yarn.scheduler.capacity.<queue>.acl_submit_applications) and --queue"
+                } else {
+                    "see the ResourceManager's log for details"
+                };
+                RmError::Refused { exception: r.exception.clone(), message: r.short_message().to_owned(), fix }
+            }
+            None => RmError::Status {
+                status: status.as_u16(),
+                what: what.to_owned(),
+                detail: String::from_utf8_lossy(&body[..body.len().min(400)]).into_owned(),
+            },
+        }
+    }
+
+    fn parse<T: serde::de::DeserializeOwned>(body: &[u8], what: &str) -> Result<T, RmError> {
+        serde_json::from_slice(body).map_err(|e| RmError::BadResponse { what: what.to_owned(), detail: e.to_string() })
+    }
+
+    /// `POST /apps/new-application`.
+    pub async fn new_application(&self) -> Result<NewApplication, RmError> {
+        let what = "new-application";
+        let (status, body) = self.call(reqwest::Method::POST, "/apps/new-application", &[], None).await?;
+        if !status.is_success() {
+            return Err(Self::error(status, &body, what));
+        }
+        Self::parse(&body, what)
+    }
+
+    /// `POST /apps` (202 Accepted, empty body). A memory ask over the maximum
+    /// comes back as [`RmError::OverMaximum`] when `max` is known.
+    pub async fn submit(&self, ctx: &SubmissionContext, max: Option<RestResource>) -> Result<(), RmError> {
+        let what = "the application submission";
+        let body = serde_json::to_value(ctx).map_err(|e| RmError::BadResponse { what: what.into(), detail: e.to_string() })?;
+        let (status, resp) = self.call(reqwest::Method::POST, "/apps", &[], Some(&body)).await?;
+        if status.is_success() {
+            return Ok(());
+        }
+        match (Self::error(status, &resp, what), max) {
+            (RmError::Refused { message, .. }, Some(max)) if message.contains("than configured max") => {
+                Err(RmError::OverMaximum { asked: ctx.resource, max })
+            }
+            (e, _) => Err(e),
+        }
+    }
+
+    /// `GET /apps/{id}`.
+    pub async fn app(&self, id: &str) -> Result<AppReport, RmError> {
+        let (status, body) = self.call(reqwest::Method::GET, &format!("/apps/{id}"), &[], None).await?;
+        if !status.is_success() {
+            return Err(Self::error(status, &body, id));
+        }
+        Ok(Self::parse::<AppWrapper>(&body, &format!("GET /apps/{id}"))?.app)
+    }
+
+    /// `GET /apps/{id}/state`.
+    pub async fn app_state(&self, id: &str) -> Result<String, RmError> {
+        let (status, body) = self.call(reqwest::Method::GET, &format!("/apps/{id}/state"), &[], None).await?;
+        if !status.is_success() {
+            return Err(Self::error(status, &body, id));
+        }
+        Ok(Self::parse::<AppState>(&body, &format!("GET /apps/{id}/state"))?.state)
+    }
+
+    /// `PUT /apps/{id}/state {"state":"KILLED"}`; returns the state the RM
+    /// answered (`KILLING`, or the final state of an app that already ended).
+    pub async fn kill(&self, id: &str) -> Result<String, RmError> {
+        let body = serde_json::json!({"state": "KILLED"});
+        let (status, resp) = self.call(reqwest::Method::PUT, &format!("/apps/{id}/state"), &[], Some(&body)).await?;
+        if !status.is_success() {
+            return Err(Self::error(status, &resp, id));
+        }
+        Ok(Self::parse::<AppState>(&resp, &format!("PUT /apps/{id}/state"))?.state)
+    }
+
+    /// `GET /apps?applicationTypes=yarn-flink`.
+    pub async fn list(&self) -> Result<Vec<AppReport>, RmError> {
+        let (status, body) =
+            self.call(reqwest::Method::GET, "/apps", &[("applicationTypes", APPLICATION_TYPE)], None).await?;
+        if !status.is_success() {
+            return Err(Self::error(status, &body, "the application list"));
+        }
+        Ok(Self::parse::<AppsWrapper>(&body, "GET /apps")?.apps.map(|a| a.app).unwrap_or_default())
+    }
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests;

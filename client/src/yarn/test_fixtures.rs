@@ -1,0 +1,37 @@
+//! Where the real Hadoop 3.3.6 captures are: `shared/wire/hadoop-3.3.6` beside
+//! the checkout (`../shared`), or wherever `HADOOP_WIRE_FIXTURES` says.
+
+use std::path::PathBuf;
+
+pub(crate) fn wire_dir() -> PathBuf {
+    std::env::var_os("HADOOP_WIRE_FIXTURES")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/wire/hadoop-3.3.6"))
+}
+
+/// The bytes of `rest/<name>`.
+pub(crate) fn rest(name: &str) -> Vec<u8> {
+    let path = wire_dir().join("rest").join(name);
+    std::fs::read(&path).unwrap_or_else(|e| panic!("fixture {}: {e}", path.display()))
+}
+
+/// The body of a raw HTTP/1.1 response, chunked or not.
+pub(crate) fn http_body(raw: &[u8]) -> Vec<u8> {
+    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").expect("no header end") + 4;
+    let head = String::from_utf8_lossy(&raw[..split]).to_ascii_lowercase();
+    let mut rest = &raw[split..];
+    if !head.contains("transfer-encoding: chunked") {
+        return rest.to_vec();
+    }
+    let mut out = Vec::new();
+    loop {
+        let eol = rest.windows(2).position(|w| w == b"\r\n").expect("chunk size line");
+        let size = usize::from_str_radix(std::str::from_utf8(&rest[..eol]).unwrap().trim(), 16).unwrap();
+        rest = &rest[eol + 2..];
+        if size == 0 {
+            return out;
+        }
+        out.extend_from_slice(&rest[..size]);
+        rest = &rest[size + 2..];
+    }
+}
