@@ -6,8 +6,9 @@
 //! - [`dispatcher`]: accepts jobs, one JobMaster each; what REST shows.
 //! - [`job_master`]: one job's scheduling, deployment, failover (pure core + actor).
 //! - [`resource_manager`]: TaskExecutor registry, SlotManager, driver seam.
-//! - [`drivers`]: cluster-manager drivers (`process`, ...).
+//! - [`drivers`]: cluster-manager drivers (`process`, `yarn`, ...).
 //! - [`rest`]: the Dispatcher's REST API.
+//! - [`yarn_app`]: the YARN ApplicationMaster (env + credentials contract, register, run, finish).
 
 pub mod cluster;
 pub mod dispatcher;
@@ -15,3 +16,4 @@ pub mod drivers;
 pub mod job_master;
 pub mod resource_manager;
 pub mod rest;
+pub mod yarn_app;

@@ -16,7 +16,7 @@ use crate::job_master::{self, JobMasterConfig, JobMasterRegistry};
 use crate::resource_manager::ResourceManagerHandle;
 
 /// What the REST API and the CLI show about one job (Flink's job details, trimmed).
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
 pub struct JobDetails {
     pub jid: String,
     pub name: String,
@@ -33,7 +33,7 @@ pub struct JobDetails {
     pub error: Option<String>,
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
 pub struct VertexDetails {
     pub name: String,
     pub parallelism: u32,

@@ -94,18 +94,8 @@ pub fn spawn(
         started_at: Instant::now(),
         last_heartbeat: BTreeMap::new(),
         min_report_version: BTreeMap::new(),
-        details: watch::channel(JobDetails {
-            jid: job_id.to_string(),
-            name: String::new(),
-            state: "CREATED".into(),
-            start_time: epoch_ms(started),
-            end_time: -1,
-            duration: 0,
-            restarts: 0,
-            vertices: vec![],
-            error: None,
-        })
-        .0,
+        // `publish` below fills in the real details.
+        details: watch::channel(JobDetails::default()).0,
     };
     let rx = jm.details.subscribe();
     jm.publish();
@@ -276,22 +266,21 @@ impl JobMaster {
                     });
                 }
                 JobMasterAction::CancelTask { task_manager, attempt_id } => {
+                    let req = pb::CancelTaskRequest { attempt_id: convert::attempt_id(attempt_id) };
                     let (secret, t) = (self.config.secret.clone(), self.config.rpc);
-                    tokio::spawn(async move {
-                        if let Ok(mut c) = rpc::task_executor_client(&task_manager.address, &secret, t) {
-                            let req = pb::CancelTaskRequest { attempt_id: convert::attempt_id(attempt_id) };
-                            let _ = rpc::call(&task_manager.address, t.call, c.cancel_task(req)).await;
-                        }
-                    });
+                    rpc::notify_task_executor(
+                        task_manager.address,
+                        secret,
+                        t,
+                        "cancel task",
+                        move |mut c| async move { c.cancel_task(req).await },
+                    );
                 }
                 JobMasterAction::FreeSlot { task_manager, allocation_id, cause } => {
+                    let req = pb::FreeSlotRequest { allocation_id: convert::allocation_id(allocation_id), cause };
                     let (secret, t) = (self.config.secret.clone(), self.config.rpc);
-                    tokio::spawn(async move {
-                        if let Ok(mut c) = rpc::task_executor_client(&task_manager.address, &secret, t) {
-                            let req =
-                                pb::FreeSlotRequest { allocation_id: convert::allocation_id(allocation_id), cause };
-                            let _ = rpc::call(&task_manager.address, t.call, c.free_slot(req)).await;
-                        }
+                    rpc::notify_task_executor(task_manager.address, secret, t, "free slot", move |mut c| async move {
+                        c.free_slot(req).await
                     });
                 }
                 JobMasterAction::JobFinished { status, error } => {

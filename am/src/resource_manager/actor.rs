@@ -381,16 +381,16 @@ impl<D: ResourceManagerDriver> ResourceManager<D> {
                 Action::FreeSlot { slot_id, allocation_id, job_id } => {
                     debug!(%slot_id, %allocation_id, %job_id, "freeing slot of an ended job");
                     if let Some(te) = self.task_executors.get(&slot_id.resource_id) {
-                        let (address, secret, timeouts) = (te.address.clone(), self.secret.clone(), self.config.rpc);
-                        tokio::spawn(async move {
-                            if let Ok(mut c) = rpc::task_executor_client(&address, &secret, timeouts) {
-                                let req = pb::FreeSlotRequest {
-                                    allocation_id: convert::allocation_id(allocation_id),
-                                    cause: "job ended".into(),
-                                };
-                                let _ = rpc::call(&address, timeouts.call, c.free_slot(req)).await;
-                            }
-                        });
+                        let cause = "job ended".to_owned();
+                        let req = pb::FreeSlotRequest { allocation_id: convert::allocation_id(allocation_id), cause };
+                        let (address, secret) = (te.address.clone(), self.secret.clone());
+                        rpc::notify_task_executor(
+                            address,
+                            secret,
+                            self.config.rpc,
+                            "free slot",
+                            move |mut c| async move { c.free_slot(req).await },
+                        );
                     }
                 }
                 Action::StartWorker(spec) => {
@@ -400,13 +400,14 @@ impl<D: ResourceManagerDriver> ResourceManager<D> {
                 Action::ReleaseWorker { resource_id, reason } => {
                     info!(%resource_id, %reason, "releasing TaskManager");
                     if let Some(te) = self.task_executors.remove(&resource_id) {
-                        let (secret, timeouts, rm_id) = (self.secret.clone(), self.config.rpc, self.rm_id);
-                        tokio::spawn(async move {
-                            if let Ok(mut c) = rpc::task_executor_client(&te.address, &secret, timeouts) {
-                                let req = pb::ShutdownRequest { rm_id: convert::rm_id(rm_id), reason };
-                                let _ = rpc::call(&te.address, timeouts.call, c.shutdown(req)).await;
-                            }
-                        });
+                        let req = pb::ShutdownRequest { rm_id: convert::rm_id(self.rm_id), reason };
+                        rpc::notify_task_executor(
+                            te.address,
+                            self.secret.clone(),
+                            self.config.rpc,
+                            "shutdown",
+                            move |mut c| async move { c.shutdown(req).await },
+                        );
                     }
                     self.driver.release_worker(&resource_id);
                 }

@@ -94,6 +94,26 @@ pub fn job_master_client(address: &str, secret: &AppSecret, t: RpcTimeouts) -> R
     Ok(pb::job_master_gateway_client::JobMasterGatewayClient::new(channel(address, secret, t)?))
 }
 
+/// Calls a TaskExecutor without waiting for the answer: for notifications
+/// whose loss the heartbeats make up for (cancel, free slot, shutdown).
+/// Failures are logged at debug level.
+pub fn notify_task_executor<T, F, Fut>(address: String, secret: AppSecret, t: RpcTimeouts, what: &'static str, f: F)
+where
+    F: FnOnce(TaskExecutorClient) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>> + Send + 'static,
+    T: Send + 'static,
+{
+    tokio::spawn(async move {
+        let r = match task_executor_client(&address, &secret, t) {
+            Ok(c) => call(&address, t.call, f(c)).await.map(|_| ()),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = r {
+            tracing::debug!(%address, error = %e, "{what} failed");
+        }
+    });
+}
+
 /// Runs one call under `deadline`, mapping transport failures to [`RpcError`].
 /// The channel has its own timeout too; this one also bounds connecting.
 pub async fn call<T>(

@@ -1,0 +1,532 @@
+//! The YARN ApplicationMaster: what `yarn-flink appmaster` runs inside the
+//! AM container. It reads the container's environment and credentials (the
+//! "AM container contract" of `docs/yarn.md`), registers with the RM
+//! scheduler, starts the cluster with the [`yarn`](crate::drivers::yarn)
+//! driver, runs the bundle's job (application mode) or takes jobs over REST
+//! (session mode), and unregisters with the final status.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use common::jobspec::Bundle;
+use common::launch::{ENV_HADOOP_TOKEN_FILE, YARN_SECRET_ALIAS};
+use common::resources::{parse_cpu, parse_memory, ResourceProfile};
+use common::rpc::{AppSecret, RpcTimeouts};
+use hadoop::conf::HadoopConf;
+use hadoop::credentials::{Credentials, Token};
+use hadoop::yarn::amrm::{AmRmClient, AmRmConfig};
+use hadoop::yarn::nm::NmClient;
+use hadoop::yarn::{ContainerId, FinalStatus, LocalResource};
+use serde::{Deserialize, Serialize};
+use tokio::net::TcpListener;
+use tracing::{info, warn};
+
+use crate::cluster::{Cluster, ClusterConfig};
+use crate::dispatcher::JobDetails;
+use crate::drivers::yarn::{self as driver, resources, YarnDriverConfig};
+use crate::resource_manager::slot_manager::{SlotManagerConfig, WorkerSizing};
+use crate::resource_manager::worker::WorkerSpec;
+use crate::resource_manager::ResourceManagerConfig;
+
+/// `application` or `session`.
+pub const ENV_MODE: &str = "YF_MODE";
+/// The localized bundle's link name in the container's working directory.
+pub const ENV_BUNDLE: &str = "YF_BUNDLE";
+/// The staging dir URI (informational: the files are in `YF_LOCAL_RESOURCES`).
+pub const ENV_STAGING_DIR: &str = "YF_STAGING_DIR";
+/// JSON: link name -> {url, size, timestamp, type, visibility}.
+pub const ENV_LOCAL_RESOURCES: &str = "YF_LOCAL_RESOURCES";
+/// JSON of [`ClusterShape`].
+pub const ENV_CLUSTER: &str = "YF_CLUSTER";
+/// The AMRMToken's kind in the AM's credentials.
+pub const AMRM_TOKEN_KIND: &str = "YARN_AM_RM_TOKEN";
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// Run the bundle's one job and finish with its result.
+    Application,
+    /// Take jobs over REST until `DELETE /cluster`.
+    Session,
+}
+
+/// The cluster's shape: the same knobs as the CLI's cluster flags.
+/// `{"sizing":"fit","tm_slots":4,"slot_cpu":"1","slot_memory":"512m",
+///   "idle_timeout":"30000ms","heartbeat_interval":"1000ms","heartbeat_timeout":"10000ms"}`;
+/// every field is optional (these are the defaults).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ClusterShape {
+    /// `fit` (TaskManagers shaped to the vertices' resources) or `fixed`.
+    pub sizing: String,
+    pub tm_slots: u32,
+    pub slot_cpu: String,
+    pub slot_memory: String,
+    #[serde(with = "duration_text")]
+    pub idle_timeout: Duration,
+    #[serde(with = "duration_text")]
+    pub heartbeat_interval: Duration,
+    #[serde(with = "duration_text")]
+    pub heartbeat_timeout: Duration,
+}
+
+impl Default for ClusterShape {
+    fn default() -> Self {
+        Self {
+            sizing: "fit".into(),
+            tm_slots: 4,
+            slot_cpu: "1".into(),
+            slot_memory: "512m".into(),
+            idle_timeout: Duration::from_secs(30),
+            heartbeat_interval: Duration::from_secs(1),
+            heartbeat_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+mod duration_text {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&format!("{}ms", d.as_millis()))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let text = String::deserialize(d)?;
+        common::jobspec::parse_duration(&text).map_err(serde::de::Error::custom)
+    }
+}
+
+impl ClusterShape {
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
+
+    pub fn from_json(json: &str) -> Result<Self, AmError> {
+        serde_json::from_str(json).map_err(|e| AmError::Env { name: ENV_CLUSTER, detail: e.to_string() })
+    }
+
+    /// The ResourceManager's configuration; TaskManagers are never shaped
+    /// beyond `max_worker` (the scheduler's largest container).
+    pub fn resource_manager_config(&self, max_worker: Option<ResourceProfile>) -> Result<ResourceManagerConfig, AmError> {
+        let bad = |detail: String| AmError::Env { name: ENV_CLUSTER, detail };
+        let cpu = parse_cpu(&self.slot_cpu).map_err(|e| bad(format!("slot_cpu: {e}")))?;
+        let mem = parse_memory(&self.slot_memory).map_err(|e| bad(format!("slot_memory: {e}")))?;
+        let sizing = match self.sizing.as_str() {
+            "fit" => WorkerSizing::FitToRequirement { slots_per_worker: self.tm_slots },
+            "fixed" => WorkerSizing::Fixed,
+            other => return Err(bad(format!("sizing {other:?} is neither \"fit\" nor \"fixed\""))),
+        };
+        let slot_manager = SlotManagerConfig {
+            idle_timeout: self.idle_timeout,
+            sizing,
+            default_worker: WorkerSpec::uniform(ResourceProfile::new(cpu, mem), self.tm_slots),
+            max_worker,
+            max_total: None,
+            max_failed_worker_requests: 5,
+        };
+        slot_manager.validate().map_err(|e| bad(e.to_string()))?;
+        Ok(ResourceManagerConfig {
+            slot_manager,
+            heartbeat_interval: self.heartbeat_interval,
+            heartbeat_timeout: self.heartbeat_timeout,
+            rpc: RpcTimeouts::default(),
+        })
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AmError {
+    #[error("environment variable {0} is not set; `yarn-flink appmaster` runs inside a YARN AM container started by `yarn-flink submit`, which sets it")]
+    MissingEnv(&'static str),
+    #[error("environment variable {name} is malformed: {detail}")]
+    Env { name: &'static str, detail: String },
+    #[error(transparent)]
+    Credentials(#[from] hadoop::credentials::CredentialsError),
+    #[error("the credentials file {path} holds no {what}; {fix}")]
+    MissingCredential { path: String, what: String, fix: &'static str },
+    #[error("the Hadoop configuration is unusable: {0}; check HADOOP_CONF_DIR")]
+    Conf(#[from] hadoop::conf::ConfError),
+    #[error("cannot listen on {host}: {source}")]
+    Listen { host: String, source: std::io::Error },
+    #[error("registering with the ResourceManager scheduler at {addrs} failed: {source}; check yarn.resourcemanager.scheduler.address in HADOOP_CONF_DIR and the AMRMToken in the credentials")]
+    Register { addrs: String, source: hadoop::Error },
+    #[error("cannot start the cluster: {0}")]
+    Cluster(#[from] crate::cluster::ClusterError),
+    #[error("unregistering from the ResourceManager failed: {0}")]
+    Finish(#[from] driver::YarnAmError),
+    #[error("cannot create the work dir {path}: {source}")]
+    WorkDir { path: String, source: std::io::Error },
+}
+
+/// What YARN's NodeManager and our client put in the AM container's environment.
+#[derive(Clone, Debug)]
+pub struct AmEnv {
+    pub container_id: ContainerId,
+    pub nm_host: String,
+    pub nm_port: u16,
+    pub nm_http_port: Option<u16>,
+    pub local_dirs: Vec<PathBuf>,
+    pub log_dirs: Vec<PathBuf>,
+    pub token_file: PathBuf,
+    /// When the client submitted (ms since the epoch), if the RM said.
+    pub submit_time_ms: Option<i64>,
+    pub mode: Mode,
+    /// The bundle's link name (application mode).
+    pub bundle: Option<String>,
+    pub staging_dir: Option<String>,
+    pub local_resources: BTreeMap<String, LocalResource>,
+    pub cluster: ClusterShape,
+    /// Passed on to TaskManagers (RUST_LOG).
+    pub task_manager_env: BTreeMap<String, String>,
+}
+
+impl AmEnv {
+    pub fn from_env(get: impl Fn(&str) -> Option<String>) -> Result<Self, AmError> {
+        let var = |name: &'static str| get(name).filter(|v| !v.is_empty()).ok_or(AmError::MissingEnv(name));
+        let bad = |name: &'static str, detail: String| AmError::Env { name, detail };
+        let container_id: ContainerId =
+            var("CONTAINER_ID")?.parse().map_err(|e: hadoop::yarn::ParseIdError| bad("CONTAINER_ID", e.to_string()))?;
+        let port = |name: &'static str, v: String| v.parse::<u16>().map_err(|e| bad(name, format!("{v:?}: {e}")));
+        let dirs = |name: &str| -> Vec<PathBuf> {
+            get(name).map(|v| v.split(',').filter(|d| !d.is_empty()).map(PathBuf::from).collect()).unwrap_or_default()
+        };
+        let mode = match var(ENV_MODE)?.as_str() {
+            "application" => Mode::Application,
+            "session" => Mode::Session,
+            other => return Err(bad(ENV_MODE, format!("{other:?} is neither \"application\" nor \"session\""))),
+        };
+        let bundle = match mode {
+            Mode::Application => Some(var(ENV_BUNDLE)?),
+            Mode::Session => get(ENV_BUNDLE).filter(|b| !b.is_empty()),
+        };
+        let local_resources = resources::parse_local_resources(&var(ENV_LOCAL_RESOURCES)?)
+            .map_err(|e| bad(ENV_LOCAL_RESOURCES, e.to_string()))?;
+        if !local_resources.contains_key(driver::BINARY_LINK) {
+            return Err(bad(
+                ENV_LOCAL_RESOURCES,
+                format!("it has no {:?} entry: TaskManager containers need the binary", driver::BINARY_LINK),
+            ));
+        }
+        let cluster = match get(ENV_CLUSTER).filter(|c| !c.is_empty()) {
+            Some(json) => ClusterShape::from_json(&json)?,
+            None => ClusterShape::default(),
+        };
+        let mut task_manager_env = BTreeMap::new();
+        for name in ["RUST_LOG", "RUST_BACKTRACE"] {
+            if let Some(v) = get(name) {
+                task_manager_env.insert(name.to_string(), v);
+            }
+        }
+        Ok(Self {
+            container_id,
+            nm_host: var("NM_HOST")?,
+            nm_port: port("NM_PORT", var("NM_PORT")?)?,
+            nm_http_port: match get("NM_HTTP_PORT") {
+                Some(v) => Some(port("NM_HTTP_PORT", v)?),
+                None => None,
+            },
+            local_dirs: dirs("LOCAL_DIRS"),
+            log_dirs: dirs("LOG_DIRS"),
+            token_file: PathBuf::from(var(ENV_HADOOP_TOKEN_FILE)?),
+            submit_time_ms: get("APP_SUBMIT_TIME_ENV").and_then(|v| v.parse().ok()),
+            mode,
+            bundle,
+            staging_dir: get(ENV_STAGING_DIR).filter(|s| !s.is_empty()),
+            local_resources,
+            cluster,
+            task_manager_env,
+        })
+    }
+}
+
+/// What the AM takes from its credentials file.
+pub struct AmCredentials {
+    pub secret: AppSecret,
+    pub amrm_token: Token,
+    /// The token file TaskManager containers get: everything but the AMRMToken.
+    pub for_containers: Vec<u8>,
+}
+
+pub fn read_credentials(path: &Path) -> Result<AmCredentials, AmError> {
+    let creds = Credentials::read_file(path)?;
+    let shown = path.display().to_string();
+    let amrm_token = creds.token_of_kind(AMRM_TOKEN_KIND).cloned().ok_or_else(|| AmError::MissingCredential {
+        path: shown.clone(),
+        what: format!("{AMRM_TOKEN_KIND} token"),
+        fix: "the ResourceManager adds it to every AM container; is this process running in one?",
+    })?;
+    let secret = secret_from(&creds, YARN_SECRET_ALIAS, &shown)?;
+    let mut for_containers = creds.clone();
+    for_containers.tokens.retain(|(_, t)| t.kind != AMRM_TOKEN_KIND);
+    Ok(AmCredentials { secret, amrm_token, for_containers: for_containers.to_bytes() })
+}
+
+/// The application secret (hex) stored under `alias` in a Hadoop token file.
+pub fn secret_from_token_file(path: &Path, alias: &str) -> Result<AppSecret, AmError> {
+    let creds = Credentials::read_file(path)?;
+    secret_from(&creds, alias, &path.display().to_string())
+}
+
+fn secret_from(creds: &Credentials, alias: &str, shown: &str) -> Result<AppSecret, AmError> {
+    let missing = |what: String| AmError::MissingCredential {
+        path: shown.to_string(),
+        what,
+        fix: "the submitting client puts the application secret there (yarn-flink submit does); submit again",
+    };
+    let (_, value) = creds
+        .secrets
+        .iter()
+        .find(|(a, _)| a == alias)
+        .ok_or_else(|| missing(format!("secret key {alias}")))?;
+    std::str::from_utf8(value)
+        .ok()
+        .and_then(AppSecret::from_hex)
+        .ok_or_else(|| missing(format!("usable secret key {alias} (it must be the hex application secret)")))
+}
+
+/// How the application ended, for YARN and for our exit code.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AmOutcome {
+    pub final_status: FinalStatus,
+    pub diagnostics: String,
+}
+
+/// Runs the ApplicationMaster until its job ends (application mode), the
+/// session is stopped, `shutdown` resolves (SIGTERM), or the RM gives up on us.
+pub async fn run(env: AmEnv, conf: &HadoopConf, shutdown: impl Future<Output = ()>) -> Result<AmOutcome, AmError> {
+    let started = std::time::Instant::now();
+    let creds = read_credentials(&env.token_file)?;
+    let addrs: Vec<String> = conf.scheduler_addresses()?.into_iter().map(|e| e.address).collect();
+    let listen = |host: String| async move {
+        TcpListener::bind((host.as_str(), 0)).await.map_err(|source| AmError::Listen { host, source })
+    };
+    let rpc = listen(env.nm_host.clone()).await?;
+    let rest = listen(env.nm_host.clone()).await?;
+    let rpc_port = rpc.local_addr().map_err(|source| AmError::Listen { host: env.nm_host.clone(), source })?.port();
+    let rest_port = rest.local_addr().map_err(|source| AmError::Listen { host: env.nm_host.clone(), source })?.port();
+    let tracking_url = format!("http://{}:{rest_port}/", env.nm_host);
+
+    let mut client = AmRmClient::new(AmRmConfig::new(addrs.clone()), creds.amrm_token.clone());
+    let registration = client
+        .register(&env.nm_host, i32::from(rpc_port), &tracking_url)
+        .await
+        .map_err(|source| AmError::Register { addrs: addrs.join(","), source })?;
+    info!(container = %env.container_id, queue = %registration.queue, max = %registration.maximum_capability,
+        %tracking_url, "registered with the ResourceManager");
+
+    let work_dir = std::env::current_dir()
+        .map_err(|source| AmError::WorkDir { path: ".".into(), source })?
+        .join("am-work");
+    std::fs::create_dir_all(&work_dir)
+        .map_err(|source| AmError::WorkDir { path: work_dir.display().to_string(), source })?;
+    let rm_config =
+        env.cluster.resource_manager_config(Some(resources::max_worker_profile(&registration.maximum_capability)))?;
+    let config = ClusterConfig {
+        resource_manager: rm_config,
+        secret: creds.secret.clone(),
+        rpc: RpcTimeouts::default(),
+        work_dir: work_dir.clone(),
+    };
+    let mut driver_config =
+        YarnDriverConfig::new(format!("{}:{rpc_port}", env.nm_host), registration.maximum_capability.clone());
+    driver_config.local_resources = env.local_resources.clone();
+    driver_config.tokens = creds.for_containers.clone();
+    driver_config.env = env.task_manager_env.clone();
+    let (events_tx, events) = tokio::sync::mpsc::unbounded_channel();
+    let (yarn_driver, yarn) = driver::start(client, NmClient::default(), driver_config, events_tx);
+    let cluster = Cluster::start(config, rpc, Some(rest), yarn_driver, events).await?;
+    info!(elapsed_ms = started.elapsed().as_millis() as u64, mode = ?env.mode, "ApplicationMaster up");
+
+    tokio::pin!(shutdown);
+    let outcome = match env.mode {
+        Mode::Application => {
+            let link = env.bundle.clone().unwrap_or_default();
+            run_application(&cluster, &yarn, &link, &work_dir, &mut shutdown).await
+        }
+        Mode::Session => {
+            tokio::select! {
+                _ = cluster.stopped() => AmOutcome { final_status: FinalStatus::Succeeded, diagnostics: "the session was stopped (DELETE /cluster)".into() },
+                _ = yarn.lost() => lost(&yarn),
+                _ = &mut shutdown => killed(),
+            }
+        }
+    };
+    cluster.shutdown().await;
+    if yarn.lost_reason().is_none() {
+        yarn.finish(outcome.final_status, &outcome.diagnostics, Some(&tracking_url)).await?;
+        info!(status = ?outcome.final_status, "unregistered from the ResourceManager");
+    }
+    Ok(outcome)
+}
+
+fn lost(yarn: &driver::YarnAm) -> AmOutcome {
+    AmOutcome { final_status: FinalStatus::Failed, diagnostics: yarn.lost_reason().unwrap_or_default() }
+}
+
+fn killed() -> AmOutcome {
+    AmOutcome { final_status: FinalStatus::Killed, diagnostics: "the ApplicationMaster was stopped (SIGTERM)".into() }
+}
+
+async fn run_application(
+    cluster: &Cluster,
+    yarn: &driver::YarnAm,
+    link: &str,
+    work_dir: &Path,
+    shutdown: &mut (impl Future<Output = ()> + Unpin),
+) -> AmOutcome {
+    let failed = |diagnostics: String| AmOutcome { final_status: FinalStatus::Failed, diagnostics };
+    let bundle = match Bundle::load(Path::new(link), work_dir.join("bundle")) {
+        Ok(b) => b,
+        Err(e) => return failed(format!("the job bundle {link:?} cannot be loaded: {e}")),
+    };
+    let job_id = match cluster.dispatcher.submit(bundle) {
+        Ok(id) => id,
+        Err(e) => return failed(format!("the job could not be submitted: {e}")),
+    };
+    info!(%job_id, "job submitted");
+    let mut details = match cluster.dispatcher.watch(job_id) {
+        Ok(d) => d,
+        Err(e) => return failed(e.to_string()),
+    };
+    let last = loop {
+        let d = details.borrow_and_update().clone();
+        yarn.progress.set(progress(&d));
+        if d.is_terminal() {
+            break d;
+        }
+        tokio::select! {
+            r = details.changed() => if r.is_err() { break details.borrow().clone() },
+            _ = yarn.lost() => {
+                let _ = cluster.dispatcher.cancel(job_id);
+                return lost(yarn);
+            }
+            _ = &mut *shutdown => {
+                let _ = cluster.dispatcher.cancel(job_id);
+                return killed();
+            }
+        }
+    };
+    info!(%job_id, state = %last.state, "job ended");
+    match last.state.as_str() {
+        "FINISHED" => AmOutcome {
+            final_status: FinalStatus::Succeeded,
+            diagnostics: format!("job {} ({}) finished", last.jid, last.name),
+        },
+        "CANCELED" => {
+            AmOutcome { final_status: FinalStatus::Killed, diagnostics: format!("job {} was cancelled", last.jid) }
+        }
+        state => {
+            let error = last.error.clone().unwrap_or_else(|| "no error was recorded".into());
+            warn!(%state, %error, "job did not finish");
+            failed(format!("job {} ({}) {state}: {error}", last.jid, last.name))
+        }
+    }
+}
+
+/// Finished subtasks over all subtasks.
+fn progress(d: &JobDetails) -> f32 {
+    let total: u32 = d.vertices.iter().map(|v| v.parallelism).sum();
+    let finished: u32 = d.vertices.iter().map(|v| v.tasks.get("FINISHED").copied().unwrap_or(0)).sum();
+    if d.is_terminal() {
+        1.0
+    } else if total == 0 {
+        0.0
+    } else {
+        finished as f32 / total as f32
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn base_env() -> BTreeMap<&'static str, String> {
+        BTreeMap::from([
+            ("CONTAINER_ID", "container_1795750141222_0001_01_000001".to_string()),
+            ("NM_HOST", "127.0.0.1".into()),
+            ("NM_PORT", "45454".into()),
+            ("HADOOP_TOKEN_FILE_LOCATION", "/tmp/container_tokens".into()),
+            ("YF_MODE", "application".into()),
+            ("YF_BUNDLE", "bundle".into()),
+            (
+                "YF_LOCAL_RESOURCES",
+                r#"{"yarn-flink": {"url": "file:///tmp/yf", "size": 1, "timestamp": 2, "type": "FILE",
+                    "visibility": "APPLICATION"}}"#
+                    .into(),
+            ),
+            ("YF_CLUSTER", r#"{"tm_slots": 2, "idle_timeout": "5s"}"#.into()),
+        ])
+    }
+
+    #[test]
+    fn the_environment_is_read_and_missing_variables_are_named() {
+        let env = base_env();
+        let am = AmEnv::from_env(|k| env.get(k).cloned()).unwrap();
+        assert_eq!(am.container_id.to_string(), "container_1795750141222_0001_01_000001");
+        assert_eq!(am.mode, Mode::Application);
+        assert_eq!(am.bundle.as_deref(), Some("bundle"));
+        assert_eq!(am.cluster.tm_slots, 2);
+        assert_eq!(am.cluster.idle_timeout, Duration::from_secs(5));
+        assert_eq!(am.cluster.slot_memory, "512m");
+        for name in ["CONTAINER_ID", "NM_HOST", "HADOOP_TOKEN_FILE_LOCATION", "YF_MODE", "YF_BUNDLE", "YF_LOCAL_RESOURCES"] {
+            let mut e = base_env();
+            e.remove(name);
+            let err = AmEnv::from_env(|k| e.get(k).cloned()).unwrap_err().to_string();
+            assert!(err.contains(name), "{name}: {err}");
+        }
+        let mut session = base_env();
+        session.insert("YF_MODE", "session".into());
+        session.remove("YF_BUNDLE");
+        assert_eq!(AmEnv::from_env(|k| session.get(k).cloned()).unwrap().mode, Mode::Session);
+        let mut no_binary = base_env();
+        no_binary.insert("YF_LOCAL_RESOURCES", "{}".into());
+        let err = AmEnv::from_env(|k| no_binary.get(k).cloned()).unwrap_err().to_string();
+        assert!(err.contains("yarn-flink"), "{err}");
+    }
+
+    #[test]
+    fn cluster_shape_round_trips_and_becomes_a_resource_manager_config() {
+        let shape = ClusterShape { sizing: "fixed".into(), tm_slots: 3, ..ClusterShape::default() };
+        assert_eq!(ClusterShape::from_json(&shape.to_json()).unwrap(), shape);
+        let rm = shape.resource_manager_config(Some(ResourceProfile::new(4000, 4096 << 20))).unwrap();
+        assert_eq!(rm.slot_manager.sizing, WorkerSizing::Fixed);
+        assert_eq!(rm.slot_manager.default_worker.num_slots, 3);
+        assert_eq!(rm.slot_manager.max_worker, Some(ResourceProfile::new(4000, 4096 << 20)));
+        let bad = ClusterShape { sizing: "huge".into(), ..ClusterShape::default() };
+        assert!(bad.resource_manager_config(None).unwrap_err().to_string().contains("YF_CLUSTER"));
+    }
+
+    #[test]
+    fn credentials_give_the_secret_and_lose_the_amrm_token_for_containers() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tokens");
+        let secret = AppSecret::generate();
+        let amrm = Token { identifier: vec![1], password: vec![2], kind: AMRM_TOKEN_KIND.into(), service: String::new() };
+        let hdfs =
+            Token { identifier: vec![3], password: vec![4], kind: "HDFS_DELEGATION_TOKEN".into(), service: "nn".into() };
+        let creds = Credentials {
+            tokens: vec![(String::new(), amrm.clone()), ("nn".into(), hdfs.clone())],
+            secrets: vec![(YARN_SECRET_ALIAS.into(), secret.to_hex().into_bytes())],
+            ..Default::default()
+        };
+        creds.write_file(&path).unwrap();
+        let read = read_credentials(&path).unwrap();
+        assert_eq!(read.amrm_token, amrm);
+        assert_eq!(read.secret.to_hex(), secret.to_hex());
+        let for_tms = Credentials::from_bytes(&read.for_containers).unwrap();
+        assert_eq!(for_tms.tokens, vec![("nn".to_string(), hdfs)]);
+        assert_eq!(secret_from_token_file(&path, YARN_SECRET_ALIAS).unwrap().to_hex(), secret.to_hex());
+
+        let no_secret = Credentials { tokens: vec![(String::new(), amrm)], ..Default::default() };
+        no_secret.write_file(&path).unwrap();
+        let err = read_credentials(&path).err().unwrap().to_string();
+        assert!(err.contains(YARN_SECRET_ALIAS) && err.contains("yarn-flink submit"), "{err}");
+        let err = read_credentials(&dir.path().join("absent")).err().unwrap().to_string();
+        assert!(err.contains("absent"), "{err}");
+    }
+}
