@@ -112,7 +112,10 @@ impl ClusterShape {
 
     /// The ResourceManager's configuration; TaskManagers are never shaped
     /// beyond `max_worker` (the scheduler's largest container).
-    pub fn resource_manager_config(&self, max_worker: Option<ResourceProfile>) -> Result<ResourceManagerConfig, AmError> {
+    pub fn resource_manager_config(
+        &self,
+        max_worker: Option<ResourceProfile>,
+    ) -> Result<ResourceManagerConfig, AmError> {
         let bad = |detail: String| AmError::Env { name: ENV_CLUSTER, detail };
         let cpu = parse_cpu(&self.slot_cpu).map_err(|e| bad(format!("slot_cpu: {e}")))?;
         let mem = parse_memory(&self.slot_memory).map_err(|e| bad(format!("slot_memory: {e}")))?;
@@ -278,11 +281,8 @@ fn secret_from(creds: &Credentials, alias: &str, shown: &str) -> Result<AppSecre
         what,
         fix: "the submitting client puts the application secret there (yarn-flink submit does); submit again",
     };
-    let (_, value) = creds
-        .secrets
-        .iter()
-        .find(|(a, _)| a == alias)
-        .ok_or_else(|| missing(format!("secret key {alias}")))?;
+    let (_, value) =
+        creds.secrets.iter().find(|(a, _)| a == alias).ok_or_else(|| missing(format!("secret key {alias}")))?;
     std::str::from_utf8(value)
         .ok()
         .and_then(AppSecret::from_hex)
@@ -319,9 +319,8 @@ pub async fn run(env: AmEnv, conf: &HadoopConf, shutdown: impl Future<Output = (
     info!(container = %env.container_id, queue = %registration.queue, max = %registration.maximum_capability,
         %tracking_url, "registered with the ResourceManager");
 
-    let work_dir = std::env::current_dir()
-        .map_err(|source| AmError::WorkDir { path: ".".into(), source })?
-        .join("am-work");
+    let work_dir =
+        std::env::current_dir().map_err(|source| AmError::WorkDir { path: ".".into(), source })?.join("am-work");
     std::fs::create_dir_all(&work_dir)
         .map_err(|source| AmError::WorkDir { path: work_dir.display().to_string(), source })?;
     let rm_config =
@@ -473,7 +472,9 @@ mod tests {
         assert_eq!(am.cluster.tm_slots, 2);
         assert_eq!(am.cluster.idle_timeout, Duration::from_secs(5));
         assert_eq!(am.cluster.slot_memory, "512m");
-        for name in ["CONTAINER_ID", "NM_HOST", "HADOOP_TOKEN_FILE_LOCATION", "YF_MODE", "YF_BUNDLE", "YF_LOCAL_RESOURCES"] {
+        for name in
+            ["CONTAINER_ID", "NM_HOST", "HADOOP_TOKEN_FILE_LOCATION", "YF_MODE", "YF_BUNDLE", "YF_LOCAL_RESOURCES"]
+        {
             let mut e = base_env();
             e.remove(name);
             let err = AmEnv::from_env(|k| e.get(k).cloned()).unwrap_err().to_string();
@@ -506,9 +507,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("tokens");
         let secret = AppSecret::generate();
-        let amrm = Token { identifier: vec![1], password: vec![2], kind: AMRM_TOKEN_KIND.into(), service: String::new() };
-        let hdfs =
-            Token { identifier: vec![3], password: vec![4], kind: "HDFS_DELEGATION_TOKEN".into(), service: "nn".into() };
+        let amrm =
+            Token { identifier: vec![1], password: vec![2], kind: AMRM_TOKEN_KIND.into(), service: String::new() };
+        let hdfs = Token {
+            identifier: vec![3],
+            password: vec![4],
+            kind: "HDFS_DELEGATION_TOKEN".into(),
+            service: "nn".into(),
+        };
         let creds = Credentials {
             tokens: vec![(String::new(), amrm.clone()), ("nn".into(), hdfs.clone())],
             secrets: vec![(YARN_SECRET_ALIAS.into(), secret.to_hex().into_bytes())],

@@ -26,13 +26,22 @@ pub enum Command {
     /// Start or stop a session cluster that takes many jobs.
     #[command(subcommand)]
     Session(SessionCommand),
-    /// List the jobs of a session.
-    List(SessionAddr),
-    /// Show one job of a session.
+    /// Submit a bundle to YARN (application mode), or start a YARN session (--session).
+    Submit(SubmitArgs),
+    /// List the yarn-flink applications on YARN, or the jobs of a session (-m).
+    List(ListArgs),
+    /// Show a YARN application (`application_...`) or a job of a session (-m).
     Status {
         #[command(flatten)]
-        session: SessionAddr,
-        job_id: String,
+        target: ListArgs,
+        /// `application_<cluster>_<n>` (YARN) or a job id (with -m).
+        id: String,
+    },
+    /// Kill a YARN application (ends KILLED; stops a YARN session too).
+    Kill {
+        #[command(flatten)]
+        yarn: YarnArgs,
+        application_id: String,
     },
     /// Cancel a job of a session.
     Cancel {
@@ -45,6 +54,72 @@ pub enum Command {
     /// Internal: the TaskManager entry point, started by a driver.
     #[command(hide = true)]
     Taskmanager,
+    /// Internal: the YARN ApplicationMaster entry point, started in the AM container.
+    #[command(hide = true)]
+    Appmaster,
+}
+
+/// Where YARN is: the Hadoop configuration.
+#[derive(Args, Debug, Clone)]
+pub struct YarnArgs {
+    /// The Hadoop configuration directory (default: HADOOP_CONF_DIR, then $HADOOP_HOME/etc/hadoop).
+    #[arg(long)]
+    pub conf_dir: Option<PathBuf>,
+}
+
+/// `list` / `status`: a session (-m) or, without it, YARN.
+#[derive(Args, Debug, Clone)]
+pub struct ListArgs {
+    /// A session's REST address (host:port); without it, ask YARN.
+    #[arg(short = 'm', long = "jobmanager", env = "YARN_FLINK_SESSION")]
+    pub jobmanager: Option<String>,
+    /// The session's application secret (default: the one `session start` / `submit --session` saved).
+    #[arg(long)]
+    pub secret_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub yarn: YarnArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct SubmitArgs {
+    /// The YARN queue.
+    #[arg(long, default_value = "default")]
+    pub queue: String,
+    /// The application name (default: the bundle's directory name).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Return once the application is RUNNING.
+    #[arg(long)]
+    pub detached: bool,
+    /// Start a session: the AM stays up and takes jobs (`yarn-flink run -m`); no bundle.
+    #[arg(long, conflicts_with = "bundle")]
+    pub session: bool,
+    /// Log in from this keytab (with --principal) instead of the ticket cache.
+    #[arg(long, requires = "principal")]
+    pub keytab: Option<PathBuf>,
+    #[arg(long, requires = "keytab")]
+    pub principal: Option<String>,
+    /// Memory of the ApplicationMaster's container (e.g. 1g, 768m).
+    #[arg(long, default_value = "1g")]
+    pub am_memory: String,
+    #[arg(long, default_value_t = 1)]
+    pub am_vcores: u32,
+    /// AM attempts YARN makes before the application fails.
+    #[arg(long, default_value_t = 1)]
+    pub max_attempts: u32,
+    /// Application tags (repeatable).
+    #[arg(long = "tag")]
+    pub tags: Vec<String>,
+    /// How often the client polls the RM while following.
+    #[arg(long, default_value = "1s", value_parser = parse_duration, env = "YF_POLL_INTERVAL")]
+    pub poll_interval: Duration,
+    #[command(flatten)]
+    pub yarn: YarnArgs,
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+    /// A bundle: a directory with job.toml, a job.toml, or a .tar.gz of one.
+    #[arg(required_unless_present = "session")]
+    pub bundle: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]
@@ -71,7 +146,7 @@ pub struct DoctorArgs {
 impl Command {
     pub fn default_log_level(&self) -> &'static str {
         match self {
-            Command::Taskmanager => "info",
+            Command::Taskmanager | Command::Appmaster => "info",
             Command::Session(SessionCommand::Serve(_)) => "info",
             _ => "warn",
         }

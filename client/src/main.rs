@@ -5,6 +5,7 @@
 mod cli;
 mod commands;
 mod rest_client;
+mod yarn;
 
 use std::process::ExitCode;
 

@@ -120,7 +120,8 @@ mod tests {
         };
         let env: HashMap<String, String> = l.to_env().into_iter().collect();
         assert_eq!(TaskManagerLaunch::from_env(|k| env.get(k).cloned()).unwrap(), l);
-        let yarn = TaskManagerLaunch { secret: SecretSource::HadoopCredentials { alias: YARN_SECRET_ALIAS.into() }, ..l };
+        let yarn =
+            TaskManagerLaunch { secret: SecretSource::HadoopCredentials { alias: YARN_SECRET_ALIAS.into() }, ..l };
         let env: HashMap<String, String> = yarn.to_env().into_iter().collect();
         assert!(!env.contains_key(ENV_SECRET_FILE));
         assert_eq!(TaskManagerLaunch::from_env(|k| env.get(k).cloned()).unwrap(), yarn);

@@ -3,3 +3,4 @@
 pub mod gssapi_acceptor;
 pub mod hadoop_ipc_server;
 pub mod kdc;
+pub mod yarn_double;

@@ -141,6 +141,8 @@ pub struct ResourceManager<D: ResourceManagerDriver> {
     slot_manager: SlotManager,
     driver: D,
     task_executors: HashMap<ResourceId, TaskExecutorEntry>,
+    /// Workers the driver started whose TaskExecutor has not registered yet.
+    starting_workers: HashMap<ResourceId, super::worker::WorkerSpec>,
     job_masters: HashMap<JobId, JobMasterEntry>,
     tx: mpsc::UnboundedSender<RmMsg>,
 }
@@ -161,6 +163,7 @@ pub fn spawn<D: ResourceManagerDriver>(
         secret,
         driver,
         task_executors: HashMap::new(),
+        starting_workers: HashMap::new(),
         job_masters: HashMap::new(),
         tx: tx.clone(),
     };
@@ -202,6 +205,7 @@ impl<D: ResourceManagerDriver> ResourceManager<D> {
         match msg {
             RmMsg::Register(reg, report, reply) => {
                 let instance_id = InstanceId::random();
+                self.starting_workers.remove(&reg.resource_id);
                 info!(resource_id = %reg.resource_id, address = %reg.address, total = %reg.total_resources, "TaskExecutor registered");
                 self.task_executors.insert(
                     reg.resource_id.clone(),
@@ -292,6 +296,7 @@ impl<D: ResourceManagerDriver> ResourceManager<D> {
         match event {
             DriverEvent::WorkerStarted { resource_id, spec } => {
                 debug!(%resource_id, total = %spec.total, "worker started; waiting for it to register");
+                self.starting_workers.insert(resource_id, spec);
             }
             DriverEvent::WorkerRequestFailed { spec, reason } => {
                 warn!(total = %spec.total, %reason, "worker request failed");
@@ -299,6 +304,14 @@ impl<D: ResourceManagerDriver> ResourceManager<D> {
                 self.execute(actions);
             }
             DriverEvent::WorkerTerminated { resource_id, diagnostics } => {
+                if let Some(spec) = self.starting_workers.remove(&resource_id) {
+                    // It died before registering (e.g. a failed start or
+                    // localization): to the SlotManager that is a failed request.
+                    warn!(%resource_id, %diagnostics, "TaskManager ended before it registered");
+                    let actions = self.slot_manager.worker_request_failed(now(), &spec);
+                    self.execute(actions);
+                    return;
+                }
                 if self.task_executors.contains_key(&resource_id) {
                     warn!(%resource_id, %diagnostics, "TaskManager terminated");
                 }

@@ -1,17 +1,19 @@
 //! One function per command. Each returns the process exit code or an error
 //! that `main` prints.
 
+mod appmaster;
 mod doctor;
 mod local;
 mod progress;
 mod session;
 mod taskmanager;
+mod yarn;
 
 use std::process::ExitCode;
 
 use anyhow::Result;
 
-use crate::cli::{Cli, Command, SessionCommand};
+use crate::cli::{Cli, Command, ListArgs, SessionCommand};
 use crate::rest_client::RestClient;
 
 pub async fn run(cli: Cli) -> Result<ExitCode> {
@@ -27,8 +29,12 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
             println!("session at {} is stopping", s.jobmanager);
             Ok(ExitCode::SUCCESS)
         }
-        Command::List(s) => {
-            let v = RestClient::new(&s.jobmanager, s.secret_file.as_deref())?.get("/jobs/overview").await?;
+        Command::Submit(args) => yarn::submit(args).await,
+        Command::Kill { yarn: y, application_id } => yarn::kill(&y, &application_id).await,
+        Command::List(ListArgs { jobmanager: None, yarn: y, .. }) => yarn::list(&y).await,
+        Command::Status { target: ListArgs { jobmanager: None, yarn: y, .. }, id } => yarn::status(&y, &id).await,
+        Command::List(ListArgs { jobmanager: Some(jobmanager), secret_file, .. }) => {
+            let v = RestClient::new(&jobmanager, secret_file.as_deref())?.get("/jobs/overview").await?;
             let jobs = v["jobs"].as_array().cloned().unwrap_or_default();
             if jobs.is_empty() {
                 println!("no jobs");
@@ -43,8 +49,8 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Status { session, job_id } => {
-            let c = RestClient::new(&session.jobmanager, session.secret_file.as_deref())?;
+        Command::Status { target: ListArgs { jobmanager: Some(jobmanager), secret_file, .. }, id: job_id } => {
+            let c = RestClient::new(&jobmanager, secret_file.as_deref())?;
             let v = c.get(&format!("/jobs/{job_id}")).await?;
             println!("{}", serde_json::to_string_pretty(&v)?);
             Ok(ExitCode::SUCCESS)
@@ -56,5 +62,6 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Doctor(args) => doctor::run(args).await,
         Command::Taskmanager => taskmanager::run().await,
+        Command::Appmaster => appmaster::run().await,
     }
 }

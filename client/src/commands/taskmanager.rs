@@ -59,22 +59,7 @@ pub fn read_secret(source: &SecretSource) -> Result<AppSecret> {
                      cannot be read; a YARN NodeManager sets it for every container it starts"
                 );
             };
-            secret_from_credentials(std::path::Path::new(&file), alias)
+            Ok(am::yarn_app::secret_from_token_file(std::path::Path::new(&file), alias)?)
         }
     }
-}
-
-/// Reads the secret key `alias` (hex, as `AppSecret::to_hex`) from a Hadoop token file.
-pub fn secret_from_credentials(file: &std::path::Path, alias: &str) -> Result<AppSecret> {
-    let creds = hadoop::credentials::Credentials::read_file(file)?;
-    let Some((_, value)) = creds.secrets.iter().find(|(a, _)| a == alias) else {
-        bail!(
-            "the credentials file {} holds no secret key {alias}; the submitting client must add the \
-             application secret under that alias (yarn-flink submit does)",
-            file.display()
-        );
-    };
-    std::str::from_utf8(value).ok().and_then(AppSecret::from_hex).with_context(|| {
-        format!("the secret key {alias} in {} is not the hex application secret yarn-flink writes", file.display())
-    })
 }

@@ -6,9 +6,11 @@
 //!   this user, so a repeat submit uploads only what changed;
 //! - `<application id>/`: per-application files (removed when the app ends).
 //!
-//! [`Staging`] is the seam: [`FileStaging`] (`file://`, what single-node Hadoop
-//! runs with and what the test double uses) implements it today; HDFS plugs in
-//! behind the same trait.
+//! [`Staging`] is the seam, with two implementations: [`FileStaging`]
+//! (`file://`, what single-node Hadoop runs with and what the test double
+//! uses) and [`HdfsStaging`] (`hdfs://`, through the pure-Rust `hdfs-native`
+//! client; it cannot run here, so it is kept thin: the cache logic above the
+//! trait is shared and tested on `file://`). [`open`] picks one by `fs.defaultFS`.
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -30,8 +32,10 @@ pub enum StagingError {
     Io { op: &'static str, path: String, source: std::io::Error },
     #[error("cannot read {path}: {source}")]
     Local { path: String, source: std::io::Error },
-    #[error("fs.defaultFS is {0}: staging there is not supported yet; set fs.defaultFS to file:/// (single node) or run from a cluster whose default file system is file://")]
+    #[error("fs.defaultFS is {0}: staging supports hdfs:// and file:// only; set fs.defaultFS in core-site.xml to the cluster's HDFS")]
     Unsupported(String),
+    #[error("HDFS: cannot {op} {path}: {detail}; check that the NameNode in fs.defaultFS is reachable and that this user may write under /user/<user> (hdfs dfs -mkdir -p /user/<user>)")]
+    Hdfs { op: &'static str, path: String, detail: String },
 }
 
 /// The operations a submission needs. Paths are relative to [`Staging::root`].
@@ -53,12 +57,179 @@ pub fn staging_root(default_fs: &str, user: &str) -> String {
     format!("{}/user/{user}/.yarn-flink", default_fs.trim_end_matches('/'))
 }
 
-/// The staging file system named by `fs.defaultFS`.
-pub fn open(default_fs: &str, user: &str) -> Result<FileStaging, StagingError> {
+/// The staging file system named by `fs.defaultFS`. `conf_dir` is the Hadoop
+/// configuration the HDFS client reads (NameNode HA, etc.); `kerberos`
+/// (principal, keytab) makes the HDFS client log in (from the keytab, else
+/// the ticket cache) instead of acting as `user`.
+pub fn open(
+    default_fs: &str,
+    user: &str,
+    conf_dir: Option<&Path>,
+    kerberos: Option<(&str, Option<&Path>)>,
+) -> Result<AnyStaging, StagingError> {
     if default_fs.starts_with("file:") {
-        Ok(FileStaging::new(&staging_root(default_fs, user)))
+        Ok(AnyStaging::File(FileStaging::new(&staging_root(default_fs, user))))
+    } else if default_fs.starts_with("hdfs://") {
+        Ok(AnyStaging::Hdfs(HdfsStaging::new(default_fs, user, conf_dir, kerberos)?))
     } else {
         Err(StagingError::Unsupported(default_fs.to_owned()))
+    }
+}
+
+/// One of the implementations, chosen at run time.
+pub enum AnyStaging {
+    File(FileStaging),
+    Hdfs(HdfsStaging),
+}
+
+impl Staging for AnyStaging {
+    fn root(&self) -> &str {
+        match self {
+            AnyStaging::File(s) => s.root(),
+            AnyStaging::Hdfs(s) => s.root(),
+        }
+    }
+    async fn stat(&self, rel: &str) -> Result<Option<RemoteFile>, StagingError> {
+        match self {
+            AnyStaging::File(s) => s.stat(rel).await,
+            AnyStaging::Hdfs(s) => s.stat(rel).await,
+        }
+    }
+    async fn put(&self, local: &Path, rel: &str, progress: &mut dyn FnMut(u64, u64)) -> Result<RemoteFile, StagingError> {
+        match self {
+            AnyStaging::File(s) => s.put(local, rel, progress).await,
+            AnyStaging::Hdfs(s) => s.put(local, rel, progress).await,
+        }
+    }
+    async fn write(&self, rel: &str, bytes: &[u8]) -> Result<RemoteFile, StagingError> {
+        match self {
+            AnyStaging::File(s) => s.write(rel, bytes).await,
+            AnyStaging::Hdfs(s) => s.write(rel, bytes).await,
+        }
+    }
+    async fn remove_dir(&self, rel: &str) -> Result<(), StagingError> {
+        match self {
+            AnyStaging::File(s) => s.remove_dir(rel).await,
+            AnyStaging::Hdfs(s) => s.remove_dir(rel).await,
+        }
+    }
+}
+
+/// `hdfs://` staging through `hdfs-native`.
+pub struct HdfsStaging {
+    client: hdfs_native::Client,
+    root_url: String,
+    /// The root as an absolute path on the file system (`/user/<user>/.yarn-flink`).
+    root_path: String,
+}
+
+impl HdfsStaging {
+    pub fn new(
+        default_fs: &str,
+        user: &str,
+        conf_dir: Option<&Path>,
+        kerberos: Option<(&str, Option<&Path>)>,
+    ) -> Result<Self, StagingError> {
+        let mut b = hdfs_native::ClientBuilder::new().with_url(default_fs);
+        if let Some(dir) = conf_dir {
+            b = b.with_config_dir(dir.display().to_string());
+        }
+        match kerberos {
+            None => b = b.with_user(user),
+            Some((principal, keytab)) => {
+                b = b.with_kerberos_principal(principal);
+                if let Some(k) = keytab {
+                    b = b.with_kerberos_keytab(k.display().to_string());
+                }
+            }
+        }
+        let client = b.build().map_err(|e| StagingError::Hdfs { op: "connect to", path: default_fs.into(), detail: e.to_string() })?;
+        Ok(Self { client, root_url: staging_root(default_fs, user), root_path: format!("/user/{user}/.yarn-flink") })
+    }
+
+    fn path(&self, rel: &str) -> String {
+        format!("{}/{rel}", self.root_path)
+    }
+
+    fn err<'a>(op: &'static str, path: &'a str) -> impl FnOnce(hdfs_native::HdfsError) -> StagingError + 'a {
+        move |e| StagingError::Hdfs { op, path: path.to_owned(), detail: e.to_string() }
+    }
+
+    async fn status(&self, rel: &str) -> Result<RemoteFile, StagingError> {
+        let path = self.path(rel);
+        let st = self.client.get_file_info(&path).await.map_err(Self::err("stat", &path))?;
+        Ok(RemoteFile { url: format!("{}/{rel}", self.root_url), size: st.length as u64, timestamp_ms: st.modification_time as i64 })
+    }
+
+    /// Writes chunks to a temp name beside `rel`, then renames it into place.
+    async fn write_from(
+        &self,
+        rel: &str,
+        total: u64,
+        mut next: impl FnMut() -> Result<Option<bytes::Bytes>, StagingError>,
+        progress: &mut dyn FnMut(u64, u64),
+    ) -> Result<RemoteFile, StagingError> {
+        let dest = self.path(rel);
+        let tmp = match dest.rsplit_once('/') {
+            Some((dir, name)) => format!("{dir}/.{name}.tmp-{}", uuid::Uuid::new_v4().simple()),
+            None => format!(".{dest}.tmp"),
+        };
+        let opts = hdfs_native::WriteOptions { overwrite: true, create_parent: true, ..Default::default() };
+        let mut w = self.client.create(&tmp, opts).await.map_err(Self::err("create", &tmp))?;
+        let mut done = 0u64;
+        while let Some(chunk) = next()? {
+            done += chunk.len() as u64;
+            w.write_bytes(chunk).await.map_err(Self::err("write", &tmp))?;
+            progress(done, total);
+        }
+        w.close().await.map_err(Self::err("close", &tmp))?;
+        self.client.rename(&tmp, &dest, true).await.map_err(Self::err("rename into", &dest))?;
+        self.status(rel).await
+    }
+}
+
+impl Staging for HdfsStaging {
+    fn root(&self) -> &str {
+        &self.root_url
+    }
+
+    async fn stat(&self, rel: &str) -> Result<Option<RemoteFile>, StagingError> {
+        let path = self.path(rel);
+        match self.client.get_file_info(&path).await {
+            Ok(st) if !st.isdir => Ok(Some(RemoteFile {
+                url: format!("{}/{rel}", self.root_url),
+                size: st.length as u64,
+                timestamp_ms: st.modification_time as i64,
+            })),
+            Ok(_) | Err(hdfs_native::HdfsError::FileNotFound(_)) => Ok(None),
+            Err(e) => Err(Self::err("stat", &path)(e)),
+        }
+    }
+
+    async fn put(&self, local: &Path, rel: &str, progress: &mut dyn FnMut(u64, u64)) -> Result<RemoteFile, StagingError> {
+        let lerr = |source| StagingError::Local { path: local.display().to_string(), source };
+        let mut f = std::fs::File::open(local).map_err(lerr)?;
+        let total = f.metadata().map_err(lerr)?.len();
+        let next = move || {
+            let mut buf = vec![0u8; 4 << 20];
+            let n = f.read(&mut buf).map_err(lerr)?;
+            buf.truncate(n);
+            Ok((n > 0).then(|| bytes::Bytes::from(buf)))
+        };
+        self.write_from(rel, total, next, progress).await
+    }
+
+    async fn write(&self, rel: &str, data: &[u8]) -> Result<RemoteFile, StagingError> {
+        let mut once = Some(bytes::Bytes::copy_from_slice(data));
+        self.write_from(rel, data.len() as u64, move || Ok(once.take()), &mut |_, _| {}).await
+    }
+
+    async fn remove_dir(&self, rel: &str) -> Result<(), StagingError> {
+        let path = self.path(rel);
+        match self.client.delete(&path, true).await {
+            Ok(_) | Err(hdfs_native::HdfsError::FileNotFound(_)) => Ok(()),
+            Err(e) => Err(Self::err("remove", &path)(e)),
+        }
     }
 }
 
@@ -94,7 +265,7 @@ impl FileStaging {
         RemoteFile { url: self.url(rel), size: meta.len(), timestamp_ms: mtime }
     }
 
-    fn io(op: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> StagingError + '_ {
+    fn io<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> StagingError + 'a {
         move |source| StagingError::Io { op, path: path.display().to_string(), source }
     }
 
@@ -142,6 +313,10 @@ impl Staging for FileStaging {
                 done += n as u64;
                 progress(done, total);
             }
+            // Keep the source's mode: the binary must stay executable where the
+            // NodeManager links it (HDFS drops it; YARN's localizer restores it).
+            let mode = src.metadata().map_err(lerr)?.permissions();
+            out.set_permissions(mode).map_err(Self::io("chmod", &tmp))?;
             out.sync_all().map_err(Self::io("sync", &tmp))?;
             std::fs::rename(&tmp, &dest).map_err(Self::io("rename into", &dest))
         })();
@@ -177,7 +352,6 @@ impl Staging for FileStaging {
 /// What [`upload_cached`] did with one file.
 #[derive(Clone, Debug)]
 pub struct Upload {
-    pub name: String,
     pub file: RemoteFile,
     /// True when the content was already in the cache (nothing copied).
     pub reused: bool,
@@ -213,11 +387,11 @@ pub async fn upload_cached<S: Staging>(
     if let Some(existing) = staging.stat(&rel).await? {
         // Same key and same size: the same bytes (a torn copy never gets the final name).
         if existing.size == size {
-            return Ok(Upload { name: name.to_owned(), file: existing, reused: true, sha256 });
+            return Ok(Upload { file: existing, reused: true, sha256 });
         }
     }
     let file = staging.put(local, &rel, progress).await?;
-    Ok(Upload { name: name.to_owned(), file, reused: false, sha256 })
+    Ok(Upload { file, reused: false, sha256 })
 }
 
 /// Packs a bundle directory as a deterministic `.tar.gz`: entries sorted,
@@ -232,42 +406,42 @@ pub fn pack_dir(dir: &Path, out: &Path) -> Result<(), StagingError> {
     let gz = flate2::GzBuilder::new().mtime(0).write(file, flate2::Compression::default());
     let mut tar = tar::Builder::new(gz);
     tar.mode(tar::HeaderMode::Deterministic);
+    // Every path first, then one sorted pass: a parent sorts before its children.
+    let mut paths = Vec::new();
     let mut stack = vec![PathBuf::new()];
     while let Some(rel) = stack.pop() {
         let abs = dir.join(&rel);
-        let mut entries: Vec<_> = std::fs::read_dir(&abs)
-            .map_err(lerr(&abs))?
-            .map(|e| e.map(|e| e.file_name()))
-            .collect::<Result<_, _>>()
-            .map_err(lerr(&abs))?;
-        entries.sort();
-        // Directories are visited in sorted order: push them reversed.
-        let mut subdirs = Vec::new();
-        for name in entries {
-            let r = rel.join(&name);
+        for e in std::fs::read_dir(&abs).map_err(lerr(&abs))? {
+            let r = rel.join(e.map_err(lerr(&abs))?.file_name());
             let a = dir.join(&r);
-            let meta = std::fs::metadata(&a).map_err(lerr(&a))?;
-            let mut header = tar::Header::new_gnu();
-            header.set_mtime(0);
-            header.set_uid(0);
-            header.set_gid(0);
-            if meta.is_dir() {
-                header.set_entry_type(tar::EntryType::Directory);
-                header.set_mode(0o755);
-                header.set_size(0);
-                tar.append_data(&mut header, &r, std::io::empty()).map_err(lerr(&a))?;
-                subdirs.push(r);
-            } else {
-                use std::os::unix::fs::PermissionsExt;
-                let exec = meta.permissions().mode() & 0o111 != 0;
-                header.set_entry_type(tar::EntryType::Regular);
-                header.set_mode(if exec { 0o755 } else { 0o644 });
-                header.set_size(meta.len());
-                let f = std::fs::File::open(&a).map_err(lerr(&a))?;
-                tar.append_data(&mut header, &r, f).map_err(lerr(&a))?;
+            if std::fs::metadata(&a).map_err(lerr(&a))?.is_dir() {
+                stack.push(r.clone());
             }
+            paths.push(r);
         }
-        stack.extend(subdirs.into_iter().rev());
+    }
+    paths.sort();
+    for r in paths {
+        let a = dir.join(&r);
+        let meta = std::fs::metadata(&a).map_err(lerr(&a))?;
+        let mut header = tar::Header::new_gnu();
+        header.set_mtime(0);
+        header.set_uid(0);
+        header.set_gid(0);
+        if meta.is_dir() {
+            header.set_entry_type(tar::EntryType::Directory);
+            header.set_mode(0o755);
+            header.set_size(0);
+            tar.append_data(&mut header, &r, std::io::empty()).map_err(lerr(&a))?;
+        } else {
+            use std::os::unix::fs::PermissionsExt;
+            let exec = meta.permissions().mode() & 0o111 != 0;
+            header.set_entry_type(tar::EntryType::Regular);
+            header.set_mode(if exec { 0o755 } else { 0o644 });
+            header.set_size(meta.len());
+            let f = std::fs::File::open(&a).map_err(lerr(&a))?;
+            tar.append_data(&mut header, &r, f).map_err(lerr(&a))?;
+        }
     }
     let gz = tar.into_inner().map_err(lerr(out))?;
     gz.finish().map_err(lerr(out))?.sync_all().map_err(lerr(out))?;
@@ -291,8 +465,10 @@ mod tests {
         let t = tempfile::tempdir().unwrap();
         let (a, b) = (t.path().join("a"), t.path().join("b"));
         tree(&a);
-        std::thread::sleep(std::time::Duration::from_millis(20)); // different mtimes on disk
         tree(&b);
+        // Different mtimes on disk must not matter.
+        let old = std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_000_000);
+        std::fs::File::options().write(true).open(b.join("job.toml")).unwrap().set_modified(old).unwrap();
         pack_dir(&a, &t.path().join("a.tgz")).unwrap();
         pack_dir(&b, &t.path().join("b.tgz")).unwrap();
         let (x, y) = (std::fs::read(t.path().join("a.tgz")).unwrap(), std::fs::read(t.path().join("b.tgz")).unwrap());
@@ -339,8 +515,12 @@ mod tests {
     }
 
     #[test]
-    fn hdfs_is_refused_with_a_fix() {
-        let e = open("hdfs://nn:8020", "alice").err().unwrap().to_string();
-        assert!(e.contains("hdfs://nn:8020") && e.contains("fs.defaultFS"), "{e}");
+    fn the_default_fs_picks_the_implementation() {
+        let e = open("s3a://bucket", "alice", None, None).err().unwrap().to_string();
+        assert!(e.contains("s3a://bucket") && e.contains("fs.defaultFS"), "{e}");
+        assert!(matches!(open("file:///tmp/x", "alice", None, None).unwrap(), AnyStaging::File(_)));
+        // Building the HDFS client does not connect (nothing listens here).
+        let hdfs = open("hdfs://127.0.0.1:1", "alice", None, None).unwrap();
+        assert_eq!(hdfs.root(), "hdfs://127.0.0.1:1/user/alice/.yarn-flink");
     }
 }

@@ -94,12 +94,53 @@ impl Hasher for FxHasher {
         // `write` mixes the length in already.
     }
     fn write_usize(&mut self, _: usize) {}
+    fn write_u128(&mut self, v: u128) {
+        const K: u64 = 0x51_7c_c1_b7_27_22_0a_95;
+        let h = (self.0.rotate_left(5) ^ v as u64).wrapping_mul(K);
+        self.0 = (h.rotate_left(5) ^ (v >> 64) as u64).wrapping_mul(K);
+    }
     fn finish(&self) -> u64 {
         self.0
     }
 }
 
 type FxMap<K, V> = HashMap<K, V, BuildHasherDefault<FxHasher>>;
+
+/// Counts per word. Words of up to 15 bytes (nearly all) are packed into a
+/// `u128` with their length in the top byte, so a probe compares two
+/// integers instead of calling `memcmp` on a heap key; longer words go to a
+/// map of their own.
+#[derive(Default)]
+struct Counts {
+    short: FxMap<u128, u64>,
+    long: FxMap<Vec<u8>, u64>,
+}
+
+impl Counts {
+    fn add(&mut self, word: &[u8], n: u64) {
+        if word.len() <= 15 {
+            let mut b = [0u8; 16];
+            b[..word.len()].copy_from_slice(word);
+            b[15] = word.len() as u8;
+            *self.short.entry(u128::from_le_bytes(b)).or_insert(0) += n;
+        } else if let Some(c) = self.long.get_mut(word) {
+            *c += n;
+        } else {
+            self.long.insert(word.to_vec(), n);
+        }
+    }
+
+    /// Every `(word, count)`, emptying the maps (their memory is kept for reuse).
+    fn drain(&mut self, mut each: impl FnMut(&[u8], u64)) {
+        for (k, n) in self.short.drain() {
+            let b = k.to_le_bytes();
+            each(&b[..usize::from(b[15])], n);
+        }
+        for (w, n) in self.long.drain() {
+            each(&w, n);
+        }
+    }
+}
 
 /// Byte class: 0 separates words, otherwise the lower-cased byte.
 fn word_table() -> [u8; 256] {
@@ -115,7 +156,8 @@ fn word_table() -> [u8; 256] {
 /// Reads `input` in large reads and hands `each` runs of whole lines (the
 /// final line may lack its newline). `min` > READ_SIZE gathers larger blocks.
 fn for_each_block(mut input: impl Read, min: usize, mut each: impl FnMut(&[u8]) -> io::Result<()>) -> io::Result<()> {
-    let mut buf: Vec<u8> = Vec::with_capacity(min.max(READ_SIZE) + READ_SIZE);
+    // Room for a block, one more read and a partial line: no reallocation.
+    let mut buf: Vec<u8> = Vec::with_capacity(min.max(READ_SIZE) + 2 * READ_SIZE);
     loop {
         let filled = buf.len();
         buf.resize(filled + READ_SIZE, 0);
@@ -189,29 +231,20 @@ fn tokenize_combine(input: impl Read, mut output: impl Write, block: usize) -> i
     let table = word_table();
     let mut out = Vec::with_capacity(OUT_FLUSH + READ_SIZE);
     let mut scratch = Vec::with_capacity(64);
-    let mut counts: FxMap<Vec<u8>, u64> = FxMap::default();
+    let mut counts = Counts::default();
     for_each_block(input, block, |text| {
-        words(text, &table, &mut scratch, |w| bump(&mut counts, w, 1));
-        for (w, n) in counts.drain() {
-            out.extend_from_slice(&w);
+        words(text, &table, &mut scratch, |w| counts.add(w, 1));
+        counts.drain(|w, n| {
+            out.extend_from_slice(w);
             out.push(b'\t');
             push_decimal(&mut out, n);
             out.push(b'\n');
-        }
+        });
         output.write_all(&out)?;
         out.clear();
         Ok(())
     })?;
     output.flush()
-}
-
-fn bump(counts: &mut FxMap<Vec<u8>, u64>, word: &[u8], n: u64) {
-    match counts.get_mut(word) {
-        Some(c) => *c += n,
-        None => {
-            counts.insert(word.to_vec(), n);
-        }
-    }
 }
 
 fn push_decimal(out: &mut Vec<u8>, mut n: u64) {
@@ -230,6 +263,9 @@ fn push_decimal(out: &mut Vec<u8>, mut n: u64) {
 
 /// `word<TAB>n` with n a decimal count, else the whole line counts once.
 fn split_count(line: &[u8]) -> (&[u8], u64) {
+    if !line.last().is_some_and(u8::is_ascii_digit) {
+        return (line, 1);
+    }
     if let Some(tab) = memchr::memrchr(b'\t', line) {
         let digits = &line[tab + 1..];
         if !digits.is_empty() && digits.len() <= 19 && digits.iter().all(u8::is_ascii_digit) {
@@ -241,17 +277,21 @@ fn split_count(line: &[u8]) -> (&[u8], u64) {
 }
 
 fn count(input: impl Read, mut output: impl Write) -> io::Result<()> {
-    let mut counts: FxMap<Vec<u8>, u64> = FxMap::default();
+    let mut counts = Counts::default();
     for_each_block(input, 0, |block| {
-        for line in block.split(|&b| b == b'\n') {
+        let mut start = 0;
+        for end in memchr::memchr_iter(b'\n', block).chain(std::iter::once(block.len())) {
+            let line = &block[start..end];
+            start = end + 1;
             if !line.is_empty() {
                 let (word, n) = split_count(line);
-                bump(&mut counts, word, n);
+                counts.add(word, n);
             }
         }
         Ok(())
     })?;
-    let mut sorted: Vec<(Vec<u8>, u64)> = counts.into_iter().collect();
+    let mut sorted: Vec<(Vec<u8>, u64)> = Vec::with_capacity(counts.short.len() + counts.long.len());
+    counts.drain(|w, n| sorted.push((w.to_vec(), n)));
     sorted.sort_unstable_by(|a, b| a.0.cmp(&b.0));
     let mut out = Vec::with_capacity(OUT_FLUSH + 4096);
     for (w, n) in sorted {
@@ -303,6 +343,11 @@ mod tests {
     fn count_sums_plain_and_combined_lines_and_sorts_by_bytes() {
         let out = run(|i, o| count(i, o), "b\na\nb\na\t5\nZ\n\nb\tx\n");
         assert_eq!(out, "Z\t1\na\t6\nb\t2\nb\tx\t1\n");
+        // Words of 15 bytes and fewer are packed, longer ones are not: both count.
+        let long = "abcdefghijklmnop";
+        let input = format!("{long}\n{}\n{long}\t2\nabcdefghijklmno\n{}\n", &long[..15], &long[..15]);
+        let out = run(|i, o| count(i, o), &input);
+        assert_eq!(out, format!("{}\t3\n{long}\t3\n", &long[..15]));
     }
 
     #[test]

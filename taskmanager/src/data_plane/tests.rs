@@ -208,6 +208,16 @@ async fn hash_routes_by_the_key_before_the_first_tab() {
 }
 
 #[test]
+fn the_one_pass_hash_target_equals_hashing_the_key() {
+    for record in [&b""[..], b"a", b"\t", b"key\tvalue", b"k\tv\tw", b"no tab at all", b"\tleading", b"trailing\t"] {
+        for n in [1usize, 2, 3, 8, 1000] {
+            let key_hash_target = ((u128::from(key_hash(record_key(record))) * n as u128) >> 64) as usize;
+            assert_eq!(hash_target(record, n), key_hash_target, "{record:?} onto {n}");
+        }
+    }
+}
+
+#[test]
 fn the_key_hash_is_fixed_across_runs_and_builds() {
     // Changing these values changes which subtask gets which key, so output
     // files of existing jobs would change: keep them.

@@ -19,11 +19,22 @@ use super::partition::{Partition, SubpartitionSender};
 /// which pick the subpartition, are well mixed. Fixed forever: the same key
 /// goes to the same subpartition on every run and every machine.
 pub fn key_hash(key: &[u8]) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut h = FNV_OFFSET;
     for &b in key {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+        h = fnv_step(h, b);
     }
+    finalize(h)
+}
+
+const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+
+#[inline(always)]
+fn fnv_step(h: u64, b: u8) -> u64 {
+    (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+}
+
+#[inline(always)]
+fn finalize(mut h: u64) -> u64 {
     h ^= h >> 33;
     h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
     h ^= h >> 33;
@@ -39,9 +50,19 @@ pub fn record_key(record: &[u8]) -> &[u8] {
     }
 }
 
-/// Which of `n` subpartitions a record (without its newline) goes to under hash partitioning.
+/// Which of `n` subpartitions a record (without its newline) goes to under
+/// hash partitioning: `key_hash(record_key(record))` onto `0..n`. One pass:
+/// the key's end (TAB) is found while hashing, so a short record costs no
+/// separate search.
 pub fn hash_target(record: &[u8], n: usize) -> usize {
-    ((u128::from(key_hash(record_key(record))) * n as u128) >> 64) as usize
+    let mut h = FNV_OFFSET;
+    for &b in record {
+        if b == b'\t' {
+            break;
+        }
+        h = fnv_step(h, b);
+    }
+    ((u128::from(finalize(h)) * n as u128) >> 64) as usize
 }
 
 /// The consumer of a subpartition went away (it failed or was canceled).

@@ -2,12 +2,14 @@
 //! (connection header, SASL on call id -33 with a pluggable server-side
 //! mechanism, connection context on -3, then calls), with per-protocol call
 //! handlers. [`yarn`] holds a small ResourceManager scheduler and a
-//! NodeManager built on it; [`sasl`] the server side of DIGEST-MD5 with real
+//! NodeManager built on it; [`launcher`] really starts the NodeManager's
+//! containers as local processes; [`sasl`] the server side of DIGEST-MD5 with real
 //! token passwords.
 //!
 //! `start(config)` binds 127.0.0.1:0 and returns a [`ServerHandle`] whose
 //! `addr()` clients connect to; dropping the handle stops the server.
 
+pub mod launcher;
 pub mod sasl;
 pub mod yarn;
 

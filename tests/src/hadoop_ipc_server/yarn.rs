@@ -6,7 +6,7 @@
 //! call before it reports `isUnregistered = true`.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use hadoop::proto::common::TokenProto;
 use hadoop::proto::yarn as pb;
@@ -14,6 +14,7 @@ use hadoop::yarn::{ApplicationAttemptId, ContainerId, ContainerLaunchContext, No
 use hadoop::RemoteException;
 use prost::Message;
 
+use super::launcher::ContainerLauncher;
 use super::sasl::SecretManager;
 use super::{CallContext, CallHandler, HandlerFuture};
 
@@ -48,6 +49,16 @@ pub struct RmState {
     pub rolled_amrm_token: Option<hadoop::credentials::Token>,
     /// Every authenticated user that called, in order (base64 token identifiers).
     pub callers: Vec<Option<String>>,
+    /// Every ask received, in order: (priority, allocation request id, capability as asked, total).
+    pub asks_seen: Vec<(i32, i64, Resource, i32)>,
+    /// Every container handed out: (id, allocation request id, normalised capability).
+    pub allocated_seen: Vec<(ContainerId, i64, Resource)>,
+    /// The progress reported with the last allocate.
+    pub last_progress: Option<f32>,
+    /// Diagnostics of the last finishApplicationMaster.
+    pub final_diagnostics: Option<String>,
+    /// The host, RPC port and tracking URL the AM registered with.
+    pub registered_as: Option<(String, i32, String)>,
 }
 
 pub struct ResourceManager {
@@ -106,9 +117,14 @@ impl ResourceManager {
     }
 
     /// A container finished on its node (reported with the next allocate).
+    /// Only containers this RM handed out and has not seen complete or
+    /// released are reported, as a real RM does (an AM never hears of its own
+    /// container, nor twice of one).
     pub fn complete(&self, id: ContainerId, exit_status: i32, diagnostics: &str) {
         let mut s = self.state.lock().unwrap();
-        s.live.remove(&id);
+        if s.live.remove(&id).is_none() {
+            return;
+        }
         s.pending_completed.push(pb::ContainerStatusProto {
             container_id: Some((&id).into()),
             state: Some(pb::ContainerStateProto::CComplete as i32),
@@ -124,7 +140,8 @@ impl ResourceManager {
         let mut s = self.state.lock().unwrap();
         match method {
             "registerApplicationMaster" => {
-                pb::RegisterApplicationMasterRequestProto::decode(payload).map_err(bad)?;
+                let req = pb::RegisterApplicationMasterRequestProto::decode(payload).map_err(bad)?;
+                s.registered_as = Some((req.host().to_string(), req.rpc_port(), req.tracking_url().to_string()));
                 s.registered = true;
                 s.response_id = 0;
                 Ok(pb::RegisterApplicationMasterResponseProto {
@@ -164,8 +181,11 @@ impl ResourceManager {
                         ),
                     ));
                 }
+                s.last_progress = req.progress;
                 for ask in &req.ask {
                     let cap = ask.capability.as_ref().map(Resource::from).unwrap_or_default();
+                    let priority = ask.priority.as_ref().map(|p| p.priority()).unwrap_or(0);
+                    s.asks_seen.push((priority, ask.allocation_request_id(), cap.clone(), ask.num_containers()));
                     let max = &self.config.maximum_allocation;
                     if cap.memory_mb > max.memory_mb || cap.vcores > max.vcores {
                         return Err(remote(
@@ -232,6 +252,7 @@ impl ResourceManager {
                         nm_tokens
                             .push(pb::NmTokenProto { node_id: Some((&node).into()), token: Some(token_proto(&token)) });
                     }
+                    s.allocated_seen.push((id, allocation_request_id, capability.clone()));
                     s.live.insert(id, node);
                 }
                 s.response_id += 1;
@@ -252,6 +273,7 @@ impl ResourceManager {
             "finishApplicationMaster" => {
                 let req = pb::FinishApplicationMasterRequestProto::decode(payload).map_err(bad)?;
                 s.final_status = req.final_application_status;
+                s.final_diagnostics = req.diagnostics.clone();
                 s.finish_calls += 1;
                 s.unregistered = s.finish_calls > self.config.finish_pending_calls;
                 Ok(pb::FinishApplicationMasterResponseProto { is_unregistered: Some(s.unregistered) }.encode_to_vec())
@@ -273,13 +295,38 @@ impl CallHandler for ResourceManager {
 }
 
 /// A NodeManager: starts, stops and reports containers whose container token
-/// the RM issued (its identifier is the container id).
+/// the RM issued (its identifier is the container id). With a launcher
+/// attached ([`NodeManager::attach`]) it really runs them as local processes
+/// (see [`super::launcher`]); otherwise it only keeps the books.
 #[derive(Default)]
 pub struct NodeManager {
     pub containers: Mutex<HashMap<ContainerId, (ContainerLaunchContext, pb::ContainerStateProto)>>,
+    launcher: OnceLock<Arc<ContainerLauncher>>,
 }
 
 impl NodeManager {
+    /// From now on start containers through `launcher`, and report their
+    /// exits to `rm` as completed containers. (Attached after the server
+    /// started, since the launcher needs the node's address.) Once only.
+    pub fn attach(self: &Arc<Self>, launcher: Arc<ContainerLauncher>, rm: Option<Arc<ResourceManager>>) {
+        let weak = Arc::downgrade(self);
+        launcher.on_exit(move |exit| {
+            if let Some(nm) = weak.upgrade() {
+                if let Some(c) = nm.containers.lock().unwrap().get_mut(&exit.id) {
+                    c.1 = pb::ContainerStateProto::CComplete;
+                }
+            }
+            if let Some(rm) = &rm {
+                rm.complete(exit.id, exit.exit_status, &exit.diagnostics);
+            }
+        });
+        let _ = self.launcher.set(launcher);
+    }
+
+    pub fn launcher(&self) -> Option<&Arc<ContainerLauncher>> {
+        self.launcher.get()
+    }
+
     fn handle(&self, method: &str, payload: &[u8]) -> Result<Vec<u8>, RemoteException> {
         let bad = |e: prost::DecodeError| remote("java.io.IOException", format!("cannot parse {method}: {e}"));
         let mut containers = self.containers.lock().unwrap();
@@ -301,8 +348,30 @@ impl NodeManager {
                     let Ok(id) = pb::ContainerIdProto::decode(token.identifier.as_slice()) else { continue };
                     let launch =
                         start.container_launch_context.as_ref().map(ContainerLaunchContext::from).unwrap_or_default();
-                    containers.insert(ContainerId::from(&id), (launch, pb::ContainerStateProto::CRunning));
+                    let cid = ContainerId::from(&id);
+                    if containers.get(&cid).is_some_and(|c| c.1 == pb::ContainerStateProto::CRunning) {
+                        resp.failed_requests.push(pb::ContainerExceptionMapProto {
+                            container_id: Some(id),
+                            exception: Some(pb::SerializedExceptionProto {
+                                message: Some(format!("Container {cid} already is running on this node!!")),
+                                trace: None,
+                                class_name: Some("org.apache.hadoop.yarn.exceptions.YarnException".into()),
+                                cause: None,
+                            }),
+                        });
+                        continue;
+                    }
+                    containers.insert(cid, (launch.clone(), pb::ContainerStateProto::CRunning));
                     resp.succeeded_requests.push(id);
+                    if let Some(launcher) = self.launcher.get() {
+                        // Like a NodeManager, accept first; a failed localization completes the container.
+                        if let Err(e) = launcher.launch(cid, &launch) {
+                            tracing::warn!(container = %cid, error = %e, "container failed to start");
+                            let launcher = launcher.clone();
+                            // Outside our lock: the exit listener takes it too.
+                            tokio::spawn(async move { launcher.report_failed_start(cid, &e) });
+                        }
+                    }
                 }
                 Ok(resp.encode_to_vec())
             }
@@ -312,7 +381,13 @@ impl NodeManager {
                 for id in req.container_id {
                     match containers.get_mut(&ContainerId::from(&id)) {
                         Some(c) => {
-                            c.1 = pb::ContainerStateProto::CComplete;
+                            match self.launcher.get() {
+                                // The state turns COMPLETE when the process has exited.
+                                Some(l) => {
+                                    l.stop(&ContainerId::from(&id));
+                                }
+                                None => c.1 = pb::ContainerStateProto::CComplete,
+                            }
                             resp.succeeded_requests.push(id);
                         }
                         None => resp.failed_requests.push(not_here(&id)),

@@ -31,7 +31,9 @@ use common::launch::{SecretSource, TaskManagerLaunch, YARN_SECRET_ALIAS};
 use futures::future::BoxFuture;
 use hadoop::yarn::amrm::{AmCommand, AmRmClient, AskKey};
 use hadoop::yarn::nm::NmClient;
-use hadoop::yarn::{Container, ContainerId, ContainerLaunchContext, ContainerStatus, FinalStatus, LocalResource, Resource};
+use hadoop::yarn::{
+    Container, ContainerId, ContainerLaunchContext, ContainerStatus, FinalStatus, LocalResource, Resource,
+};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
@@ -157,7 +159,8 @@ pub fn start(
     let progress = Progress::default();
     let lost = CancellationToken::new();
     let lost_reason = Arc::new(Mutex::new(None));
-    let driver = YarnDriver { cmds: cmds_tx, events: events.clone(), maximum_capability: config.maximum_capability.clone() };
+    let driver =
+        YarnDriver { cmds: cmds_tx, events: events.clone(), maximum_capability: config.maximum_capability.clone() };
     let (launched_tx, launched) = mpsc::unbounded_channel();
     let state = Allocator {
         client,
@@ -425,7 +428,8 @@ impl Allocator {
         }
         let resource_id = ResourceId::new(container.id.to_string());
         let Some(nm_token) = self.client.nm_token(&container.node).cloned() else {
-            let reason = format!("no NMToken arrived for node {}; cannot start container {}", container.node, container.id);
+            let reason =
+                format!("no NMToken arrived for node {}; cannot start container {}", container.node, container.id);
             warn!(%reason);
             self.client.release(container.id);
             let _ = self.events.send(DriverEvent::WorkerRequestFailed { spec, reason });
@@ -489,7 +493,12 @@ impl Allocator {
         let _ = self.events.send(DriverEvent::WorkerTerminated { resource_id: worker.resource_id, diagnostics });
     }
 
-    fn launch_context(&self, resource_id: &ResourceId, container: &Container, spec: &WorkerSpec) -> ContainerLaunchContext {
+    fn launch_context(
+        &self,
+        resource_id: &ResourceId,
+        container: &Container,
+        spec: &WorkerSpec,
+    ) -> ContainerLaunchContext {
         let launch = TaskManagerLaunch {
             rm_address: self.config.rm_address.clone(),
             resource_id: resource_id.clone(),
@@ -529,6 +538,7 @@ impl Allocator {
         }
         let _ = tokio::time::timeout(Duration::from_secs(10), futures::future::join_all(stops)).await;
         if !self.lost.is_cancelled() {
+            self.client.set_progress(self.progress.get());
             if let Err(e) = self.client.allocate().await {
                 warn!(error = %e, "the last allocate (releasing every container) failed");
             }

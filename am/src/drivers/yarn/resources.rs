@@ -228,8 +228,10 @@ mod tests {
         assert_eq!(parsed["bundle"].kind, LocalResourceType::Archive);
         assert_eq!(parsed["bundle"].url.host, "");
         assert_eq!(parse_local_resources(&local_resources_json(&parsed)).unwrap(), parsed);
-        let err = parse_local_resources(r#"{"x": {"url": "nope", "size": 1, "timestamp": 1, "type": "FILE",
-            "visibility": "APPLICATION"}}"#)
+        let err = parse_local_resources(
+            r#"{"x": {"url": "nope", "size": 1, "timestamp": 1, "type": "FILE",
+            "visibility": "APPLICATION"}}"#,
+        )
         .unwrap_err();
         assert!(err.to_string().contains("local resource x"), "{err}");
         assert!(parse_local_resources("[]").unwrap_err().to_string().contains("YF_LOCAL_RESOURCES"));

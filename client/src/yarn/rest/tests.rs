@@ -155,7 +155,7 @@ async fn state_app_and_kill_parse() {
     let (base, _r) = replay(rest("09-GET-apps_application_1795750141222_0003.response")).await;
     let app = client(&base).app("application_1795750141222_0003").await.unwrap();
     assert_eq!((app.state.as_str(), app.final_status.as_str()), ("ACCEPTED", "UNDEFINED"));
-    assert!(app.am_container_logs.unwrap().contains("container_1795750141222_0003_01_000001"));
+    assert!(app.am_container_logs.as_deref().unwrap().contains("container_1795750141222_0003_01_000001"));
     assert!(!app.is_terminal());
 
     let (base, req) = replay(rest("11-PUT-apps_application_1795750141222_0003_state.response")).await;
@@ -222,4 +222,38 @@ async fn unreachable_and_standby_rms_are_named() {
     let (rm2, _r2) = replay(rest("06-POST-apps_new-application.response")).await;
     let c = RmRestClient::new(vec![rm1, rm2], RestAuth::Simple { user: "root".into() }).unwrap();
     assert_eq!(c.new_application().await.unwrap().application_id, "application_1795750141222_0003");
+}
+
+/// SPNEGO against a real MIT KDC: the client's `Authorization: Negotiate`
+/// header carries an AP-REQ that the `HTTP/localhost` service accepts as alice.
+#[tokio::test]
+async fn spnego_header_is_accepted_by_the_http_service() {
+    use base64::Engine as _;
+    use integration_tests::gssapi_acceptor::GssapiAcceptor;
+    use integration_tests::kdc::TestKdc;
+    let kdc = TestKdc::start().unwrap();
+    let alice = TestKdc::principal("alice");
+    let cache = kdc.kinit(&alice, &kdc.keytab("alice"), None).unwrap();
+    let login = hadoop::kerberos::KerberosLogin::from_ticket_cache(Some(&cache)).unwrap();
+
+    let (base, req) = replay(rest("06-POST-apps_new-application.response")).await;
+    let base = base.replace("127.0.0.1", "localhost");
+    let c = RmRestClient::new(vec![base], RestAuth::Kerberos { login }).unwrap();
+    assert_eq!(c.new_application().await.unwrap().application_id, "application_1795750141222_0003");
+    let head = req.await.unwrap();
+    assert!(!head.contains("user.name="), "{head}");
+    let header = head
+        .lines()
+        .find_map(|l| l.strip_prefix("authorization: ").or_else(|| l.strip_prefix("Authorization: ")))
+        .unwrap_or_else(|| panic!("no Authorization header in {head}"));
+    let token = base64::engine::general_purpose::STANDARD.decode(header.strip_prefix("Negotiate ").unwrap()).unwrap();
+    let mut acceptor = GssapiAcceptor::new(&kdc.keytab("HTTP")).unwrap();
+    acceptor.respond(&token).unwrap();
+    assert_eq!(acceptor.client_principal(), Some(alice.as_str()));
+
+    // A principal the KDC does not know is an error naming the service and the fix.
+    let err = spnego_header(&hadoop::kerberos::KerberosLogin::from_ticket_cache(Some(&cache)).unwrap(), "http://nohost.invalid:8088")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("HTTP/nohost.invalid") && err.contains("kinit"), "{err}");
 }

@@ -1,0 +1,27 @@
+//! `yarn-flink appmaster`: the ApplicationMaster entry point inside the YARN
+//! AM container. Everything it needs comes from the container's environment
+//! and credentials (see `am::yarn_app` and docs/yarn.md); the AM itself lives
+//! in `am::yarn_app`, this only wires the process to it.
+
+use std::process::ExitCode;
+
+use am::yarn_app::{self, AmEnv};
+use anyhow::{Context, Result};
+use hadoop::conf::HadoopConf;
+use hadoop::yarn::FinalStatus;
+
+pub async fn run() -> Result<ExitCode> {
+    let env = AmEnv::from_env(|k| std::env::var(k).ok())?;
+    let conf = HadoopConf::load_from_env().context("cannot load the Hadoop configuration (HADOOP_CONF_DIR)")?;
+    let shutdown = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut term) => {
+                term.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    let outcome = yarn_app::run(env, &conf, shutdown).await?;
+    eprintln!("yarn-flink appmaster: {:?}: {}", outcome.final_status, outcome.diagnostics);
+    Ok(if outcome.final_status == FinalStatus::Succeeded { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}

@@ -1,0 +1,117 @@
+//! `submit`, `kill`, and the YARN side of `list` / `status`: flags resolved
+//! into a plan here, the work done in `crate::yarn`.
+
+use std::path::Path;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use common::resources::parse_memory;
+use hadoop::conf::HadoopConf;
+use hadoop::kerberos::KerberosLogin;
+
+use crate::cli::{ClusterArgs, SubmitArgs, YarnArgs};
+use crate::yarn::rest::{RestResource, RmRestClient};
+use crate::yarn::submit::{self, KerberosIdentity, Mode, SubmitPlan};
+use crate::yarn::staging;
+
+fn load_conf(args: &YarnArgs) -> Result<HadoopConf> {
+    Ok(match &args.conf_dir {
+        Some(d) => HadoopConf::load_dir(d)?,
+        None => HadoopConf::load_from_env()?,
+    })
+}
+
+/// `YF_CLUSTER`: the cluster shape flags, as the AM's `ClusterArgs` reads them
+/// back (durations in milliseconds).
+pub fn cluster_json(c: &ClusterArgs) -> serde_json::Value {
+    serde_json::json!({
+        "sizing": match c.sizing { crate::cli::Sizing::Fixed => "fixed", crate::cli::Sizing::Fit => "fit" },
+        "tm_slots": c.tm_slots,
+        "slot_cpu": c.slot_cpu,
+        "slot_memory": c.slot_memory,
+        "idle_timeout": format!("{}ms", c.idle_timeout.as_millis()),
+        "heartbeat_interval": format!("{}ms", c.heartbeat_interval.as_millis()),
+        "heartbeat_timeout": format!("{}ms", c.heartbeat_timeout.as_millis()),
+    })
+}
+
+/// The Kerberos login on a secure cluster (keytab + principal, else the ticket cache); `None` on simple auth.
+fn kerberos(conf: &HadoopConf, keytab: Option<&Path>, principal: Option<&str>) -> Result<Option<KerberosIdentity>> {
+    if conf.security()? != hadoop::conf::SecurityMode::Kerberos {
+        if keytab.is_some() {
+            bail!("--keytab was given but hadoop.security.authentication is not kerberos in core-site.xml; drop --keytab/--principal or point HADOOP_CONF_DIR at the secure cluster's configuration");
+        }
+        return Ok(None);
+    }
+    let login = match (keytab, principal) {
+        (Some(k), Some(p)) => KerberosLogin::from_keytab(k, p)?,
+        _ => KerberosLogin::from_ticket_cache(None)?,
+    };
+    Ok(Some(KerberosIdentity { login, keytab: keytab.map(Path::to_owned) }))
+}
+
+pub async fn submit(args: SubmitArgs) -> Result<ExitCode> {
+    let conf = load_conf(&args.yarn)?;
+    let kerberos = kerberos(&conf, args.keytab.as_deref(), args.principal.as_deref())?;
+    let memory = parse_memory(&args.am_memory).map_err(anyhow::Error::msg).context("--am-memory")?;
+    let mode = if args.session { Mode::Session } else { Mode::Application };
+    let name = args.name.clone().unwrap_or_else(|| match (&args.bundle, mode) {
+        (Some(b), _) => std::fs::canonicalize(b)
+            .ok()
+            .and_then(|p| p.file_name().map(|n| n.to_string_lossy().trim_end_matches(".tar.gz").to_owned()))
+            .unwrap_or_else(|| "yarn-flink".into()),
+        (None, _) => "yarn-flink session".into(),
+    });
+    let plan = SubmitPlan {
+        conf,
+        user: submit::current_user(),
+        name,
+        queue: args.queue.clone(),
+        mode,
+        bundle: args.bundle.clone(),
+        binary: std::env::current_exe().context("cannot find this binary to ship it")?,
+        am_resource: RestResource { memory: memory.div_ceil(1 << 20), vcores: args.am_vcores },
+        max_attempts: args.max_attempts,
+        tags: args.tags.clone(),
+        cluster: cluster_json(&args.cluster),
+        detached: args.detached,
+        poll: args.poll_interval,
+        kerberos,
+    };
+    submit::submit(plan).await
+}
+
+fn rm(conf: &HadoopConf) -> Result<RmRestClient> {
+    let k = kerberos(conf, None, None)?;
+    RmRestClient::from_conf(conf, submit::rest_auth(&submit::current_user(), k.as_ref()))
+}
+
+pub async fn kill(args: &YarnArgs, id: &str) -> Result<ExitCode> {
+    let conf = load_conf(args)?;
+    let k = kerberos(&conf, None, None)?;
+    let principal = k.as_ref().map(|k| k.login.principal().to_owned());
+    let staging = staging::open(
+        &conf.default_fs()?,
+        &submit::current_user(),
+        conf.conf_dir.as_deref(),
+        principal.as_deref().map(|p| (p, None)),
+    )
+    .ok();
+    submit::kill(&rm(&conf)?, staging.as_ref(), id, Duration::from_secs(60)).await
+}
+
+pub async fn list(args: &YarnArgs) -> Result<ExitCode> {
+    let conf = load_conf(args)?;
+    submit::print_list(&rm(&conf)?.list().await?);
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn status(args: &YarnArgs, id: &str) -> Result<ExitCode> {
+    if !id.starts_with("application_") {
+        bail!("{id} is not a YARN application id (application_<cluster>_<n>); for a session's job pass -m host:port");
+    }
+    let conf = load_conf(args)?;
+    submit::print_report(&rm(&conf)?.app(id).await?);
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,576 @@
+//! `yarn-flink submit`: the AM container contract (see `docs/yarn.md`), the
+//! upload, the submission and the follow loop; plus `list`, `status`, `kill`.
+//!
+//! The contract, as the AM (`yarn-flink appmaster`) reads it:
+//! - environment: `YF_MODE` (application|session), `YF_BUNDLE` (the bundle's
+//!   link name in the container's cwd, application mode only), `YF_STAGING_DIR`
+//!   (URL of this application's staging dir), `YF_LOCAL_RESOURCES` (JSON
+//!   `{name: {url, size, timestamp, type, visibility}}`), `YF_CLUSTER` (JSON of
+//!   the cluster shape), `HADOOP_USER_NAME` on simple-auth clusters;
+//! - credentials: the secret key `yarn-flink.secret` (the application secret,
+//!   hex) and, on secure clusters, the delegation tokens;
+//! - command: `./yarn-flink appmaster 1><LOG_DIR>/appmaster.out 2><LOG_DIR>/appmaster.err`.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use common::rpc::AppSecret;
+use hadoop::conf::HadoopConf;
+use hadoop::credentials::Credentials;
+use serde::Serialize;
+
+use hadoop::kerberos::KerberosLogin;
+
+use super::rest::{
+    AmContainerSpec, AppReport, Commands, Entries, RestAuth, RestLocalResource, RestResource, RmRestClient,
+    SubmissionContext, APPLICATION_TYPE,
+};
+use super::staging::{self, Staging, Upload};
+
+/// The alias of the application secret in the app's credentials.
+pub const SECRET_ALIAS: &str = "yarn-flink.secret";
+/// Link names in the AM's working directory.
+pub const BINARY_LINK: &str = "yarn-flink";
+pub const BUNDLE_LINK: &str = "bundle";
+pub const AM_COMMAND: &str = "./yarn-flink appmaster 1><LOG_DIR>/appmaster.out 2><LOG_DIR>/appmaster.err";
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// Per-job: the AM runs the bundle's job and ends with it.
+    Application,
+    /// The AM stays up and takes jobs over REST (`yarn-flink run -m`).
+    Session,
+}
+
+impl Mode {
+    fn as_str(self) -> &'static str {
+        match self {
+            Mode::Application => "application",
+            Mode::Session => "session",
+        }
+    }
+}
+
+/// A submission with every path and value resolved (what `cli::SubmitArgs` becomes).
+#[derive(Clone, Debug)]
+pub struct SubmitPlan {
+    pub conf: HadoopConf,
+    pub user: String,
+    pub name: String,
+    pub queue: String,
+    pub mode: Mode,
+    /// Application mode: a bundle directory, a job.toml, or a .tar.gz.
+    pub bundle: Option<PathBuf>,
+    /// The `yarn-flink` binary to ship (normally this one).
+    pub binary: PathBuf,
+    pub am_resource: RestResource,
+    pub max_attempts: u32,
+    pub tags: Vec<String>,
+    /// `YF_CLUSTER`.
+    pub cluster: serde_json::Value,
+    pub detached: bool,
+    pub poll: Duration,
+    /// Set on Kerberized clusters (`hadoop.security.authentication=kerberos`).
+    pub kerberos: Option<KerberosIdentity>,
+}
+
+/// Who we are on a Kerberized cluster.
+#[derive(Clone)]
+pub struct KerberosIdentity {
+    pub login: KerberosLogin,
+    /// Given with --keytab: the HDFS client logs in from it too.
+    pub keytab: Option<PathBuf>,
+}
+
+impl std::fmt::Debug for KerberosIdentity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KerberosIdentity").field("principal", &self.login.principal()).finish_non_exhaustive()
+    }
+}
+
+/// REST authentication for the cluster's security mode.
+pub fn rest_auth(user: &str, kerberos: Option<&KerberosIdentity>) -> RestAuth {
+    match kerberos {
+        Some(k) => RestAuth::Kerberos { login: k.login.clone() },
+        None => RestAuth::Simple { user: user.to_owned() },
+    }
+}
+
+/// `rm/host@REALM` → `rm`: the renewer Hadoop names in delegation tokens.
+pub fn short_name(principal: &str) -> &str {
+    principal.split(['/', '@']).next().unwrap_or(principal)
+}
+
+/// Delegation tokens for the AM on a Kerberized cluster: one from the
+/// NameNode(s) of `fs.defaultFS` (when it is HDFS) and one from the RM, both
+/// renewable by the RM (`yarn.resourcemanager.principal`), as (alias, token)
+/// with the alias = the token's service, as Hadoop's `Credentials` keys them.
+pub async fn delegation_tokens(
+    conf: &HadoopConf,
+    login: &KerberosLogin,
+    rm: &RmRestClient,
+) -> Result<Vec<(String, hadoop::credentials::Token)>> {
+    let rms = conf.rm_addresses()?;
+    let rm_host = rms.first().and_then(|e| hadoop::conf::split_host_port(&e.address)).map(|(h, _)| h.to_owned());
+    let renewer = conf
+        .rm_principal(rm_host.as_deref().unwrap_or("localhost"))?
+        .context("yarn.resourcemanager.principal is not set in yarn-site.xml; a Kerberized cluster needs it (the renewer of the AM's delegation tokens)")?;
+    let renewer = short_name(&renewer).to_owned();
+    let mut out = Vec::new();
+    let namenodes = conf.namenode_addresses()?;
+    if !namenodes.is_empty() {
+        let nn_principal = conf.get("dfs.namenode.kerberos.principal")?;
+        let l = login.clone();
+        let auth = hadoop::ipc::Auth::sasl(
+            move || {
+                let mut g = hadoop::sasl::gssapi::Gssapi::new(l.clone());
+                if let Some(p) = &nn_principal {
+                    g = g.with_server_principal(p.clone());
+                }
+                vec![Box::new(g) as Box<dyn hadoop::sasl::SaslMechanism>]
+            },
+            Some(login.principal().to_owned()),
+        );
+        let nn = hadoop::hdfs::delegation::NameNodeClient::new(namenodes.iter().map(|e| e.address.clone()).collect(), auth);
+        let token = nn
+            .get_delegation_token(&renewer)
+            .await
+            .context("cannot get an HDFS delegation token for the AM from the NameNode")?;
+        eprintln!("  HDFS delegation token for {} (renewer {renewer})", token.service);
+        out.push((token.service.clone(), token));
+    }
+    let mut token = rm.delegation_token(&renewer).await.context("cannot get an RM delegation token for the AM")?;
+    // ClientRMProxy's service for RM tokens: every RM's client address, comma-separated.
+    token.service = rms.iter().map(|e| e.address.as_str()).collect::<Vec<_>>().join(",");
+    eprintln!("  RM delegation token for {} (renewer {renewer})", token.service);
+    out.push((token.service.clone(), token));
+    Ok(out)
+}
+
+/// One entry of `YF_LOCAL_RESOURCES`.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct LocalResourceInfo {
+    pub url: String,
+    pub size: u64,
+    pub timestamp: i64,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub visibility: String,
+}
+
+/// The user Hadoop would act as: `HADOOP_USER_NAME`, else the login user.
+pub fn current_user() -> String {
+    if let Some(u) = std::env::var("HADOOP_USER_NAME").ok().filter(|u| !u.is_empty()) {
+        return u;
+    }
+    if let Some(u) = std::env::var("USER").ok().filter(|u| !u.is_empty()) {
+        return u;
+    }
+    // SAFETY: getpwuid returns a pointer into static storage or null; we copy at once.
+    unsafe {
+        let pw = libc::getpwuid(libc::getuid());
+        if !pw.is_null() && !(*pw).pw_name.is_null() {
+            return std::ffi::CStr::from_ptr((*pw).pw_name).to_string_lossy().into_owned();
+        }
+    }
+    "nobody".into()
+}
+
+/// Human-readable bytes.
+pub fn bytes(n: u64) -> String {
+    match n {
+        n if n >= 1 << 30 => format!("{:.1} GiB", n as f64 / (1u64 << 30) as f64),
+        n if n >= 1 << 20 => format!("{:.1} MiB", n as f64 / (1u64 << 20) as f64),
+        n if n >= 1 << 10 => format!("{:.1} KiB", n as f64 / 1024.0),
+        n => format!("{n} B"),
+    }
+}
+
+/// Uploads `local` through the cache, printing what happened.
+async fn stage_one<S: Staging>(staging: &S, local: &Path, name: &str) -> Result<Upload> {
+    let started = Instant::now();
+    let mut last_quarter = 0;
+    let mut progress = |done: u64, total: u64| {
+        // Progress only for uploads worth watching.
+        if total >= 16 << 20 {
+            let quarter = done * 4 / total.max(1);
+            if quarter > last_quarter {
+                last_quarter = quarter;
+                eprintln!("  {name}: {} of {} ({}%)", bytes(done), bytes(total), quarter * 25);
+            }
+        }
+    };
+    let up = staging::upload_cached(staging, local, name, &mut progress)
+        .await
+        .with_context(|| format!("cannot stage {}", local.display()))?;
+    if up.reused {
+        eprintln!("  {name}: reused ({}, cached as {})", bytes(up.file.size), &up.sha256[..12]);
+    } else {
+        eprintln!("  {name}: uploaded {} in {:.1?}", bytes(up.file.size), started.elapsed());
+    }
+    Ok(up)
+}
+
+/// Totals of one submission's staging, for the user and the tests.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct StagingFigures {
+    pub uploaded_bytes: u64,
+    pub reused_bytes: u64,
+    pub uploaded_files: u32,
+    pub reused_files: u32,
+}
+
+/// The bundle as a `.tar.gz` file: packed (deterministically) when it is a
+/// directory or a lone job.toml, as is when it already is an archive.
+fn bundle_archive(bundle: &Path, tmp: &Path) -> Result<PathBuf> {
+    let meta = std::fs::metadata(bundle).with_context(|| {
+        format!("bundle {} does not exist; give a directory with a job.toml, a job.toml, or a .tar.gz", bundle.display())
+    })?;
+    let name = bundle.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    if meta.is_file() && (name.ends_with(".tar.gz") || name.ends_with(".tgz")) {
+        return Ok(bundle.to_owned());
+    }
+    let out = tmp.join("bundle.tar.gz");
+    if meta.is_dir() {
+        staging::pack_dir(bundle, &out)?;
+    } else {
+        // A lone job spec: pack it as the bundle's job.toml.
+        let dir = tmp.join("bundle");
+        std::fs::create_dir_all(&dir)?;
+        std::fs::copy(bundle, dir.join("job.toml")).with_context(|| format!("cannot read {}", bundle.display()))?;
+        staging::pack_dir(&dir, &out)?;
+    }
+    Ok(out)
+}
+
+fn resource(up: &Upload, kind: &str) -> (RestLocalResource, LocalResourceInfo) {
+    let visibility = "APPLICATION";
+    (
+        RestLocalResource {
+            resource: up.file.url.clone(),
+            kind: kind.into(),
+            visibility: visibility.into(),
+            size: up.file.size,
+            timestamp: up.file.timestamp_ms,
+        },
+        LocalResourceInfo {
+            url: up.file.url.clone(),
+            size: up.file.size,
+            timestamp: up.file.timestamp_ms,
+            kind: kind.into(),
+            visibility: visibility.into(),
+        },
+    )
+}
+
+/// Builds the `am-container-spec`: pure, so its shape is unit-tested.
+pub fn am_container_spec(
+    plan: &SubmitPlan,
+    staging_dir: &str,
+    resources: &BTreeMap<String, (RestLocalResource, LocalResourceInfo)>,
+    credentials: &Credentials,
+) -> Result<AmContainerSpec> {
+    let infos: BTreeMap<&String, &LocalResourceInfo> = resources.iter().map(|(k, (_, i))| (k, i)).collect();
+    let mut env: Vec<(String, String)> = vec![
+        ("YF_MODE".into(), plan.mode.as_str().into()),
+        ("YF_STAGING_DIR".into(), staging_dir.into()),
+        ("YF_LOCAL_RESOURCES".into(), serde_json::to_string(&infos)?),
+        ("YF_CLUSTER".into(), plan.cluster.to_string()),
+    ];
+    if plan.mode == Mode::Application {
+        env.push(("YF_BUNDLE".into(), BUNDLE_LINK.into()));
+    }
+    if plan.conf.security()? == hadoop::conf::SecurityMode::Simple {
+        // Containers run as the NodeManager's user on simple-auth clusters;
+        // this makes the AM's HDFS and YARN calls act as the submitter.
+        env.push(("HADOOP_USER_NAME".into(), plan.user.clone()));
+    }
+    if let Ok(filter) = std::env::var("RUST_LOG") {
+        env.push(("RUST_LOG".into(), filter));
+    }
+    Ok(AmContainerSpec {
+        local_resources: resources.iter().map(|(k, (r, _))| (k.clone(), r.clone())).collect(),
+        environment: env.into_iter().collect::<Entries<String>>(),
+        commands: Commands { command: AM_COMMAND.into() },
+        credentials: credentials.to_rest_json(),
+    })
+}
+
+/// Submits and (unless detached) follows to the end. The exit code is the job's result.
+pub async fn submit(plan: SubmitPlan) -> Result<ExitCode> {
+    let started = Instant::now();
+    let rm = RmRestClient::from_conf(&plan.conf, rest_auth(&plan.user, plan.kerberos.as_ref()))?;
+    let app = rm.new_application().await?;
+    let max = app.maximum_resource_capability;
+    if plan.am_resource.memory > max.memory || plan.am_resource.vcores > max.vcores {
+        // Refused up front: nothing uploaded, nothing submitted.
+        bail!(super::rest::RmError::OverMaximum { asked: plan.am_resource, max });
+    }
+    let id = app.application_id.clone();
+    let default_fs = plan.conf.default_fs()?;
+    let kerberos = plan.kerberos.as_ref().map(|k| (k.login.principal(), k.keytab.as_deref()));
+    let staging = staging::open(&default_fs, &plan.user, plan.conf.conf_dir.as_deref(), kerberos)?;
+    let app_dir = format!("{}/{id}", staging.root());
+    eprintln!("Staging to {} (cache: {}/cache)", app_dir, staging.root());
+
+    let result = async {
+        let tmp = tempfile::Builder::new().prefix("yarn-flink-submit-").tempdir()?;
+        let mut figures = StagingFigures::default();
+        let mut resources = BTreeMap::new();
+        let mut uploads = vec![(stage_one(&staging, &plan.binary, BINARY_LINK).await?, "FILE", BINARY_LINK)];
+        if let Some(bundle) = &plan.bundle {
+            let archive = bundle_archive(bundle, tmp.path())?;
+            uploads.push((stage_one(&staging, &archive, "bundle.tar.gz").await?, "ARCHIVE", BUNDLE_LINK));
+        }
+        for (up, kind, link) in &uploads {
+            if up.reused {
+                figures.reused_bytes += up.file.size;
+                figures.reused_files += 1;
+            } else {
+                figures.uploaded_bytes += up.file.size;
+                figures.uploaded_files += 1;
+            }
+            resources.insert(link.to_string(), resource(up, kind));
+        }
+        eprintln!(
+            "Staged: uploaded {} file(s), {}; reused {} file(s), {} from the cache",
+            figures.uploaded_files,
+            bytes(figures.uploaded_bytes),
+            figures.reused_files,
+            bytes(figures.reused_bytes)
+        );
+        let secret = AppSecret::generate();
+        let mut credentials = Credentials::default();
+        credentials.secrets.push((SECRET_ALIAS.into(), secret.to_hex().into_bytes()));
+        if let Some(k) = &plan.kerberos {
+            credentials.tokens.extend(delegation_tokens(&plan.conf, &k.login, &rm).await?);
+        }
+        let spec = am_container_spec(&plan, &app_dir, &resources, &credentials)?;
+        // The app dir holds what this submission staged, for the AM and for cleanup.
+        staging.write(&format!("{id}/local-resources.json"), spec_env(&spec, "YF_LOCAL_RESOURCES").as_bytes()).await?;
+        let mut tags = plan.tags.clone();
+        tags.sort();
+        tags.dedup();
+        let ctx = SubmissionContext {
+            application_id: id.clone(),
+            application_name: plan.name.clone(),
+            application_type: APPLICATION_TYPE.into(),
+            application_tags: tags,
+            queue: plan.queue.clone(),
+            priority: 0,
+            max_app_attempts: plan.max_attempts,
+            keep_containers_across_application_attempts: true,
+            unmanaged_am: false,
+            resource: plan.am_resource,
+            am_container_spec: spec,
+        };
+        rm.submit(&ctx, Some(max)).await?;
+        anyhow::Ok(secret)
+    }
+    .await;
+    let secret = match result {
+        Ok(s) => s,
+        Err(e) => {
+            // Never submitted: the staging dir is ours to remove (the cache stays).
+            let _ = staging.remove_dir(&id).await;
+            return Err(e);
+        }
+    };
+    eprintln!("Submitted application {id} to queue {} ({:.1?})", plan.queue, started.elapsed());
+    follow(&rm, &staging, &plan, &id, &secret, started).await
+}
+
+fn spec_env<'a>(spec: &'a AmContainerSpec, key: &str) -> &'a str {
+    spec.environment.entry.iter().find(|e| e.key == key).map(|e| e.value.as_str()).unwrap_or("")
+}
+
+/// The AM's REST address for `run -m`: its tracking URL without the scheme and
+/// the trailing slash — `host:port` as the AM registered it (the double, or a
+/// cluster without the web proxy), or `rm:8088/proxy/<app id>` through YARN's
+/// web proxy. (`amRPCAddress` is the AM's gRPC port, not its REST API.)
+pub fn am_rest_address(report: &AppReport) -> Option<String> {
+    let url = report.tracking_url.as_deref()?;
+    let rest = url.split_once("://").map(|(_, r)| r).unwrap_or(url).trim_end_matches('/');
+    (!rest.is_empty()).then(|| rest.to_owned())
+}
+
+async fn follow<S: Staging>(
+    rm: &RmRestClient,
+    staging: &S,
+    plan: &SubmitPlan,
+    id: &str,
+    secret: &AppSecret,
+    started: Instant,
+) -> Result<ExitCode> {
+    let mut last = (String::new(), String::new());
+    let mut printed_tracking = false;
+    loop {
+        let report = rm.app(id).await?;
+        if (report.state.clone(), report.diagnostics.clone()) != last {
+            let diag = if report.diagnostics.is_empty() { String::new() } else { format!(" ({})", report.diagnostics) };
+            eprintln!("{id}: {} after {:.1?}{diag}", report.state, started.elapsed());
+            last = (report.state.clone(), report.diagnostics.clone());
+        }
+        if report.state == "RUNNING" && !printed_tracking {
+            printed_tracking = true;
+            if let Some(url) = &report.tracking_url {
+                eprintln!("Tracking URL: {url}");
+            }
+            if plan.mode == Mode::Session {
+                let address = am_rest_address(&report)
+                    .context("the session's AM is running but reported no address; see its log (`yarn-flink status`)")?;
+                let dir = crate::rest_client::session_dir(&address);
+                std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+                secret.write_to(&dir.join("secret"))?;
+                println!("{address}");
+                eprintln!("Session {id} is up at {address}; its secret is in {}", dir.join("secret").display());
+                eprintln!("Submit with: yarn-flink run -m {address} <bundle>; stop with: yarn-flink kill {id}");
+                return Ok(ExitCode::SUCCESS);
+            }
+            if plan.detached {
+                println!("{id}");
+                eprintln!("Detached: the staging dir stays until the AM or the ops cleanup script removes it");
+                return Ok(ExitCode::SUCCESS);
+            }
+        }
+        if report.is_terminal() {
+            // The client that followed to the end cleans up; the cache stays.
+            if let Err(e) = staging.remove_dir(id).await {
+                tracing::warn!("cannot remove the staging dir of {id}: {e}");
+            }
+            return Ok(finish(&report));
+        }
+        tokio::time::sleep(plan.poll).await;
+    }
+}
+
+fn finish(report: &AppReport) -> ExitCode {
+    eprintln!("Final status: {} ({})", report.final_status, report.state);
+    if !report.diagnostics.is_empty() {
+        eprintln!("Diagnostics: {}", report.diagnostics);
+    }
+    if let Some(logs) = report.am_container_logs.as_deref().filter(|l| !l.is_empty()) {
+        eprintln!("AM logs: {logs}");
+    }
+    if report.succeeded() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
+}
+
+/// `yarn-flink kill <appId>`: asks the RM and waits (up to `wait`) for the end.
+pub async fn kill(rm: &RmRestClient, staging: Option<&staging::AnyStaging>, id: &str, wait: Duration) -> Result<ExitCode> {
+    let answer = rm.kill(id).await?;
+    eprintln!("{id}: {answer}");
+    let deadline = Instant::now() + wait;
+    loop {
+        let report = rm.app(id).await?;
+        if report.is_terminal() {
+            println!("{id} {} {}", report.state, report.final_status);
+            if let Some(s) = staging {
+                let _ = s.remove_dir(id).await;
+            }
+            return Ok(ExitCode::SUCCESS);
+        }
+        if Instant::now() > deadline {
+            bail!("{id} is still {} after {:?}; the RM keeps killing it, check with `yarn-flink status {id}`", report.state, wait);
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+pub fn print_report(r: &AppReport) {
+    println!("id:           {}", r.id);
+    println!("name:         {}", r.name);
+    println!("user/queue:   {} / {}", r.user, r.queue);
+    println!("state:        {} (final status {})", r.state, r.final_status);
+    println!("progress:     {:.0}%", r.progress);
+    if let Some(u) = &r.tracking_url {
+        println!("tracking URL: {u}");
+    }
+    if let Some(l) = &r.am_container_logs {
+        println!("AM logs:      {l}");
+    }
+    if !r.diagnostics.is_empty() {
+        println!("diagnostics:  {}", r.diagnostics);
+    }
+}
+
+pub fn print_list(apps: &[AppReport]) {
+    if apps.is_empty() {
+        println!("no yarn-flink applications");
+    }
+    for a in apps {
+        println!("{}  {:<9} {:<9} {:<12} {}", a.id, a.state, a.final_status, a.queue, a.name);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn am_container_spec_carries_the_contract() {
+        let mut conf = HadoopConf::new();
+        conf.set("fs.defaultFS", "file:///");
+        let plan = SubmitPlan {
+            conf,
+            user: "alice".into(),
+            name: "wc".into(),
+            queue: "default".into(),
+            mode: Mode::Application,
+            bundle: Some("b".into()),
+            binary: "yarn-flink".into(),
+            am_resource: RestResource { memory: 1024, vcores: 1 },
+            max_attempts: 1,
+            tags: vec![],
+            cluster: serde_json::json!({"tm_slots": 2}),
+            detached: false,
+            poll: Duration::from_millis(100),
+            kerberos: None,
+        };
+        let up = Upload {
+            file: staging::RemoteFile { url: "file:///s/cache/ab/x".into(), size: 3, timestamp_ms: 42 },
+            reused: false,
+            sha256: "ab".into(),
+        };
+        let mut res = BTreeMap::new();
+        res.insert("bundle".to_string(), resource(&up, "ARCHIVE"));
+        let mut creds = Credentials::default();
+        creds.secrets.push((SECRET_ALIAS.into(), b"00ff".to_vec()));
+        let spec = am_container_spec(&plan, "file:///s/application_1_0001", &res, &creds).unwrap();
+        let env: BTreeMap<_, _> = spec.environment.entry.iter().map(|e| (e.key.as_str(), e.value.as_str())).collect();
+        assert_eq!(env["YF_MODE"], "application");
+        assert_eq!(env["YF_BUNDLE"], "bundle");
+        assert_eq!(env["HADOOP_USER_NAME"], "alice");
+        let lr: serde_json::Value = serde_json::from_str(env["YF_LOCAL_RESOURCES"]).unwrap();
+        assert_eq!(
+            lr["bundle"],
+            serde_json::json!({"url":"file:///s/cache/ab/x","size":3,"timestamp":42,"type":"ARCHIVE","visibility":"APPLICATION"})
+        );
+        assert_eq!(spec.commands.command, AM_COMMAND);
+        let back = Credentials::from_rest_json(&spec.credentials).unwrap();
+        assert_eq!(back.secrets, vec![(SECRET_ALIAS.to_string(), b"00ff".to_vec())]);
+    }
+
+    #[test]
+    fn renewer_is_the_short_name() {
+        assert_eq!(short_name("rm/host.example.com@EXAMPLE.COM"), "rm");
+        assert_eq!(short_name("yarn@EXAMPLE.COM"), "yarn");
+        assert_eq!(short_name("yarn"), "yarn");
+    }
+
+    #[test]
+    fn rest_address_comes_from_the_tracking_url() {
+        let mut r = AppReport { tracking_url: Some("http://h:4242/".into()), am_rpc_address: Some("h:5000".into()), ..Default::default() };
+        assert_eq!(am_rest_address(&r).unwrap(), "h:4242");
+        r.tracking_url = Some("http://rm:8088/proxy/application_1_0001/".into());
+        assert_eq!(am_rest_address(&r).unwrap(), "rm:8088/proxy/application_1_0001");
+        r.tracking_url = None;
+        assert_eq!(am_rest_address(&r), None);
+    }
+}

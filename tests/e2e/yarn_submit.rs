@@ -1,0 +1,278 @@
+//! `yarn-flink submit / list / status / kill` end to end: the real binary
+//! against the RM REST double and NodeManager doubles that run the AM and the
+//! TaskManagers as local processes (`integration_tests::yarn_double::mini`).
+//!
+//! With `YARN_FLINK_TEST_CLUSTER=/path/to/hadoop/conf` the same tests run
+//! against that cluster instead (no double is started; checks that need the
+//! double's insides are skipped). Output checks read the sink's directory
+//! locally, so on a real cluster they need `fs.defaultFS=file:///` (single node).
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+use std::time::{Duration, Instant};
+
+use integration_tests::yarn_double::mini::{write_client_conf, MiniYarn, MiniYarnConfig};
+use support::{output_lines, processes_mentioning, text};
+
+const REAL_CLUSTER_ENV: &str = "YARN_FLINK_TEST_CLUSTER";
+
+struct Cluster {
+    tmp: tempfile::TempDir,
+    conf_dir: PathBuf,
+    double: Option<MiniYarn>,
+}
+
+impl Cluster {
+    async fn start(config: MiniYarnConfig) -> Cluster {
+        let tmp = tempfile::Builder::new().prefix("yf-yarn-submit-").tempdir().unwrap();
+        if let Some(conf) = std::env::var_os(REAL_CLUSTER_ENV) {
+            return Cluster { tmp, conf_dir: PathBuf::from(conf), double: None };
+        }
+        let double = MiniYarn::start(&tmp.path().join("cluster"), config).await.unwrap();
+        Cluster { conf_dir: double.conf_dir.clone(), tmp, double: Some(double) }
+    }
+
+    fn root(&self) -> &Path {
+        self.tmp.path()
+    }
+
+    /// Runs `yarn-flink args...` against this cluster without blocking the doubles.
+    async fn yf(&self, args: &[&str]) -> Output {
+        let mut cmd = support::cmd(&self.root().join("state"));
+        cmd.env("HADOOP_CONF_DIR", &self.conf_dir).env("YF_POLL_INTERVAL", "50ms").args(args);
+        if self.double.is_some() {
+            cmd.env("HADOOP_USER_NAME", "tester");
+        }
+        tokio::process::Command::from(cmd).output().await.unwrap()
+    }
+
+    fn logs(&self) -> String {
+        self.double.as_ref().map(|d| d.logs()).unwrap_or_default()
+    }
+
+    /// Nothing this test started is still running (double only: on a real
+    /// cluster the containers are not ours to see).
+    async fn assert_nothing_left(&self) {
+        let Some(d) = &self.double else { return };
+        let start = Instant::now();
+        let needle = self.root().display().to_string();
+        loop {
+            let (containers, pids) = (d.running_containers(), processes_mentioning(&needle));
+            if containers == 0 && pids.is_empty() {
+                return;
+            }
+            let cmdlines: Vec<String> = pids
+                .iter()
+                .map(|p| std::fs::read_to_string(format!("/proc/{p}/cmdline")).unwrap_or_default().replace('\0', " "))
+                .collect();
+            assert!(
+                start.elapsed() < Duration::from_secs(15),
+                "left running: {containers} containers, processes {cmdlines:?}\n{}",
+                self.logs()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        if let Some(d) = self.double.take() {
+            d.shutdown();
+        }
+    }
+}
+
+/// Two vertices with two container sizes: `gen` (2 x 0.5 cpu / 256m) hashes
+/// into `sink` (1 x 2 cpu / 1g) which writes text files to `out`.
+fn two_vertex_bundle(dir: &Path, out: &Path, gen_sleep: &str) -> PathBuf {
+    let toml = format!(
+        "[job]\nname = \"two-sizes\"\n\
+         [[vertex]]\nname = \"gen\"\nparallelism = 2\nresources = {{ cpu = 0.5, memory = \"256m\" }}\n\
+         shell = \"sleep {gen_sleep}; for i in 1 2 3; do printf 'k%s\\\\t%s\\\\n' $i $YF_SUBTASK_INDEX; done\"\n\
+         [[vertex]]\nname = \"sink\"\nparallelism = 1\nresources = {{ cpu = 2, memory = \"1g\" }}\n\
+         sink = {{ type = \"text\", path = \"{}\" }}\n\
+         [[edge]]\nfrom = \"gen\"\nto = \"sink\"\npartitioning = \"hash\"\n",
+        out.display()
+    );
+    support::bundle(dir, &toml, &[])
+}
+
+fn expected_output() -> Vec<String> {
+    let mut v: Vec<String> = (1..=3).flat_map(|i| (0..2).map(move |s| format!("k{i}\t{s}"))).collect();
+    v.sort();
+    v
+}
+
+/// `application_..` from the client's "Submitted application X" line.
+fn app_id(o: &Output) -> String {
+    let t = text(o);
+    t.split_whitespace()
+        .find(|w| w.starts_with("application_"))
+        .map(|w| w.trim_end_matches([':', ',']).to_owned())
+        .unwrap_or_else(|| panic!("no application id in:\n{t}"))
+}
+
+/// Seconds after submission at which the client saw `state` (its own timing line).
+fn seen_after(o: &Output, state: &str) -> Option<String> {
+    text(o).lines().find(|l| l.contains(&format!(": {state} after "))).map(|l| {
+        l.split(" after ").nth(1).unwrap_or("").split_whitespace().next().unwrap_or("").to_owned()
+    })
+}
+
+const FAST: [&str; 6] = ["--am-memory", "512m", "--tm-slots", "1", "--idle-timeout", "2s"];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_vertex_job_finishes_and_a_repeat_submit_uploads_nothing_new() {
+    let c = Cluster::start(MiniYarnConfig::default()).await;
+    let out = c.root().join("out");
+    let bundle = two_vertex_bundle(&c.root().join("bundle"), &out, "0");
+    let b = bundle.to_str().unwrap();
+
+    let started = Instant::now();
+    let mut args = vec!["submit", "--name", "two-sizes"];
+    args.extend(FAST);
+    args.push(b);
+    let first = c.yf(&args).await;
+    let took = started.elapsed();
+    assert!(first.status.success(), "{}\n{}", text(&first), c.logs());
+    let t = text(&first);
+    assert!(t.contains("Final status: SUCCEEDED (FINISHED)"), "{t}");
+    assert!(t.contains("uploaded 2 file(s)") && t.contains("reused 0 file(s)"), "{t}");
+    assert_eq!(output_lines(&out), expected_output());
+    let id = app_id(&first);
+    eprintln!(
+        "FIGURE submit->RUNNING {} submit->FINISHED {} (client wall {took:.2?})",
+        seen_after(&first, "RUNNING").unwrap_or_default(),
+        seen_after(&first, "FINISHED").unwrap_or_default()
+    );
+    if let Some(d) = &c.double {
+        // The AM asked for two container sizes (besides its own).
+        let sched = d.rm.scheduler(&id).unwrap();
+        let sizes: std::collections::BTreeSet<i64> =
+            sched.state.lock().unwrap().allocated_seen.iter().map(|(_, _, r)| r.memory_mb).collect();
+        assert!(sizes.len() >= 2, "container sizes {sizes:?}");
+        let record = d.rm.app(&id).unwrap();
+        assert_eq!((record.state.as_str(), record.final_status.as_str()), ("FINISHED", "SUCCEEDED"));
+        assert_eq!(record.submission["application-type"], "yarn-flink");
+        // The staging dir is gone; the cache stays.
+        let staging = d.root.join("fs/user/tester/.yarn-flink");
+        assert!(!staging.join(&id).exists());
+        assert!(staging.join("cache").read_dir().unwrap().count() >= 2);
+    }
+    c.assert_nothing_left().await;
+
+    // The same bundle again: everything comes from the cache.
+    std::fs::remove_dir_all(&out).unwrap();
+    let second = c.yf(&args).await;
+    assert!(second.status.success(), "{}\n{}", text(&second), c.logs());
+    let t2 = text(&second);
+    assert!(t2.contains("uploaded 0 file(s), 0 B") && t2.contains("reused 2 file(s)"), "{t2}");
+    assert_eq!(output_lines(&out), expected_output());
+    let staged = |t: &str| t.lines().find(|l| l.starts_with("Staged:")).unwrap_or("").to_owned();
+    eprintln!("FIGURE upload first: {} | repeat: {}", staged(&t), staged(&t2));
+
+    let list = c.yf(&["list"]).await;
+    assert!(list.status.success(), "{}", text(&list));
+    assert!(text(&list).contains(&id) && text(&list).contains("SUCCEEDED"), "{}", text(&list));
+    let status = c.yf(&["status", &id]).await;
+    assert!(text(&status).contains("FINISHED (final status SUCCEEDED)"), "{}", text(&status));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn detached_returns_at_running_and_kill_ends_it_killed() {
+    let c = Cluster::start(MiniYarnConfig::default()).await;
+    let out = c.root().join("out");
+    let bundle = two_vertex_bundle(&c.root().join("bundle"), &out, "600");
+    let mut args = vec!["submit", "--detached"];
+    args.extend(FAST);
+    args.push(bundle.to_str().unwrap());
+    let o = c.yf(&args).await;
+    assert!(o.status.success(), "{}\n{}", text(&o), c.logs());
+    let id = String::from_utf8_lossy(&o.stdout).trim().to_owned();
+    assert!(id.starts_with("application_"), "stdout: {id:?}\n{}", text(&o));
+    assert!(text(&o).contains(": RUNNING after"), "{}", text(&o));
+    let status = c.yf(&["status", &id]).await;
+    assert!(text(&status).contains("state:        RUNNING"), "{}", text(&status));
+
+    let k = c.yf(&["kill", &id]).await;
+    assert!(k.status.success(), "{}\n{}", text(&k), c.logs());
+    assert!(text(&k).contains(&format!("{id} KILLED KILLED")), "{}", text(&k));
+    let status = c.yf(&["status", &id]).await;
+    assert!(text(&status).contains("KILLED (final status KILLED)"), "{}", text(&status));
+    assert!(text(&status).contains("was killed by user"), "{}", text(&status));
+    c.assert_nothing_left().await;
+    if let Some(d) = &c.double {
+        assert!(!d.root.join("fs/user/tester/.yarn-flink").join(&id).exists(), "kill removes the staging dir");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_am_over_the_maximum_is_refused_naming_the_limit() {
+    let c = Cluster::start(MiniYarnConfig { max_allocation: (4096, 4), ..Default::default() }).await;
+    let bundle = two_vertex_bundle(&c.root().join("bundle"), &c.root().join("out"), "0");
+    let o = c.yf(&["submit", "--am-memory", "99999m", bundle.to_str().unwrap()]).await;
+    assert!(!o.status.success());
+    let t = text(&o);
+    assert!(t.contains("asks 99999 MB / 1 vcores") && t.contains("maximum-allocation-mb"), "{t}");
+    if let Some(d) = &c.double {
+        assert!(t.contains("largest container is 4096 MB / 4 vcores"), "{t}");
+        assert!(d.rm.apps().is_empty(), "nothing may be submitted");
+        assert!(!t.contains("Staged:"), "nothing may be uploaded: {t}");
+    }
+    c.assert_nothing_left().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_rm_is_a_clear_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = free.local_addr().unwrap().to_string();
+    drop(free);
+    let conf = tmp.path().join("conf");
+    write_client_conf(&conf, &addr, &format!("file://{}", tmp.path().join("fs").display())).unwrap();
+    let bundle = two_vertex_bundle(&tmp.path().join("bundle"), &tmp.path().join("out"), "0");
+    for args in [vec!["submit", bundle.to_str().unwrap()], vec!["list"], vec!["kill", "application_1_0001"]] {
+        let mut cmd = support::cmd(&tmp.path().join("state"));
+        cmd.env("HADOOP_CONF_DIR", &conf).args(&args);
+        let o = tokio::process::Command::from(cmd).output().await.unwrap();
+        assert!(!o.status.success(), "{args:?}");
+        let t = text(&o);
+        assert!(t.contains(&format!("http://{addr}")) && t.contains("yarn.resourcemanager.webapp.address"), "{t}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_yarn_session_takes_jobs_with_run_m_until_stopped() {
+    let c = Cluster::start(MiniYarnConfig::default()).await;
+    let mut args = vec!["submit", "--session"];
+    args.extend(FAST);
+    let o = c.yf(&args).await;
+    assert!(o.status.success(), "{}\n{}", text(&o), c.logs());
+    let address = String::from_utf8_lossy(&o.stdout).trim().to_owned();
+    let id = app_id(&o);
+    assert!(text(&o).contains(&format!("yarn-flink run -m {address}")), "{}", text(&o));
+
+    let out = c.root().join("out");
+    let bundle = two_vertex_bundle(&c.root().join("bundle"), &out, "0");
+    let r = c.yf(&["run", "-m", &address, bundle.to_str().unwrap()]).await;
+    assert!(r.status.success(), "{}\n{}", text(&r), c.logs());
+    assert_eq!(output_lines(&out), expected_output());
+    let jobs = c.yf(&["list", "-m", &address]).await;
+    assert!(text(&jobs).contains("FINISHED"), "{}", text(&jobs));
+
+    let stop = c.yf(&["session", "stop", "-m", &address]).await;
+    assert!(stop.status.success(), "{}", text(&stop));
+    let start = Instant::now();
+    loop {
+        let s = text(&c.yf(&["status", &id]).await);
+        if s.contains("FINISHED (final status SUCCEEDED)") {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(20), "session did not finish:\n{s}\n{}", c.logs());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    c.assert_nothing_left().await;
+}

@@ -1,0 +1,787 @@
+//! A YARN ResourceManager's REST API (`/ws/v1/cluster/...`) for tests, in the
+//! JSON shapes of the Hadoop 3.3.6 captures (`shared/wire/hadoop-3.3.6/rest/`).
+//!
+//! Each submitted application gets what a real RM gives it: an attempt with
+//! its own scheduler (the IPC [`ResourceManager`](crate::hadoop_ipc_server::yarn::ResourceManager)
+//! double, on its own port), an AMRMToken added to the submitted credentials,
+//! and an AM container started as a local process through the NodeManager
+//! double's [`ContainerLauncher`] with a `HADOOP_CONF_DIR` that points at that
+//! scheduler. Container exits are routed to the owning application's
+//! scheduler ([`RestRm::exit_router`]); an application that ends has its
+//! remaining containers stopped, as YARN does.
+//!
+//! States: NEW → ACCEPTED (submitted, AM container launching) → RUNNING (the
+//! AM registered with the scheduler) → FINISHED (the AM unregistered, then
+//! exited; final status as it said) | FAILED (the AM exited without
+//! unregistering, or its container could not start) | KILLED (PUT state).
+//! Refusals as the captures show them: 401 without `user.name` on calls that
+//! change state, 400 "Requested more memory than configured max", 404 for an
+//! unknown application. One attempt per application (max-app-attempts is
+//! recorded, not acted on). The tracking URL reported is the one the AM
+//! registered (a real RM reports its proxy instead).
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use axum::body::Bytes;
+use axum::extract::{Path as UrlPath, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use hadoop::credentials::Credentials;
+use hadoop::proto::yarn as pb;
+use hadoop::yarn::{
+    ApplicationAttemptId, ApplicationId, ContainerId, ContainerLaunchContext, LocalResource, LocalResourceType,
+    LocalResourceVisibility, NodeId, Resource, YarnUrl,
+};
+use prost::Message;
+use serde_json::{json, Value};
+use tokio::sync::Notify;
+
+use super::mini::site_xml;
+use crate::hadoop_ipc_server::launcher::{ContainerExit, ContainerLauncher};
+use crate::hadoop_ipc_server::sasl::SecretManager;
+use crate::hadoop_ipc_server::yarn::{ResourceManager, RmConfig};
+use crate::hadoop_ipc_server::{self as ipc, CallContext, CallHandler, HandlerFuture, ServerConfig};
+
+#[derive(Clone)]
+pub struct RestRmConfig {
+    pub cluster_timestamp: i64,
+    /// (memory MB, vcores): `yarn.scheduler.minimum-allocation-*`.
+    pub min_allocation: (u64, u32),
+    /// (memory MB, vcores): `yarn.scheduler.maximum-allocation-*`.
+    pub max_allocation: (u64, u32),
+    /// Where the per-application configuration dirs go.
+    pub work_root: PathBuf,
+    /// Shared with the NodeManager doubles: container tokens and NMTokens verify there.
+    pub secrets: SecretManager,
+    /// The NodeManagers: (node id, its launcher). AM containers start on the
+    /// first; the scheduler places TaskManager containers round robin.
+    pub nodes: Vec<(NodeId, Arc<ContainerLauncher>)>,
+    /// `fs.defaultFS` written into the AM's core-site.xml.
+    pub default_fs: String,
+    pub containers_per_allocate: usize,
+}
+
+impl RestRmConfig {
+    pub fn new(work_root: PathBuf, default_fs: &str, secrets: SecretManager, nodes: Vec<(NodeId, Arc<ContainerLauncher>)>) -> Self {
+        Self {
+            cluster_timestamp: 1_795_750_141_222,
+            min_allocation: (128, 1),
+            max_allocation: (8192, 8),
+            work_root,
+            secrets,
+            nodes,
+            default_fs: default_fs.to_owned(),
+            containers_per_allocate: 4,
+        }
+    }
+}
+
+/// What the AM told its scheduler.
+#[derive(Clone, Debug, Default)]
+pub struct AmSeen {
+    pub registered: Option<(String, i32, String)>,
+    pub finished: Option<(pb::FinalApplicationStatusProto, String)>,
+}
+
+/// The IPC scheduler double, with the calls the REST side needs observed.
+struct Observed {
+    rm: Arc<ResourceManager>,
+    seen: Arc<Mutex<AmSeen>>,
+}
+
+impl CallHandler for Observed {
+    fn call(&self, ctx: CallContext, method: String, payload: Vec<u8>) -> HandlerFuture {
+        match method.as_str() {
+            "registerApplicationMaster" => {
+                if let Ok(r) = pb::RegisterApplicationMasterRequestProto::decode(payload.as_slice()) {
+                    self.seen.lock().unwrap().registered = Some((
+                        r.host.unwrap_or_default(),
+                        r.rpc_port.unwrap_or(-1),
+                        r.tracking_url.unwrap_or_default(),
+                    ));
+                }
+            }
+            "finishApplicationMaster" => {
+                if let Ok(r) = pb::FinishApplicationMasterRequestProto::decode(payload.as_slice()) {
+                    let status = r.final_application_status.and_then(|s| pb::FinalApplicationStatusProto::try_from(s).ok());
+                    self.seen.lock().unwrap().finished =
+                        Some((status.unwrap_or(pb::FinalApplicationStatusProto::AppUndefined), r.diagnostics.unwrap_or_default()));
+                }
+            }
+            _ => {}
+        }
+        self.rm.call(ctx, method, payload)
+    }
+}
+
+/// One application's record.
+#[derive(Clone, Debug)]
+pub struct AppRecord {
+    pub id: ApplicationId,
+    pub user: String,
+    pub name: String,
+    pub queue: String,
+    pub application_type: String,
+    pub tags: Vec<String>,
+    pub state: String,
+    pub final_status: String,
+    pub diagnostics: String,
+    pub started_ms: i64,
+    pub launched_ms: i64,
+    pub finished_ms: i64,
+    pub tracking_url: Option<String>,
+    pub am_rpc_address: Option<String>,
+    pub am_resource: (u64, u32),
+    pub max_app_attempts: u64,
+    pub am_log_dir: Option<PathBuf>,
+    pub am_pid: Option<u32>,
+    /// The raw submission body, for tests that check what the client sent.
+    pub submission: Value,
+}
+
+struct AppSlot {
+    record: AppRecord,
+    kill: Arc<Notify>,
+    /// The attempt's scheduler, once started.
+    scheduler: Option<Arc<ResourceManager>>,
+}
+
+struct Inner {
+    config: RestRmConfig,
+    addr: SocketAddr,
+    /// Issued ids (new-application) -> submitted app (None until POST /apps).
+    apps: Mutex<BTreeMap<i32, Option<AppSlot>>>,
+}
+
+/// A running RM REST double; dropping it stops the server (AM processes are
+/// killed by [`RestRm::shutdown`]).
+pub struct RestRm {
+    inner: Arc<Inner>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+}
+
+/// `{"RemoteException":{...}}` as Hadoop's web services write it.
+fn remote(status: StatusCode, exception: &str, message: &str, class: &str) -> Response {
+    (status, Json(json!({"RemoteException": {"exception": exception, "message": message, "javaClassName": class}})))
+        .into_response()
+}
+
+fn unauthorized() -> Response {
+    remote(
+        StatusCode::UNAUTHORIZED,
+        "AuthorizationException",
+        "Unable to obtain user name, user not authenticated",
+        "org.apache.hadoop.security.authorize.AuthorizationException",
+    )
+}
+
+fn bad_request(message: &str) -> Response {
+    remote(
+        StatusCode::BAD_REQUEST,
+        "BadRequestException",
+        &format!("java.lang.Exception: {message}"),
+        "org.apache.hadoop.yarn.webapp.BadRequestException",
+    )
+}
+
+fn not_found(id: &str) -> Response {
+    remote(
+        StatusCode::NOT_FOUND,
+        "NotFoundException",
+        &format!("java.lang.Exception: app with id: {id} not found"),
+        "org.apache.hadoop.yarn.webapp.NotFoundException",
+    )
+}
+
+fn resource_json(mb: u64, vcores: u32) -> Value {
+    json!({"memory": mb, "vCores": vcores, "resourceInformations": {"resourceInformation": [
+        {"attributes": {}, "maximumAllocation": i64::MAX, "minimumAllocation": 0, "name": "memory-mb",
+         "resourceType": "COUNTABLE", "units": "Mi", "value": mb},
+        {"attributes": {}, "maximumAllocation": i64::MAX, "minimumAllocation": 0, "name": "vcores",
+         "resourceType": "COUNTABLE", "units": "", "value": vcores}]}})
+}
+
+impl RestRm {
+    pub async fn start(config: RestRmConfig) -> std::io::Result<RestRm> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let inner = Arc::new(Inner { config, addr, apps: Mutex::new(BTreeMap::new()) });
+        let app = Router::new()
+            .route("/ws/v1/cluster/info", get(info))
+            .route("/ws/v1/cluster/apps/new-application", post(new_application))
+            .route("/ws/v1/cluster/apps", post(submit).get(list))
+            .route("/ws/v1/cluster/apps/{id}", get(app_report))
+            .route("/ws/v1/cluster/apps/{id}/state", get(app_state).put(put_state))
+            .with_state(inner.clone());
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Ok(RestRm { inner, task })
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.inner.addr
+    }
+
+    /// `http://127.0.0.1:<port>`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.inner.addr)
+    }
+
+    pub fn app(&self, id: &str) -> Option<AppRecord> {
+        let n = parse_app_id(id, self.inner.config.cluster_timestamp)?;
+        self.inner.apps.lock().unwrap().get(&n).and_then(|s| s.as_ref().map(|s| s.record.clone()))
+    }
+
+    pub fn apps(&self) -> Vec<AppRecord> {
+        self.inner.apps.lock().unwrap().values().flatten().map(|s| s.record.clone()).collect()
+    }
+
+    /// Routes a NodeManager's container exits to the owning application's
+    /// scheduler (which reports them to its AM): pass to [`ContainerLauncher::on_exit`].
+    pub fn exit_router(&self) -> impl Fn(&ContainerExit) + Send + Sync + 'static {
+        let inner = Arc::downgrade(&self.inner);
+        move |exit| {
+            let Some(inner) = inner.upgrade() else { return };
+            let scheduler = inner
+                .apps
+                .lock()
+                .unwrap()
+                .get(&exit.id.attempt.application.id)
+                .and_then(|s| s.as_ref().and_then(|s| s.scheduler.clone()));
+            if let Some(rm) = scheduler {
+                rm.complete(exit.id, exit.exit_status, &exit.diagnostics);
+            }
+        }
+    }
+
+    /// The scheduler double of an application (after its submission).
+    pub fn scheduler(&self, id: &str) -> Option<Arc<ResourceManager>> {
+        let n = parse_app_id(id, self.inner.config.cluster_timestamp)?;
+        self.inner.apps.lock().unwrap().get(&n).and_then(|s| s.as_ref().and_then(|s| s.scheduler.clone()))
+    }
+
+    /// Stops serving and SIGKILLs every container still running.
+    pub fn shutdown(self) {
+        for (_, l) in &self.inner.config.nodes {
+            l.shutdown();
+        }
+        self.task.abort();
+    }
+}
+
+impl Drop for RestRm {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+fn is_terminal(state: &str) -> bool {
+    matches!(state, "FINISHED" | "FAILED" | "KILLED")
+}
+
+fn parse_app_id(id: &str, ts: i64) -> Option<i32> {
+    let rest = id.strip_prefix("application_")?;
+    let (t, n) = rest.split_once('_')?;
+    (t.parse::<i64>().ok()? == ts).then_some(())?;
+    n.parse().ok()
+}
+
+fn user(q: &HashMap<String, String>) -> Option<String> {
+    q.get("user.name").filter(|u| !u.is_empty()).cloned()
+}
+
+async fn info(State(inner): State<Arc<Inner>>) -> Response {
+    let ts = inner.config.cluster_timestamp;
+    Json(json!({"clusterInfo": {"id": ts, "startedOn": ts, "state": "STARTED", "haState": "ACTIVE",
+        "resourceManagerVersion": "3.3.6", "hadoopVersion": "3.3.6"}}))
+    .into_response()
+}
+
+async fn new_application(State(inner): State<Arc<Inner>>, Query(q): Query<HashMap<String, String>>) -> Response {
+    if user(&q).is_none() {
+        return unauthorized();
+    }
+    let mut apps = inner.apps.lock().unwrap();
+    let n = apps.keys().next_back().copied().unwrap_or(0) + 1;
+    apps.insert(n, None);
+    let id = ApplicationId { cluster_timestamp: inner.config.cluster_timestamp, id: n };
+    let (mb, vc) = inner.config.max_allocation;
+    Json(json!({"application-id": id.to_string(), "maximum-resource-capability": resource_json(mb, vc)})).into_response()
+}
+
+async fn submit(
+    State(inner): State<Arc<Inner>>,
+    Query(q): Query<HashMap<String, String>>,
+    body: Bytes,
+) -> Response {
+    let Some(user) = user(&q) else { return unauthorized() };
+    let Ok(v) = serde_json::from_slice::<Value>(&body) else { return bad_request("cannot parse the submission") };
+    let id_text = v["application-id"].as_str().unwrap_or_default().to_owned();
+    let Some(n) = parse_app_id(&id_text, inner.config.cluster_timestamp) else {
+        return bad_request(&format!("Invalid ApplicationId: {id_text}"));
+    };
+    let mb = v["resource"]["memory"].as_u64().unwrap_or(0);
+    let vc = v["resource"]["vCores"].as_u64().unwrap_or(1) as u32;
+    let (max_mb, max_vc) = inner.config.max_allocation;
+    if mb > max_mb {
+        return bad_request("Requested more memory than configured max");
+    }
+    if vc > max_vc {
+        return bad_request("Requested more cores than configured max");
+    }
+    let spec = &v["am-container-spec"];
+    let credentials = match spec.get("credentials") {
+        Some(c) => match Credentials::from_rest_json(c) {
+            Ok(c) => c,
+            Err(e) => return bad_request(&e.to_string()),
+        },
+        None => Credentials::default(),
+    };
+    let mut local_resources = BTreeMap::new();
+    for e in spec["local-resources"]["entry"].as_array().cloned().unwrap_or_default() {
+        let r = &e["value"];
+        let kind = match r["type"].as_str() {
+            Some("ARCHIVE") => LocalResourceType::Archive,
+            Some("PATTERN") => LocalResourceType::Pattern,
+            _ => LocalResourceType::File,
+        };
+        let visibility = match r["visibility"].as_str() {
+            Some("PUBLIC") => LocalResourceVisibility::Public,
+            Some("PRIVATE") => LocalResourceVisibility::Private,
+            _ => LocalResourceVisibility::Application,
+        };
+        local_resources.insert(
+            e["key"].as_str().unwrap_or_default().to_owned(),
+            LocalResource {
+                url: yarn_url(r["resource"].as_str().unwrap_or_default()),
+                size: r["size"].as_i64().unwrap_or(0),
+                timestamp: r["timestamp"].as_i64().unwrap_or(0),
+                kind,
+                visibility,
+                pattern: None,
+            },
+        );
+    }
+    let environment: BTreeMap<String, String> = spec["environment"]["entry"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .map(|e| (e["key"].as_str().unwrap_or_default().to_owned(), e["value"].as_str().unwrap_or_default().to_owned()))
+        .collect();
+    let command = spec["commands"]["command"].as_str().unwrap_or_default().to_owned();
+    let record = AppRecord {
+        id: ApplicationId { cluster_timestamp: inner.config.cluster_timestamp, id: n },
+        user,
+        name: v["application-name"].as_str().unwrap_or("N/A").to_owned(),
+        queue: v["queue"].as_str().unwrap_or("default").to_owned(),
+        application_type: v["application-type"].as_str().unwrap_or("YARN").to_owned(),
+        tags: v["application-tags"]
+            .as_array()
+            .map(|a| a.iter().filter_map(|t| t.as_str().map(str::to_owned)).collect())
+            .unwrap_or_default(),
+        state: "ACCEPTED".into(),
+        final_status: "UNDEFINED".into(),
+        diagnostics: "AM container is launched, waiting for AM container to Register with RM".into(),
+        started_ms: now_ms(),
+        launched_ms: 0,
+        finished_ms: 0,
+        tracking_url: None,
+        am_rpc_address: None,
+        am_resource: (mb, vc),
+        max_app_attempts: v["max-app-attempts"].as_u64().unwrap_or(2),
+        am_log_dir: None,
+        am_pid: None,
+        submission: v.clone(),
+    };
+    let kill = Arc::new(Notify::new());
+    {
+        let mut apps = inner.apps.lock().unwrap();
+        match apps.get(&n) {
+            Some(None) => {}
+            Some(Some(_)) => return bad_request(&format!("Application {id_text} already submitted")),
+            None => return bad_request(&format!("Application {id_text} was not issued by new-application")),
+        }
+        apps.insert(n, Some(AppSlot { record: record.clone(), kill: kill.clone(), scheduler: None }));
+    }
+    let spec = ContainerLaunchContext { local_resources, environment, commands: vec![command], tokens: Vec::new() };
+    tokio::spawn(run_app(inner.clone(), record.id, spec, credentials, kill));
+    let mut headers = HeaderMap::new();
+    if let Ok(loc) = format!("http://{}/ws/v1/cluster/apps/{id_text}", inner.addr).parse() {
+        headers.insert("Location", loc);
+    }
+    (StatusCode::ACCEPTED, headers).into_response()
+}
+
+/// `scheme://host:port/path` as YARN's `URL` record.
+fn yarn_url(s: &str) -> YarnUrl {
+    let Some((scheme, rest)) = s.split_once("://").or_else(|| s.split_once(':')) else {
+        return YarnUrl { file: s.to_owned(), ..Default::default() };
+    };
+    let (authority, path) = match rest.find('/') {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, "/"),
+    };
+    let (host, port) = match authority.rsplit_once(':') {
+        Some((h, p)) => (h, p.parse().ok()),
+        None => (authority, None),
+    };
+    YarnUrl { scheme: scheme.to_owned(), host: host.to_owned(), port, file: path.to_owned(), user_info: None }
+}
+
+fn update(inner: &Inner, id: ApplicationId, f: impl FnOnce(&mut AppRecord)) {
+    if let Some(Some(slot)) = inner.apps.lock().unwrap().get_mut(&id.id) {
+        f(&mut slot.record);
+    }
+}
+
+fn end(inner: &Inner, id: ApplicationId, state: &str, final_status: &str, diagnostics: String) {
+    update(inner, id, |r| {
+        r.state = state.into();
+        r.final_status = final_status.into();
+        r.diagnostics = diagnostics;
+        r.finished_ms = now_ms();
+    });
+    // YARN stops what is left of an ended application.
+    for (_, l) in &inner.config.nodes {
+        for c in l.running() {
+            if c.attempt.application == id {
+                stop_container(l, &c);
+            }
+        }
+    }
+}
+
+/// The NodeManager's way of stopping a container: SIGTERM to its process
+/// group, then SIGKILL to the *group* after `sleep-delay-before-sigkill`, even
+/// when the group's leader (the `bash -c` wrapper) is already gone, so a
+/// child that lingers after SIGTERM (an AM still trying to unregister) dies too.
+fn stop_container(launcher: &Arc<ContainerLauncher>, id: &ContainerId) {
+    let pid = launcher.pid(id);
+    launcher.stop(id);
+    let grace = launcher.config().stop_grace;
+    if let Some(pgid) = pid.and_then(|p| i32::try_from(p).ok()).filter(|p| *p > 0) {
+        tokio::spawn(async move {
+            tokio::time::sleep(grace).await;
+            // SAFETY: kill(2) on the process group of a container this double
+            // started; pids are not reused within the grace period in tests.
+            unsafe { libc::kill(-pgid, libc::SIGKILL) };
+        });
+    }
+}
+
+
+/// One application's life: scheduler, AM container, state transitions.
+async fn run_app(
+    inner: Arc<Inner>,
+    id: ApplicationId,
+    spec: ContainerLaunchContext,
+    submitted: Credentials,
+    kill: Arc<Notify>,
+) {
+    let c = &inner.config;
+    let Some((_, am_node)) = c.nodes.first().cloned() else {
+        return end(&inner, id, "FAILED", "FAILED", "the RM double has no NodeManager to run the AM on".into());
+    };
+    let attempt = ApplicationAttemptId { application: id, attempt: 1 };
+    let rm = ResourceManager::new(
+        RmConfig {
+            attempt,
+            minimum_allocation: Resource::new(c.min_allocation.0 as i64, c.min_allocation.1 as i32),
+            maximum_allocation: Resource::new(c.max_allocation.0 as i64, c.max_allocation.1 as i32),
+            nodes: c.nodes.iter().map(|(n, _)| n.clone()).collect(),
+            containers_per_allocate: c.containers_per_allocate,
+            finish_pending_calls: 1,
+        },
+        c.secrets.clone(),
+    );
+    if let Some(Some(slot)) = inner.apps.lock().unwrap().get_mut(&id.id) {
+        slot.scheduler = Some(rm.clone());
+    }
+    let seen = Arc::new(Mutex::new(AmSeen::default()));
+    let handler = Arc::new(Observed { rm: rm.clone(), seen: seen.clone() });
+    let server = ipc::start(
+        ServerConfig::default().with_sasl(c.secrets.digest_md5()).with_handler(hadoop::yarn::amrm::PROTOCOL, handler),
+    )
+    .await;
+    let server = match server {
+        Ok(s) => s,
+        Err(e) => return end(&inner, id, "FAILED", "FAILED", format!("cannot start the scheduler double: {e}")),
+    };
+    // The AM container's view of the cluster, as the NodeManager's HADOOP_CONF_DIR gives it.
+    let conf_dir = c.work_root.join(format!("{id}.conf"));
+    let write_conf = || -> std::io::Result<()> {
+        std::fs::create_dir_all(&conf_dir)?;
+        std::fs::write(
+            conf_dir.join("core-site.xml"),
+            site_xml(&[("fs.defaultFS", c.default_fs.clone()), ("hadoop.security.authentication", "simple".into())]),
+        )?;
+        std::fs::write(
+            conf_dir.join("yarn-site.xml"),
+            site_xml(&[
+                ("yarn.resourcemanager.scheduler.address", server.addr().to_string()),
+                ("yarn.resourcemanager.webapp.address", inner.addr.to_string()),
+                ("yarn.scheduler.minimum-allocation-mb", c.min_allocation.0.to_string()),
+                ("yarn.scheduler.minimum-allocation-vcores", c.min_allocation.1.to_string()),
+                ("yarn.scheduler.maximum-allocation-mb", c.max_allocation.0.to_string()),
+                ("yarn.scheduler.maximum-allocation-vcores", c.max_allocation.1.to_string()),
+            ]),
+        )
+    };
+    if let Err(e) = write_conf() {
+        return end(&inner, id, "FAILED", "FAILED", format!("cannot write the AM's configuration: {e}"));
+    }
+    // The submitted credentials plus the AMRMToken, as the RM hands them to the NodeManager.
+    let mut creds = submitted;
+    creds.tokens.insert(0, (String::new(), rm.amrm_token()));
+    let mut spec = spec;
+    spec.tokens = creds.to_bytes();
+    spec.environment.insert("HADOOP_CONF_DIR".into(), conf_dir.display().to_string());
+    spec.environment.insert("APP_SUBMIT_TIME_ENV".into(), now_ms().to_string());
+    let container_id = ContainerId { attempt, id: 1 };
+    let mut launched = match am_node.launch(container_id, &spec) {
+        Ok(l) => l,
+        Err(diag) => {
+            return end(&inner, id, "FAILED", "FAILED", format!("AM container {container_id} failed to launch: {diag}"))
+        }
+    };
+    update(&inner, id, |r| {
+        r.launched_ms = now_ms();
+        r.am_log_dir = Some(launched.log_dir.clone());
+        r.am_pid = Some(launched.pid);
+    });
+    let mut tick = tokio::time::interval(Duration::from_millis(20));
+    loop {
+        tokio::select! {
+            exit = launched.wait() => {
+                let finished = seen.lock().unwrap().finished.clone();
+                match finished {
+                    Some((status, diag)) => {
+                        let fs = match status {
+                            pb::FinalApplicationStatusProto::AppSucceeded => "SUCCEEDED",
+                            pb::FinalApplicationStatusProto::AppFailed => "FAILED",
+                            pb::FinalApplicationStatusProto::AppKilled => "KILLED",
+                            _ => "UNDEFINED",
+                        };
+                        end(&inner, id, "FINISHED", fs, diag);
+                    }
+                    None => end(&inner, id, "FAILED", "FAILED", format!(
+                        "Application {id} failed 1 times due to AM Container for {attempt} exited with exitCode: {}. \
+                         Diagnostics: {}. Logs: {}",
+                        exit.exit_status, exit.diagnostics, launched.log_dir.display()
+                    )),
+                }
+                drop(server);
+                return;
+            }
+            _ = kill.notified() => {
+                stop_container(&am_node, &container_id);
+                let _ = launched.wait().await;
+                let user = inner.apps.lock().unwrap().get(&id.id).and_then(|s| s.as_ref().map(|s| s.record.user.clone())).unwrap_or_default();
+                end(&inner, id, "KILLED", "KILLED", format!("Application {id} was killed by user {user}"));
+                drop(server);
+                return;
+            }
+            _ = tick.tick() => {
+                let registered = seen.lock().unwrap().registered.clone();
+                if let Some((host, port, tracking)) = registered {
+                    update(&inner, id, |r| {
+                        if r.state == "ACCEPTED" {
+                            r.state = "RUNNING".into();
+                            r.diagnostics.clear();
+                            r.tracking_url = (!tracking.is_empty()).then_some(tracking.clone());
+                            r.am_rpc_address = Some(format!("{host}:{port}"));
+                        }
+                    });
+                }
+            }
+        }
+    }
+}
+
+fn app_json(r: &AppRecord, rm: SocketAddr) -> Value {
+    let running = r.state == "RUNNING";
+    let elapsed = if r.finished_ms > 0 { r.finished_ms - r.started_ms } else { now_ms() - r.started_ms };
+    let mut v = json!({
+        "id": r.id.to_string(), "user": r.user, "name": r.name, "queue": r.queue, "state": r.state,
+        "finalStatus": r.final_status, "progress": if is_terminal(&r.state) { 100.0 } else { 0.0 },
+        "trackingUI": if is_terminal(&r.state) { "History" } else if running { "ApplicationMaster" } else { "UNASSIGNED" },
+        "trackingUrl": r.tracking_url.clone().unwrap_or_else(|| format!("http://{rm}/cluster/app/{}", r.id)),
+        "diagnostics": r.diagnostics, "clusterId": r.id.cluster_timestamp, "applicationType": r.application_type,
+        "applicationTags": r.tags.join(","), "priority": 0, "startedTime": r.started_ms, "launchTime": r.launched_ms,
+        "finishedTime": r.finished_ms, "elapsedTime": elapsed,
+        "amContainerLogs": r.am_log_dir.as_ref().map(|d| format!("file://{}", d.display())).unwrap_or_default(),
+        "amHostHttpAddress": "127.0.0.1:0", "masterNodeId": "127.0.0.1:0",
+        "allocatedMB": if running { r.am_resource.0 as i64 } else { -1 },
+        "allocatedVCores": if running { r.am_resource.1 as i64 } else { -1 },
+        "runningContainers": if running { 1 } else { -1 },
+        "unmanagedApplication": false, "logAggregationStatus": "DISABLED",
+        "amNodeLabelExpression": "", "appNodeLabelExpression": "",
+    });
+    if let Some(a) = &r.am_rpc_address {
+        v["amRPCAddress"] = json!(a);
+    }
+    v
+}
+
+async fn app_report(State(inner): State<Arc<Inner>>, UrlPath(id): UrlPath<String>) -> Response {
+    let apps = inner.apps.lock().unwrap();
+    match parse_app_id(&id, inner.config.cluster_timestamp).and_then(|n| apps.get(&n)).and_then(|s| s.as_ref()) {
+        Some(s) => Json(json!({"app": app_json(&s.record, inner.addr)})).into_response(),
+        None => not_found(&id),
+    }
+}
+
+async fn app_state(State(inner): State<Arc<Inner>>, UrlPath(id): UrlPath<String>) -> Response {
+    let apps = inner.apps.lock().unwrap();
+    match parse_app_id(&id, inner.config.cluster_timestamp).and_then(|n| apps.get(&n)).and_then(|s| s.as_ref()) {
+        Some(s) => Json(json!({"state": s.record.state})).into_response(),
+        None => not_found(&id),
+    }
+}
+
+async fn put_state(
+    State(inner): State<Arc<Inner>>,
+    UrlPath(id): UrlPath<String>,
+    Query(q): Query<HashMap<String, String>>,
+    body: Bytes,
+) -> Response {
+    if user(&q).is_none() {
+        return unauthorized();
+    }
+    let target = serde_json::from_slice::<Value>(&body).ok().and_then(|v| v["state"].as_str().map(str::to_owned));
+    if target.as_deref() != Some("KILLED") {
+        return bad_request("Only 'KILLED' is allowed as a target state.");
+    }
+    let apps = inner.apps.lock().unwrap();
+    let Some(slot) = parse_app_id(&id, inner.config.cluster_timestamp).and_then(|n| apps.get(&n)).and_then(|s| s.as_ref())
+    else {
+        return not_found(&id);
+    };
+    if is_terminal(&slot.record.state) {
+        return Json(json!({"state": slot.record.state})).into_response();
+    }
+    slot.kill.notify_one();
+    (StatusCode::ACCEPTED, Json(json!({"state": "KILLING"}))).into_response()
+}
+
+async fn list(State(inner): State<Arc<Inner>>, Query(q): Query<HashMap<String, String>>) -> Response {
+    let types: Vec<String> = q
+        .get("applicationTypes")
+        .map(|t| t.split(',').map(|s| s.trim().to_ascii_lowercase()).filter(|s| !s.is_empty()).collect())
+        .unwrap_or_default();
+    let apps = inner.apps.lock().unwrap();
+    let list: Vec<Value> = apps
+        .values()
+        .flatten()
+        .filter(|s| types.is_empty() || types.contains(&s.record.application_type.to_ascii_lowercase()))
+        .map(|s| app_json(&s.record, inner.addr))
+        .collect();
+    if list.is_empty() {
+        return Json(json!({"apps": null})).into_response();
+    }
+    Json(json!({"apps": {"app": list}})).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use super::*;
+    use crate::hadoop_ipc_server::launcher::LauncherConfig;
+
+    fn wire(rel: &str) -> Vec<u8> {
+        let dir = std::env::var_os("HADOOP_WIRE_FIXTURES")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/wire/hadoop-3.3.6"));
+        std::fs::read(dir.join(rel)).unwrap()
+    }
+
+    /// The JSON body of a captured response (chunked).
+    fn body(rel: &str) -> Value {
+        let raw = String::from_utf8(wire(rel)).unwrap();
+        let json = raw.lines().find(|l| l.starts_with('{')).unwrap();
+        serde_json::from_str(json).unwrap()
+    }
+
+    fn keys(v: &Value) -> BTreeSet<String> {
+        v.as_object().unwrap().keys().cloned().collect()
+    }
+
+    async fn call(rm: &RestRm, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
+        let mut req = reqwest::Client::new().request(method, format!("{}/ws/v1/cluster{path}", rm.url()));
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status().as_u16();
+        let text = resp.text().await.unwrap();
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    #[tokio::test]
+    async fn answers_in_the_captured_shapes() {
+        let dir = tempfile::tempdir().unwrap();
+        let node = NodeId { host: "127.0.0.1".into(), port: 1 };
+        let launcher = ContainerLauncher::new(LauncherConfig::new(dir.path().join("nm"), node.clone()));
+        let config = RestRmConfig::new(dir.path().to_owned(), "file:///", SecretManager::random(), vec![(node, launcher)]);
+        let rm = RestRm::start(config).await.unwrap();
+        use reqwest::Method as M;
+        // 401 without user.name, word for word.
+        let (s, v) = call(&rm, M::POST, "/apps/new-application", None).await;
+        assert_eq!((s, v), (401, body("rest/05-POST-apps_new-application.response")));
+        let (s, v) = call(&rm, M::POST, "/apps/new-application?user.name=root", None).await;
+        let captured = body("rest/06-POST-apps_new-application.response");
+        assert_eq!(s, 200);
+        assert_eq!(keys(&v), keys(&captured));
+        assert_eq!(v["maximum-resource-capability"], captured["maximum-resource-capability"]);
+        let id = v["application-id"].as_str().unwrap().to_owned();
+        // Over the maximum: the capture's 400, and no application.
+        let mut sub: Value = serde_json::from_slice(&wire("rest/07-POST-apps.body.json")).unwrap();
+        sub["application-id"] = json!(id);
+        sub["resource"]["memory"] = json!(99999);
+        let (s, v) = call(&rm, M::POST, "/apps?user.name=root", Some(sub.clone())).await;
+        assert_eq!((s, v), (400, body("rest/14-POST-apps.response")));
+        assert!(rm.apps().is_empty());
+        // The capture's own submission: accepted; its hdfs:// resource cannot be
+        // localized here, so the AM container fails to launch and the app FAILS.
+        sub["resource"]["memory"] = json!(256);
+        let (s, _) = call(&rm, M::POST, "/apps?user.name=root", Some(sub)).await;
+        assert_eq!(s, 202);
+        let report = loop {
+            let (s, v) = call(&rm, M::GET, &format!("/apps/{id}"), None).await;
+            assert_eq!(s, 200);
+            if v["app"]["state"] == "FAILED" {
+                break v;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        let captured = body("rest/12-GET-apps_application_1795750141222_0003.response");
+        let ours = keys(&report["app"]);
+        let theirs = keys(&captured["app"]);
+        let missing: Vec<_> = ours.difference(&theirs).filter(|k| *k != "amRPCAddress").collect();
+        assert!(missing.is_empty(), "keys the real RM does not send: {missing:?}");
+        assert!(report["app"]["diagnostics"].as_str().unwrap().contains("file:// URLs only"), "{report}");
+        let (s, v) = call(&rm, M::GET, "/apps/application_1_0001", None).await;
+        assert_eq!((s, v), (404, body("rest/04-GET-apps_application_1_0001.response")));
+        let (s, v) = call(&rm, M::GET, "/apps?applicationTypes=yarn-flink", None).await;
+        assert_eq!((s, v["apps"]["app"].as_array().unwrap().len()), (200, 1));
+        let (s, v) = call(&rm, M::GET, "/apps?applicationTypes=mapreduce", None).await;
+        assert_eq!((s, v), (200, json!({"apps": null})));
+        // Killing an ended app answers its final state.
+        let (s, v) = call(&rm, M::PUT, &format!("/apps/{id}/state?user.name=root"), Some(json!({"state":"KILLED"}))).await;
+        assert_eq!((s, v), (200, json!({"state": "FAILED"})));
+        rm.shutdown();
+    }
+}

@@ -1,0 +1,271 @@
+//! The `yarn` ResourceManagerDriver against the IPC ResourceManager and
+//! NodeManager doubles (book-keeping only: no process is started): one
+//! priority and allocation request id per worker spec, launch contexts,
+//! up-front refusal of oversized asks, surplus containers, completions,
+//! releases, progress, a rolled AMRMToken and terminate.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use am::drivers::yarn::{self, task_manager_command, YarnDriverConfig};
+use am::resource_manager::driver::{DriverEvent, ResourceManagerDriver};
+use am::resource_manager::worker::WorkerSpec;
+use common::ids::ResourceId;
+use common::resources::{ResourceProfile, MIB};
+use hadoop::ipc::RetryPolicy;
+use hadoop::yarn::amrm::{AmRmClient, AmRmConfig};
+use hadoop::yarn::nm::NmClient;
+use hadoop::yarn::{
+    ApplicationAttemptId, ApplicationId, ContainerId, FinalStatus, LocalResource, LocalResourceType,
+    LocalResourceVisibility, NodeId, Resource, YarnUrl,
+};
+use integration_tests::hadoop_ipc_server::sasl::SecretManager;
+use integration_tests::hadoop_ipc_server::yarn::{NodeManager, ResourceManager, RmConfig};
+use integration_tests::hadoop_ipc_server::{self as server, ServerConfig, ServerHandle};
+use tokio::sync::mpsc;
+
+fn attempt() -> ApplicationAttemptId {
+    ApplicationAttemptId { application: ApplicationId { cluster_timestamp: 1795750141222, id: 1 }, attempt: 1 }
+}
+
+struct Setup {
+    rm: Arc<ResourceManager>,
+    nm: Arc<NodeManager>,
+    driver: yarn::YarnDriver,
+    am: yarn::YarnAm,
+    events: mpsc::UnboundedReceiver<DriverEvent>,
+    config: YarnDriverConfig,
+    _servers: (ServerHandle, ServerHandle),
+}
+
+async fn setup() -> Setup {
+    let secrets = SecretManager::random();
+    let nm = Arc::new(NodeManager::default());
+    let nm_server = server::start(
+        ServerConfig::default().with_sasl(secrets.digest_md5()).with_handler(hadoop::yarn::nm::PROTOCOL, nm.clone()),
+    )
+    .await
+    .unwrap();
+    let node = NodeId { host: "127.0.0.1".into(), port: i32::from(nm_server.addr().port()) };
+    let rm = ResourceManager::new(
+        RmConfig {
+            attempt: attempt(),
+            minimum_allocation: Resource::new(128, 1),
+            maximum_allocation: Resource::new(4096, 4),
+            nodes: vec![node],
+            containers_per_allocate: 8,
+            finish_pending_calls: 1,
+        },
+        secrets.clone(),
+    );
+    let rm_server = server::start(
+        ServerConfig::default().with_sasl(secrets.digest_md5()).with_handler(hadoop::yarn::amrm::PROTOCOL, rm.clone()),
+    )
+    .await
+    .unwrap();
+    let mut amrm = AmRmConfig::new(vec![rm_server.addr().to_string()]);
+    amrm.retry =
+        RetryPolicy { max_retries: 2, min_delay: Duration::from_millis(5), max_delay: Duration::from_millis(20) };
+    amrm.finish_poll_interval = Duration::from_millis(1);
+    let mut client = AmRmClient::new(amrm, rm.amrm_token());
+    let reg = client.register("127.0.0.1", 4242, "http://127.0.0.1:1/").await.unwrap();
+    let mut config = YarnDriverConfig::new("127.0.0.1:4242".into(), reg.maximum_capability);
+    config.max_allocate_failures = 3;
+    config.fast_heartbeat = Duration::from_millis(10);
+    config.slow_heartbeat = Duration::from_millis(40);
+    config.tokens = b"HDTS\0\0\0".to_vec();
+    config.env = BTreeMap::from([("RUST_LOG".to_string(), "debug".to_string())]);
+    config.local_resources = BTreeMap::from([(
+        "yarn-flink".to_string(),
+        LocalResource {
+            url: YarnUrl {
+                scheme: "hdfs".into(),
+                host: "nn".into(),
+                port: Some(8020),
+                file: "/s/yarn-flink".into(),
+                user_info: None,
+            },
+            size: 10,
+            timestamp: 20,
+            kind: LocalResourceType::File,
+            visibility: LocalResourceVisibility::Application,
+            pattern: None,
+        },
+    )]);
+    let (tx, events) = mpsc::unbounded_channel();
+    let (driver, am) = yarn::start(client, NmClient::default(), config.clone(), tx);
+    Setup { rm, nm, driver, am, events, config, _servers: (nm_server, rm_server) }
+}
+
+async fn next(events: &mut mpsc::UnboundedReceiver<DriverEvent>) -> DriverEvent {
+    tokio::time::timeout(Duration::from_secs(10), events.recv()).await.expect("a driver event in time").unwrap()
+}
+
+async fn eventually(what: &str, mut f: impl FnMut() -> bool) {
+    for _ in 0..500 {
+        if f() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("timed out waiting for {what}");
+}
+
+fn spec(cpu_millis: u64, mem_mb: u64) -> WorkerSpec {
+    WorkerSpec::uniform(ResourceProfile::new(cpu_millis, mem_mb * MIB), 1)
+}
+
+fn container_of(id: &ResourceId) -> ContainerId {
+    id.as_str().parse().unwrap()
+}
+
+#[tokio::test]
+async fn each_worker_spec_gets_its_own_priority_and_containers_of_its_size() {
+    let mut s = setup().await;
+    let (small, big) = (spec(500, 256), spec(2000, 2048));
+    s.driver.request_worker(&small);
+    s.driver.request_worker(&big);
+    s.driver.request_worker(&small);
+    let mut started = BTreeMap::new();
+    for _ in 0..3 {
+        match next(&mut s.events).await {
+            DriverEvent::WorkerStarted { resource_id, spec } => started.insert(resource_id, spec),
+            other => panic!("{other:?}"),
+        };
+    }
+    assert_eq!(started.values().filter(|w| **w == small).count(), 2);
+    assert_eq!(started.values().filter(|w| **w == big).count(), 1);
+
+    let state = s.rm.state.lock().unwrap();
+    let asks: Vec<_> = state.asks_seen.iter().filter(|a| a.3 > 0).cloned().collect();
+    let small_ask = asks.iter().find(|a| a.2 == Resource::new(256, 1)).expect("a small ask");
+    let big_ask = asks.iter().find(|a| a.2 == Resource::new(2048, 2)).expect("a big ask");
+    assert_ne!((small_ask.0, small_ask.1), (big_ask.0, big_ask.1), "one priority/request id per spec");
+    assert_eq!(asks.iter().filter(|a| a.1 == small_ask.1).map(|a| a.3).max(), Some(2), "asks are totals");
+    for (container, request_id, size) in &state.allocated_seen {
+        let resource_id = ResourceId::new(container.to_string());
+        let expected = if *request_id == small_ask.1 { &small } else { &big };
+        assert_eq!(started.get(&resource_id), Some(expected), "{container} answers ask {request_id} ({size})");
+    }
+    drop(state);
+
+    // The launch context: binary localized, TaskManager env, YARN's log dir, our tokens.
+    let containers = s.nm.containers.lock().unwrap();
+    let (ctx, _) = containers.get(&container_of(started.keys().next().unwrap())).unwrap();
+    assert_eq!(ctx.commands, vec![task_manager_command()]);
+    assert!(ctx.commands[0].contains("1><LOG_DIR>/taskmanager.out 2><LOG_DIR>/taskmanager.err"));
+    assert_eq!(ctx.local_resources, s.config.local_resources);
+    assert_eq!(ctx.tokens, s.config.tokens);
+    assert_eq!(ctx.environment.get("YF_RESOURCE_ID"), Some(&started.keys().next().unwrap().to_string()));
+    assert_eq!(ctx.environment.get("YF_SECRET_CREDENTIALS_ALIAS").map(String::as_str), Some("yarn-flink.secret"));
+    assert_eq!(ctx.environment.get("YF_RM_ADDRESS").map(String::as_str), Some("127.0.0.1:4242"));
+    assert_eq!(ctx.environment.get("YF_TM_HOST").map(String::as_str), Some("127.0.0.1"));
+    assert_eq!(ctx.environment.get("RUST_LOG").map(String::as_str), Some("debug"));
+    assert!(!ctx.environment.contains_key("YF_SECRET_FILE"));
+}
+
+#[tokio::test]
+async fn an_ask_above_the_maximum_is_refused_up_front() {
+    let mut s = setup().await;
+    s.driver.request_worker(&spec(8000, 1024));
+    match next(&mut s.events).await {
+        DriverEvent::WorkerRequestFailed { reason, .. } => {
+            assert!(reason.contains("<memory:1024, vCores:8>"), "{reason}");
+            assert!(reason.contains("<memory:4096, vCores:4>"), "{reason}");
+            assert!(reason.contains("maximum-allocation-vcores"), "{reason}");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(s.rm.state.lock().unwrap().asks_seen.is_empty(), "nothing was asked of YARN");
+}
+
+#[tokio::test]
+async fn completions_releases_surplus_progress_and_terminate() {
+    let mut s = setup().await;
+    s.driver.request_worker(&spec(1000, 512));
+    s.driver.request_worker(&spec(1000, 512));
+    let mut ids = Vec::new();
+    for _ in 0..2 {
+        match next(&mut s.events).await {
+            DriverEvent::WorkerStarted { resource_id, .. } => ids.push(resource_id),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    // A container that completes is a terminated worker, with YARN's exit status and diagnostics.
+    s.rm.complete(container_of(&ids[0]), 137, "Container killed on request. Exit code is 137");
+    match next(&mut s.events).await {
+        DriverEvent::WorkerTerminated { resource_id, diagnostics } => {
+            assert_eq!(resource_id, ids[0]);
+            assert!(
+                diagnostics.contains("exit status 137") && diagnostics.contains("Exit code is 137"),
+                "{diagnostics}"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+
+    // A container nobody asked for goes straight back.
+    s.rm.state.lock().unwrap().outstanding.insert((77, 77, Resource::new(128, 1)), 1);
+    let rm = s.rm.clone();
+    eventually("the surplus container to be released", || {
+        let st = rm.state.lock().unwrap();
+        st.allocated_seen.iter().any(|(id, req, _)| *req == 77 && st.released.contains(id))
+    })
+    .await;
+
+    // Progress travels with the heartbeats; a rolled AMRMToken is taken up.
+    s.am.progress.set(0.5);
+    eventually("progress 0.5", || rm.state.lock().unwrap().last_progress == Some(0.5)).await;
+    s.rm.roll_amrm_token();
+    let calls = s.rm.state.lock().unwrap().callers.len();
+    eventually("heartbeats after the roll", || rm.state.lock().unwrap().callers.len() > calls + 2).await;
+
+    // Release: given back to the RM and stopped on its node.
+    s.driver.release_worker(&ids[1]);
+    let released = container_of(&ids[1]);
+    eventually("the release", || rm.state.lock().unwrap().released.contains(&released)).await;
+    let nm = s.nm.clone();
+    eventually("stopContainers", || {
+        nm.containers
+            .lock()
+            .unwrap()
+            .get(&released)
+            .is_some_and(|c| c.1 != hadoop::proto::yarn::ContainerStateProto::CRunning)
+    })
+    .await;
+
+    // Terminate gives everything back, then the AM can unregister.
+    s.driver.request_worker(&spec(1000, 512));
+    let last = match next(&mut s.events).await {
+        DriverEvent::WorkerStarted { resource_id, .. } => container_of(&resource_id),
+        other => panic!("{other:?}"),
+    };
+    tokio::time::timeout(Duration::from_secs(10), s.driver.terminate()).await.unwrap();
+    assert!(s.rm.state.lock().unwrap().released.contains(&last));
+    assert!(s.rm.state.lock().unwrap().live.is_empty());
+    s.am.finish(FinalStatus::Succeeded, "done", None).await.unwrap();
+    let st = s.rm.state.lock().unwrap();
+    assert!(st.unregistered);
+    assert_eq!(st.final_diagnostics.as_deref(), Some("done"));
+}
+
+#[tokio::test]
+async fn a_resource_manager_that_stops_answering_is_fatal_and_the_am_hears_of_it() {
+    let mut s = setup().await;
+    s._servers.1.set_standby(true);
+    loop {
+        match next(&mut s.events).await {
+            DriverEvent::Fatal(reason) => {
+                assert!(reason.contains("allocate heartbeats") && reason.contains("scheduler.address"), "{reason}");
+                break;
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    tokio::time::timeout(Duration::from_secs(5), s.am.lost()).await.expect("the AM hears the driver gave up");
+    assert!(s.am.lost_reason().is_some_and(|r| r.contains("allocate heartbeats")));
+    // The allocate loop has ended: terminate does not hang.
+    tokio::time::timeout(Duration::from_secs(5), s.driver.terminate()).await.unwrap();
+}
