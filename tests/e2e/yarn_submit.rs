@@ -117,9 +117,10 @@ fn app_id(o: &Output) -> String {
 
 /// Seconds after submission at which the client saw `state` (its own timing line).
 fn seen_after(o: &Output, state: &str) -> Option<String> {
-    text(o).lines().find(|l| l.contains(&format!(": {state} after "))).map(|l| {
-        l.split(" after ").nth(1).unwrap_or("").split_whitespace().next().unwrap_or("").to_owned()
-    })
+    text(o)
+        .lines()
+        .find(|l| l.contains(&format!(": {state} after ")))
+        .map(|l| l.split(" after ").nth(1).unwrap_or("").split_whitespace().next().unwrap_or("").to_owned())
 }
 
 const FAST: [&str; 6] = ["--am-memory", "512m", "--tm-slots", "1", "--idle-timeout", "2s"];
@@ -171,8 +172,9 @@ async fn two_vertex_job_finishes_and_a_repeat_submit_uploads_nothing_new() {
     let t2 = text(&second);
     assert!(t2.contains("uploaded 0 file(s), 0 B") && t2.contains("reused 2 file(s)"), "{t2}");
     assert_eq!(output_lines(&out), expected_output());
-    let staged = |t: &str| t.lines().find(|l| l.starts_with("Staged:")).unwrap_or("").to_owned();
-    eprintln!("FIGURE upload first: {} | repeat: {}", staged(&t), staged(&t2));
+    let line = |t: &str, p: &str| t.lines().find(|l| l.starts_with(p)).unwrap_or("").to_owned();
+    eprintln!("FIGURE upload first: {} | repeat: {}", line(&t, "Staged:"), line(&t2, "Staged:"));
+    eprintln!("FIGURE first: {} | repeat: {}", line(&t, "Submitted"), line(&t2, "Submitted"));
 
     let list = c.yf(&["list"]).await;
     assert!(list.status.success(), "{}", text(&list));
@@ -221,6 +223,9 @@ async fn an_am_over_the_maximum_is_refused_naming_the_limit() {
         assert!(t.contains("largest container is 4096 MB / 4 vcores"), "{t}");
         assert!(d.rm.apps().is_empty(), "nothing may be submitted");
         assert!(!t.contains("Staged:"), "nothing may be uploaded: {t}");
+        let k = c.yf(&["kill", "application_1795750141222_0099"]).await;
+        assert!(!k.status.success());
+        assert!(text(&k).contains("application_1795750141222_0099 is not known"), "{}", text(&k));
     }
     c.assert_nothing_left().await;
 }

@@ -12,8 +12,8 @@ use hadoop::kerberos::KerberosLogin;
 
 use crate::cli::{ClusterArgs, SubmitArgs, YarnArgs};
 use crate::yarn::rest::{RestResource, RmRestClient};
-use crate::yarn::submit::{self, KerberosIdentity, Mode, SubmitPlan};
 use crate::yarn::staging;
+use crate::yarn::submit::{self, KerberosIdentity, Mode, SubmitPlan};
 
 fn load_conf(args: &YarnArgs) -> Result<HadoopConf> {
     Ok(match &args.conf_dir {

@@ -289,7 +289,12 @@ impl RmRestClient {
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| RmError::Unreachable { tried: bases.join(", "), cause: e.to_string() })?;
-        Ok(Self { bases: bases.into_iter().map(|b| b.trim_end_matches('/').to_owned()).collect(), active: 0.into(), auth, http })
+        Ok(Self {
+            bases: bases.into_iter().map(|b| b.trim_end_matches('/').to_owned()).collect(),
+            active: 0.into(),
+            auth,
+            http,
+        })
     }
 
     /// From the Hadoop configuration: the RM web apps (HA ids in order); `auth`
@@ -423,7 +428,8 @@ impl RmRestClient {
     /// comes back as [`RmError::OverMaximum`] when `max` is known.
     pub async fn submit(&self, ctx: &SubmissionContext, max: Option<RestResource>) -> Result<(), RmError> {
         let what = "the application submission";
-        let body = serde_json::to_value(ctx).map_err(|e| RmError::BadResponse { what: what.into(), detail: e.to_string() })?;
+        let body =
+            serde_json::to_value(ctx).map_err(|e| RmError::BadResponse { what: what.into(), detail: e.to_string() })?;
         let (status, resp) = self.call(reqwest::Method::POST, "/apps", &[], Some(&body)).await?;
         if status.is_success() {
             return Ok(());

@@ -46,7 +46,12 @@ pub trait Staging {
     async fn stat(&self, rel: &str) -> Result<Option<RemoteFile>, StagingError>;
     /// Copies `local` to `rel` (atomically: readers never see half a file),
     /// calling `progress(done, total)` as bytes go.
-    async fn put(&self, local: &Path, rel: &str, progress: &mut dyn FnMut(u64, u64)) -> Result<RemoteFile, StagingError>;
+    async fn put(
+        &self,
+        local: &Path,
+        rel: &str,
+        progress: &mut dyn FnMut(u64, u64),
+    ) -> Result<RemoteFile, StagingError>;
     async fn write(&self, rel: &str, bytes: &[u8]) -> Result<RemoteFile, StagingError>;
     /// Removes a directory and everything under it; absent is fine.
     async fn remove_dir(&self, rel: &str) -> Result<(), StagingError>;
@@ -95,7 +100,12 @@ impl Staging for AnyStaging {
             AnyStaging::Hdfs(s) => s.stat(rel).await,
         }
     }
-    async fn put(&self, local: &Path, rel: &str, progress: &mut dyn FnMut(u64, u64)) -> Result<RemoteFile, StagingError> {
+    async fn put(
+        &self,
+        local: &Path,
+        rel: &str,
+        progress: &mut dyn FnMut(u64, u64),
+    ) -> Result<RemoteFile, StagingError> {
         match self {
             AnyStaging::File(s) => s.put(local, rel, progress).await,
             AnyStaging::Hdfs(s) => s.put(local, rel, progress).await,
@@ -143,7 +153,11 @@ impl HdfsStaging {
                 }
             }
         }
-        let client = b.build().map_err(|e| StagingError::Hdfs { op: "connect to", path: default_fs.into(), detail: e.to_string() })?;
+        let client = b.build().map_err(|e| StagingError::Hdfs {
+            op: "connect to",
+            path: default_fs.into(),
+            detail: e.to_string(),
+        })?;
         Ok(Self { client, root_url: staging_root(default_fs, user), root_path: format!("/user/{user}/.yarn-flink") })
     }
 
@@ -158,7 +172,11 @@ impl HdfsStaging {
     async fn status(&self, rel: &str) -> Result<RemoteFile, StagingError> {
         let path = self.path(rel);
         let st = self.client.get_file_info(&path).await.map_err(Self::err("stat", &path))?;
-        Ok(RemoteFile { url: format!("{}/{rel}", self.root_url), size: st.length as u64, timestamp_ms: st.modification_time as i64 })
+        Ok(RemoteFile {
+            url: format!("{}/{rel}", self.root_url),
+            size: st.length as u64,
+            timestamp_ms: st.modification_time as i64,
+        })
     }
 
     /// Writes chunks to a temp name beside `rel`, then renames it into place.
@@ -174,6 +192,8 @@ impl HdfsStaging {
             Some((dir, name)) => format!("{dir}/.{name}.tmp-{}", uuid::Uuid::new_v4().simple()),
             None => format!(".{dest}.tmp"),
         };
+        // The staging root is the user's alone (0700), as Hadoop's staging dirs are.
+        self.client.mkdirs(&self.root_path, 0o700, true).await.map_err(Self::err("create", &self.root_path))?;
         let opts = hdfs_native::WriteOptions { overwrite: true, create_parent: true, ..Default::default() };
         let mut w = self.client.create(&tmp, opts).await.map_err(Self::err("create", &tmp))?;
         let mut done = 0u64;
@@ -206,7 +226,12 @@ impl Staging for HdfsStaging {
         }
     }
 
-    async fn put(&self, local: &Path, rel: &str, progress: &mut dyn FnMut(u64, u64)) -> Result<RemoteFile, StagingError> {
+    async fn put(
+        &self,
+        local: &Path,
+        rel: &str,
+        progress: &mut dyn FnMut(u64, u64),
+    ) -> Result<RemoteFile, StagingError> {
         let lerr = |source| StagingError::Local { path: local.display().to_string(), source };
         let mut f = std::fs::File::open(local).map_err(lerr)?;
         let total = f.metadata().map_err(lerr)?.len();
@@ -251,6 +276,19 @@ impl FileStaging {
         self.root.join(rel)
     }
 
+    /// The staging root is the user's alone (0700), as Hadoop's staging dirs are.
+    fn ensure_root(&self) -> Result<(), StagingError> {
+        use std::os::unix::fs::DirBuilderExt;
+        if self.root.is_dir() {
+            return Ok(());
+        }
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&self.root)
+            .map_err(Self::io("create", &self.root))
+    }
+
     fn url(&self, rel: &str) -> String {
         format!("{}/{rel}", self.root_url)
     }
@@ -291,7 +329,13 @@ impl Staging for FileStaging {
         }
     }
 
-    async fn put(&self, local: &Path, rel: &str, progress: &mut dyn FnMut(u64, u64)) -> Result<RemoteFile, StagingError> {
+    async fn put(
+        &self,
+        local: &Path,
+        rel: &str,
+        progress: &mut dyn FnMut(u64, u64),
+    ) -> Result<RemoteFile, StagingError> {
+        self.ensure_root()?;
         let dest = self.path(rel);
         if let Some(parent) = dest.parent() {
             std::fs::create_dir_all(parent).map_err(Self::io("create", parent))?;
@@ -329,6 +373,7 @@ impl Staging for FileStaging {
     }
 
     async fn write(&self, rel: &str, bytes: &[u8]) -> Result<RemoteFile, StagingError> {
+        self.ensure_root()?;
         let dest = self.path(rel);
         if let Some(parent) = dest.parent() {
             std::fs::create_dir_all(parent).map_err(Self::io("create", parent))?;
@@ -383,7 +428,9 @@ pub async fn upload_cached<S: Staging>(
 ) -> Result<Upload, StagingError> {
     let sha256 = sha256_file(local)?;
     let rel = format!("cache/{sha256}/{name}");
-    let size = std::fs::metadata(local).map_err(|source| StagingError::Local { path: local.display().to_string(), source })?.len();
+    let size = std::fs::metadata(local)
+        .map_err(|source| StagingError::Local { path: local.display().to_string(), source })?
+        .len();
     if let Some(existing) = staging.stat(&rel).await? {
         // Same key and same size: the same bytes (a torn copy never gets the final name).
         if existing.size == size {
@@ -482,10 +529,7 @@ mod tests {
                 (e.path().unwrap().display().to_string(), e.header().mode().unwrap())
             })
             .collect();
-        assert_eq!(
-            entries,
-            vec![("bin".into(), 0o755), ("bin/run.sh".into(), 0o755), ("job.toml".into(), 0o644)]
-        );
+        assert_eq!(entries, vec![("bin".into(), 0o755), ("bin/run.sh".into(), 0o755), ("job.toml".into(), 0o644)]);
         std::fs::write(b.join("job.toml"), "name = 'y'\n").unwrap();
         pack_dir(&b, &t.path().join("b.tgz")).unwrap();
         assert_ne!(x, std::fs::read(t.path().join("b.tgz")).unwrap());
@@ -496,6 +540,7 @@ mod tests {
         let t = tempfile::tempdir().unwrap();
         let fs = FileStaging::new(&staging_root(&format!("file://{}", t.path().display()), "alice"));
         assert!(fs.root().ends_with("/user/alice/.yarn-flink"));
+        assert!(fs.stat("nothing").await.unwrap().is_none());
         let local = t.path().join("blob");
         std::fs::write(&local, vec![7u8; 3 << 20]).unwrap();
         let mut calls = 0;
@@ -503,6 +548,9 @@ mod tests {
         assert!(!first.reused && calls >= 3);
         assert_eq!(first.file.size, 3 << 20);
         assert!(first.file.url.starts_with("file:///") && first.file.url.contains("/cache/"));
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(t.path().join("user/alice/.yarn-flink")).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o700);
         let second = upload_cached(&fs, &local, "blob", &mut |_, _| panic!("copied again")).await.unwrap();
         assert!(second.reused);
         assert_eq!(second.file, first.file);

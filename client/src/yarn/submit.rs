@@ -134,7 +134,8 @@ pub async fn delegation_tokens(
             },
             Some(login.principal().to_owned()),
         );
-        let nn = hadoop::hdfs::delegation::NameNodeClient::new(namenodes.iter().map(|e| e.address.clone()).collect(), auth);
+        let nn =
+            hadoop::hdfs::delegation::NameNodeClient::new(namenodes.iter().map(|e| e.address.clone()).collect(), auth);
         let token = nn
             .get_delegation_token(&renewer)
             .await
@@ -227,7 +228,10 @@ pub struct StagingFigures {
 /// directory or a lone job.toml, as is when it already is an archive.
 fn bundle_archive(bundle: &Path, tmp: &Path) -> Result<PathBuf> {
     let meta = std::fs::metadata(bundle).with_context(|| {
-        format!("bundle {} does not exist; give a directory with a job.toml, a job.toml, or a .tar.gz", bundle.display())
+        format!(
+            "bundle {} does not exist; give a directory with a job.toml, a job.toml, or a .tar.gz",
+            bundle.display()
+        )
     })?;
     let name = bundle.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     if meta.is_file() && (name.ends_with(".tar.gz") || name.ends_with(".tgz")) {
@@ -420,8 +424,9 @@ async fn follow<S: Staging>(
                 eprintln!("Tracking URL: {url}");
             }
             if plan.mode == Mode::Session {
-                let address = am_rest_address(&report)
-                    .context("the session's AM is running but reported no address; see its log (`yarn-flink status`)")?;
+                let address = am_rest_address(&report).context(
+                    "the session's AM is running but reported no address; see its log (`yarn-flink status`)",
+                )?;
                 let dir = crate::rest_client::session_dir(&address);
                 std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
                 secret.write_to(&dir.join("secret"))?;
@@ -443,7 +448,17 @@ async fn follow<S: Staging>(
             }
             return Ok(finish(&report));
         }
-        tokio::time::sleep(plan.poll).await;
+        tokio::select! {
+            _ = tokio::time::sleep(plan.poll) => {}
+            _ = tokio::signal::ctrl_c() => {
+                // Interrupting the client never stops the application.
+                eprintln!(
+                    "Stopped following {id}; it keeps running. Follow it with `yarn-flink status {id}`, stop it with \
+                     `yarn-flink kill {id}`; its staging dir stays until then"
+                );
+                return Ok(ExitCode::from(130));
+            }
+        }
     }
 }
 
@@ -463,7 +478,12 @@ fn finish(report: &AppReport) -> ExitCode {
 }
 
 /// `yarn-flink kill <appId>`: asks the RM and waits (up to `wait`) for the end.
-pub async fn kill(rm: &RmRestClient, staging: Option<&staging::AnyStaging>, id: &str, wait: Duration) -> Result<ExitCode> {
+pub async fn kill(
+    rm: &RmRestClient,
+    staging: Option<&staging::AnyStaging>,
+    id: &str,
+    wait: Duration,
+) -> Result<ExitCode> {
     let answer = rm.kill(id).await?;
     eprintln!("{id}: {answer}");
     let deadline = Instant::now() + wait;
@@ -477,7 +497,11 @@ pub async fn kill(rm: &RmRestClient, staging: Option<&staging::AnyStaging>, id: 
             return Ok(ExitCode::SUCCESS);
         }
         if Instant::now() > deadline {
-            bail!("{id} is still {} after {:?}; the RM keeps killing it, check with `yarn-flink status {id}`", report.state, wait);
+            bail!(
+                "{id} is still {} after {:?}; the RM keeps killing it, check with `yarn-flink status {id}`",
+                report.state,
+                wait
+            );
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
@@ -508,6 +532,9 @@ pub fn print_list(apps: &[AppReport]) {
         println!("{}  {:<9} {:<9} {:<12} {}", a.id, a.state, a.final_status, a.queue, a.name);
     }
 }
+
+#[cfg(test)]
+mod kerberos_tests;
 
 #[cfg(test)]
 mod tests {
@@ -566,7 +593,11 @@ mod tests {
 
     #[test]
     fn rest_address_comes_from_the_tracking_url() {
-        let mut r = AppReport { tracking_url: Some("http://h:4242/".into()), am_rpc_address: Some("h:5000".into()), ..Default::default() };
+        let mut r = AppReport {
+            tracking_url: Some("http://h:4242/".into()),
+            am_rpc_address: Some("h:5000".into()),
+            ..Default::default()
+        };
         assert_eq!(am_rest_address(&r).unwrap(), "h:4242");
         r.tracking_url = Some("http://rm:8088/proxy/application_1_0001/".into());
         assert_eq!(am_rest_address(&r).unwrap(), "rm:8088/proxy/application_1_0001");

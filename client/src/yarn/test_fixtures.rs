@@ -3,6 +3,9 @@
 
 use std::path::PathBuf;
 
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+
 pub(crate) fn wire_dir() -> PathBuf {
     std::env::var_os("HADOOP_WIRE_FIXTURES")
         .map(PathBuf::from)
@@ -34,4 +37,38 @@ pub(crate) fn http_body(raw: &[u8]) -> Vec<u8> {
         out.extend_from_slice(&rest[..size]);
         rest = &rest[size + 2..];
     }
+}
+
+/// Serves `response` (raw HTTP bytes, as captured) to one request; returns the
+/// base URL and a handle giving the request's head + body.
+pub(crate) async fn replay(response: Vec<u8>) -> (String, tokio::task::JoinHandle<String>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let handle = tokio::spawn(async move {
+        let (mut sock, _) = listener.accept().await.unwrap();
+        let mut buf = Vec::new();
+        let mut chunk = [0u8; 4096];
+        loop {
+            let n = sock.read(&mut chunk).await.unwrap();
+            buf.extend_from_slice(&chunk[..n]);
+            let text = String::from_utf8_lossy(&buf).to_string();
+            if let Some(end) = text.find("\r\n\r\n") {
+                let len = text[..end]
+                    .lines()
+                    .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length: ").map(|v| v.trim().to_owned()))
+                    .and_then(|v| v.parse::<usize>().ok())
+                    .unwrap_or(0);
+                if buf.len() >= end + 4 + len || n == 0 {
+                    break;
+                }
+            }
+            if n == 0 {
+                break;
+            }
+        }
+        sock.write_all(&response).await.unwrap();
+        sock.shutdown().await.unwrap();
+        String::from_utf8_lossy(&buf).into_owned()
+    });
+    (base, handle)
 }

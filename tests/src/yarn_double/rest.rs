@@ -68,7 +68,12 @@ pub struct RestRmConfig {
 }
 
 impl RestRmConfig {
-    pub fn new(work_root: PathBuf, default_fs: &str, secrets: SecretManager, nodes: Vec<(NodeId, Arc<ContainerLauncher>)>) -> Self {
+    pub fn new(
+        work_root: PathBuf,
+        default_fs: &str,
+        secrets: SecretManager,
+        nodes: Vec<(NodeId, Arc<ContainerLauncher>)>,
+    ) -> Self {
         Self {
             cluster_timestamp: 1_795_750_141_222,
             min_allocation: (128, 1),
@@ -109,9 +114,12 @@ impl CallHandler for Observed {
             }
             "finishApplicationMaster" => {
                 if let Ok(r) = pb::FinishApplicationMasterRequestProto::decode(payload.as_slice()) {
-                    let status = r.final_application_status.and_then(|s| pb::FinalApplicationStatusProto::try_from(s).ok());
-                    self.seen.lock().unwrap().finished =
-                        Some((status.unwrap_or(pb::FinalApplicationStatusProto::AppUndefined), r.diagnostics.unwrap_or_default()));
+                    let status =
+                        r.final_application_status.and_then(|s| pb::FinalApplicationStatusProto::try_from(s).ok());
+                    self.seen.lock().unwrap().finished = Some((
+                        status.unwrap_or(pb::FinalApplicationStatusProto::AppUndefined),
+                        r.diagnostics.unwrap_or_default(),
+                    ));
                 }
             }
             _ => {}
@@ -317,14 +325,11 @@ async fn new_application(State(inner): State<Arc<Inner>>, Query(q): Query<HashMa
     apps.insert(n, None);
     let id = ApplicationId { cluster_timestamp: inner.config.cluster_timestamp, id: n };
     let (mb, vc) = inner.config.max_allocation;
-    Json(json!({"application-id": id.to_string(), "maximum-resource-capability": resource_json(mb, vc)})).into_response()
+    Json(json!({"application-id": id.to_string(), "maximum-resource-capability": resource_json(mb, vc)}))
+        .into_response()
 }
 
-async fn submit(
-    State(inner): State<Arc<Inner>>,
-    Query(q): Query<HashMap<String, String>>,
-    body: Bytes,
-) -> Response {
+async fn submit(State(inner): State<Arc<Inner>>, Query(q): Query<HashMap<String, String>>, body: Bytes) -> Response {
     let Some(user) = user(&q) else { return unauthorized() };
     let Ok(v) = serde_json::from_slice::<Value>(&body) else { return bad_request("cannot parse the submission") };
     let id_text = v["application-id"].as_str().unwrap_or_default().to_owned();
@@ -480,7 +485,6 @@ fn stop_container(launcher: &Arc<ContainerLauncher>, id: &ContainerId) {
         });
     }
 }
-
 
 /// One application's life: scheduler, AM container, state transitions.
 async fn run_app(
@@ -665,7 +669,8 @@ async fn put_state(
         return bad_request("Only 'KILLED' is allowed as a target state.");
     }
     let apps = inner.apps.lock().unwrap();
-    let Some(slot) = parse_app_id(&id, inner.config.cluster_timestamp).and_then(|n| apps.get(&n)).and_then(|s| s.as_ref())
+    let Some(slot) =
+        parse_app_id(&id, inner.config.cluster_timestamp).and_then(|n| apps.get(&n)).and_then(|s| s.as_ref())
     else {
         return not_found(&id);
     };
@@ -735,7 +740,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let node = NodeId { host: "127.0.0.1".into(), port: 1 };
         let launcher = ContainerLauncher::new(LauncherConfig::new(dir.path().join("nm"), node.clone()));
-        let config = RestRmConfig::new(dir.path().to_owned(), "file:///", SecretManager::random(), vec![(node, launcher)]);
+        let config =
+            RestRmConfig::new(dir.path().to_owned(), "file:///", SecretManager::random(), vec![(node, launcher)]);
         let rm = RestRm::start(config).await.unwrap();
         use reqwest::Method as M;
         // 401 without user.name, word for word.
@@ -780,7 +786,8 @@ mod tests {
         let (s, v) = call(&rm, M::GET, "/apps?applicationTypes=mapreduce", None).await;
         assert_eq!((s, v), (200, json!({"apps": null})));
         // Killing an ended app answers its final state.
-        let (s, v) = call(&rm, M::PUT, &format!("/apps/{id}/state?user.name=root"), Some(json!({"state":"KILLED"}))).await;
+        let (s, v) =
+            call(&rm, M::PUT, &format!("/apps/{id}/state?user.name=root"), Some(json!({"state":"KILLED"}))).await;
         assert_eq!((s, v), (200, json!({"state": "FAILED"})));
         rm.shutdown();
     }

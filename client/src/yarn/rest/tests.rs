@@ -4,45 +4,10 @@
 
 use std::collections::BTreeSet;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
 use super::*;
-use crate::yarn::test_fixtures::rest;
-
-/// Serves `response` (raw HTTP bytes, as captured) to one request; returns the
-/// base URL and a handle giving the request's head + body.
-async fn replay(response: Vec<u8>) -> (String, tokio::task::JoinHandle<String>) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let handle = tokio::spawn(async move {
-        let (mut sock, _) = listener.accept().await.unwrap();
-        let mut buf = Vec::new();
-        let mut chunk = [0u8; 4096];
-        loop {
-            let n = sock.read(&mut chunk).await.unwrap();
-            buf.extend_from_slice(&chunk[..n]);
-            let text = String::from_utf8_lossy(&buf).to_string();
-            if let Some(end) = text.find("\r\n\r\n") {
-                let len = text[..end]
-                    .lines()
-                    .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length: ").map(|v| v.trim().to_owned()))
-                    .and_then(|v| v.parse::<usize>().ok())
-                    .unwrap_or(0);
-                if buf.len() >= end + 4 + len || n == 0 {
-                    break;
-                }
-            }
-            if n == 0 {
-                break;
-            }
-        }
-        sock.write_all(&response).await.unwrap();
-        sock.shutdown().await.unwrap();
-        String::from_utf8_lossy(&buf).into_owned()
-    });
-    (base, handle)
-}
+use crate::yarn::test_fixtures::{replay, rest};
 
 fn client(base: &str) -> RmRestClient {
     RmRestClient::new(vec![base.to_owned()], RestAuth::Simple { user: "root".into() }).unwrap()
@@ -129,9 +94,10 @@ async fn submission_body_has_the_captured_shape_and_202_is_success() {
 
 #[tokio::test]
 async fn over_maximum_names_the_ask_and_the_limit() {
-    let captured: serde_json::Value =
-        serde_json::from_str(String::from_utf8(rest("14-POST-apps.request")).unwrap().split("\r\n\r\n").nth(1).unwrap())
-            .unwrap();
+    let captured: serde_json::Value = serde_json::from_str(
+        String::from_utf8(rest("14-POST-apps.request")).unwrap().split("\r\n\r\n").nth(1).unwrap(),
+    )
+    .unwrap();
     assert_eq!(captured["resource"]["memory"], 99999);
     let mut ctx: SubmissionContext = serde_json::from_slice(&rest("07-POST-apps.body.json")).unwrap();
     ctx.resource = RestResource { memory: 99999, vcores: 1 };
@@ -176,12 +142,9 @@ async fn state_app_and_kill_parse() {
 
 #[test]
 fn informational_captures_are_json() {
-    for name in [
-        "01-GET-info",
-        "02-GET-metrics",
-        "03-GET-scheduler",
-        "10-GET-apps_application_1795750141222_0003_appattempts",
-    ] {
+    for name in
+        ["01-GET-info", "02-GET-metrics", "03-GET-scheduler", "10-GET-apps_application_1795750141222_0003_appattempts"]
+    {
         let body = crate::yarn::test_fixtures::http_body(&rest(&format!("{name}.response")));
         let v: serde_json::Value = serde_json::from_slice(&body).unwrap_or_else(|e| panic!("{name}: {e}"));
         assert!(v.is_object(), "{name}");
@@ -252,8 +215,28 @@ async fn spnego_header_is_accepted_by_the_http_service() {
     assert_eq!(acceptor.client_principal(), Some(alice.as_str()));
 
     // A principal the KDC does not know is an error naming the service and the fix.
-    let err = spnego_header(&hadoop::kerberos::KerberosLogin::from_ticket_cache(Some(&cache)).unwrap(), "http://nohost.invalid:8088")
-        .unwrap_err()
-        .to_string();
+    let err = spnego_header(
+        &hadoop::kerberos::KerberosLogin::from_ticket_cache(Some(&cache)).unwrap(),
+        "http://nohost.invalid:8088",
+    )
+    .unwrap_err()
+    .to_string();
     assert!(err.contains("HTTP/nohost.invalid") && err.contains("kinit"), "{err}");
+}
+
+#[tokio::test]
+async fn rm_delegation_token_parses_the_kerberos_capture() {
+    let body = String::from_utf8(
+        std::fs::read(crate::yarn::test_fixtures::wire_dir().join("kerberos/rest/rm-delegation-token.response.json"))
+            .unwrap(),
+    )
+    .unwrap();
+    let resp =
+        format!("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}", body.len());
+    let (base, req) = replay(resp.into_bytes()).await;
+    let token = client(&base).delegation_token("rm").await.unwrap();
+    assert_eq!(token.kind, "RM_DELEGATION_TOKEN");
+    let sent = req.await.unwrap();
+    assert!(sent.starts_with("POST /ws/v1/cluster/delegation-token?"), "{sent}");
+    assert!(sent.ends_with(r#"{"renewer":"rm"}"#), "{sent}");
 }
