@@ -300,13 +300,21 @@ impl ContainerLauncher {
 
     /// stopContainers: SIGTERM, then SIGKILL after the grace period.
     pub fn stop(self: &Arc<Self>, id: &ContainerId) -> bool {
+        let pgid = self.pid(id).and_then(|p| i32::try_from(p).ok());
         if !self.signal(id, libc::SIGTERM, true) {
             return false;
         }
-        let (this, id, grace) = (Arc::clone(self), *id, self.config.stop_grace);
+        let grace = self.config.stop_grace;
         tokio::spawn(async move {
             tokio::time::sleep(grace).await;
-            this.signal(&id, libc::SIGKILL, true);
+            // The whole group, even when its leader (bash) is already gone:
+            // a container's other processes must not outlive the stop.
+            if let Some(pgid) = pgid {
+                // SAFETY: kill(2) on the process group of a container we started.
+                unsafe {
+                    libc::kill(-pgid, libc::SIGKILL);
+                }
+            }
         });
         true
     }
