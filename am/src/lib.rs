@@ -2,6 +2,7 @@
 //! ResourceManager with its SlotManager and cluster-manager drivers.
 //!
 //! Layout:
+//! - [`blob_store`]: bundles uploaded to a session, by content, for TaskExecutors to fetch.
 //! - [`cluster`]: wires everything below into one running cluster.
 //! - [`dispatcher`]: accepts jobs, one JobMaster each; what REST shows.
 //! - [`job_master`]: one job's scheduling, deployment, failover (pure core + actor).
@@ -10,6 +11,7 @@
 //! - [`rest`]: the Dispatcher's REST API.
 //! - [`yarn_app`]: the YARN ApplicationMaster (env + credentials contract, register, run, finish).
 
+pub mod blob_store;
 pub mod cluster;
 pub mod dispatcher;
 pub mod drivers;

@@ -1,7 +1,9 @@
 //! The Dispatcher's REST API. Paths and JSON shapes follow Flink's REST API
 //! where they overlap (`/overview`, `/jobs`, `/jobs/overview`, `/jobs/<id>`,
 //! `PATCH /jobs/<id>?mode=cancel`, `/taskmanagers`, `DELETE /cluster`);
-//! `POST /jobs {"bundle": "<path>"}` submits a bundle the cluster can read.
+//! `POST /jobs` submits a bundle: `{"bundle": "<path>"}` for a path the cluster can read,
+//! or the bundle itself as an `application/gzip` body (a `.tar.gz`), kept in the blob store
+//! and served to TaskExecutors at `GET /blobs/<sha256>`.
 //!
 //! Every request must carry `Authorization: Bearer <application secret>`.
 
@@ -14,6 +16,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use common::ids::JobId;
 use common::jobspec::Bundle;
+use common::protocol::BundleBlob;
 use common::resources::MIB;
 use common::rpc::AppSecret;
 use serde::Deserialize;
@@ -21,6 +24,7 @@ use serde_json::json;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use crate::blob_store::BlobStore;
 use crate::dispatcher::{Dispatcher, DispatcherError};
 
 #[derive(Clone)]
@@ -30,7 +34,13 @@ struct Ctx {
     shutdown: CancellationToken,
     /// Where submitted `.tar.gz` bundles are unpacked.
     work_dir: std::path::PathBuf,
+    blobs: BlobStore,
+    /// `http://<our address>`, for the blob URLs TaskExecutors fetch.
+    base_url: String,
 }
+
+/// The largest bundle a session takes over REST.
+const MAX_UPLOAD: usize = 1 << 30;
 
 /// Serves until `shutdown` is cancelled. `DELETE /cluster` cancels it too.
 pub async fn serve(
@@ -40,10 +50,13 @@ pub async fn serve(
     work_dir: std::path::PathBuf,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
-    let ctx = Ctx { dispatcher, secret, shutdown: shutdown.clone(), work_dir };
+    let base_url = format!("http://{}", listener.local_addr()?);
+    let blobs = BlobStore::new(work_dir.join("blobs"));
+    let ctx = Ctx { dispatcher, secret, shutdown: shutdown.clone(), work_dir, blobs, base_url };
     let app = Router::new()
         .route("/overview", get(overview))
-        .route("/jobs", get(jobs).post(submit))
+        .route("/jobs", get(jobs).post(submit).layer(axum::extract::DefaultBodyLimit::max(MAX_UPLOAD)))
+        .route("/blobs/{key}", get(blob))
         .route("/jobs/overview", get(jobs_overview))
         .route("/jobs/{id}", get(job).patch(cancel_job))
         .route("/taskmanagers", get(taskmanagers))
@@ -163,18 +176,45 @@ struct SubmitRequest {
     bundle: String,
 }
 
-async fn submit(State(ctx): State<Ctx>, body: Option<Json<SubmitRequest>>) -> Response {
-    let Some(Json(req)) = body else {
-        return error(StatusCode::BAD_REQUEST, "the body must be JSON: {\"bundle\": \"/path/to/bundle\"}");
-    };
+async fn submit(State(ctx): State<Ctx>, headers: HeaderMap, body: axum::body::Bytes) -> Response {
+    let content_type = headers.get(axum::http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
     let work = ctx.work_dir.join(format!("bundle-{}", uuid::Uuid::new_v4().simple()));
-    let bundle = match Bundle::load(&req.bundle, &work) {
+    let (path, blob) = if content_type.starts_with("application/json") {
+        match serde_json::from_slice::<SubmitRequest>(&body) {
+            Ok(req) => (std::path::PathBuf::from(req.bundle), None),
+            Err(e) => return error(StatusCode::BAD_REQUEST, format!("the body must be {{\"bundle\": \"<path>\"}}: {e}")),
+        }
+    } else if content_type.starts_with("application/gzip") || content_type.starts_with("application/x-gzip") {
+        match ctx.blobs.put(&body) {
+            Ok((sha256, path)) => {
+                let url = format!("{}/blobs/{sha256}", ctx.base_url);
+                (path, Some(BundleBlob { sha256, url }))
+            }
+            Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e),
+        }
+    } else {
+        return error(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "send the bundle as application/gzip (a .tar.gz), or application/json {\"bundle\": \"<path>\"}",
+        );
+    };
+    let bundle = match Bundle::load(&path, &work) {
         Ok(b) => b,
         Err(e) => return error(StatusCode::BAD_REQUEST, e),
     };
-    match ctx.dispatcher.submit(bundle) {
+    match ctx.dispatcher.submit_uploaded(bundle, blob) {
         Ok(id) => (StatusCode::ACCEPTED, Json(json!({ "jobid": id.to_string() }))).into_response(),
         Err(e) => dispatcher_error(e),
+    }
+}
+
+async fn blob(State(ctx): State<Ctx>, Path(key): Path<String>) -> Response {
+    let Some(path) = ctx.blobs.path(&key) else {
+        return error(StatusCode::NOT_FOUND, format!("no blob `{key}`"));
+    };
+    match tokio::fs::read(&path).await {
+        Ok(bytes) => ([(axum::http::header::CONTENT_TYPE, "application/gzip")], bytes).into_response(),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, format!("cannot read {}: {e}", path.display())),
     }
 }
 

@@ -173,6 +173,10 @@ pub struct RunArgs {
     /// Return once the job is submitted (sessions only).
     #[arg(long)]
     pub detached: bool,
+    /// Send the bundle itself to the session (the default unless the session runs on this
+    /// machine's processes, which read it in place).
+    #[arg(long)]
+    pub upload: bool,
     #[command(flatten)]
     pub cluster: ClusterArgs,
     /// A bundle: a directory with job.toml, a job.toml, or a .tar.gz of one.

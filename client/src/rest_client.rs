@@ -26,6 +26,19 @@ pub fn state_dir() -> PathBuf {
     home.join(".yarn-flink")
 }
 
+/// The bundle as `.tar.gz` bytes: an archive as it is, a directory (or the
+/// directory of a job.toml) packed deterministically.
+fn pack_bundle(path: &Path) -> Result<Vec<u8>> {
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    if name.ends_with(".tar.gz") || name.ends_with(".tgz") {
+        return std::fs::read(path).with_context(|| format!("cannot read {}", path.display()));
+    }
+    let dir = if path.is_dir() { path } else { path.parent().unwrap_or(Path::new(".")) };
+    let tmp = tempfile::NamedTempFile::new().context("cannot create a temp file")?;
+    crate::yarn::staging::pack_dir(dir, tmp.path())?;
+    std::fs::read(tmp.path()).context("cannot read the packed bundle")
+}
+
 impl RestClient {
     pub fn new(address: &str, secret_file: Option<&Path>) -> Result<Self> {
         let default = session_dir(address).join("secret");
@@ -54,11 +67,20 @@ impl RestClient {
         self.send(self.http.get(format!("{}{path}", self.base))).await
     }
 
-    pub async fn submit(&self, bundle: &Path) -> Result<String> {
+    /// Submits a bundle. A session of local processes reads it in place (so
+    /// relative output paths land beside it); any other session gets the
+    /// bundle itself as a `.tar.gz`, which its TaskManagers fetch by content.
+    pub async fn submit(&self, bundle: &Path, upload: bool) -> Result<String> {
         let abs = std::fs::canonicalize(bundle)
             .with_context(|| format!("bundle {} does not exist; give a directory with a job.toml", bundle.display()))?;
-        let body = serde_json::json!({ "bundle": abs });
-        let v = self.send(self.http.post(format!("{}/jobs", self.base)).json(&body)).await?;
+        let local = !upload && self.get("/config").await?["driver"].as_str() == Some("process");
+        let req = if local {
+            self.http.post(format!("{}/jobs", self.base)).json(&serde_json::json!({ "bundle": abs }))
+        } else {
+            let archive = pack_bundle(&abs)?;
+            self.http.post(format!("{}/jobs", self.base)).header("content-type", "application/gzip").body(archive)
+        };
+        let v = self.send(req).await?;
         v["jobid"].as_str().map(str::to_owned).context("the session's answer has no job id")
     }
 

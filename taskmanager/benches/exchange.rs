@@ -203,6 +203,7 @@ fn deploy(
                 attempt_number: 0,
                 program: stage.program.clone(),
                 bundle_dir: bundle.to_path_buf(),
+                bundle_blob: None,
                 inputs,
                 outputs,
             };

@@ -37,6 +37,24 @@ fn a_session_takes_jobs_until_stopped() {
     }
     assert_eq!(output_lines(&quick.join("out")), vec!["hi"]);
 
+    // An uploaded bundle: the TaskManagers fetch it from the session by content
+    // and run its program from their own copy.
+    let shipped = bundle(
+        &tmp.path().join("shipped"),
+        "[[vertex]]\nname = \"a\"\ncommand = [\"./hello.sh\"]\n",
+        &[("hello.sh", "#!/bin/sh\ntest -f job.toml && echo from-the-blob >&2\n")],
+    );
+    let o = run(state, &["run", "-m", &addr, "--upload", shipped.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", text(&o));
+    let fetched: Vec<_> = std::fs::read_dir(work.join("taskmanagers"))
+        .unwrap()
+        .flatten()
+        .filter_map(|tm| std::fs::read_dir(tm.path().join("bundles")).ok())
+        .flatten()
+        .flatten()
+        .collect();
+    assert!(!fetched.is_empty(), "a TaskManager must have fetched the uploaded bundle");
+
     let slow = bundle(&tmp.path().join("slow"), "[[vertex]]\nname = \"a\"\nshell = \"sleep 60\"\n", &[]);
     let o = run(state, &["run", "-m", &addr, "--detached", slow.to_str().unwrap()]);
     assert!(o.status.success(), "{}", text(&o));
@@ -52,7 +70,7 @@ fn a_session_takes_jobs_until_stopped() {
         text(&o).contains("\"state\": \"CANCELED\"").then_some(())
     });
     let list = text(&run(state, &["list", "-m", &addr]));
-    assert_eq!(list.matches("FINISHED").count(), 2, "{list}");
+    assert_eq!(list.matches("FINISHED").count(), 3, "{list}");
     assert_eq!(list.matches("CANCELED").count(), 1, "{list}");
 
     // Unknown jobs and missing credentials are refused with a clear answer.

@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex};
 
 use common::ids::{JobId, JobMasterId};
 use common::jobspec::Bundle;
+use common::protocol::BundleBlob;
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
@@ -77,6 +78,12 @@ impl Dispatcher {
 
     /// Starts a JobMaster for the bundle's job.
     pub fn submit(&self, bundle: Bundle) -> Result<JobId, DispatcherError> {
+        self.submit_uploaded(bundle, None)
+    }
+
+    /// Like [`Dispatcher::submit`], for a bundle uploaded to the blob store:
+    /// TaskExecutors fetch it from there.
+    pub fn submit_uploaded(&self, bundle: Bundle, blob: Option<BundleBlob>) -> Result<JobId, DispatcherError> {
         if self.closed.load(std::sync::atomic::Ordering::SeqCst) {
             return Err(DispatcherError::ShuttingDown);
         }
@@ -90,6 +97,7 @@ impl Dispatcher {
             self.rm.clone(),
             self.registry.clone(),
             cancel.clone(),
+            blob,
         );
         if let Ok(mut jobs) = self.jobs.lock() {
             jobs.insert(job_id, JobEntry { details, cancel });

@@ -11,7 +11,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use common::ids::{AllocationId, JobId, JobMasterId, ResourceId};
 use common::jobspec::{BuiltinSink, Bundle, Program};
-use common::protocol::{OfferSlots, TaskExecutionState};
+use common::protocol::{BundleBlob, OfferSlots, TaskExecutionState};
 use common::rpc::{self, convert, pb, AppSecret, RpcTimeouts};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
@@ -77,6 +77,7 @@ pub fn spawn(
     rm: ResourceManagerHandle,
     registry: JobMasterRegistry,
     cancel: CancellationToken,
+    bundle_blob: Option<BundleBlob>,
 ) -> watch::Receiver<JobDetails> {
     let ctx =
         DeploymentContext { job_master_id, job_master_address: config.address.clone(), bundle_dir: bundle.dir.clone() };
@@ -86,6 +87,7 @@ pub fn spawn(
         job_id,
         job_master_id,
         bundle,
+        bundle_blob,
         config,
         rm,
         registry,
@@ -107,6 +109,8 @@ struct JobMaster {
     job_id: JobId,
     job_master_id: JobMasterId,
     bundle: Bundle,
+    /// Where TaskExecutors fetch an uploaded bundle.
+    bundle_blob: Option<BundleBlob>,
     config: JobMasterConfig,
     rm: ResourceManagerHandle,
     registry: JobMasterRegistry,
@@ -241,7 +245,8 @@ impl JobMaster {
         for action in actions {
             match action {
                 JobMasterAction::DeclareRequirements(reqs) => self.rm.declare(self.job_id, reqs),
-                JobMasterAction::Deploy { task_manager, tdd } => {
+                JobMasterAction::Deploy { task_manager, mut tdd } => {
+                    tdd.bundle_blob = self.bundle_blob.clone();
                     let (secret, t, job_tx) =
                         (self.config.secret.clone(), self.config.rpc, self.registry.get(&self.job_id));
                     tokio::spawn(async move {

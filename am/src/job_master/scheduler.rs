@@ -649,6 +649,7 @@ impl Scheduler {
             attempt_number: e.attempt.number,
             program: vertex.program.clone(),
             bundle_dir: self.ctx.bundle_dir.clone(),
+            bundle_blob: None,
             inputs,
             outputs,
         };

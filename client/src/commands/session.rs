@@ -90,7 +90,7 @@ pub async fn serve(args: SessionStartArgs) -> Result<ExitCode> {
 
 pub async fn run_on_session(address: &str, args: &RunArgs) -> Result<ExitCode> {
     let client = RestClient::new(address, args.secret_file.as_deref())?;
-    let job = client.submit(&args.bundle).await?;
+    let job = client.submit(&args.bundle, args.upload).await?;
     eprintln!("Submitted job {job}");
     if args.detached {
         println!("{job}");

@@ -25,10 +25,23 @@ pub struct TaskDeploymentDescriptor {
     pub program: Program,
     /// Where the bundle's files are on the TaskExecutor's machine.
     pub bundle_dir: PathBuf,
+    /// Set when the bundle was uploaded to a session: the TaskExecutor fetches
+    /// it from the Dispatcher (once per TaskExecutor) and uses its copy
+    /// instead of `bundle_dir`.
+    pub bundle_blob: Option<BundleBlob>,
     /// One gate per incoming edge, in the spec's edge order.
     pub inputs: Vec<InputGateDescriptor>,
     /// One partition per outgoing edge, in the spec's edge order.
     pub outputs: Vec<ResultPartitionDescriptor>,
+}
+
+/// A bundle kept by a session's blob store.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BundleBlob {
+    /// SHA-256 of the `.tar.gz`, 64 hex digits; checked after download.
+    pub sha256: String,
+    /// `http://<dispatcher REST address>/blobs/<sha256>` (bearer-authenticated).
+    pub url: String,
 }
 
 /// Names one produced result: which edge, which producer subtask, which attempt.

@@ -255,6 +255,7 @@ pub fn tdd(t: &TaskDeploymentDescriptor) -> pb::TaskDeploymentDescriptor {
             })
             .collect(),
         job_master_address: t.job_master_address.clone(),
+        bundle_blob: t.bundle_blob.as_ref().map(|b| pb::BundleBlob { sha256: b.sha256.clone(), url: b.url.clone() }),
     }
 }
 
@@ -298,6 +299,7 @@ pub fn to_tdd(t: pb::TaskDeploymentDescriptor) -> Result<TaskDeploymentDescripto
         attempt_number: t.attempt_number,
         program: to_program(t.program)?,
         bundle_dir: PathBuf::from(t.bundle_dir),
+        bundle_blob: t.bundle_blob.map(|b| BundleBlob { sha256: b.sha256, url: b.url }),
         inputs,
         outputs,
     })
@@ -415,6 +417,7 @@ mod tests {
             attempt_number: 3,
             program: Program::Command { argv: vec!["awk".into(), "-f".into(), "x.awk".into()] },
             bundle_dir: "/tmp/b".into(),
+            bundle_blob: Some(BundleBlob { sha256: "ab".repeat(32), url: "http://127.0.0.1:1/blobs/x".into() }),
             inputs: vec![InputGateDescriptor {
                 edge_index: 0,
                 partitioning: Partitioning::Hash,

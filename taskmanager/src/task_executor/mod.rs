@@ -7,6 +7,7 @@
 //! Nothing in the loop awaits a remote peer: calls are spawned and their
 //! results come back as messages, so a slow JobMaster cannot stall the rest.
 
+mod bundles;
 mod service;
 pub mod slot_table;
 
@@ -110,6 +111,7 @@ pub async fn run(
         heartbeat_interval: Duration::from_secs(1),
         heartbeat_timeout: Duration::from_secs(10),
         early_slot_requests: Vec::new(),
+        bundles: bundles::BundleCache::default(),
     };
     let mut rx = rx;
     let result = te.main_loop(&mut rx, stop.clone()).await;
@@ -158,6 +160,7 @@ struct TaskExecutor {
     heartbeat_interval: Duration,
     heartbeat_timeout: Duration,
     early_slot_requests: Vec<(RequestSlot, oneshot::Sender<Result<u64, tonic::Status>>)>,
+    bundles: bundles::BundleCache,
 }
 
 impl TaskExecutor {
@@ -366,12 +369,20 @@ impl TaskExecutor {
         let work_dir =
             self.config.work_dir.join(format!("{}-{}-{}", tdd.vertex_name, tdd.subtask_index, tdd.attempt_number));
         let (dp, tx) = (self.data_plane.clone(), self.tx.clone());
+        let (bundles, tm_dir, secret) = (self.bundles.clone(), self.config.work_dir.clone(), self.config.secret.clone());
         tokio::spawn(async move {
+            let mut tdd = tdd;
             let attempt = tdd.attempt_id;
-            let result = match tokio::fs::create_dir_all(&work_dir).await {
-                Ok(()) => dp.run_task(tdd, work_dir, Vec::new(), cancel.clone()).await.map_err(|e| e.to_string()),
-                Err(e) => Err(format!("cannot create the task's work dir {}: {e}", work_dir.display())),
-            };
+            let result = async {
+                if let Some(blob) = &tdd.bundle_blob {
+                    tdd.bundle_dir = bundles.get(blob, &tm_dir, &secret).await?;
+                }
+                tokio::fs::create_dir_all(&work_dir)
+                    .await
+                    .map_err(|e| format!("cannot create the task's work dir {}: {e}", work_dir.display()))?;
+                dp.run_task(tdd, work_dir, Vec::new(), cancel.clone()).await.map_err(|e| e.to_string())
+            }
+            .await;
             let (state, error) = match result {
                 Ok(()) => (ExecutionState::Finished, None),
                 Err(_) if cancel.is_cancelled() => (ExecutionState::Canceled, None),
