@@ -101,8 +101,8 @@ fn dispatcher_error(e: DispatcherError) -> Response {
     }
 }
 
-fn parse_job(id: &str) -> Result<JobId, Response> {
-    id.parse().map_err(|_| error(StatusCode::BAD_REQUEST, format!("`{id}` is not a job id (32 hex digits)")))
+fn parse_job(id: &str) -> Result<JobId, Box<Response>> {
+    id.parse().map_err(|_| Box::new(error(StatusCode::BAD_REQUEST, format!("`{id}` is not a job id (32 hex digits)"))))
 }
 
 async fn overview(State(ctx): State<Ctx>) -> Response {
@@ -143,7 +143,7 @@ async fn jobs_overview(State(ctx): State<Ctx>) -> Response {
 async fn job(State(ctx): State<Ctx>, Path(id): Path<String>) -> Response {
     let id = match parse_job(&id) {
         Ok(id) => id,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     match ctx.dispatcher.details(id) {
         Ok(d) => Json(d).into_response(),
@@ -159,7 +159,7 @@ struct CancelQuery {
 async fn cancel_job(State(ctx): State<Ctx>, Path(id): Path<String>, Query(q): Query<CancelQuery>) -> Response {
     let id = match parse_job(&id) {
         Ok(id) => id,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     if q.mode.as_deref().unwrap_or("cancel") != "cancel" {
         return error(StatusCode::BAD_REQUEST, "only mode=cancel is supported");

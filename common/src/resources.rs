@@ -151,7 +151,7 @@ impl fmt::Debug for ResourceProfile {
 }
 
 pub fn format_cpu(millis: u64) -> String {
-    if millis % 1000 == 0 {
+    if millis.is_multiple_of(1000) {
         format!("{}", millis / 1000)
     } else {
         let s = format!("{}.{:03}", millis / 1000, millis % 1000);

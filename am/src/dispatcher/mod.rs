@@ -89,16 +89,9 @@ impl Dispatcher {
         }
         let job_id = JobId::random();
         let cancel = tokio_util::sync::CancellationToken::new();
-        let details = job_master::spawn(
-            job_id,
-            JobMasterId::random(),
-            bundle,
-            self.config.clone(),
-            self.rm.clone(),
-            self.registry.clone(),
-            cancel.clone(),
-            blob,
-        );
+        let job = job_master::JobToRun { job_id, job_master_id: JobMasterId::random(), bundle, bundle_blob: blob };
+        let details =
+            job_master::spawn(job, self.config.clone(), self.rm.clone(), self.registry.clone(), cancel.clone());
         if let Ok(mut jobs) = self.jobs.lock() {
             jobs.insert(job_id, JobEntry { details, cancel });
         }

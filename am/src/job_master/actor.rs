@@ -68,17 +68,24 @@ fn epoch_ms(t: SystemTime) -> u64 {
     t.duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }
 
+/// What the Dispatcher hands a new JobMaster.
+pub struct JobToRun {
+    pub job_id: JobId,
+    pub job_master_id: JobMasterId,
+    pub bundle: Bundle,
+    /// Where TaskExecutors fetch the bundle when it was uploaded to a session.
+    pub bundle_blob: Option<BundleBlob>,
+}
+
 /// Starts the JobMaster of one job; the receiver sees its details change.
 pub fn spawn(
-    job_id: JobId,
-    job_master_id: JobMasterId,
-    bundle: Bundle,
+    job: JobToRun,
     config: JobMasterConfig,
     rm: ResourceManagerHandle,
     registry: JobMasterRegistry,
     cancel: CancellationToken,
-    bundle_blob: Option<BundleBlob>,
 ) -> watch::Receiver<JobDetails> {
+    let JobToRun { job_id, job_master_id, bundle, bundle_blob } = job;
     let ctx =
         DeploymentContext { job_master_id, job_master_address: config.address.clone(), bundle_dir: bundle.dir.clone() };
     let scheduler = Scheduler::new(job_id, &bundle.spec, ctx);
@@ -142,7 +149,7 @@ impl JobMaster {
         check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut cancel_seen = false;
         while !finished {
-            let wakeup = self.scheduler.next_wakeup().map(|t| Instant::from_std(t));
+            let wakeup = self.scheduler.next_wakeup().map(Instant::from_std);
             let actions = tokio::select! {
                 m = rx.recv() => match m {
                     Some(m) => self.handle(m),

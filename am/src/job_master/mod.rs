@@ -27,5 +27,5 @@ pub use slot_pool::{satisfies, PooledSlot, SlotPool, TaskManagerLocation};
 mod actor;
 mod service;
 
-pub use actor::{spawn, JobMasterConfig, JobMasterRegistry};
+pub use actor::{spawn, JobMasterConfig, JobMasterRegistry, JobToRun};
 pub use service::JobMasterService;

@@ -55,7 +55,7 @@ impl AppSecret {
 
     pub fn from_hex(s: &str) -> Option<Self> {
         let s = s.trim();
-        if s.is_empty() || s.len() % 2 != 0 {
+        if s.is_empty() || !s.len().is_multiple_of(2) {
             return None;
         }
         let bytes: Option<Vec<u8>> =

@@ -26,7 +26,7 @@ pub enum SlotTableError {
     #[error("slot index {0} is already taken by another allocation")]
     IndexTaken(u32),
     #[error("not enough free resources for {wanted}: {free} left")]
-    NoResources { wanted: ResourceProfile, free: ResourceProfile },
+    NoResources { wanted: Box<ResourceProfile>, free: Box<ResourceProfile> },
     #[error("allocation {0} is unknown to this TaskExecutor")]
     UnknownAllocation(AllocationId),
     #[error("allocation {0} belongs to another job")]
@@ -71,7 +71,7 @@ impl SlotTable {
         }
         let free = self.free_resources();
         if !profile.fits_in(&free) {
-            return Err(SlotTableError::NoResources { wanted: profile, free });
+            return Err(SlotTableError::NoResources { wanted: Box::new(profile), free: Box::new(free) });
         }
         self.slots.insert(
             allocation_id,
