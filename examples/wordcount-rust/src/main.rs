@@ -188,21 +188,16 @@ fn for_each_block(mut input: impl Read, min: usize, mut each: impl FnMut(&[u8]) 
 
 /// Calls `word` for every word of `text`, lower-cased into `scratch`.
 fn words(text: &[u8], table: &[u8; 256], scratch: &mut Vec<u8>, mut word: impl FnMut(&[u8])) {
+    let is_word = |b: u8| table[usize::from(b)] != 0;
     let mut i = 0;
     while i < text.len() {
-        while i < text.len() && table[text[i] as usize] == 0 {
-            i += 1;
-        }
-        scratch.clear();
-        while i < text.len() {
-            let c = table[text[i] as usize];
-            if c == 0 {
-                break;
-            }
-            scratch.push(c);
-            i += 1;
-        }
-        if !scratch.is_empty() {
+        // Find the run first, then lower-case it in one pass: no per-byte push.
+        let start = i + text[i..].iter().position(|&b| is_word(b)).unwrap_or(text.len() - i);
+        let end = start + text[start..].iter().position(|&b| !is_word(b)).unwrap_or(text.len() - start);
+        i = end;
+        if end > start {
+            scratch.clear();
+            scratch.extend(text[start..end].iter().map(|&b| table[usize::from(b)]));
             word(scratch);
         }
     }
