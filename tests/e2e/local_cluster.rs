@@ -189,3 +189,16 @@ fn bad_bundles_fail_clearly_and_start_nothing() {
         assert!(processes_mentioning(work.to_str().unwrap()).is_empty());
     }
 }
+
+#[test]
+fn relative_bundle_and_work_dir_paths_work() {
+    let tmp = tempfile::tempdir().unwrap();
+    bundle(
+        &tmp.path().join("b"),
+        "[[vertex]]\nname = \"a\"\ncommand = [\"./hi.sh\"]\n[[vertex]]\nname = \"s\"\nsink = { type = \"text\", path = \"out\" }\n[[edge]]\nfrom = \"a\"\nto = \"s\"\npartitioning = \"forward\"\n",
+        &[("hi.sh", "#!/bin/sh\necho hi\n")],
+    );
+    let o = cmd(tmp.path()).current_dir(tmp.path()).args(["run", "--work-dir", "work", "b"]).output().unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(output_lines(&tmp.path().join("b").join("out")), vec!["hi"]);
+}

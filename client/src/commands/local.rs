@@ -30,7 +30,9 @@ impl WorkDir {
         match named {
             Some(p) => {
                 std::fs::create_dir_all(p).with_context(|| format!("cannot create the work dir {}", p.display()))?;
-                Ok(Self { path: p.clone(), temp: None })
+                // Absolute: TaskManagers get paths under it.
+                let path = std::fs::canonicalize(p).with_context(|| format!("cannot resolve {}", p.display()))?;
+                Ok(Self { path, temp: None })
             }
             None => {
                 let t = tempfile::Builder::new().prefix("yarn-flink-").tempdir().context("cannot create a temp dir")?;

@@ -25,12 +25,16 @@ impl Bundle {
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(BundleError::NotFound(path.to_owned())),
             Err(source) => return Err(BundleError::Io { path: path.to_owned(), source }),
         };
+        // Absolute paths from here on: TaskExecutors are other processes, with
+        // other working directories, and must find the same files.
+        let path = &std::fs::canonicalize(path).map_err(|source| BundleError::Io { path: path.to_owned(), source })?;
         if meta.is_dir() {
             return Self::load_dir(path);
         }
         let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_ascii_lowercase();
         if name.ends_with(".tar.gz") || name.ends_with(".tgz") {
-            let into = work_dir.as_ref();
+            let into = &std::path::absolute(work_dir.as_ref())
+                .map_err(|source| BundleError::Io { path: work_dir.as_ref().to_owned(), source })?;
             extract(path, into)?;
             return Self::load_dir(
                 &bundle_root(into).map_err(|source| BundleError::Io { path: into.to_owned(), source })?,
