@@ -182,7 +182,9 @@ async fn submit(State(ctx): State<Ctx>, headers: HeaderMap, body: axum::body::By
     let (path, blob) = if content_type.starts_with("application/json") {
         match serde_json::from_slice::<SubmitRequest>(&body) {
             Ok(req) => (std::path::PathBuf::from(req.bundle), None),
-            Err(e) => return error(StatusCode::BAD_REQUEST, format!("the body must be {{\"bundle\": \"<path>\"}}: {e}")),
+            Err(e) => {
+                return error(StatusCode::BAD_REQUEST, format!("the body must be {{\"bundle\": \"<path>\"}}: {e}"))
+            }
         }
     } else if content_type.starts_with("application/gzip") || content_type.starts_with("application/x-gzip") {
         match ctx.blobs.put(&body) {

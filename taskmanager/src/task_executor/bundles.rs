@@ -29,7 +29,10 @@ impl BundleCache {
         let bytes = fetch(blob, secret).await?;
         let actual: String = Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect();
         if actual != blob.sha256 {
-            return Err(format!("the bundle from {} is corrupt: its SHA-256 is {actual}, not {}", blob.url, blob.sha256));
+            return Err(format!(
+                "the bundle from {} is corrupt: its SHA-256 is {actual}, not {}",
+                blob.url, blob.sha256
+            ));
         }
         let root = work_dir.join("bundles").join(&blob.sha256);
         let archive = root.with_extension("tar.gz");

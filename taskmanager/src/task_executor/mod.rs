@@ -369,7 +369,8 @@ impl TaskExecutor {
         let work_dir =
             self.config.work_dir.join(format!("{}-{}-{}", tdd.vertex_name, tdd.subtask_index, tdd.attempt_number));
         let (dp, tx) = (self.data_plane.clone(), self.tx.clone());
-        let (bundles, tm_dir, secret) = (self.bundles.clone(), self.config.work_dir.clone(), self.config.secret.clone());
+        let (bundles, tm_dir, secret) =
+            (self.bundles.clone(), self.config.work_dir.clone(), self.config.secret.clone());
         tokio::spawn(async move {
             let mut tdd = tdd;
             let attempt = tdd.attempt_id;
