@@ -202,3 +202,30 @@ fn relative_bundle_and_work_dir_paths_work() {
     assert!(o.status.success(), "{}", text(&o));
     assert_eq!(output_lines(&tmp.path().join("b").join("out")), vec!["hi"]);
 }
+
+#[test]
+fn a_killed_task_manager_leaves_no_subtask_behind() {
+    let tmp = tempfile::tempdir().unwrap();
+    let job = "[job]\nrestart = { strategy = \"none\" }\n[[vertex]]\nname = \"a\"\ncommand = [\"sleep\", \"60\"]\n";
+    let b = bundle(&tmp.path().join("b"), job, &[]);
+    let work = tmp.path().join("work");
+    let child = cmd(tmp.path())
+        .args(["run", "--work-dir", work.to_str().unwrap(), b.to_str().unwrap()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut guard = Guard(child);
+    // The subtask's environment names its work dir, under the TaskManager's.
+    let (tm, _) = wait_for(Duration::from_secs(20), "the subtask to run", || {
+        let tms = task_managers(&work);
+        let all = processes_mentioning(work.to_str().unwrap());
+        (all.len() > tms.len()).then(|| tms.into_iter().next()).flatten()
+    });
+    signal(tm, libc::SIGKILL);
+    let status = wait_for(Duration::from_secs(30), "the job to fail", || guard.0.try_wait().unwrap());
+    assert_eq!(status.code(), Some(1));
+    wait_for(Duration::from_secs(10), "no process of the job left", || {
+        processes_mentioning(work.to_str().unwrap()).is_empty().then_some(())
+    });
+}

@@ -70,6 +70,17 @@ pub(crate) fn spawn(mut cmd: Command, label: String, has_inputs: bool) -> Result
         .stderr(Stdio::piped())
         .process_group(0)
         .kill_on_drop(true);
+    // A TaskManager killed outright (SIGKILL, OOM killer) runs no cleanup: the
+    // kernel then kills the subtask for it.
+    // SAFETY: prctl is async-signal-safe; nothing else runs between fork and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
     let child = cmd.spawn().map_err(|e| {
         TaskError::Failed(format!(
             "{label}: starting the program failed: {e}; check that it exists in the bundle (or on the PATH) and is \
