@@ -294,6 +294,9 @@ fn secret_from(creds: &Credentials, alias: &str, shown: &str) -> Result<AppSecre
 pub struct AmOutcome {
     pub final_status: FinalStatus,
     pub diagnostics: String,
+    /// Whether we told the RM the application is over (false when the RM was
+    /// lost: another attempt may still need the staged files).
+    pub unregistered: bool,
 }
 
 /// Runs the ApplicationMaster until its job ends (application mode), the
@@ -349,26 +352,36 @@ pub async fn run(env: AmEnv, conf: &HadoopConf, shutdown: impl Future<Output = (
         }
         Mode::Session => {
             tokio::select! {
-                _ = cluster.stopped() => AmOutcome { final_status: FinalStatus::Succeeded, diagnostics: "the session was stopped (DELETE /cluster)".into() },
+                _ = cluster.stopped() => AmOutcome { final_status: FinalStatus::Succeeded, diagnostics: "the session was stopped (DELETE /cluster)".into(), unregistered: false },
                 _ = yarn.lost() => lost(&yarn),
                 _ = &mut shutdown => killed(),
             }
         }
     };
     cluster.shutdown().await;
+    let mut outcome = outcome;
     if yarn.lost_reason().is_none() {
         yarn.finish(outcome.final_status, &outcome.diagnostics, Some(&tracking_url)).await?;
         info!(status = ?outcome.final_status, "unregistered from the ResourceManager");
+        outcome.unregistered = true;
     }
     Ok(outcome)
 }
 
 fn lost(yarn: &driver::YarnAm) -> AmOutcome {
-    AmOutcome { final_status: FinalStatus::Failed, diagnostics: yarn.lost_reason().unwrap_or_default() }
+    AmOutcome {
+        final_status: FinalStatus::Failed,
+        diagnostics: yarn.lost_reason().unwrap_or_default(),
+        unregistered: false,
+    }
 }
 
 fn killed() -> AmOutcome {
-    AmOutcome { final_status: FinalStatus::Killed, diagnostics: "the ApplicationMaster was stopped (SIGTERM)".into() }
+    AmOutcome {
+        final_status: FinalStatus::Killed,
+        diagnostics: "the ApplicationMaster was stopped (SIGTERM)".into(),
+        unregistered: false,
+    }
 }
 
 async fn run_application(
@@ -378,7 +391,8 @@ async fn run_application(
     work_dir: &Path,
     shutdown: &mut (impl Future<Output = ()> + Unpin),
 ) -> AmOutcome {
-    let failed = |diagnostics: String| AmOutcome { final_status: FinalStatus::Failed, diagnostics };
+    let failed =
+        |diagnostics: String| AmOutcome { final_status: FinalStatus::Failed, diagnostics, unregistered: false };
     let bundle = match Bundle::load(Path::new(link), work_dir.join("bundle")) {
         Ok(b) => b,
         Err(e) => return failed(format!("the job bundle {link:?} cannot be loaded: {e}")),
@@ -415,10 +429,13 @@ async fn run_application(
         "FINISHED" => AmOutcome {
             final_status: FinalStatus::Succeeded,
             diagnostics: format!("job {} ({}) finished", last.jid, last.name),
+            unregistered: false,
         },
-        "CANCELED" => {
-            AmOutcome { final_status: FinalStatus::Killed, diagnostics: format!("job {} was cancelled", last.jid) }
-        }
+        "CANCELED" => AmOutcome {
+            final_status: FinalStatus::Killed,
+            diagnostics: format!("job {} was cancelled", last.jid),
+            unregistered: false,
+        },
         state => {
             let error = last.error.clone().unwrap_or_else(|| "no error was recorded".into());
             warn!(%state, %error, "job did not finish");

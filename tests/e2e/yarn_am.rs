@@ -95,6 +95,13 @@ impl MiniYarn {
     }
 
     /// A local resource for `path` with its real modification time.
+    /// The application's staging dir (`YF_STAGING_DIR`): made here, removed by the AM.
+    fn staging_dir(&self) -> std::path::PathBuf {
+        let dir = self.tmp.path().join("staging").join("application_1795750141222_0001");
+        let _ = std::fs::create_dir_all(&dir);
+        dir
+    }
+
     fn resource(path: &Path) -> LocalResource {
         let meta = std::fs::metadata(path).unwrap();
         let mtime = meta.modified().unwrap().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
@@ -122,7 +129,7 @@ impl MiniYarn {
         };
         let mut environment = BTreeMap::from([
             ("YF_MODE".to_string(), mode.to_string()),
-            ("YF_STAGING_DIR".to_string(), format!("file://{}", self.tmp.path().display())),
+            ("YF_STAGING_DIR".to_string(), format!("file://{}", self.staging_dir().display())),
             ("YF_LOCAL_RESOURCES".to_string(), local_resources_json(&resources)),
             ("YF_CLUSTER".to_string(), shape.to_json()),
             ("APP_SUBMIT_TIME_ENV".to_string(), "1795750141300".to_string()),
@@ -281,6 +288,8 @@ async fn application_mode_runs_a_job_on_containers_of_two_sizes() {
     );
     assert_eq!(exit.exit_status, 0, "AM exit {exit:?}\n{}", yarn.logs());
     assert_eq!(support::output_lines(&bundle.join("out")), expected_two_size_output());
+    let staging = yarn.tmp.path().join("staging").join("application_1795750141222_0001");
+    assert!(!staging.exists(), "the AM removes its application's staging dir once unregistered");
 
     let state = yarn.rm.state.lock().unwrap();
     assert_eq!(state.final_status, Some(SUCCEEDED), "{:?}", state.final_diagnostics);

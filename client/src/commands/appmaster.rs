@@ -21,7 +21,16 @@ pub async fn run() -> Result<ExitCode> {
             Err(_) => std::future::pending::<()>().await,
         }
     };
+    let staging = env.staging_dir.clone();
     let outcome = yarn_app::run(env, &conf, shutdown).await?;
     eprintln!("yarn-flink appmaster: {:?}: {}", outcome.final_status, outcome.diagnostics);
+    // The application is over for YARN: its staged files are not needed by
+    // any later attempt (the content cache beside them stays).
+    if let (true, Some(dir)) = (outcome.unregistered, staging) {
+        match crate::yarn::staging::remove_url(&dir, conf.conf_dir.as_deref()).await {
+            Ok(()) => eprintln!("yarn-flink appmaster: removed the staging dir {dir}"),
+            Err(e) => eprintln!("yarn-flink appmaster: could not remove the staging dir {dir}: {e}"),
+        }
+    }
     Ok(if outcome.final_status == FinalStatus::Succeeded { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
