@@ -9,6 +9,7 @@
 //! - [`output`]: committing and aborting the part files of built-in text sinks.
 //! - [`rpc`]: its gRPC wire form, authentication and deadlines.
 
+pub mod hdfs;
 pub mod ids;
 pub mod jobspec;
 pub mod launch;

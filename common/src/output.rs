@@ -14,7 +14,8 @@
 //! staging directory. It is idempotent: running it again after a crash (or
 //! twice) finishes the renames still missing and succeeds once every part is
 //! in place. [`abort`] removes the job's staging directory and is idempotent
-//! too. Only local paths are supported; `hdfs://` sinks are refused.
+//! too. `hdfs://` sink directories get the same steps on HDFS (see
+//! [`crate::hdfs`]); HDFS renames are atomic per file too.
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -43,8 +44,8 @@ pub fn success_marker(sink_dir: &Path) -> PathBuf {
 
 #[derive(Debug, thiserror::Error)]
 pub enum OutputError {
-    #[error("sink path {0:?} is on HDFS, which the text sink does not support yet; write to a local path instead")]
-    HdfsUnsupported(String),
+    #[error(transparent)]
+    Hdfs(#[from] crate::hdfs::HdfsIoError),
     #[error(
         "cannot commit part {subtask} of job {job_id} in {sink_dir:?}: neither the staged file {staged:?} nor the \
          committed part exists; the attempt named for it did not finish its output, so rerun the job"
@@ -63,18 +64,13 @@ fn io_err<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(io::Error) ->
     move |source| OutputError::Io { action, path: path.to_path_buf(), source }
 }
 
-fn local(sink_dir: &Path) -> Result<(), OutputError> {
-    let s = sink_dir.to_string_lossy();
-    if s.starts_with("hdfs://") {
-        return Err(OutputError::HdfsUnsupported(s.into_owned()));
-    }
-    Ok(())
-}
-
 /// Makes the output of the named attempts (`(subtask, attempt_number)`) the
-/// sink's output. Idempotent; see the module docs.
+/// sink's output. Idempotent; see the module docs. Blocks (call it from a
+/// blocking thread).
 pub fn commit(sink_dir: &Path, job_id: JobId, parts: &[(u32, u32)]) -> Result<(), OutputError> {
-    local(sink_dir)?;
+    if crate::hdfs::is_hdfs(&sink_dir.to_string_lossy()) {
+        return hdfs_blocking(commit_hdfs(sink_dir, job_id, parts));
+    }
     for &(subtask, attempt) in parts {
         let staged = staging_file(sink_dir, job_id, subtask, attempt);
         let part = part_file(sink_dir, subtask);
@@ -95,8 +91,47 @@ pub fn commit(sink_dir: &Path, job_id: JobId, parts: &[(u32, u32)]) -> Result<()
 
 /// Drops everything a job staged in `sink_dir`. Idempotent.
 pub fn abort(sink_dir: &Path, job_id: JobId) -> Result<(), OutputError> {
-    local(sink_dir)?;
+    if crate::hdfs::is_hdfs(&sink_dir.to_string_lossy()) {
+        return hdfs_blocking(abort_hdfs(sink_dir, job_id));
+    }
     remove_staging(sink_dir, job_id)
+}
+
+fn hdfs_blocking(f: impl std::future::Future<Output = Result<(), OutputError>>) -> Result<(), OutputError> {
+    crate::hdfs::block_on(f).map_err(io_err("starting a runtime for HDFS output of", Path::new("hdfs://")))?
+}
+
+/// [`commit`] of an `hdfs://` sink directory.
+pub async fn commit_hdfs(sink_dir: &Path, job_id: JobId, parts: &[(u32, u32)]) -> Result<(), OutputError> {
+    use crate::hdfs;
+    let url = |p: PathBuf| p.to_string_lossy().into_owned();
+    let (client, _) = hdfs::connect(&url(sink_dir.to_path_buf()))?;
+    let path = |p: PathBuf| hdfs::split_url(&url(p)).map(|(_, path)| path);
+    for &(subtask, attempt) in parts {
+        let staged = staging_file(sink_dir, job_id, subtask, attempt);
+        let part = path(part_file(sink_dir, subtask))?;
+        // Missing staged file: already renamed by an earlier (possibly interrupted) commit, or never written.
+        if !hdfs::rename(&client, &path(staged.clone())?, &part).await? && !hdfs::is_file(&client, &part).await? {
+            return Err(OutputError::MissingPart { job_id, sink_dir: sink_dir.to_path_buf(), subtask, staged });
+        }
+    }
+    hdfs::touch(&client, &path(success_marker(sink_dir))?).await?;
+    remove_staging_hdfs(&client, sink_dir, job_id).await
+}
+
+/// [`abort`] of an `hdfs://` sink directory.
+pub async fn abort_hdfs(sink_dir: &Path, job_id: JobId) -> Result<(), OutputError> {
+    let (client, _) = crate::hdfs::connect(&sink_dir.to_string_lossy())?;
+    remove_staging_hdfs(&client, sink_dir, job_id).await
+}
+
+async fn remove_staging_hdfs(client: &hdfs_native::Client, sink_dir: &Path, job_id: JobId) -> Result<(), OutputError> {
+    let (_, dir) = crate::hdfs::split_url(&staging_dir(sink_dir, job_id).to_string_lossy())?;
+    crate::hdfs::remove(client, &dir).await?;
+    // `.staging` itself goes once no other job stages there (a non-recursive delete of a non-empty dir fails).
+    let (_, parent) = crate::hdfs::split_url(&sink_dir.join(".staging").to_string_lossy())?;
+    let _ = client.delete(&parent, false).await;
+    Ok(())
 }
 
 fn remove_staging(sink_dir: &Path, job_id: JobId) -> Result<(), OutputError> {
@@ -171,11 +206,5 @@ mod tests {
         assert!(!staging_dir(tmp.path(), job).exists());
         assert!(staging_file(tmp.path(), other, 0, 0).is_file());
         assert!(!part_file(tmp.path(), 0).exists());
-    }
-
-    #[test]
-    fn hdfs_is_refused() {
-        let err = abort(Path::new("hdfs://nn/out"), JobId::from_u128(1)).unwrap_err();
-        assert!(err.to_string().contains("not support"), "{err}");
     }
 }

@@ -2,5 +2,6 @@
 
 pub mod gssapi_acceptor;
 pub mod hadoop_ipc_server;
+pub mod hdfs_double;
 pub mod kdc;
 pub mod yarn_double;

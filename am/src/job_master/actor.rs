@@ -403,7 +403,8 @@ impl JobMaster {
 
 fn resolve(base: &Path, path: &str) -> PathBuf {
     let p = Path::new(path);
-    if p.is_absolute() {
+    // `hdfs://` URLs are absolute too; `common::output` commits them on HDFS.
+    if p.is_absolute() || common::hdfs::is_hdfs(path) {
         p.to_owned()
     } else {
         base.join(p)

@@ -26,6 +26,7 @@
 //! `docs/task-contract.md`), so the application secret never reaches it.
 
 pub mod diagnostics;
+pub mod hdfs_io;
 mod input;
 mod net;
 mod partition;
@@ -266,15 +267,21 @@ impl DataPlane {
             }
             Program::Sink(BuiltinSink::TextFiles { path }) => {
                 let dir = resolve(&tdd.bundle_dir, path);
-                if path.starts_with("hdfs://") {
-                    return Err(TaskError::Failed(format!(
-                        "{label}: HDFS output is not supported yet ({path}); write to a local path"
-                    )));
-                }
                 let staging = common::output::staging_file(&dir, tdd.job_id, tdd.subtask_index, tdd.attempt_number);
+                // HDFS: write locally with the same code, then upload to the staging path.
+                let on_hdfs = common::hdfs::is_hdfs(path);
+                let local = if on_hdfs { hdfs_io::local_staging(&work_dir, &staging) } else { staging.clone() };
                 let channels = input::open_channels(shared, &tdd.inputs);
                 tokio::select! {
-                    r = sink::run(&staging, channels, label) => r,
+                    r = async {
+                        sink::run(&local, channels, label).await?;
+                        if on_hdfs {
+                            hdfs_io::upload_staged(&local, &staging)
+                                .await
+                                .map_err(|e| TaskError::Failed(format!("{label}: {e}")))?;
+                        }
+                        Ok(())
+                    } => r,
                     _ = cancel.cancelled() => Err(TaskError::Canceled),
                 }?;
                 // A sink has no outgoing edges; should it be given some, they end empty.
@@ -355,18 +362,30 @@ async fn run_source(
 ) -> Result<(), TaskError> {
     let failed = |e: source::SourceError| TaskError::Failed(format!("{label}: {e}"));
     let gone = |_| TaskError::Failed(format!("{label}: a consumer of its output went away"));
-    let listing = path.clone();
-    let files = tokio::task::spawn_blocking(move || source::list_input_files(&listing))
-        .await
-        .map_err(|e| TaskError::Failed(format!("{label}: listing the input panicked: {e}")))?
-        .map_err(failed)?;
+    let url = path.to_string_lossy().into_owned();
+    let (client, files) = if common::hdfs::is_hdfs(&url) {
+        let (client, files) = hdfs_io::list_input_files(&url).await.map_err(failed)?;
+        (Some(client), files)
+    } else {
+        let listing = path.clone();
+        let files = tokio::task::spawn_blocking(move || source::list_input_files(&listing))
+            .await
+            .map_err(|e| TaskError::Failed(format!("{label}: listing the input panicked: {e}")))?
+            .map_err(failed)?;
+        (None, files)
+    };
     let total = files.iter().map(|(_, len)| len).sum();
     let (start, end) = source::split_range(total, tdd.parallelism, tdd.subtask_index);
     let (tx, mut rx) = mpsc::channel::<Bytes>(4);
     let (chunk, max_line) = (config.buffer_size.max(4096), config.max_record_bytes);
+    let handle = tokio::runtime::Handle::current();
     // Blocking reads on a thread of their own; the channel bounds read-ahead.
     let reader = tokio::task::spawn_blocking(move || {
-        source::read_split(&files, start, end, chunk, max_line, &mut |c| tx.blocking_send(c).is_ok())
+        let mut emit = |c| tx.blocking_send(c).is_ok();
+        match &client {
+            Some(client) => hdfs_io::read_split(&handle, client, &files, start, end, chunk, max_line, &mut emit),
+            None => source::read_split(&files, start, end, chunk, max_line, &mut emit),
+        }
     });
     while let Some(chunk) = rx.recv().await {
         writer.write(&chunk).await.map_err(gone)?;

@@ -16,8 +16,10 @@ use bytes::{Bytes, BytesMut};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SourceError {
-    #[error("HDFS input is not supported yet ({0}); copy the input to a local path")]
+    #[error("{0:?} is on HDFS; the data plane lists hdfs:// inputs with `hdfs_io::list_input_files`")]
     HdfsUnsupported(String),
+    #[error(transparent)]
+    Hdfs(#[from] common::hdfs::HdfsIoError),
     #[error("the text source found no input at {0:?}; check the source path in job.toml")]
     NoInput(PathBuf),
     #[error("listing {path:?} for the text source failed: {source}")]
@@ -82,7 +84,7 @@ pub fn list_input_files(path: &Path) -> Result<Vec<(PathBuf, u64)>, SourceError>
 }
 
 /// `*` matches any run of bytes, `?` one byte.
-fn glob_match(pattern: &[u8], name: &[u8]) -> bool {
+pub(crate) fn glob_match(pattern: &[u8], name: &[u8]) -> bool {
     let (mut p, mut n) = (0, 0);
     let (mut star, mut mark) = (None, 0);
     while n < name.len() {
@@ -122,11 +124,34 @@ pub fn read_split(
     max_line: usize,
     emit: &mut dyn FnMut(Bytes) -> bool,
 ) -> Result<(), SourceError> {
+    let mut open_local = |path: &Path, at: u64| -> io::Result<Box<dyn Read>> {
+        let mut file = File::open(path)?;
+        file.seek(SeekFrom::Start(at))?;
+        Ok(Box::new(file))
+    };
+    read_split_with(files, start, end, chunk_size, max_line, &mut open_local, emit)
+}
+
+/// Opens `path` for reading from byte `offset` on: the one thing a file
+/// system must give the split reader.
+pub type OpenAt<'a> = dyn FnMut(&Path, u64) -> io::Result<Box<dyn Read>> + 'a;
+
+/// [`read_split`] over any file system: `open(path, offset)` gives a reader
+/// of `path` from `offset` on (HDFS uses this; see `hdfs_source`).
+pub fn read_split_with(
+    files: &[(PathBuf, u64)],
+    start: u64,
+    end: u64,
+    chunk_size: usize,
+    max_line: usize,
+    open: &mut OpenAt<'_>,
+    emit: &mut dyn FnMut(Bytes) -> bool,
+) -> Result<(), SourceError> {
     let mut base = 0u64;
     for (path, size) in files {
         let (from, to) = (start.saturating_sub(base).min(*size), end.saturating_sub(base).min(*size));
         base += size;
-        if from < to && !read_file_range(path, from, to, chunk_size.max(1), max_line, emit)? {
+        if from < to && !read_file_range(path, from, to, chunk_size.max(1), max_line, open, emit)? {
             return Ok(());
         }
     }
@@ -140,13 +165,13 @@ fn read_file_range(
     to: u64,
     chunk_size: usize,
     max_line: usize,
+    open: &mut OpenAt<'_>,
     emit: &mut dyn FnMut(Bytes) -> bool,
 ) -> Result<bool, SourceError> {
     let read_err = |e| SourceError::Read { path: path.to_path_buf(), source: e };
-    let mut file = File::open(path).map_err(read_err)?;
     // Offset in the file of buf[0].
     let mut pos = from.saturating_sub(1);
-    file.seek(SeekFrom::Start(pos)).map_err(read_err)?;
+    let mut file = open(path, pos).map_err(read_err)?;
     let mut buf = BytesMut::with_capacity(chunk_size);
     // Unless the range starts the file, the first line is ours only if the byte
     // before the range is a newline; otherwise skip to after the next one.

@@ -474,18 +474,18 @@ async fn a_missing_program_fails_with_a_hint() {
 }
 
 #[tokio::test]
-async fn hdfs_input_is_refused_clearly() {
+async fn a_bad_hdfs_input_url_is_reported_clearly() {
     let tmp = tempfile::tempdir().unwrap();
     let a = plane(b"k", test_config()).await;
     let stages = [Stage {
         name: "src",
         parallelism: 1,
-        program: Program::Source(BuiltinSource::TextFiles { path: "hdfs://nn/x".into() }),
+        program: Program::Source(BuiltinSource::TextFiles { path: "hdfs://nn:noport/x".into() }),
         plane: a,
     }];
     let (p, tdd) = deploy(&stages, &[], tmp.path()).remove(0);
     let err = p.run_task(tdd, tmp.path().join("w"), vec![], CancellationToken::new()).await.unwrap_err();
-    assert!(err.to_string().contains("HDFS input is not supported yet"), "{err}");
+    assert!(err.to_string().contains("connecting to HDFS for hdfs://nn:noport/x failed"), "{err}");
 }
 
 // ---- source splits ----

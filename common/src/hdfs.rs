@@ -1,0 +1,212 @@
+//! HDFS access for the built-in text source and sink (`hdfs://` paths), on
+//! `hdfs-native` (a pure Rust NameNode/DataNode client).
+//!
+//! A sink or source path is a URL `hdfs://<authority>/<path>`; an empty
+//! authority (`hdfs:///data`) means `fs.defaultFS` from `HADOOP_CONF_DIR`.
+//! Security comes from the environment, as for Hadoop's own clients:
+//! hdfs-native reads `hadoop.security.authentication` from the configuration,
+//! then uses the Kerberos ticket cache or, in a YARN container, the delegation
+//! tokens of `HADOOP_TOKEN_FILE_LOCATION`.
+//!
+//! Everything here is async; [`block_on`] runs it from the blocking code of
+//! [`crate::output`] (which the JobMaster calls on a blocking thread).
+
+use std::future::Future;
+
+use bytes::Bytes;
+use hdfs_native::{Client, ClientBuilder, HdfsError, WriteOptions};
+
+/// `true` for the paths this module serves.
+pub fn is_hdfs(path: &str) -> bool {
+    path.starts_with("hdfs://")
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum HdfsIoError {
+    #[error("{0:?} is not an HDFS URL; write it as hdfs://<namenode:port>/<path> or hdfs:///<path>")]
+    BadUrl(String),
+    #[error(
+        "connecting to HDFS for {url} failed: {detail}; check the NameNode address, HADOOP_CONF_DIR and, on a secure \
+         cluster, the Kerberos ticket (kinit) or delegation tokens"
+    )]
+    Connect { url: String, detail: String },
+    #[error(
+        "HDFS {op} {path} failed: {detail}; check that the path exists, that you may access it, and that the \
+         NameNode and DataNodes are reachable"
+    )]
+    Op { op: &'static str, path: String, detail: String },
+}
+
+impl HdfsIoError {
+    fn op<'a>(op: &'static str, path: &'a str) -> impl FnOnce(HdfsError) -> HdfsIoError + 'a {
+        move |e| HdfsIoError::Op { op, path: path.to_owned(), detail: e.to_string() }
+    }
+}
+
+/// Splits `hdfs://authority/path` into the file system URL (`None` for the
+/// configured default) and the absolute path within it.
+pub fn split_url(url: &str) -> Result<(Option<String>, String), HdfsIoError> {
+    let rest = url.strip_prefix("hdfs://").ok_or_else(|| HdfsIoError::BadUrl(url.into()))?;
+    let (authority, path) = match rest.find('/') {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, "/"),
+    };
+    let fs = (!authority.is_empty()).then(|| format!("hdfs://{authority}"));
+    let path = match path.trim_end_matches('/') {
+        "" => "/".to_string(),
+        p => p.to_string(),
+    };
+    Ok((fs, path))
+}
+
+/// A client for the file system of `url`, and `url`'s path within it.
+pub fn connect(url: &str) -> Result<(Client, String), HdfsIoError> {
+    let (fs, path) = split_url(url)?;
+    let mut b = ClientBuilder::new();
+    if let Some(fs) = fs {
+        b = b.with_url(fs);
+    }
+    let client = b.build().map_err(|e| HdfsIoError::Connect { url: url.into(), detail: e.to_string() })?;
+    Ok((client, path))
+}
+
+/// Which names of a listed directory count.
+type NameFilter<'a> = dyn Fn(&str) -> bool + Send + Sync + 'a;
+
+/// A file's path (within its file system) and length.
+pub type Listed = (String, u64);
+
+/// The input files of a source path: the file itself, the visible files of a
+/// directory (not `.`/`_`-prefixed, as in Hadoop), or the files whose name
+/// matches `glob` (already split off the last component by the caller), sorted.
+pub async fn list(
+    client: &Client,
+    path: &str,
+    glob: Option<&(dyn Fn(&str) -> bool + Send + Sync)>,
+) -> Result<Vec<Listed>, HdfsIoError> {
+    let (dir, filter): (&str, Box<NameFilter<'_>>) = match glob {
+        Some(m) => {
+            let dir = match path.rfind('/') {
+                Some(0) | None => "/",
+                Some(i) => &path[..i],
+            };
+            (dir, Box::new(m))
+        }
+        None => {
+            let st = match client.get_file_info(path).await {
+                Ok(st) => st,
+                Err(HdfsError::FileNotFound(_)) => return Ok(Vec::new()),
+                Err(e) => return Err(HdfsIoError::op("stat", path)(e)),
+            };
+            if !st.isdir {
+                return Ok(vec![(path.to_string(), st.length as u64)]);
+            }
+            (path, Box::new(|n: &str| !n.starts_with('.') && !n.starts_with('_')))
+        }
+    };
+    let entries = match client.list_status(dir, false).await {
+        Ok(e) => e,
+        Err(HdfsError::FileNotFound(_)) => return Ok(Vec::new()),
+        Err(e) => return Err(HdfsIoError::op("list", dir)(e)),
+    };
+    let mut out: Vec<Listed> = entries
+        .into_iter()
+        .filter(|st| !st.isdir)
+        .filter(|st| filter(st.path.rsplit('/').next().unwrap_or_default()))
+        .map(|st| (st.path, st.length as u64))
+        .collect();
+    out.sort();
+    Ok(out)
+}
+
+/// Reads `len` bytes at `offset` of `path` (fewer at the end of the file).
+pub async fn read_range(client: &Client, path: &str, offset: u64, len: usize) -> Result<Bytes, HdfsIoError> {
+    let reader = client.read(path).await.map_err(HdfsIoError::op("open", path))?;
+    let size = reader.file_length() as u64;
+    let len = (size.saturating_sub(offset)).min(len as u64) as usize;
+    if len == 0 {
+        return Ok(Bytes::new());
+    }
+    reader.read_range(offset as usize, len).await.map_err(HdfsIoError::op("read", path))
+}
+
+/// Copies the local file `local` to `path` (replacing it), creating parents.
+pub async fn upload(client: &Client, local: &std::path::Path, path: &str) -> Result<(), HdfsIoError> {
+    use tokio::io::AsyncReadExt;
+    let opts = WriteOptions { overwrite: true, create_parent: true, ..Default::default() };
+    let mut w = client.create(path, opts).await.map_err(HdfsIoError::op("create", path))?;
+    let mut file = tokio::fs::File::open(local).await.map_err(|e| HdfsIoError::Op {
+        op: "upload to",
+        path: path.into(),
+        detail: format!("opening {local:?}: {e}"),
+    })?;
+    loop {
+        let mut buf = bytes::BytesMut::with_capacity(4 << 20);
+        let n = file.read_buf(&mut buf).await.map_err(|e| HdfsIoError::Op {
+            op: "upload to",
+            path: path.into(),
+            detail: format!("reading {local:?}: {e}"),
+        })?;
+        if n == 0 {
+            break;
+        }
+        w.write_bytes(buf.freeze()).await.map_err(HdfsIoError::op("write", path))?;
+    }
+    w.close().await.map_err(HdfsIoError::op("close", path))
+}
+
+/// Whether `path` exists as a file.
+pub async fn is_file(client: &Client, path: &str) -> Result<bool, HdfsIoError> {
+    match client.get_file_info(path).await {
+        Ok(st) => Ok(!st.isdir),
+        Err(HdfsError::FileNotFound(_)) => Ok(false),
+        Err(e) => Err(HdfsIoError::op("stat", path)(e)),
+    }
+}
+
+/// Renames `src` to `dst`; `Ok(false)` if `src` does not exist.
+pub async fn rename(client: &Client, src: &str, dst: &str) -> Result<bool, HdfsIoError> {
+    if !is_file(client, src).await? {
+        return Ok(false);
+    }
+    client.rename(src, dst, true).await.map_err(HdfsIoError::op("rename into", dst))?;
+    Ok(true)
+}
+
+/// Writes an empty file at `path`.
+pub async fn touch(client: &Client, path: &str) -> Result<(), HdfsIoError> {
+    let opts = WriteOptions { overwrite: true, create_parent: true, ..Default::default() };
+    let mut w = client.create(path, opts).await.map_err(HdfsIoError::op("create", path))?;
+    w.close().await.map_err(HdfsIoError::op("close", path))
+}
+
+/// Removes `path` recursively; a missing path is fine.
+pub async fn remove(client: &Client, path: &str) -> Result<(), HdfsIoError> {
+    match client.delete(path, true).await {
+        Ok(_) | Err(HdfsError::FileNotFound(_)) => Ok(()),
+        Err(e) => Err(HdfsIoError::op("remove", path)(e)),
+    }
+}
+
+/// Runs `f` to completion from blocking code: on the current runtime when
+/// called from one of its blocking threads, else on a runtime of its own.
+/// Must not be called from async code (it blocks, like file system calls).
+pub fn block_on<F: Future>(f: F) -> Result<F::Output, std::io::Error> {
+    match tokio::runtime::Handle::try_current() {
+        Ok(h) => Ok(h.block_on(f)),
+        Err(_) => Ok(tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(f)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_split_into_file_system_and_path() {
+        assert_eq!(split_url("hdfs://nn:8020/a/b/").unwrap(), (Some("hdfs://nn:8020".into()), "/a/b".into()));
+        assert_eq!(split_url("hdfs:///a").unwrap(), (None, "/a".into()));
+        assert_eq!(split_url("hdfs://nn").unwrap(), (Some("hdfs://nn".into()), "/".into()));
+        assert!(matches!(split_url("/local"), Err(HdfsIoError::BadUrl(_))));
+    }
+}
