@@ -64,10 +64,32 @@ pub fn connect(url: &str) -> Result<(Client, String), HdfsIoError> {
     let (fs, path) = split_url(url)?;
     let mut b = ClientBuilder::new();
     if let Some(fs) = fs {
+        reachable(&fs).map_err(|detail| HdfsIoError::Connect { url: url.into(), detail })?;
         b = b.with_url(fs);
     }
     let client = b.build().map_err(|e| HdfsIoError::Connect { url: url.into(), detail: e.to_string() })?;
     Ok((client, path))
+}
+
+/// A quick look at an explicit `hdfs://host:port`: hdfs-native retries an
+/// unreachable NameNode for minutes, a user should hear at once. (A
+/// nameservice without a port is resolved by the HDFS client from the
+/// configuration and is not checked here.)
+fn reachable(fs: &str) -> Result<(), String> {
+    use std::net::ToSocketAddrs;
+    let authority = fs.trim_start_matches("hdfs://").split('/').next().unwrap_or_default();
+    if !authority.contains(':') {
+        return Ok(());
+    }
+    let addrs: Vec<_> = authority.to_socket_addrs().map_err(|e| format!("cannot resolve {authority}: {e}"))?.collect();
+    let mut last = String::new();
+    for a in addrs {
+        match std::net::TcpStream::connect_timeout(&a, std::time::Duration::from_secs(3)) {
+            Ok(_) => return Ok(()),
+            Err(e) => last = format!("the NameNode at {a} is unreachable: {e}"),
+        }
+    }
+    Err(last)
 }
 
 /// Which names of a listed directory count.
@@ -201,6 +223,17 @@ pub fn block_on<F: Future>(f: F) -> Result<F::Output, std::io::Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_unreachable_name_node_is_reported_at_once() {
+        // A port nothing listens on: bound, then closed.
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let started = std::time::Instant::now();
+        let err = connect(&format!("hdfs://127.0.0.1:{port}/in")).err().expect("must fail");
+        assert!(matches!(err, HdfsIoError::Connect { .. }), "{err}");
+        assert!(err.to_string().contains("unreachable") && err.to_string().contains("NameNode"), "{err}");
+        assert!(started.elapsed() < std::time::Duration::from_secs(10));
+    }
 
     #[test]
     fn urls_split_into_file_system_and_path() {
