@@ -11,7 +11,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use common::ids::ResourceId;
-use common::launch::{SecretSource, TaskManagerLaunch};
+use common::launch::SecretSource;
 use futures::future::BoxFuture;
 use tokio::process::{Child, Command};
 use tokio::sync::mpsc;
@@ -63,16 +63,8 @@ impl ProcessDriver {
         let work_dir = self.config.work_dir.join(resource_id.as_str());
         std::fs::create_dir_all(&work_dir)?;
         let log = std::fs::File::create(self.config.work_dir.join(format!("{resource_id}.log")))?;
-        let launch = TaskManagerLaunch {
-            rm_address: self.config.rm_address.clone(),
-            resource_id: resource_id.clone(),
-            total: spec.total.clone(),
-            default_slot: spec.default_slot.clone(),
-            num_slots: spec.num_slots,
-            secret: SecretSource::File(self.config.secret_file.clone()),
-            work_dir,
-            host: self.config.host.clone(),
-        };
+        let secret = SecretSource::File(self.config.secret_file.clone());
+        let launch = spec.launch(&self.config.rm_address, resource_id, secret, work_dir, &self.config.host);
         let mut cmd = Command::new(&self.config.binary);
         cmd.arg("taskmanager")
             .envs(launch.to_env())

@@ -27,7 +27,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::ids::ResourceId;
-use common::launch::{SecretSource, TaskManagerLaunch, YARN_SECRET_ALIAS};
+use common::launch::{SecretSource, YARN_SECRET_ALIAS};
 use futures::future::BoxFuture;
 use hadoop::yarn::amrm::{AmCommand, AmRmClient, AskKey};
 use hadoop::yarn::nm::NmClient;
@@ -499,17 +499,9 @@ impl Allocator {
         container: &Container,
         spec: &WorkerSpec,
     ) -> ContainerLaunchContext {
-        let launch = TaskManagerLaunch {
-            rm_address: self.config.rm_address.clone(),
-            resource_id: resource_id.clone(),
-            total: spec.total.clone(),
-            default_slot: spec.default_slot.clone(),
-            num_slots: spec.num_slots,
-            secret: SecretSource::HadoopCredentials { alias: YARN_SECRET_ALIAS.into() },
-            // Relative: inside the container's working directory, which YARN cleans up.
-            work_dir: "tm-work".into(),
-            host: container.node.host.clone(),
-        };
+        let secret = SecretSource::HadoopCredentials { alias: YARN_SECRET_ALIAS.into() };
+        // Relative work dir: inside the container's working directory, which YARN cleans up.
+        let launch = spec.launch(&self.config.rm_address, resource_id, secret, "tm-work".into(), &container.node.host);
         let mut environment = self.config.env.clone();
         environment.extend(launch.to_env());
         ContainerLaunchContext {
