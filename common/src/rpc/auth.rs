@@ -19,7 +19,11 @@ const HEADER: &str = "x-yarn-flink-secret";
 
 /// The per-application secret. Debug and Display never show it.
 #[derive(Clone)]
-pub struct AppSecret(Arc<[u8]>);
+pub struct AppSecret {
+    bytes: Arc<[u8]>,
+    /// The form every request carries; kept so no call formats it anew.
+    hex: Arc<str>,
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum SecretError {
@@ -38,19 +42,20 @@ impl AppSecret {
         // Two v4 UUIDs = 244 random bits from the OS generator.
         b[..16].copy_from_slice(uuid::Uuid::new_v4().as_bytes());
         b[16..].copy_from_slice(uuid::Uuid::new_v4().as_bytes());
-        Self(Arc::from(&b[..]))
+        Self::from_bytes(&b)
     }
 
     pub fn from_bytes(b: &[u8]) -> Self {
-        Self(Arc::from(b))
+        let hex: String = b.iter().map(|b| format!("{b:02x}")).collect();
+        Self { bytes: Arc::from(b), hex: Arc::from(hex) }
     }
 
     pub fn as_bytes(&self) -> &[u8] {
-        &self.0
+        &self.bytes
     }
 
     pub fn to_hex(&self) -> String {
-        self.0.iter().map(|b| format!("{b:02x}")).collect()
+        self.hex.to_string()
     }
 
     pub fn from_hex(s: &str) -> Option<Self> {
@@ -81,7 +86,7 @@ impl AppSecret {
 
     /// Constant-time check of a presented hex secret.
     pub fn matches(&self, presented: &[u8]) -> bool {
-        self.to_hex().as_bytes().ct_eq(presented).into()
+        self.hex.as_bytes().ct_eq(presented).into()
     }
 }
 
