@@ -9,7 +9,6 @@
 //! - [`resource_manager`]: TaskExecutor registry, SlotManager, driver seam.
 //! - [`drivers`]: cluster-manager drivers (`process`, `yarn`, ...).
 //! - [`rest`]: the Dispatcher's REST API.
-//! - [`yarn_app`]: the YARN ApplicationMaster (env + credentials contract, register, run, finish).
 
 pub mod blob_store;
 pub mod cluster;
@@ -18,4 +17,3 @@ pub mod drivers;
 pub mod job_master;
 pub mod resource_manager;
 pub mod rest;
-pub mod yarn_app;

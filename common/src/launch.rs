@@ -3,6 +3,11 @@
 //! YARN container, a pod). The secret travels as a file path or as the alias
 //! of a secret key in the Hadoop credentials file the NodeManager wrote
 //! (`HADOOP_TOKEN_FILE_LOCATION`), never as a value.
+//!
+//! Every value is plain text without `"`, `$`, backquotes, `\`, `{{` or `}}`:
+//! a YARN NodeManager writes environment values into a bash script without
+//! escaping them (`hadoop::yarn::launch_env`), so JSON would arrive mangled.
+//! Profiles travel as `cpu_millis=1000,task_heap_bytes=...,ext.gpu=1`.
 
 use std::path::PathBuf;
 
@@ -60,12 +65,11 @@ pub enum LaunchError {
 
 impl TaskManagerLaunch {
     pub fn to_env(&self) -> Vec<(String, String)> {
-        let json = |p: &ResourceProfile| serde_json::to_string(p).unwrap_or_default();
         vec![
             (ENV_RM_ADDRESS.into(), self.rm_address.clone()),
             (ENV_RESOURCE_ID.into(), self.resource_id.0.clone()),
-            (ENV_TOTAL.into(), json(&self.total)),
-            (ENV_DEFAULT_SLOT.into(), json(&self.default_slot)),
+            (ENV_TOTAL.into(), profile_to_text(&self.total)),
+            (ENV_DEFAULT_SLOT.into(), profile_to_text(&self.default_slot)),
             (ENV_NUM_SLOTS.into(), self.num_slots.to_string()),
             match &self.secret {
                 SecretSource::File(path) => (ENV_SECRET_FILE.into(), path.display().to_string()),
@@ -79,7 +83,7 @@ impl TaskManagerLaunch {
     pub fn from_env(get: impl Fn(&str) -> Option<String>) -> Result<Self, LaunchError> {
         let var = |name: &'static str| get(name).ok_or(LaunchError::Missing(name));
         let profile = |name: &'static str| -> Result<ResourceProfile, LaunchError> {
-            serde_json::from_str(&var(name)?).map_err(|e| LaunchError::Malformed { name, detail: e.to_string() })
+            profile_from_text(&var(name)?).map_err(|detail| LaunchError::Malformed { name, detail })
         };
         Ok(Self {
             rm_address: var(ENV_RM_ADDRESS)?,
@@ -101,10 +105,59 @@ impl TaskManagerLaunch {
     }
 }
 
+/// `cpu_millis=1000,task_heap_bytes=536870912,task_off_heap_bytes=0,managed_bytes=0,network_bytes=0,ext.gpu=1`:
+/// every field named, so a TaskManager's log shows what it was given.
+pub fn profile_to_text(p: &ResourceProfile) -> String {
+    let mut s = format!(
+        "cpu_millis={},task_heap_bytes={},task_off_heap_bytes={},managed_bytes={},network_bytes={}",
+        p.cpu_millis, p.task_heap_bytes, p.task_off_heap_bytes, p.managed_bytes, p.network_bytes
+    );
+    for (name, amount) in &p.extended {
+        s.push_str(&format!(",ext.{name}={amount}"));
+    }
+    s
+}
+
+/// The inverse of [`profile_to_text`]. Unknown keys are errors (a newer AM
+/// than TaskManager would otherwise lose resources silently).
+pub fn profile_from_text(text: &str) -> Result<ResourceProfile, String> {
+    let mut p = ResourceProfile::ZERO;
+    for field in text.split(',').filter(|f| !f.is_empty()) {
+        let (key, value) = field.split_once('=').ok_or_else(|| format!("{field:?} is not key=value"))?;
+        let n: u64 = value.parse().map_err(|_| format!("{key}: {value:?} is not a whole number"))?;
+        match key {
+            "cpu_millis" => p.cpu_millis = n,
+            "task_heap_bytes" => p.task_heap_bytes = n,
+            "task_off_heap_bytes" => p.task_off_heap_bytes = n,
+            "managed_bytes" => p.managed_bytes = n,
+            "network_bytes" => p.network_bytes = n,
+            _ => match key.strip_prefix("ext.") {
+                Some(name) if !name.is_empty() => p = p.with_extended(name, n),
+                _ => {
+                    return Err(format!("unknown field {key:?} (expected cpu_millis, task_heap_bytes, ..., ext.NAME)"))
+                }
+            },
+        }
+    }
+    Ok(p)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::collections::HashMap;
+
+    #[test]
+    fn profiles_travel_as_text_without_shell_syntax() {
+        let p = ResourceProfile::new(4000, 4 << 30).with_extended("gpu", 1).with_extended("yarn.io/fpga", 2);
+        let text = profile_to_text(&p);
+        assert!(!text.contains(['"', '$', '`', '\\', '{', '}']), "{text}");
+        assert_eq!(profile_from_text(&text).unwrap(), p);
+        assert!(profile_from_text("cpu_millis=x").unwrap_err().contains("cpu_millis"));
+        assert!(profile_from_text("color=3").unwrap_err().contains("color"));
+        // The JSON the first round sent, as the NodeManager delivered it (nm/tm-taskmanager.err).
+        assert!(profile_from_text("{cpu_millis:4000,task_heap_bytes:4294967296,extended:{").is_err());
+    }
 
     #[test]
     fn env_round_trip_and_missing_vars_are_named() {

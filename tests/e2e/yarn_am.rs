@@ -11,8 +11,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use am::drivers::yarn::resources::local_resources_json;
-use am::yarn_app::ClusterShape;
+use am::drivers::yarn::contract::{self, AmContract, ClusterShape, LocalResourceEntry, Mode, CONTRACT_LINK};
 use common::launch::YARN_SECRET_ALIAS;
 use common::rpc::AppSecret;
 use hadoop::credentials::Credentials;
@@ -115,32 +114,50 @@ impl MiniYarn {
         }
     }
 
-    /// Starts `yarn-flink appmaster` in container 1, as the RM would after a submission.
+    /// Starts `yarn-flink appmaster` in container 1, as the RM would after a
+    /// submission: the binary packed as the client packs it, the contract file.
     fn launch_am(&self, mode: &str, bundle: Option<&Path>, shape: &ClusterShape) -> LaunchedContainer {
-        let mut resources = BTreeMap::new();
-        resources.insert("yarn-flink".to_string(), Self::resource(Path::new(env!("CARGO_BIN_EXE_yarn-flink"))));
-        if let Some(b) = bundle {
-            resources.insert("bundle".to_string(), Self::resource(b));
+        let archive = self.tmp.path().join("yarn-flink.tar.gz");
+        if !archive.exists() {
+            let status = std::process::Command::new("tar")
+                .args(["-czf"])
+                .arg(&archive)
+                .arg("-C")
+                .arg(Path::new(env!("CARGO_BIN_EXE_yarn-flink")).parent().unwrap())
+                .arg("yarn-flink")
+                .status()
+                .unwrap();
+            assert!(status.success());
         }
+        let mut binary = Self::resource(&archive);
+        binary.kind = LocalResourceType::Archive;
+        let mut tm_resources = BTreeMap::from([("yarn-flink".to_string(), binary)]);
+        if let Some(b) = bundle {
+            tm_resources.insert("bundle".to_string(), Self::resource(b));
+        }
+        let c = AmContract {
+            version: contract::CONTRACT_VERSION,
+            mode: if mode == "session" { Mode::Session } else { Mode::Application },
+            bundle: bundle.map(|_| "bundle".to_string()),
+            staging_dir: Some(format!("file://{}", self.staging_dir().display())),
+            local_resources: tm_resources.iter().map(|(k, r)| (k.clone(), LocalResourceEntry::from_yarn(r))).collect(),
+            cluster: shape.clone(),
+        };
+        let contract_file = self.staging_dir().join(CONTRACT_LINK);
+        std::fs::write(&contract_file, c.to_json()).unwrap();
+        let mut resources = tm_resources;
+        resources.insert(CONTRACT_LINK.to_string(), Self::resource(&contract_file));
         let creds = Credentials {
             tokens: vec![(String::new(), self.rm.amrm_token())],
             secrets: vec![(YARN_SECRET_ALIAS.into(), self.secret.to_hex().into_bytes())],
             ..Default::default()
         };
-        let mut environment = BTreeMap::from([
-            ("YF_MODE".to_string(), mode.to_string()),
-            ("YF_STAGING_DIR".to_string(), format!("file://{}", self.staging_dir().display())),
-            ("YF_LOCAL_RESOURCES".to_string(), local_resources_json(&resources)),
-            ("YF_CLUSTER".to_string(), shape.to_json()),
-            ("APP_SUBMIT_TIME_ENV".to_string(), "1795750141300".to_string()),
-        ]);
-        if bundle.is_some() {
-            environment.insert("YF_BUNDLE".into(), "bundle".into());
-        }
+        let mut environment = contract::am_environment(None, None).unwrap();
+        environment.insert("APP_SUBMIT_TIME_ENV".to_string(), "1795750141300".to_string());
         let ctx = ContainerLaunchContext {
             local_resources: resources,
             environment,
-            commands: vec!["./yarn-flink appmaster 1><LOG_DIR>/appmaster.out 2><LOG_DIR>/appmaster.err".into()],
+            commands: vec![contract::am_command()],
             tokens: creds.to_bytes(),
         };
         self.launcher.launch(ContainerId { attempt: attempt(), id: 1 }, &ctx).unwrap()

@@ -281,3 +281,19 @@ async fn a_yarn_session_takes_jobs_with_run_m_until_stopped() {
     }
     c.assert_nothing_left().await;
 }
+
+/// Real-cluster report, point 5: a relative sink path landed in the
+/// NodeManager's localized copy of the bundle and was deleted with it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_relative_sink_path_is_refused_before_anything_is_uploaded() {
+    let c = Cluster::start(MiniYarnConfig::default()).await;
+    let bundle = two_vertex_bundle(&c.root().join("bundle"), Path::new("out"), "0");
+    let o = c.yf(&["submit", bundle.to_str().unwrap()]).await;
+    assert!(!o.status.success());
+    let t = text(&o);
+    assert!(t.contains("relative path \"out\"") && t.contains("hdfs:///"), "{t}");
+    assert!(!t.contains("Staged:"), "nothing may be uploaded: {t}");
+    if let Some(d) = &c.double {
+        assert!(d.rm.apps().is_empty(), "nothing may be submitted");
+    }
+}

@@ -1,17 +1,19 @@
 //! `yarn-flink appmaster`: the ApplicationMaster entry point inside the YARN
 //! AM container. Everything it needs comes from the container's environment
-//! and credentials (see `am::yarn_app` and docs/yarn.md); the AM itself lives
-//! in `am::yarn_app`, this only wires the process to it.
+//! contract and credentials (see `am::drivers::yarn::contract` and docs/yarn.md);
+//! the AM itself lives in `am::drivers::yarn::application_master`, this only
+//! wires the process to it.
 
 use std::process::ExitCode;
 
-use am::yarn_app::{self, AmEnv};
+use am::drivers::yarn::application_master::{self as yarn_app, AmEnv};
+use am::drivers::yarn::contract::CONTRACT_LINK;
 use anyhow::{Context, Result};
 use hadoop::conf::HadoopConf;
 use hadoop::yarn::FinalStatus;
 
 pub async fn run() -> Result<ExitCode> {
-    let env = AmEnv::from_env(|k| std::env::var(k).ok())?;
+    let env = AmEnv::from_env(|k| std::env::var(k).ok(), std::path::Path::new(CONTRACT_LINK))?;
     let conf = HadoopConf::load_from_env().context("cannot load the Hadoop configuration (HADOOP_CONF_DIR)")?;
     let shutdown = async {
         match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {

@@ -59,7 +59,7 @@ pub fn read_secret(source: &SecretSource) -> Result<AppSecret> {
                      cannot be read; a YARN NodeManager sets it for every container it starts"
                 );
             };
-            Ok(am::yarn_app::secret_from_token_file(std::path::Path::new(&file), alias)?)
+            Ok(am::drivers::yarn::application_master::secret_from_token_file(std::path::Path::new(&file), alias)?)
         }
     }
 }

@@ -10,6 +10,8 @@ use common::resources::parse_memory;
 use hadoop::conf::HadoopConf;
 use hadoop::kerberos::KerberosLogin;
 
+use am::drivers::yarn::contract::ClusterShape;
+
 use crate::cli::{ClusterArgs, SubmitArgs, YarnArgs};
 use crate::yarn::rest::{RestResource, RmRestClient};
 use crate::yarn::staging;
@@ -22,18 +24,24 @@ fn load_conf(args: &YarnArgs) -> Result<HadoopConf> {
     })
 }
 
-/// `YF_CLUSTER`: the cluster shape flags, as the AM's `ClusterArgs` reads them
-/// back (durations in milliseconds).
-pub fn cluster_json(c: &ClusterArgs) -> serde_json::Value {
-    serde_json::json!({
-        "sizing": match c.sizing { crate::cli::Sizing::Fixed => "fixed", crate::cli::Sizing::Fit => "fit" },
-        "tm_slots": c.tm_slots,
-        "slot_cpu": c.slot_cpu,
-        "slot_memory": c.slot_memory,
-        "idle_timeout": format!("{}ms", c.idle_timeout.as_millis()),
-        "heartbeat_interval": format!("{}ms", c.heartbeat_interval.as_millis()),
-        "heartbeat_timeout": format!("{}ms", c.heartbeat_timeout.as_millis()),
-    })
+/// The cluster shape flags as the AM contract carries them, checked here on
+/// the edge node (a bad `--slot-cpu` fails before anything is uploaded).
+pub fn cluster_shape(c: &ClusterArgs) -> Result<ClusterShape> {
+    let shape = ClusterShape {
+        sizing: match c.sizing {
+            crate::cli::Sizing::Fixed => "fixed",
+            crate::cli::Sizing::Fit => "fit",
+        }
+        .into(),
+        tm_slots: c.tm_slots,
+        slot_cpu: c.slot_cpu.clone(),
+        slot_memory: c.slot_memory.clone(),
+        idle_timeout: c.idle_timeout,
+        heartbeat_interval: c.heartbeat_interval,
+        heartbeat_timeout: c.heartbeat_timeout,
+    };
+    shape.resource_manager_config(None).map_err(|e| anyhow::anyhow!("the cluster flags are unusable: {e}"))?;
+    Ok(shape)
 }
 
 /// The Kerberos login on a secure cluster (keytab + principal, else the ticket cache); `None` on simple auth.
@@ -70,11 +78,14 @@ pub async fn submit(args: SubmitArgs) -> Result<ExitCode> {
         queue: args.queue.clone(),
         mode,
         bundle: args.bundle.clone(),
-        binary: std::env::current_exe().context("cannot find this binary to ship it")?,
+        binary: match std::env::var_os(crate::yarn::cluster_binary::ENV_CLUSTER_BINARY) {
+            Some(b) => b.into(),
+            None => std::env::current_exe().context("cannot find this binary to ship it")?,
+        },
         am_resource: RestResource { memory: memory.div_ceil(1 << 20), vcores: args.am_vcores },
         max_attempts: args.max_attempts,
         tags: args.tags.clone(),
-        cluster: cluster_json(&args.cluster),
+        cluster: cluster_shape(&args.cluster)?,
         detached: args.detached,
         poll: args.poll_interval,
         kerberos,

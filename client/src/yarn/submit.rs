@@ -1,15 +1,6 @@
-//! `yarn-flink submit`: the AM container contract (see `docs/yarn.md`), the
-//! upload, the submission and the follow loop; plus `list`, `status`, `kill`.
-//!
-//! The contract, as the AM (`yarn-flink appmaster`) reads it:
-//! - environment: `YF_MODE` (application|session), `YF_BUNDLE` (the bundle's
-//!   link name in the container's cwd, application mode only), `YF_STAGING_DIR`
-//!   (URL of this application's staging dir), `YF_LOCAL_RESOURCES` (JSON
-//!   `{name: {url, size, timestamp, type, visibility}}`), `YF_CLUSTER` (JSON of
-//!   the cluster shape), `HADOOP_USER_NAME` on simple-auth clusters;
-//! - credentials: the secret key `yarn-flink.secret` (the application secret,
-//!   hex) and, on secure clusters, the delegation tokens;
-//! - command: `./yarn-flink appmaster 1><LOG_DIR>/appmaster.out 2><LOG_DIR>/appmaster.err`.
+//! `yarn-flink submit`: the upload, the AM container contract filled in
+//! (`am::drivers::yarn::contract`, see `docs/yarn.md`), the submission and
+//! the follow loop; plus `list`, `status`, `kill`.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -20,39 +11,18 @@ use anyhow::{bail, Context, Result};
 use common::rpc::AppSecret;
 use hadoop::conf::HadoopConf;
 use hadoop::credentials::Credentials;
-use serde::Serialize;
 
 use hadoop::kerberos::KerberosLogin;
 
+use am::drivers::yarn::contract::{self, AmContract, ClusterShape, LocalResourceEntry, CONTRACT_VERSION};
+pub use am::drivers::yarn::contract::{Mode, BINARY_LINK, BUNDLE_LINK, CONTRACT_LINK, SECRET_ALIAS};
+
+use super::cluster_binary;
 use super::rest::{
     AmContainerSpec, AppReport, Commands, Entries, RestAuth, RestLocalResource, RestResource, RmRestClient,
     SubmissionContext, APPLICATION_TYPE,
 };
 use super::staging::{self, Staging, Upload};
-
-/// The alias of the application secret in the app's credentials.
-pub const SECRET_ALIAS: &str = "yarn-flink.secret";
-/// Link names in the AM's working directory.
-pub const BINARY_LINK: &str = "yarn-flink";
-pub const BUNDLE_LINK: &str = "bundle";
-pub const AM_COMMAND: &str = "./yarn-flink appmaster 1><LOG_DIR>/appmaster.out 2><LOG_DIR>/appmaster.err";
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Mode {
-    /// Per-job: the AM runs the bundle's job and ends with it.
-    Application,
-    /// The AM stays up and takes jobs over REST (`yarn-flink run -m`).
-    Session,
-}
-
-impl Mode {
-    fn as_str(self) -> &'static str {
-        match self {
-            Mode::Application => "application",
-            Mode::Session => "session",
-        }
-    }
-}
 
 /// A submission with every path and value resolved (what `cli::SubmitArgs` becomes).
 #[derive(Clone, Debug)]
@@ -64,13 +34,12 @@ pub struct SubmitPlan {
     pub mode: Mode,
     /// Application mode: a bundle directory, a job.toml, or a .tar.gz.
     pub bundle: Option<PathBuf>,
-    /// The `yarn-flink` binary to ship (normally this one).
+    /// The `yarn-flink` binary to ship (normally this one), or its packed `.tar.gz`.
     pub binary: PathBuf,
     pub am_resource: RestResource,
     pub max_attempts: u32,
     pub tags: Vec<String>,
-    /// `YF_CLUSTER`.
-    pub cluster: serde_json::Value,
+    pub cluster: ClusterShape,
     pub detached: bool,
     pub poll: Duration,
     /// Set on Kerberized clusters (`hadoop.security.authentication=kerberos`).
@@ -149,17 +118,6 @@ pub async fn delegation_tokens(
     eprintln!("  RM delegation token for {} (renewer {renewer})", token.service);
     out.push((token.service.clone(), token));
     Ok(out)
-}
-
-/// One entry of `YF_LOCAL_RESOURCES`.
-#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
-pub struct LocalResourceInfo {
-    pub url: String,
-    pub size: u64,
-    pub timestamp: i64,
-    #[serde(rename = "type")]
-    pub kind: String,
-    pub visibility: String,
 }
 
 /// The user Hadoop would act as: `HADOOP_USER_NAME`, else the login user.
@@ -250,62 +208,87 @@ fn bundle_archive(bundle: &Path, tmp: &Path) -> Result<PathBuf> {
     Ok(out)
 }
 
-fn resource(up: &Upload, kind: &str) -> (RestLocalResource, LocalResourceInfo) {
-    let visibility = "APPLICATION";
-    (
-        RestLocalResource {
-            resource: up.file.url.clone(),
-            kind: kind.into(),
-            visibility: visibility.into(),
-            size: up.file.size,
-            timestamp: up.file.timestamp_ms,
-        },
-        LocalResourceInfo {
-            url: up.file.url.clone(),
-            size: up.file.size,
-            timestamp: up.file.timestamp_ms,
-            kind: kind.into(),
-            visibility: visibility.into(),
-        },
-    )
+fn entry(file: &staging::RemoteFile, kind: &str) -> LocalResourceEntry {
+    LocalResourceEntry {
+        url: file.url.clone(),
+        size: i64::try_from(file.size).unwrap_or(i64::MAX),
+        timestamp: file.timestamp_ms,
+        kind: kind.into(),
+        visibility: "APPLICATION".into(),
+    }
 }
 
-/// Builds the `am-container-spec`: pure, so its shape is unit-tested.
-pub fn am_container_spec(
+fn rest_resource(e: &LocalResourceEntry) -> RestLocalResource {
+    RestLocalResource {
+        resource: e.url.clone(),
+        kind: e.kind.clone(),
+        visibility: e.visibility.clone(),
+        size: u64::try_from(e.size).unwrap_or(0),
+        timestamp: e.timestamp,
+    }
+}
+
+/// The contract the AM reads (its local resources are what TaskManagers get).
+pub fn am_contract(
     plan: &SubmitPlan,
     staging_dir: &str,
-    resources: &BTreeMap<String, (RestLocalResource, LocalResourceInfo)>,
+    resources: BTreeMap<String, LocalResourceEntry>,
+) -> AmContract {
+    AmContract {
+        version: CONTRACT_VERSION,
+        mode: plan.mode,
+        bundle: (plan.mode == Mode::Application).then(|| BUNDLE_LINK.to_string()),
+        staging_dir: Some(staging_dir.to_owned()),
+        local_resources: resources,
+        cluster: plan.cluster.clone(),
+    }
+}
+
+/// Builds the `am-container-spec`: the contract's resources plus the
+/// contract file itself, the checked environment, the command.
+pub fn am_container_spec(
+    plan: &SubmitPlan,
+    contract: &AmContract,
+    contract_file: &staging::RemoteFile,
     credentials: &Credentials,
 ) -> Result<AmContainerSpec> {
-    let infos: BTreeMap<&String, &LocalResourceInfo> = resources.iter().map(|(k, (_, i))| (k, i)).collect();
-    let mut env: Vec<(String, String)> = vec![
-        ("YF_MODE".into(), plan.mode.as_str().into()),
-        ("YF_STAGING_DIR".into(), staging_dir.into()),
-        ("YF_LOCAL_RESOURCES".into(), serde_json::to_string(&infos)?),
-        ("YF_CLUSTER".into(), plan.cluster.to_string()),
-    ];
-    if plan.mode == Mode::Application {
-        env.push(("YF_BUNDLE".into(), BUNDLE_LINK.into()));
-    }
-    if plan.conf.security()? == hadoop::conf::SecurityMode::Simple {
-        // Containers run as the NodeManager's user on simple-auth clusters;
-        // this makes the AM's HDFS and YARN calls act as the submitter.
-        env.push(("HADOOP_USER_NAME".into(), plan.user.clone()));
-    }
-    if let Ok(filter) = std::env::var("RUST_LOG") {
-        env.push(("RUST_LOG".into(), filter));
-    }
+    let mut resources: BTreeMap<String, RestLocalResource> =
+        contract.local_resources.iter().map(|(k, e)| (k.clone(), rest_resource(e))).collect();
+    resources.insert(CONTRACT_LINK.into(), rest_resource(&entry(contract_file, "FILE")));
+    let simple = plan.conf.security()? == hadoop::conf::SecurityMode::Simple;
+    let rust_log = std::env::var("RUST_LOG").ok();
+    let env = contract::am_environment(simple.then_some(plan.user.as_str()), rust_log.as_deref())?;
     Ok(AmContainerSpec {
-        local_resources: resources.iter().map(|(k, (r, _))| (k.clone(), r.clone())).collect(),
+        local_resources: resources.into_iter().collect(),
         environment: env.into_iter().collect::<Entries<String>>(),
-        commands: Commands { command: AM_COMMAND.into() },
+        commands: Commands { command: contract::am_command() },
         credentials: credentials.to_rest_json(),
     })
+}
+
+/// Loads the bundle on the edge node and refuses what cannot work in the
+/// cluster, before anything is uploaded.
+pub fn check_bundle(bundle: &Path) -> Result<()> {
+    let tmp = tempfile::Builder::new().prefix("yarn-flink-check-").tempdir()?;
+    let loaded = common::jobspec::Bundle::load(bundle, tmp.path().join("b"))?;
+    if let Some((vertex, path)) = loaded.spec.relative_sinks().first() {
+        bail!(
+            "{}: the sink of vertex {vertex:?} writes to the relative path {path:?}; on YARN that lands in the \
+             NodeManager's localized copy of the bundle, which is deleted when the application ends. Write to \
+             HDFS instead, e.g. path = \"hdfs:///user/<you>/{path}\" (or an absolute path on a file system every \
+             node shares)",
+            loaded.spec_path.display()
+        );
+    }
+    Ok(())
 }
 
 /// Submits and (unless detached) follows to the end. The exit code is the job's result.
 pub async fn submit(plan: SubmitPlan) -> Result<ExitCode> {
     let started = Instant::now();
+    if let Some(bundle) = &plan.bundle {
+        check_bundle(bundle)?;
+    }
     let rm = RmRestClient::from_conf(&plan.conf, rest_auth(&plan.user, plan.kerberos.as_ref()))?;
     let app = rm.new_application().await?;
     let max = app.maximum_resource_capability;
@@ -324,7 +307,9 @@ pub async fn submit(plan: SubmitPlan) -> Result<ExitCode> {
         let tmp = tempfile::Builder::new().prefix("yarn-flink-submit-").tempdir()?;
         let mut figures = StagingFigures::default();
         let mut resources = BTreeMap::new();
-        let mut uploads = vec![(stage_one(&staging, &plan.binary, BINARY_LINK).await?, "FILE", BINARY_LINK)];
+        let binary = cluster_binary::archive_for(&plan.binary)?;
+        let mut uploads =
+            vec![(stage_one(&staging, &binary, cluster_binary::ARCHIVE_NAME).await?, "ARCHIVE", BINARY_LINK)];
         if let Some(bundle) = &plan.bundle {
             let archive = bundle_archive(bundle, tmp.path())?;
             uploads.push((stage_one(&staging, &archive, "bundle.tar.gz").await?, "ARCHIVE", BUNDLE_LINK));
@@ -337,7 +322,7 @@ pub async fn submit(plan: SubmitPlan) -> Result<ExitCode> {
                 figures.uploaded_bytes += up.file.size;
                 figures.uploaded_files += 1;
             }
-            resources.insert(link.to_string(), resource(up, kind));
+            resources.insert(link.to_string(), entry(&up.file, kind));
         }
         eprintln!(
             "Staged: uploaded {} file(s), {}; reused {} file(s), {} from the cache",
@@ -352,9 +337,9 @@ pub async fn submit(plan: SubmitPlan) -> Result<ExitCode> {
         if let Some(k) = &plan.kerberos {
             credentials.tokens.extend(delegation_tokens(&plan.conf, &k.login, &rm).await?);
         }
-        let spec = am_container_spec(&plan, &app_dir, &resources, &credentials)?;
-        // The app dir holds what this submission staged, for the AM and for cleanup.
-        staging.write(&format!("{id}/local-resources.json"), spec_env(&spec, "YF_LOCAL_RESOURCES").as_bytes()).await?;
+        let contract = am_contract(&plan, &app_dir, resources);
+        let contract_file = staging.write(&format!("{id}/{CONTRACT_LINK}"), contract.to_json().as_bytes()).await?;
+        let spec = am_container_spec(&plan, &contract, &contract_file, &credentials)?;
         let mut tags = plan.tags.clone();
         tags.sort();
         tags.dedup();
@@ -385,10 +370,6 @@ pub async fn submit(plan: SubmitPlan) -> Result<ExitCode> {
     };
     eprintln!("Submitted application {id} to queue {} ({:.1?})", plan.queue, started.elapsed());
     follow(&rm, &staging, &plan, &id, &secret, started).await
-}
-
-fn spec_env<'a>(spec: &'a AmContainerSpec, key: &str) -> &'a str {
-    spec.environment.entry.iter().find(|e| e.key == key).map(|e| e.value.as_str()).unwrap_or("")
 }
 
 /// The AM's REST address for `run -m`: its tracking URL without the scheme and
@@ -541,7 +522,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn am_container_spec_carries_the_contract() {
+    fn am_container_spec_carries_the_contract_as_a_file_and_a_plain_environment() {
         let mut conf = HadoopConf::new();
         conf.set("fs.defaultFS", "file:///");
         let plan = SubmitPlan {
@@ -555,31 +536,35 @@ mod tests {
             am_resource: RestResource { memory: 1024, vcores: 1 },
             max_attempts: 1,
             tags: vec![],
-            cluster: serde_json::json!({"tm_slots": 2}),
+            cluster: ClusterShape { tm_slots: 2, ..ClusterShape::default() },
             detached: false,
             poll: Duration::from_millis(100),
             kerberos: None,
         };
-        let up = Upload {
-            file: staging::RemoteFile { url: "file:///s/cache/ab/x".into(), size: 3, timestamp_ms: 42 },
-            reused: false,
-            sha256: "ab".into(),
-        };
-        let mut res = BTreeMap::new();
-        res.insert("bundle".to_string(), resource(&up, "ARCHIVE"));
+        let file = |url: &str| staging::RemoteFile { url: url.into(), size: 3, timestamp_ms: 42 };
+        let resources = BTreeMap::from([
+            (BINARY_LINK.to_string(), entry(&file("file:///s/cache/ab/yarn-flink.tar.gz"), "ARCHIVE")),
+            (BUNDLE_LINK.to_string(), entry(&file("file:///s/cache/cd/bundle.tar.gz"), "ARCHIVE")),
+        ]);
+        let contract = am_contract(&plan, "file:///s/application_1_0001", resources);
         let mut creds = Credentials::default();
         creds.secrets.push((SECRET_ALIAS.into(), b"00ff".to_vec()));
-        let spec = am_container_spec(&plan, "file:///s/application_1_0001", &res, &creds).unwrap();
-        let env: BTreeMap<_, _> = spec.environment.entry.iter().map(|e| (e.key.as_str(), e.value.as_str())).collect();
-        assert_eq!(env["YF_MODE"], "application");
-        assert_eq!(env["YF_BUNDLE"], "bundle");
+        let contract_file = file("file:///s/application_1_0001/yarn-flink-am.json");
+        let spec = am_container_spec(&plan, &contract, &contract_file, &creds).unwrap();
+        let env: BTreeMap<_, _> = spec.environment.entry.iter().map(|e| (e.key.clone(), e.value.clone())).collect();
         assert_eq!(env["HADOOP_USER_NAME"], "alice");
-        let lr: serde_json::Value = serde_json::from_str(env["YF_LOCAL_RESOURCES"]).unwrap();
-        assert_eq!(
-            lr["bundle"],
-            serde_json::json!({"url":"file:///s/cache/ab/x","size":3,"timestamp":42,"type":"ARCHIVE","visibility":"APPLICATION"})
-        );
-        assert_eq!(spec.commands.command, AM_COMMAND);
+        // Nothing structured in the environment: every value reaches bash unchanged.
+        hadoop::yarn::launch_env::check_all(&env).unwrap();
+        hadoop::yarn::launch_env::check("command", &spec.commands.command).unwrap();
+        let lr: BTreeMap<_, _> = spec.local_resources.entry.iter().map(|e| (e.key.as_str(), &e.value)).collect();
+        assert_eq!(lr[CONTRACT_LINK].kind, "FILE");
+        assert_eq!(lr[CONTRACT_LINK].resource, "file:///s/application_1_0001/yarn-flink-am.json");
+        assert_eq!(lr[BINARY_LINK].kind, "ARCHIVE");
+        assert_eq!(lr[BUNDLE_LINK].kind, "ARCHIVE");
+        let back = AmContract::from_json("c", &contract.to_json()).unwrap();
+        assert_eq!(back.bundle.as_deref(), Some(BUNDLE_LINK));
+        assert_eq!(back.cluster.tm_slots, 2);
+        assert!(!back.local_resources.contains_key(CONTRACT_LINK), "TaskManagers do not need the AM's contract");
         let back = Credentials::from_rest_json(&spec.credentials).unwrap();
         assert_eq!(back.secrets, vec![(SECRET_ALIAS.to_string(), b"00ff".to_vec())]);
     }

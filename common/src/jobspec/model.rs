@@ -18,6 +18,24 @@ pub struct JobSpec {
     pub edges: Vec<EdgeSpec>,
 }
 
+impl JobSpec {
+    /// Sinks whose path is relative (no scheme, no leading `/`), as (vertex, path).
+    /// Locally they resolve against the bundle directory; in a YARN container
+    /// that directory is the NodeManager's localized copy, deleted with the
+    /// application, so a cluster submission refuses them.
+    pub fn relative_sinks(&self) -> Vec<(&str, &str)> {
+        self.vertices
+            .iter()
+            .filter_map(|v| match &v.program {
+                Program::Sink(BuiltinSink::TextFiles { path }) if !path.contains("://") && !path.starts_with('/') => {
+                    Some((v.name.as_str(), path.as_str()))
+                }
+                _ => None,
+            })
+            .collect()
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct VertexSpec {
     pub name: String,

@@ -4,6 +4,7 @@
 //! types of [`types`]. The prost types stay inside this module.
 
 pub mod amrm;
+pub mod launch_env;
 pub mod nm;
 pub mod types;
 

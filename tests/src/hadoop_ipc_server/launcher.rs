@@ -1,11 +1,23 @@
 //! Really starting containers, as a NodeManager does (much as Hadoop's
-//! MiniYARNCluster runs them as local processes): a work dir per container,
-//! local resources localized from `file://` URLs (symlinked; archives
-//! unpacked), the launch context's tokens written to `container_tokens`
-//! (`HADOOP_TOKEN_FILE_LOCATION`), the NodeManager's environment
-//! (`CONTAINER_ID`, `NM_HOST`, `NM_PORT`, `NM_HTTP_PORT`, `LOCAL_DIRS`,
-//! `LOG_DIRS`, `PWD`...) plus the context's, and the commands joined by spaces
-//! and run by `bash -c` with `<LOG_DIR>` expanded.
+//! MiniYARNCluster runs them as local processes), by the rules a real Hadoop
+//! 3.3.6 NodeManager follows (`shared/wire/hadoop-3.3.6/nm/`, checked against
+//! `am-launch_container.sh` and `tm-launch_container.sh` there):
+//! - local resources are localized per application into
+//!   `usercache/<user>/appcache/<app>/filecache/<n>/<file name>` (an ARCHIVE is
+//!   unpacked into a directory of the archive's file name) and linked into the
+//!   work dir with `ln -sf --` lines of the script;
+//! - the launch context's tokens go to `container_tokens`
+//!   (`HADOOP_TOKEN_FILE_LOCATION`);
+//! - a `launch_container.sh` is written and run with bash: whitelisted
+//!   variables as `export NAME=${NAME:-"value"}`, then the NodeManager's own
+//!   (`CONTAINER_ID`, `NM_HOST`, ..., `HOME="/home/"`) and the application's as
+//!   `export NAME="VALUE"` with the value copied *verbatim* after expanding
+//!   `<LOG_DIR>`, `<CPS>`, `{{` → `$` and dropping `}}`: nothing is escaped, so
+//!   bash interprets quotes, `$`, backquotes and backslashes in values, as on
+//!   a real cluster; the command last, as `exec /bin/bash -c "<command>"`;
+//! - the script's own output goes to `prelaunch.out` / `prelaunch.err`, and a
+//!   container that exits non-zero gets diagnostics quoting the last 4096
+//!   bytes of `prelaunch.err`.
 //!
 //! Each container is its own process group (the NodeManager's container
 //! executor does the same with a session), so stopping it stops what it
@@ -103,6 +115,10 @@ struct State {
     running: HashMap<ContainerId, Running>,
     exits: Vec<ContainerExit>,
     launched: Vec<LaunchedContainer>,
+    /// Localized resources per (application, URL, timestamp), as the
+    /// NodeManager keeps APPLICATION resources for all of an app's containers.
+    localized: HashMap<(String, String, i64), PathBuf>,
+    next_filecache: u32,
 }
 
 pub struct ContainerLauncher {
@@ -202,44 +218,84 @@ impl ContainerLauncher {
             return Err(LaunchError::Duplicate(id));
         }
         let app = id.attempt.application.to_string();
-        let app_local = self.config.root.join("local").join(&app);
+        let user = std::env::var("USER").unwrap_or_else(|_| "yarn".into());
+        let user_dir = self.config.root.join("local").join("usercache").join(&user);
+        let app_local = user_dir.join("appcache").join(&app);
         let work_dir = app_local.join(id.to_string());
         let log_dir = self.config.root.join("logs").join(&app).join(id.to_string());
         std::fs::create_dir_all(&work_dir)?;
         std::fs::create_dir_all(&log_dir)?;
+        let mut links = Vec::new();
         for (name, resource) in &ctx.local_resources {
-            localize(name, resource, &work_dir)?;
+            links.push((self.localize(&app, &app_local, name, resource)?, name.clone()));
         }
         let token_file = work_dir.join("container_tokens");
         std::fs::write(&token_file, &ctx.tokens)?;
 
-        let expand = |s: &str| s.replace("<LOG_DIR>", &log_dir.display().to_string()).replace("<CPS>", ":");
-        let command = ctx.commands.iter().map(|c| expand(c)).collect::<Vec<_>>().join(" ");
-        let mut cmd = tokio::process::Command::new("bash");
-        cmd.arg("-c").arg(&command).current_dir(&work_dir).env_clear();
-        for name in ["PATH", "HOME", "LANG"] {
-            if let Some(v) = std::env::var_os(name) {
-                cmd.env(name, v);
+        // Rule 1 of nm/README.md: the NodeManager's expansions, on values and command alike.
+        let expand = |s: &str| {
+            s.replace("<LOG_DIR>", &log_dir.display().to_string())
+                .replace("<CPS>", ":")
+                .replace("{{", "$")
+                .replace("}}", "")
+        };
+        let q = |p: &Path| p.display().to_string();
+        let mut script = String::from("#!/bin/bash\n\nset -o pipefail -e\n");
+        script +=
+            &format!("export PRELAUNCH_OUT=\"{}\"\nexec >\"${{PRELAUNCH_OUT}}\"\n", q(&log_dir.join("prelaunch.out")));
+        script +=
+            &format!("export PRELAUNCH_ERR=\"{}\"\nexec 2>\"${{PRELAUNCH_ERR}}\"\n", q(&log_dir.join("prelaunch.err")));
+        script += "echo \"Setting up env variables\"\n";
+        // Whitelisted variables keep a value the process already has.
+        let mut whitelist: Vec<(String, String)> = Vec::new();
+        for name in ["PATH", "LANG"] {
+            if let Ok(v) = std::env::var(name) {
+                whitelist.push((name.into(), v));
             }
         }
-        cmd.envs(self.config.env.iter().cloned());
-        cmd.envs(ctx.environment.iter().map(|(k, v)| (k.clone(), expand(v))));
-        let user = std::env::var("USER").unwrap_or_else(|_| "yarn".into());
-        cmd.env("CONTAINER_ID", id.to_string())
-            .env("NM_HOST", &self.config.node.host)
-            .env("NM_PORT", self.config.node.port.to_string())
-            .env("NM_HTTP_PORT", self.config.http_port.to_string())
-            .env("LOCAL_DIRS", &app_local)
-            .env("LOG_DIRS", &log_dir)
-            .env("PWD", &work_dir)
-            .env("USER", &user)
-            .env("LOGNAME", &user)
-            .env("HADOOP_TOKEN_FILE_LOCATION", &token_file)
-            .stdin(Stdio::null())
-            .stdout(std::fs::File::create(log_dir.join("prelaunch.out"))?)
-            .stderr(std::fs::File::create(log_dir.join("prelaunch.err"))?)
-            .kill_on_drop(false)
-            .process_group(0);
+        whitelist.extend(self.config.env.iter().cloned());
+        for (k, v) in &whitelist {
+            script += &format!("export {k}=${{{k}:-\"{v}\"}}\n");
+        }
+        let mut nm_env = vec![
+            ("HADOOP_TOKEN_FILE_LOCATION".to_string(), q(&token_file)),
+            ("CONTAINER_ID".into(), id.to_string()),
+            ("NM_PORT".into(), self.config.node.port.to_string()),
+            ("NM_HOST".into(), self.config.node.host.clone()),
+            ("NM_HTTP_PORT".into(), self.config.http_port.to_string()),
+            ("LOCAL_DIRS".into(), q(&app_local)),
+            ("LOCAL_USER_DIRS".into(), format!("{}/", q(&user_dir))),
+            ("LOG_DIRS".into(), q(&log_dir)),
+            ("USER".into(), user.clone()),
+            ("LOGNAME".into(), user.clone()),
+            // yarn.nodemanager.user-home-dir's default, as in both captures.
+            ("HOME".into(), "/home/".into()),
+            ("PWD".into(), q(&work_dir)),
+            ("JVM_PID".into(), "$$".into()),
+        ];
+        if id.id == 1 {
+            nm_env.push(("APPLICATION_WEB_PROXY_BASE".into(), format!("/proxy/{app}")));
+        }
+        let app_env = ctx.environment.iter().map(|(k, v)| (k.clone(), v.clone()));
+        for (k, v) in nm_env.into_iter().chain(app_env) {
+            // Verbatim between double quotes: no escaping, as the real NodeManager writes it.
+            script += &format!("export {k}=\"{}\"\n", expand(&v));
+        }
+        script += "export MALLOC_ARENA_MAX=\"\"\necho \"Setting up job resources\"\n";
+        for (target, name) in &links {
+            script += &format!("ln -sf -- \"{}\" \"{name}\"\n", q(target));
+        }
+        script += &format!(
+            "echo \"Copying debugging information\"\ncp \"launch_container.sh\" \"{}\"\n",
+            q(&log_dir.join("launch_container.sh"))
+        );
+        let command = ctx.commands.iter().map(|c| expand(c)).collect::<Vec<_>>().join(" ");
+        script += &format!("echo \"Launching container\"\nexec /bin/bash -c \"{command}\"\n");
+        std::fs::write(work_dir.join("launch_container.sh"), &script)?;
+
+        let mut cmd = tokio::process::Command::new("bash");
+        cmd.arg("launch_container.sh").current_dir(&work_dir).env_clear();
+        cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null()).kill_on_drop(false).process_group(0);
         // SAFETY: prctl is async-signal-safe; nothing else runs between fork and exec.
         unsafe {
             cmd.pre_exec(|| {
@@ -257,11 +313,12 @@ impl ContainerLauncher {
         self.state.lock().unwrap().running.insert(id, Running { pid, stop_requested: false });
         self.tell_reaper(format!("+{pid}"));
         let this = Arc::clone(self);
+        let prelaunch_err = log_dir.join("prelaunch.err");
         tokio::spawn(async move {
             let status = child.wait().await;
             let stopped = this.state.lock().unwrap().running.remove(&id).is_some_and(|r| r.stop_requested);
             this.tell_reaper(format!("-{pid}"));
-            let exit = exit_of(id, status, stopped);
+            let exit = exit_of(id, status, stopped, &prelaunch_err);
             tracing::info!(container = %id, pid, exit_status = exit.exit_status, "container exited");
             let _ = exit_tx.send(Some(exit.clone()));
             this.report(exit);
@@ -367,7 +424,12 @@ impl Drop for ContainerLauncher {
     }
 }
 
-fn exit_of(id: ContainerId, status: std::io::Result<std::process::ExitStatus>, stopped: bool) -> ContainerExit {
+fn exit_of(
+    id: ContainerId,
+    status: std::io::Result<std::process::ExitStatus>,
+    stopped: bool,
+    prelaunch_err: &Path,
+) -> ContainerExit {
     use std::os::unix::process::ExitStatusExt as _;
     let status = match status {
         Ok(s) => s,
@@ -386,52 +448,80 @@ fn exit_of(id: ContainerId, status: std::io::Result<std::process::ExitStatus>, s
     let diagnostics = match (status.code(), status.signal()) {
         (Some(0), _) => String::new(),
         (_, Some(sig)) => format!("Container exited with a non-zero exit code {code}. Killed by signal {sig}."),
-        _ => format!("Exception from container-launch.\nContainer id: {id}\nExit code: {code}"),
+        _ => {
+            // Rule 6: the last 4096 bytes of prelaunch.err (usually empty; the program's own .err has the story).
+            let err = std::fs::read(prelaunch_err).unwrap_or_default();
+            let tail = String::from_utf8_lossy(&err[err.len().saturating_sub(4096)..]).into_owned();
+            format!(
+                "Exception from container-launch.\nContainer id: {id}\nExit code: {code}\n\
+                 Container exited with a non-zero exit code {code}. Last 4096 bytes of prelaunch.err :\n{tail}"
+            )
+        }
     };
     ContainerExit { id, exit_status: code, diagnostics }
 }
 
-/// Puts one local resource into the work dir under its link name. Only
-/// `file` URLs (or bare paths) exist here; the size is not checked (Hadoop
-/// does not either), the timestamp is, like Hadoop's FSDownload.
-fn localize(name: &str, r: &LocalResource, work_dir: &Path) -> Result<(), LaunchError> {
-    let url = format!("{}://{}{}", r.url.scheme, r.url.host, r.url.file);
-    let fail = |detail: String| LaunchError::Localize { name: name.into(), url: url.clone(), detail };
-    if !(r.url.scheme.is_empty() || r.url.scheme == "file") {
-        return Err(fail("this test NodeManager localizes file:// URLs only (no HDFS here)".into()));
-    }
-    if name.contains('/') || name == ".." || name.is_empty() {
-        return Err(fail("the link name must be a plain file name".into()));
-    }
-    let src = PathBuf::from(&r.url.file);
-    let meta = std::fs::metadata(&src).map_err(|e| fail(e.to_string()))?;
-    let mtime_ms = meta
-        .modified()
-        .ok()
-        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0);
-    if mtime_ms != r.timestamp {
-        return Err(fail(format!(
-            "Resource {url} changed on src filesystem - expected: \"{}\", was: \"{mtime_ms}\"",
-            r.timestamp
-        )));
-    }
-    let dest = work_dir.join(name);
-    let unpack = r.kind == LocalResourceType::Archive && meta.is_file();
-    if !unpack {
-        return std::os::unix::fs::symlink(&src, &dest).map_err(|e| fail(e.to_string()));
-    }
-    std::fs::create_dir_all(&dest)?;
-    let lower = r.url.file.to_ascii_lowercase();
-    let status = if lower.ends_with(".zip") || lower.ends_with(".jar") {
-        std::process::Command::new("unzip").arg("-q").arg(&src).arg("-d").arg(&dest).status()
-    } else {
-        std::process::Command::new("tar").arg("-xf").arg(&src).arg("-C").arg(&dest).status()
-    };
-    match status {
-        Ok(s) if s.success() => Ok(()),
-        Ok(s) => Err(fail(format!("unpacking the archive failed ({s})"))),
-        Err(e) => Err(fail(format!("cannot run the unpacker: {e}"))),
+impl ContainerLauncher {
+    /// Localizes one resource for `app` (once per application, as a
+    /// NodeManager does for APPLICATION resources) and returns the path the
+    /// container's link points at. Only `file` URLs (or bare paths) exist here;
+    /// the size is not checked (Hadoop does not either), the timestamp is, like
+    /// Hadoop's FSDownload.
+    fn localize(&self, app: &str, app_local: &Path, name: &str, r: &LocalResource) -> Result<PathBuf, LaunchError> {
+        let url = format!("{}://{}{}", r.url.scheme, r.url.host, r.url.file);
+        let fail = |detail: String| LaunchError::Localize { name: name.into(), url: url.clone(), detail };
+        if !(r.url.scheme.is_empty() || r.url.scheme == "file") {
+            return Err(fail("this test NodeManager localizes file:// URLs only (no HDFS here)".into()));
+        }
+        if name.contains('/') || name == ".." || name.is_empty() {
+            return Err(fail("the link name must be a plain file name".into()));
+        }
+        let key = (app.to_owned(), url.clone(), r.timestamp);
+        if let Some(done) = self.state.lock().unwrap().localized.get(&key) {
+            return Ok(done.clone());
+        }
+        let src = PathBuf::from(&r.url.file);
+        let meta = std::fs::metadata(&src).map_err(|e| fail(e.to_string()))?;
+        let mtime_ms = meta
+            .modified()
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or(0);
+        if mtime_ms != r.timestamp {
+            return Err(fail(format!(
+                "Resource {url} changed on src filesystem - expected: \"{}\", was: \"{mtime_ms}\"",
+                r.timestamp
+            )));
+        }
+        let n = {
+            let mut st = self.state.lock().unwrap();
+            st.next_filecache += 1;
+            st.next_filecache + 9
+        };
+        let file_name = src.file_name().map(|f| f.to_owned()).unwrap_or_else(|| name.into());
+        let cache = app_local.join("filecache").join(n.to_string());
+        std::fs::create_dir_all(&cache)?;
+        let dest = cache.join(file_name);
+        if r.kind == LocalResourceType::Archive && meta.is_file() {
+            // Rule 4: unpacked into a directory that keeps the archive's file name.
+            std::fs::create_dir_all(&dest)?;
+            let lower = r.url.file.to_ascii_lowercase();
+            let status = if lower.ends_with(".zip") || lower.ends_with(".jar") {
+                std::process::Command::new("unzip").arg("-q").arg(&src).arg("-d").arg(&dest).status()
+            } else {
+                std::process::Command::new("tar").arg("-xf").arg(&src).arg("-C").arg(&dest).status()
+            };
+            match status {
+                Ok(s) if s.success() => {}
+                Ok(s) => return Err(fail(format!("unpacking the archive failed ({s})"))),
+                Err(e) => return Err(fail(format!("cannot run the unpacker: {e}"))),
+            }
+        } else {
+            // A copy on a real node; a link is enough here (nothing writes to it).
+            std::os::unix::fs::symlink(&src, &dest).map_err(|e| fail(e.to_string()))?;
+        }
+        self.state.lock().unwrap().localized.insert(key, dest.clone());
+        Ok(dest)
     }
 }

@@ -19,6 +19,8 @@
 //! only send it commands, so they never block. No YARN type leaves this module:
 //! the ResourceManager sees container ids only as [`ResourceId`]s.
 
+pub mod application_master;
+pub mod contract;
 pub mod resources;
 
 use std::collections::{BTreeMap, HashMap};
@@ -41,8 +43,7 @@ use tracing::{debug, info, warn};
 use crate::resource_manager::driver::{DriverEvent, ResourceManagerDriver};
 use crate::resource_manager::worker::WorkerSpec;
 
-/// The link name of the `yarn-flink` binary in every container.
-pub const BINARY_LINK: &str = "yarn-flink";
+pub use contract::{BINARY_LINK, BINARY_PATH};
 
 #[derive(Clone, Debug)]
 pub struct YarnDriverConfig {
@@ -435,7 +436,16 @@ impl Allocator {
             let _ = self.events.send(DriverEvent::WorkerRequestFailed { spec, reason });
             return;
         };
-        let launch = self.launch_context(&resource_id, &container, &spec);
+        let launch = match self.launch_context(&resource_id, &container, &spec) {
+            Ok(l) => l,
+            Err(e) => {
+                let reason = format!("cannot launch a TaskManager in {}: {e}", container.id);
+                warn!(%reason);
+                self.client.release(container.id);
+                let _ = self.events.send(DriverEvent::WorkerRequestFailed { spec, reason });
+                return;
+            }
+        };
         info!(container = %container.id, node = %container.node, resource = %container.resource,
             "launching a TaskManager");
         self.by_resource.insert(resource_id.clone(), container.id);
@@ -498,18 +508,20 @@ impl Allocator {
         resource_id: &ResourceId,
         container: &Container,
         spec: &WorkerSpec,
-    ) -> ContainerLaunchContext {
+    ) -> Result<ContainerLaunchContext, hadoop::yarn::launch_env::UnsafeEnvValue> {
         let secret = SecretSource::HadoopCredentials { alias: YARN_SECRET_ALIAS.into() };
         // Relative work dir: inside the container's working directory, which YARN cleans up.
         let launch = spec.launch(&self.config.rm_address, resource_id, secret, "tm-work".into(), &container.node.host);
         let mut environment = self.config.env.clone();
         environment.extend(launch.to_env());
-        ContainerLaunchContext {
+        // The NodeManager writes these into bash unescaped: refuse what it would mangle.
+        hadoop::yarn::launch_env::check_all(&environment)?;
+        Ok(ContainerLaunchContext {
             local_resources: self.config.local_resources.clone(),
             environment,
             commands: vec![task_manager_command()],
             tokens: self.config.tokens.clone(),
-        }
+        })
     }
 
     /// Releases every container and cancels every ask, with one last allocate.
@@ -540,5 +552,5 @@ impl Allocator {
 
 /// The TaskManager container's command: our binary, logs where YARN collects them.
 pub fn task_manager_command() -> String {
-    format!("./{BINARY_LINK} taskmanager 1><LOG_DIR>/taskmanager.out 2><LOG_DIR>/taskmanager.err")
+    format!("./{BINARY_PATH} taskmanager 1><LOG_DIR>/taskmanager.out 2><LOG_DIR>/taskmanager.err")
 }

@@ -1,13 +1,8 @@
 //! Translations between our vocabulary and YARN's: a [`WorkerSpec`] becomes a
-//! container capability, and the local resources the client uploaded travel
-//! to the AM as JSON (`YF_LOCAL_RESOURCES`) so TaskManager launch contexts can
-//! reuse them without asking HDFS again.
-
-use std::collections::BTreeMap;
+//! container capability; URLs become YARN's URL records.
 
 use common::resources::MIB;
-use hadoop::yarn::{LocalResource, LocalResourceType, LocalResourceVisibility, Resource, YarnUrl};
-use serde::{Deserialize, Serialize};
+use hadoop::yarn::{Resource, YarnUrl};
 
 use crate::resource_manager::worker::WorkerSpec;
 
@@ -67,82 +62,6 @@ pub fn max_worker_profile(max: &Resource) -> common::resources::ResourceProfile 
         p = p.with_extended("gpu", u64::try_from(*gpu).unwrap_or(0));
     }
     p
-}
-
-/// One entry of `YF_LOCAL_RESOURCES`: `{"url": "hdfs://nn:8020/user/u/.yarn-flink/app_1/yarn-flink",
-/// "size": 123, "timestamp": 1700000000000, "type": "FILE", "visibility": "APPLICATION"}`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct LocalResourceJson {
-    pub url: String,
-    pub size: i64,
-    pub timestamp: i64,
-    /// `FILE`, `ARCHIVE` (unpacked by the NodeManager) or `PATTERN`.
-    #[serde(rename = "type")]
-    pub kind: String,
-    /// `APPLICATION`, `PRIVATE` or `PUBLIC`.
-    pub visibility: String,
-}
-
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub enum LocalResourcesError {
-    #[error("YF_LOCAL_RESOURCES is not the JSON object the client writes (name -> {{url, size, timestamp, type, visibility}}): {0}")]
-    Json(String),
-    #[error("local resource {name}: {detail}")]
-    Bad { name: String, detail: String },
-}
-
-/// Parses `YF_LOCAL_RESOURCES` into YARN local resources by link name.
-pub fn parse_local_resources(json: &str) -> Result<BTreeMap<String, LocalResource>, LocalResourcesError> {
-    let map: BTreeMap<String, LocalResourceJson> =
-        serde_json::from_str(json).map_err(|e| LocalResourcesError::Json(e.to_string()))?;
-    map.into_iter()
-        .map(|(name, r)| {
-            let bad = |detail: String| LocalResourcesError::Bad { name: name.clone(), detail };
-            let kind = match r.kind.to_ascii_uppercase().as_str() {
-                "FILE" => LocalResourceType::File,
-                "ARCHIVE" => LocalResourceType::Archive,
-                "PATTERN" => LocalResourceType::Pattern,
-                other => return Err(bad(format!("type {other:?} is not FILE, ARCHIVE or PATTERN"))),
-            };
-            let visibility = match r.visibility.to_ascii_uppercase().as_str() {
-                "APPLICATION" => LocalResourceVisibility::Application,
-                "PRIVATE" => LocalResourceVisibility::Private,
-                "PUBLIC" => LocalResourceVisibility::Public,
-                other => return Err(bad(format!("visibility {other:?} is not APPLICATION, PRIVATE or PUBLIC"))),
-            };
-            let url = parse_url(&r.url).map_err(bad)?;
-            let resource = LocalResource { url, size: r.size, timestamp: r.timestamp, kind, visibility, pattern: None };
-            Ok((name, resource))
-        })
-        .collect()
-}
-
-/// The JSON form of local resources (what the client puts in `YF_LOCAL_RESOURCES`).
-pub fn local_resources_json(resources: &BTreeMap<String, LocalResource>) -> String {
-    let map: BTreeMap<&String, LocalResourceJson> = resources
-        .iter()
-        .map(|(name, r)| {
-            let kind = match r.kind {
-                LocalResourceType::File => "FILE",
-                LocalResourceType::Archive => "ARCHIVE",
-                LocalResourceType::Pattern => "PATTERN",
-            };
-            let visibility = match r.visibility {
-                LocalResourceVisibility::Application => "APPLICATION",
-                LocalResourceVisibility::Private => "PRIVATE",
-                LocalResourceVisibility::Public => "PUBLIC",
-            };
-            let json = LocalResourceJson {
-                url: url_string(&r.url),
-                size: r.size,
-                timestamp: r.timestamp,
-                kind: kind.into(),
-                visibility: visibility.into(),
-            };
-            (name, json)
-        })
-        .collect();
-    serde_json::to_string(&map).unwrap_or_default()
 }
 
 /// `scheme://[user@]host[:port]/path` as YARN's URL record; a bare absolute
@@ -211,29 +130,5 @@ mod tests {
         let gpu = exceeds(&Resource::new(1024, 1).with_extended(YARN_GPU, 1), &max).unwrap();
         assert!(gpu.contains("yarn.io/gpu 1 > 0"), "{gpu}");
         assert_eq!(max_worker_profile(&max), ResourceProfile::new(4000, 4096 * MIB));
-    }
-
-    #[test]
-    fn local_resources_round_trip_through_json() {
-        let json = r#"{"yarn-flink": {"url": "hdfs://nn.example.com:8020/user/u/.yarn-flink/app_1/yarn-flink",
-            "size": 10, "timestamp": 1700000000000, "type": "FILE", "visibility": "APPLICATION"},
-            "bundle": {"url": "file:///tmp/b.tar.gz", "size": 5, "timestamp": 7, "type": "ARCHIVE",
-            "visibility": "PRIVATE"}}"#;
-        let parsed = parse_local_resources(json).unwrap();
-        let bin = &parsed["yarn-flink"];
-        assert_eq!(bin.url.scheme, "hdfs");
-        assert_eq!(bin.url.host, "nn.example.com");
-        assert_eq!(bin.url.port, Some(8020));
-        assert_eq!(bin.url.file, "/user/u/.yarn-flink/app_1/yarn-flink");
-        assert_eq!(parsed["bundle"].kind, LocalResourceType::Archive);
-        assert_eq!(parsed["bundle"].url.host, "");
-        assert_eq!(parse_local_resources(&local_resources_json(&parsed)).unwrap(), parsed);
-        let err = parse_local_resources(
-            r#"{"x": {"url": "nope", "size": 1, "timestamp": 1, "type": "FILE",
-            "visibility": "APPLICATION"}}"#,
-        )
-        .unwrap_err();
-        assert!(err.to_string().contains("local resource x"), "{err}");
-        assert!(parse_local_resources("[]").unwrap_err().to_string().contains("YF_LOCAL_RESOURCES"));
     }
 }

@@ -1,146 +1,32 @@
 //! The YARN ApplicationMaster: what `yarn-flink appmaster` runs inside the
-//! AM container. It reads the container's environment and credentials (the
-//! "AM container contract" of `docs/yarn.md`), registers with the RM
-//! scheduler, starts the cluster with the [`yarn`](crate::drivers::yarn)
-//! driver, runs the bundle's job (application mode) or takes jobs over REST
-//! (session mode), and unregisters with the final status.
+//! AM container. It reads the NodeManager's environment, the
+//! [contract](super::contract) the client localized and the credentials,
+//! registers with the RM scheduler, starts the cluster with the
+//! [`yarn`](super) driver, runs the bundle's job (application mode) or takes
+//! jobs over REST (session mode), and unregisters with the final status.
 
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use common::jobspec::Bundle;
-use common::launch::{ENV_HADOOP_TOKEN_FILE, YARN_SECRET_ALIAS};
-use common::resources::{parse_cpu, parse_memory, ResourceProfile};
+use common::launch::ENV_HADOOP_TOKEN_FILE;
 use common::rpc::{AppSecret, RpcTimeouts};
 use hadoop::conf::HadoopConf;
 use hadoop::credentials::{Credentials, Token};
 use hadoop::yarn::amrm::{AmRmClient, AmRmConfig};
 use hadoop::yarn::nm::NmClient;
 use hadoop::yarn::{ContainerId, FinalStatus, LocalResource};
-use serde::{Deserialize, Serialize};
 use tokio::net::TcpListener;
 use tracing::{info, warn};
 
+use super::contract::{AmContract, ClusterShape, ContractError, Mode, SECRET_ALIAS};
+use super::{self as driver, resources, YarnDriverConfig};
 use crate::cluster::{Cluster, ClusterConfig};
 use crate::dispatcher::JobDetails;
-use crate::drivers::yarn::{self as driver, resources, YarnDriverConfig};
-use crate::resource_manager::slot_manager::{SlotManagerConfig, WorkerSizing};
-use crate::resource_manager::worker::WorkerSpec;
-use crate::resource_manager::ResourceManagerConfig;
 
-/// `application` or `session`.
-pub const ENV_MODE: &str = "YF_MODE";
-/// The localized bundle's link name in the container's working directory.
-pub const ENV_BUNDLE: &str = "YF_BUNDLE";
-/// The staging dir URI (informational: the files are in `YF_LOCAL_RESOURCES`).
-pub const ENV_STAGING_DIR: &str = "YF_STAGING_DIR";
-/// JSON: link name -> {url, size, timestamp, type, visibility}.
-pub const ENV_LOCAL_RESOURCES: &str = "YF_LOCAL_RESOURCES";
-/// JSON of [`ClusterShape`].
-pub const ENV_CLUSTER: &str = "YF_CLUSTER";
 /// The AMRMToken's kind in the AM's credentials.
 pub const AMRM_TOKEN_KIND: &str = "YARN_AM_RM_TOKEN";
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Mode {
-    /// Run the bundle's one job and finish with its result.
-    Application,
-    /// Take jobs over REST until `DELETE /cluster`.
-    Session,
-}
-
-/// The cluster's shape: the same knobs as the CLI's cluster flags.
-/// `{"sizing":"fit","tm_slots":4,"slot_cpu":"1","slot_memory":"512m",
-///   "idle_timeout":"30000ms","heartbeat_interval":"1000ms","heartbeat_timeout":"10000ms"}`;
-/// every field is optional (these are the defaults).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct ClusterShape {
-    /// `fit` (TaskManagers shaped to the vertices' resources) or `fixed`.
-    pub sizing: String,
-    pub tm_slots: u32,
-    pub slot_cpu: String,
-    pub slot_memory: String,
-    #[serde(with = "duration_text")]
-    pub idle_timeout: Duration,
-    #[serde(with = "duration_text")]
-    pub heartbeat_interval: Duration,
-    #[serde(with = "duration_text")]
-    pub heartbeat_timeout: Duration,
-}
-
-impl Default for ClusterShape {
-    fn default() -> Self {
-        Self {
-            sizing: "fit".into(),
-            tm_slots: 4,
-            slot_cpu: "1".into(),
-            slot_memory: "512m".into(),
-            idle_timeout: Duration::from_secs(30),
-            heartbeat_interval: Duration::from_secs(1),
-            heartbeat_timeout: Duration::from_secs(10),
-        }
-    }
-}
-
-mod duration_text {
-    use std::time::Duration;
-
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&format!("{}ms", d.as_millis()))
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-        let text = String::deserialize(d)?;
-        common::jobspec::parse_duration(&text).map_err(serde::de::Error::custom)
-    }
-}
-
-impl ClusterShape {
-    pub fn to_json(&self) -> String {
-        serde_json::to_string(self).unwrap_or_default()
-    }
-
-    pub fn from_json(json: &str) -> Result<Self, AmError> {
-        serde_json::from_str(json).map_err(|e| AmError::Env { name: ENV_CLUSTER, detail: e.to_string() })
-    }
-
-    /// The ResourceManager's configuration; TaskManagers are never shaped
-    /// beyond `max_worker` (the scheduler's largest container).
-    pub fn resource_manager_config(
-        &self,
-        max_worker: Option<ResourceProfile>,
-    ) -> Result<ResourceManagerConfig, AmError> {
-        let bad = |detail: String| AmError::Env { name: ENV_CLUSTER, detail };
-        let cpu = parse_cpu(&self.slot_cpu).map_err(|e| bad(format!("slot_cpu: {e}")))?;
-        let mem = parse_memory(&self.slot_memory).map_err(|e| bad(format!("slot_memory: {e}")))?;
-        let sizing = match self.sizing.as_str() {
-            "fit" => WorkerSizing::FitToRequirement { slots_per_worker: self.tm_slots },
-            "fixed" => WorkerSizing::Fixed,
-            other => return Err(bad(format!("sizing {other:?} is neither \"fit\" nor \"fixed\""))),
-        };
-        let slot_manager = SlotManagerConfig {
-            idle_timeout: self.idle_timeout,
-            sizing,
-            default_worker: WorkerSpec::uniform(ResourceProfile::new(cpu, mem), self.tm_slots),
-            max_worker,
-            max_total: None,
-            max_failed_worker_requests: 5,
-        };
-        slot_manager.validate().map_err(|e| bad(e.to_string()))?;
-        Ok(ResourceManagerConfig {
-            slot_manager,
-            heartbeat_interval: self.heartbeat_interval,
-            heartbeat_timeout: self.heartbeat_timeout,
-            rpc: RpcTimeouts::default(),
-        })
-    }
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum AmError {
@@ -148,6 +34,10 @@ pub enum AmError {
     MissingEnv(&'static str),
     #[error("environment variable {name} is malformed: {detail}")]
     Env { name: &'static str, detail: String },
+    #[error(transparent)]
+    Contract(#[from] ContractError),
+    #[error("the cluster shape in the AM contract is unusable: {0}")]
+    Shape(String),
     #[error(transparent)]
     Credentials(#[from] hadoop::credentials::CredentialsError),
     #[error("the credentials file {path} holds no {what}; {fix}")]
@@ -166,7 +56,8 @@ pub enum AmError {
     WorkDir { path: String, source: std::io::Error },
 }
 
-/// What YARN's NodeManager and our client put in the AM container's environment.
+/// What YARN's NodeManager put in the AM container's environment, and the
+/// contract our client localized beside it.
 #[derive(Clone, Debug)]
 pub struct AmEnv {
     pub container_id: ContainerId,
@@ -189,7 +80,9 @@ pub struct AmEnv {
 }
 
 impl AmEnv {
-    pub fn from_env(get: impl Fn(&str) -> Option<String>) -> Result<Self, AmError> {
+    /// `get` reads the environment; `contract` is the localized contract file
+    /// (normally `./yarn-flink-am.json` in the container's working directory).
+    pub fn from_env(get: impl Fn(&str) -> Option<String>, contract: &Path) -> Result<Self, AmError> {
         let var = |name: &'static str| get(name).filter(|v| !v.is_empty()).ok_or(AmError::MissingEnv(name));
         let bad = |name: &'static str, detail: String| AmError::Env { name, detail };
         let container_id: ContainerId =
@@ -198,27 +91,10 @@ impl AmEnv {
         let dirs = |name: &str| -> Vec<PathBuf> {
             get(name).map(|v| v.split(',').filter(|d| !d.is_empty()).map(PathBuf::from).collect()).unwrap_or_default()
         };
-        let mode = match var(ENV_MODE)?.as_str() {
-            "application" => Mode::Application,
-            "session" => Mode::Session,
-            other => return Err(bad(ENV_MODE, format!("{other:?} is neither \"application\" nor \"session\""))),
-        };
-        let bundle = match mode {
-            Mode::Application => Some(var(ENV_BUNDLE)?),
-            Mode::Session => get(ENV_BUNDLE).filter(|b| !b.is_empty()),
-        };
-        let local_resources = resources::parse_local_resources(&var(ENV_LOCAL_RESOURCES)?)
-            .map_err(|e| bad(ENV_LOCAL_RESOURCES, e.to_string()))?;
-        if !local_resources.contains_key(driver::BINARY_LINK) {
-            return Err(bad(
-                ENV_LOCAL_RESOURCES,
-                format!("it has no {:?} entry: TaskManager containers need the binary", driver::BINARY_LINK),
-            ));
-        }
-        let cluster = match get(ENV_CLUSTER).filter(|c| !c.is_empty()) {
-            Some(json) => ClusterShape::from_json(&json)?,
-            None => ClusterShape::default(),
-        };
+        let contract = AmContract::read(contract)?;
+        let local_resources = contract.local_resources().map_err(|e| {
+            AmError::Contract(ContractError::Malformed { path: CONTRACT_PATH_HINT.into(), detail: e.to_string() })
+        })?;
         let mut task_manager_env = BTreeMap::new();
         for name in ["RUST_LOG", "RUST_BACKTRACE"] {
             if let Some(v) = get(name) {
@@ -237,15 +113,17 @@ impl AmEnv {
             log_dirs: dirs("LOG_DIRS"),
             token_file: PathBuf::from(var(ENV_HADOOP_TOKEN_FILE)?),
             submit_time_ms: get("APP_SUBMIT_TIME_ENV").and_then(|v| v.parse().ok()),
-            mode,
-            bundle,
-            staging_dir: get(ENV_STAGING_DIR).filter(|s| !s.is_empty()),
+            mode: contract.mode,
+            bundle: contract.bundle,
+            staging_dir: contract.staging_dir,
             local_resources,
-            cluster,
+            cluster: contract.cluster,
             task_manager_env,
         })
     }
 }
+
+const CONTRACT_PATH_HINT: &str = super::contract::CONTRACT_LINK;
 
 /// What the AM takes from its credentials file.
 pub struct AmCredentials {
@@ -263,7 +141,7 @@ pub fn read_credentials(path: &Path) -> Result<AmCredentials, AmError> {
         what: format!("{AMRM_TOKEN_KIND} token"),
         fix: "the ResourceManager adds it to every AM container; is this process running in one?",
     })?;
-    let secret = secret_from(&creds, YARN_SECRET_ALIAS, &shown)?;
+    let secret = secret_from(&creds, SECRET_ALIAS, &shown)?;
     let mut for_containers = creds.clone();
     for_containers.tokens.retain(|(_, t)| t.kind != AMRM_TOKEN_KIND);
     Ok(AmCredentials { secret, amrm_token, for_containers: for_containers.to_bytes() })
@@ -326,8 +204,10 @@ pub async fn run(env: AmEnv, conf: &HadoopConf, shutdown: impl Future<Output = (
         std::env::current_dir().map_err(|source| AmError::WorkDir { path: ".".into(), source })?.join("am-work");
     std::fs::create_dir_all(&work_dir)
         .map_err(|source| AmError::WorkDir { path: work_dir.display().to_string(), source })?;
-    let rm_config =
-        env.cluster.resource_manager_config(Some(resources::max_worker_profile(&registration.maximum_capability)))?;
+    let rm_config = env
+        .cluster
+        .resource_manager_config(Some(resources::max_worker_profile(&registration.maximum_capability)))
+        .map_err(AmError::Shape)?;
     let config = ClusterConfig {
         resource_manager: rm_config,
         secret: creds.secret.clone(),
@@ -459,6 +339,8 @@ fn progress(d: &JobDetails) -> f32 {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
 
     fn base_env() -> BTreeMap<&'static str, String> {
@@ -467,56 +349,56 @@ mod tests {
             ("NM_HOST", "127.0.0.1".into()),
             ("NM_PORT", "45454".into()),
             ("HADOOP_TOKEN_FILE_LOCATION", "/tmp/container_tokens".into()),
-            ("YF_MODE", "application".into()),
-            ("YF_BUNDLE", "bundle".into()),
-            (
-                "YF_LOCAL_RESOURCES",
-                r#"{"yarn-flink": {"url": "file:///tmp/yf", "size": 1, "timestamp": 2, "type": "FILE",
-                    "visibility": "APPLICATION"}}"#
-                    .into(),
-            ),
-            ("YF_CLUSTER", r#"{"tm_slots": 2, "idle_timeout": "5s"}"#.into()),
         ])
     }
 
+    fn write_contract(dir: &Path, mode: Mode) -> PathBuf {
+        let contract = AmContract {
+            version: super::super::contract::CONTRACT_VERSION,
+            mode,
+            bundle: (mode == Mode::Application).then(|| "bundle".to_string()),
+            staging_dir: None,
+            local_resources: BTreeMap::from([(
+                "yarn-flink".to_string(),
+                super::super::contract::LocalResourceEntry {
+                    url: "file:///tmp/yf".into(),
+                    size: 1,
+                    timestamp: 2,
+                    kind: "FILE".into(),
+                    visibility: "APPLICATION".into(),
+                },
+            )]),
+            cluster: ClusterShape { tm_slots: 2, idle_timeout: Duration::from_secs(5), ..ClusterShape::default() },
+        };
+        let path = dir.join("yarn-flink-am.json");
+        std::fs::write(&path, contract.to_json()).unwrap();
+        path
+    }
+
     #[test]
-    fn the_environment_is_read_and_missing_variables_are_named() {
+    fn the_environment_and_contract_are_read_and_missing_pieces_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let contract = write_contract(dir.path(), Mode::Application);
         let env = base_env();
-        let am = AmEnv::from_env(|k| env.get(k).cloned()).unwrap();
+        let am = AmEnv::from_env(|k| env.get(k).cloned(), &contract).unwrap();
         assert_eq!(am.container_id.to_string(), "container_1795750141222_0001_01_000001");
         assert_eq!(am.mode, Mode::Application);
         assert_eq!(am.bundle.as_deref(), Some("bundle"));
         assert_eq!(am.cluster.tm_slots, 2);
         assert_eq!(am.cluster.idle_timeout, Duration::from_secs(5));
         assert_eq!(am.cluster.slot_memory, "512m");
-        for name in
-            ["CONTAINER_ID", "NM_HOST", "HADOOP_TOKEN_FILE_LOCATION", "YF_MODE", "YF_BUNDLE", "YF_LOCAL_RESOURCES"]
-        {
+        assert!(am.local_resources.contains_key("yarn-flink"));
+        for name in ["CONTAINER_ID", "NM_HOST", "HADOOP_TOKEN_FILE_LOCATION"] {
             let mut e = base_env();
             e.remove(name);
-            let err = AmEnv::from_env(|k| e.get(k).cloned()).unwrap_err().to_string();
+            let err = AmEnv::from_env(|k| e.get(k).cloned(), &contract).unwrap_err().to_string();
             assert!(err.contains(name), "{name}: {err}");
         }
-        let mut session = base_env();
-        session.insert("YF_MODE", "session".into());
-        session.remove("YF_BUNDLE");
-        assert_eq!(AmEnv::from_env(|k| session.get(k).cloned()).unwrap().mode, Mode::Session);
-        let mut no_binary = base_env();
-        no_binary.insert("YF_LOCAL_RESOURCES", "{}".into());
-        let err = AmEnv::from_env(|k| no_binary.get(k).cloned()).unwrap_err().to_string();
-        assert!(err.contains("yarn-flink"), "{err}");
-    }
-
-    #[test]
-    fn cluster_shape_round_trips_and_becomes_a_resource_manager_config() {
-        let shape = ClusterShape { sizing: "fixed".into(), tm_slots: 3, ..ClusterShape::default() };
-        assert_eq!(ClusterShape::from_json(&shape.to_json()).unwrap(), shape);
-        let rm = shape.resource_manager_config(Some(ResourceProfile::new(4000, 4096 << 20))).unwrap();
-        assert_eq!(rm.slot_manager.sizing, WorkerSizing::Fixed);
-        assert_eq!(rm.slot_manager.default_worker.num_slots, 3);
-        assert_eq!(rm.slot_manager.max_worker, Some(ResourceProfile::new(4000, 4096 << 20)));
-        let bad = ClusterShape { sizing: "huge".into(), ..ClusterShape::default() };
-        assert!(bad.resource_manager_config(None).unwrap_err().to_string().contains("YF_CLUSTER"));
+        std::fs::create_dir_all(dir.path().join("s")).unwrap();
+        let session = write_contract(&dir.path().join("s"), Mode::Session);
+        assert_eq!(AmEnv::from_env(|k| env.get(k).cloned(), &session).unwrap().mode, Mode::Session);
+        let err = AmEnv::from_env(|k| env.get(k).cloned(), &dir.path().join("absent")).unwrap_err().to_string();
+        assert!(err.contains("absent") && err.contains("yarn-flink submit"), "{err}");
     }
 
     #[test]
@@ -534,7 +416,7 @@ mod tests {
         };
         let creds = Credentials {
             tokens: vec![(String::new(), amrm.clone()), ("nn".into(), hdfs.clone())],
-            secrets: vec![(YARN_SECRET_ALIAS.into(), secret.to_hex().into_bytes())],
+            secrets: vec![(SECRET_ALIAS.into(), secret.to_hex().into_bytes())],
             ..Default::default()
         };
         creds.write_file(&path).unwrap();
@@ -543,12 +425,12 @@ mod tests {
         assert_eq!(read.secret.to_hex(), secret.to_hex());
         let for_tms = Credentials::from_bytes(&read.for_containers).unwrap();
         assert_eq!(for_tms.tokens, vec![("nn".to_string(), hdfs)]);
-        assert_eq!(secret_from_token_file(&path, YARN_SECRET_ALIAS).unwrap().to_hex(), secret.to_hex());
+        assert_eq!(secret_from_token_file(&path, SECRET_ALIAS).unwrap().to_hex(), secret.to_hex());
 
         let no_secret = Credentials { tokens: vec![(String::new(), amrm)], ..Default::default() };
         no_secret.write_file(&path).unwrap();
         let err = read_credentials(&path).err().unwrap().to_string();
-        assert!(err.contains(YARN_SECRET_ALIAS) && err.contains("yarn-flink submit"), "{err}");
+        assert!(err.contains(SECRET_ALIAS) && err.contains("yarn-flink submit"), "{err}");
         let err = read_credentials(&dir.path().join("absent")).err().unwrap().to_string();
         assert!(err.contains("absent"), "{err}");
     }

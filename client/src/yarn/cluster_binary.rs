@@ -1,0 +1,113 @@
+//! The `yarn-flink` binary that goes to the cluster, and the form it travels
+//! in: a deterministic `yarn-flink.tar.gz` holding one file, `yarn-flink`,
+//! localized as an ARCHIVE (the NodeManager unpacks it into a directory with
+//! the link's name, `shared/wire/hadoop-3.3.6/nm/README.md` rule 4). A release
+//! build is stripped (`[profile.release] strip`), so this is a few MB.
+//!
+//! Which binary: `--cluster-binary` / `YARN_FLINK_CLUSTER_BINARY` (a binary or
+//! an already packed `.tar.gz`), else the one running. The archive is packed
+//! once per binary and kept under `~/.cache/yarn-flink/cluster-binary/`.
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+
+/// The archive's only entry: the binary, as containers run it (`./yarn-flink/yarn-flink`).
+pub const ENTRY: &str = "yarn-flink";
+pub const ARCHIVE_NAME: &str = "yarn-flink.tar.gz";
+pub const ENV_CLUSTER_BINARY: &str = "YARN_FLINK_CLUSTER_BINARY";
+
+/// The archive to upload for `binary`: as it is when it already is a
+/// `.tar.gz`, else packed (once; cached by path, size and mtime).
+pub fn archive_for(binary: &Path) -> Result<PathBuf> {
+    let name = binary.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    if name.ends_with(".tar.gz") || name.ends_with(".tgz") {
+        return Ok(binary.to_owned());
+    }
+    let meta = std::fs::metadata(binary)
+        .with_context(|| format!("cannot read the binary to ship to the cluster, {}", binary.display()))?;
+    let mtime = meta
+        .modified()
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    let canonical = std::fs::canonicalize(binary).unwrap_or_else(|_| binary.to_owned());
+    let key = {
+        use sha2::Digest as _;
+        let mut h = sha2::Sha256::new();
+        h.update(canonical.as_os_str().as_encoded_bytes());
+        h.update(meta.len().to_le_bytes());
+        h.update(mtime.to_le_bytes());
+        hex::encode(&h.finalize()[..12])
+    };
+    let dir = cache_dir().join(key);
+    let out = dir.join(ARCHIVE_NAME);
+    if out.is_file() {
+        return Ok(out);
+    }
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let tmp = dir.join(format!(".{ARCHIVE_NAME}.{}", std::process::id()));
+    pack(binary, &tmp)?;
+    std::fs::rename(&tmp, &out).with_context(|| format!("cannot create {}", out.display()))?;
+    Ok(out)
+}
+
+fn cache_dir() -> PathBuf {
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+        .unwrap_or_else(std::env::temp_dir);
+    base.join("yarn-flink").join("cluster-binary")
+}
+
+/// A deterministic tar.gz of `binary` as [`ENTRY`], mode 0755.
+pub fn pack(binary: &Path, out: &Path) -> Result<()> {
+    let mut input =
+        std::fs::File::open(binary).with_context(|| format!("cannot read the binary {}", binary.display()))?;
+    let size = input.metadata()?.len();
+    let file = std::fs::File::create(out).with_context(|| format!("cannot create {}", out.display()))?;
+    let gz = flate2::GzBuilder::new().mtime(0).write(std::io::BufWriter::new(file), flate2::Compression::default());
+    let mut tar = tar::Builder::new(gz);
+    let mut header = tar::Header::new_gnu();
+    header.set_entry_type(tar::EntryType::Regular);
+    header.set_mode(0o755);
+    header.set_size(size);
+    header.set_mtime(0);
+    header.set_uid(0);
+    header.set_gid(0);
+    header.set_cksum();
+    tar.append_data(&mut header, ENTRY, &mut input).with_context(|| format!("cannot pack {}", binary.display()))?;
+    let mut writer = tar.into_inner()?.finish()?;
+    writer.flush()?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_archive_holds_the_executable_binary_and_is_deterministic() {
+        let dir = tempfile::tempdir().unwrap();
+        let bin = dir.path().join("yf");
+        std::fs::write(&bin, b"\x7fELF pretend binary").unwrap();
+        let (a, b) = (dir.path().join("a.tar.gz"), dir.path().join("b.tar.gz"));
+        pack(&bin, &a).unwrap();
+        pack(&bin, &b).unwrap();
+        assert_eq!(std::fs::read(&a).unwrap(), std::fs::read(&b).unwrap());
+        let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(std::fs::File::open(&a).unwrap()));
+        let entries: Vec<(String, u32)> = archive
+            .entries()
+            .unwrap()
+            .map(|e| {
+                let e = e.unwrap();
+                (e.path().unwrap().display().to_string(), e.header().mode().unwrap())
+            })
+            .collect();
+        assert_eq!(entries, vec![(ENTRY.to_string(), 0o755)]);
+        // An already packed archive is shipped as it is.
+        assert_eq!(archive_for(&a).unwrap(), a);
+    }
+}
