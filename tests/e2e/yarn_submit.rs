@@ -256,9 +256,27 @@ async fn a_yarn_session_takes_jobs_with_run_m_until_stopped() {
     args.extend(FAST);
     let o = c.yf(&args).await;
     assert!(o.status.success(), "{}\n{}", text(&o), c.logs());
+    // Real-cluster report, point 2: the session is named by its application id
+    // and reached directly at the address the AM registered, not through the
+    // RM's web proxy (which drops Authorization and refuses POST).
     let address = String::from_utf8_lossy(&o.stdout).trim().to_owned();
     let id = app_id(&o);
-    assert!(text(&o).contains(&format!("yarn-flink run -m {address}")), "{}", text(&o));
+    assert_eq!(address, id);
+    assert!(text(&o).contains(&format!("yarn-flink run -m {id}")), "{}", text(&o));
+    if let Some(d) = &c.double {
+        let secret = std::fs::read_to_string(c.root().join("state/sessions").join(&id).join("secret")).unwrap();
+        let proxy = format!("{}/proxy/{id}", d.rm.url());
+        let http = reqwest::Client::new();
+        let get = http.get(format!("{proxy}/overview")).bearer_auth(secret.trim()).send().await.unwrap();
+        assert_eq!(get.status().as_u16(), 401, "the proxy must not forward Authorization");
+        let post = http.post(format!("{proxy}/jobs")).bearer_auth(secret.trim()).send().await.unwrap();
+        assert_eq!(post.status().as_u16(), 405, "the proxy answers POST itself");
+        assert!(post.text().await.unwrap().contains("SERVLET:</th><td>proxy"));
+        let report = d.rm.app(&id).unwrap();
+        let status = text(&c.yf(&["status", &id]).await);
+        assert!(status.contains(&format!("/proxy/{id}/")), "the tracking URL is the proxy's: {status}");
+        assert!(report.am_rpc_address.is_some());
+    }
 
     let out = c.root().join("out");
     let bundle = two_vertex_bundle(&c.root().join("bundle"), &out, "0");

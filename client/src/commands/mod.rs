@@ -16,6 +16,19 @@ use anyhow::Result;
 use crate::cli::{Cli, Command, ListArgs, SessionCommand};
 use crate::rest_client::RestClient;
 
+/// The REST client of a session named by `-m`: `host:port` (a local session,
+/// or any reachable AM), or `application_<id>` (a YARN session: its address
+/// comes from the application report, its secret from where `submit
+/// --session` saved it).
+pub async fn session_client(target: &str, secret_file: Option<&std::path::Path>) -> Result<RestClient> {
+    if target.starts_with("application_") {
+        let address = yarn::session_address(target).await?;
+        let default = crate::rest_client::session_dir(target).join("secret");
+        return RestClient::new(&address, Some(secret_file.unwrap_or(&default)));
+    }
+    RestClient::new(target, secret_file)
+}
+
 pub async fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Run(args) => match &args.jobmanager {
@@ -25,7 +38,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Session(SessionCommand::Start(a)) => session::start(a).await,
         Command::Session(SessionCommand::Serve(a)) => session::serve(a).await,
         Command::Session(SessionCommand::Stop(s)) => {
-            RestClient::new(&s.jobmanager, s.secret_file.as_deref())?.stop_cluster().await?;
+            session_client(&s.jobmanager, s.secret_file.as_deref()).await?.stop_cluster().await?;
             println!("session at {} is stopping", s.jobmanager);
             Ok(ExitCode::SUCCESS)
         }
@@ -34,7 +47,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::List(ListArgs { jobmanager: None, yarn: y, .. }) => yarn::list(&y).await,
         Command::Status { target: ListArgs { jobmanager: None, yarn: y, .. }, id } => yarn::status(&y, &id).await,
         Command::List(ListArgs { jobmanager: Some(jobmanager), secret_file, .. }) => {
-            let v = RestClient::new(&jobmanager, secret_file.as_deref())?.get("/jobs/overview").await?;
+            let v = session_client(&jobmanager, secret_file.as_deref()).await?.get("/jobs/overview").await?;
             let jobs = v["jobs"].as_array().cloned().unwrap_or_default();
             if jobs.is_empty() {
                 println!("no jobs");
@@ -50,13 +63,13 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Status { target: ListArgs { jobmanager: Some(jobmanager), secret_file, .. }, id: job_id } => {
-            let c = RestClient::new(&jobmanager, secret_file.as_deref())?;
+            let c = session_client(&jobmanager, secret_file.as_deref()).await?;
             let v = c.get(&format!("/jobs/{job_id}")).await?;
             println!("{}", serde_json::to_string_pretty(&v)?);
             Ok(ExitCode::SUCCESS)
         }
         Command::Cancel { session, job_id } => {
-            RestClient::new(&session.jobmanager, session.secret_file.as_deref())?.cancel(&job_id).await?;
+            session_client(&session.jobmanager, session.secret_file.as_deref()).await?.cancel(&job_id).await?;
             println!("cancelling job {job_id}");
             Ok(ExitCode::SUCCESS)
         }

@@ -89,7 +89,7 @@ pub async fn serve(args: SessionStartArgs) -> Result<ExitCode> {
 }
 
 pub async fn run_on_session(address: &str, args: &RunArgs) -> Result<ExitCode> {
-    let client = RestClient::new(address, args.secret_file.as_deref())?;
+    let client = super::session_client(address, args.secret_file.as_deref()).await?;
     let job = client.submit(&args.bundle, args.upload).await?;
     eprintln!("Submitted job {job}");
     if args.detached {

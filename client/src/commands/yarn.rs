@@ -126,3 +126,22 @@ pub async fn status(args: &YarnArgs, id: &str) -> Result<ExitCode> {
     submit::print_report(&rm(&conf)?.app(id).await?);
     Ok(ExitCode::SUCCESS)
 }
+
+/// Where the YARN session `id` serves its REST API: the AM registers that
+/// port as its RPC port (as Flink's AM does), so the application report's
+/// `amRPCAddress` names it. The RM's web proxy is not used: it forwards no
+/// `Authorization` header and answers POST and DELETE itself with 405.
+pub async fn session_address(id: &str) -> Result<String> {
+    let conf = HadoopConf::load_from_env()?;
+    let report = rm(&conf)?.app(id).await?;
+    if report.state != "RUNNING" {
+        bail!(
+            "the YARN session {id} is {} (final status {}), not RUNNING; start one with `yarn-flink submit --session`",
+            report.state,
+            report.final_status
+        );
+    }
+    submit::am_rest_address(&report).with_context(|| {
+        format!("the application report of {id} names no AM address (amRPCAddress); is it a yarn-flink session?")
+    })
+}

@@ -372,14 +372,12 @@ pub async fn submit(plan: SubmitPlan) -> Result<ExitCode> {
     follow(&rm, &staging, &plan, &id, &secret, started).await
 }
 
-/// The AM's REST address for `run -m`: its tracking URL without the scheme and
-/// the trailing slash — `host:port` as the AM registered it (the double, or a
-/// cluster without the web proxy), or `rm:8088/proxy/<app id>` through YARN's
-/// web proxy. (`amRPCAddress` is the AM's gRPC port, not its REST API.)
+/// The AM's REST address (`host:port`) for `run -m`: the AM registers its
+/// REST port as its RPC port, so it is the report's `amRPCAddress`. (The
+/// tracking URL goes through the RM's web proxy, which is read-only and drops
+/// `Authorization`: `shared/wire/hadoop-3.3.6/proxy/`.)
 pub fn am_rest_address(report: &AppReport) -> Option<String> {
-    let url = report.tracking_url.as_deref()?;
-    let rest = url.split_once("://").map(|(_, r)| r).unwrap_or(url).trim_end_matches('/');
-    (!rest.is_empty()).then(|| rest.to_owned())
+    report.am_rpc_address.clone().filter(|a| !a.is_empty() && !a.ends_with(":-1") && !a.ends_with(":0"))
 }
 
 async fn follow<S: Staging>(
@@ -408,12 +406,16 @@ async fn follow<S: Staging>(
                 let address = am_rest_address(&report).context(
                     "the session's AM is running but reported no address; see its log (`yarn-flink status`)",
                 )?;
-                let dir = crate::rest_client::session_dir(&address);
+                // Keyed by application id: `-m application_<id>` finds the AM through the RM.
+                let dir = crate::rest_client::session_dir(id);
                 std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
                 secret.write_to(&dir.join("secret"))?;
-                println!("{address}");
-                eprintln!("Session {id} is up at {address}; its secret is in {}", dir.join("secret").display());
-                eprintln!("Submit with: yarn-flink run -m {address} <bundle>; stop with: yarn-flink kill {id}");
+                println!("{id}");
+                eprintln!(
+                    "Session {id} is up (REST API at {address}); its secret is in {}",
+                    dir.join("secret").display()
+                );
+                eprintln!("Submit with: yarn-flink run -m {id} <bundle>; stop with: yarn-flink kill {id}");
                 return Ok(ExitCode::SUCCESS);
             }
             if plan.detached {
@@ -577,16 +579,17 @@ mod tests {
     }
 
     #[test]
-    fn rest_address_comes_from_the_tracking_url() {
+    fn the_rest_address_is_the_registered_rpc_address_never_the_proxy() {
         let mut r = AppReport {
-            tracking_url: Some("http://h:4242/".into()),
-            am_rpc_address: Some("h:5000".into()),
+            tracking_url: Some("http://rm:8088/proxy/application_1_0001/".into()),
+            am_rpc_address: Some("nm1:4242".into()),
             ..Default::default()
         };
-        assert_eq!(am_rest_address(&r).unwrap(), "h:4242");
-        r.tracking_url = Some("http://rm:8088/proxy/application_1_0001/".into());
-        assert_eq!(am_rest_address(&r).unwrap(), "rm:8088/proxy/application_1_0001");
-        r.tracking_url = None;
+        assert_eq!(am_rest_address(&r).unwrap(), "nm1:4242");
+        // What a real RM reports before the AM registered.
+        r.am_rpc_address = Some("N/A:-1".into());
+        assert_eq!(am_rest_address(&r), None);
+        r.am_rpc_address = None;
         assert_eq!(am_rest_address(&r), None);
     }
 }

@@ -5,4 +5,5 @@
 //! (RM REST double, NodeManager doubles, client configuration) for tests.
 
 pub mod mini;
+pub mod proxy;
 pub mod rest;

@@ -14,11 +14,14 @@
 //! AM registered with the scheduler) → FINISHED (the AM unregistered, then
 //! exited; final status as it said) | FAILED (the AM exited without
 //! unregistering, or its container could not start) | KILLED (PUT state).
+//! While RUNNING, the report's `trackingUrl` is the RM's web proxy
+//! (`http://<rm>/proxy/<app>/`, as a real RM reports it) and `amRPCAddress`
+//! the host and RPC port the AM registered; the proxy itself is served here
+//! by [`super::proxy`]'s rules.
 //! Refusals as the captures show them: 401 without `user.name` on calls that
 //! change state, 400 "Requested more memory than configured max", 404 for an
 //! unknown application. One attempt per application (max-app-attempts is
-//! recorded, not acted on). The tracking URL reported is the one the AM
-//! registered (a real RM reports its proxy instead).
+//! recorded, not acted on).
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
@@ -143,6 +146,7 @@ pub struct AppRecord {
     pub started_ms: i64,
     pub launched_ms: i64,
     pub finished_ms: i64,
+    /// The tracking URL the AM registered (the proxy forwards there).
     pub tracking_url: Option<String>,
     pub am_rpc_address: Option<String>,
     pub am_resource: (u64, u32),
@@ -230,6 +234,9 @@ impl RestRm {
             .route("/ws/v1/cluster/apps", post(submit).get(list))
             .route("/ws/v1/cluster/apps/{id}", get(app_report))
             .route("/ws/v1/cluster/apps/{id}/state", get(app_state).put(put_state))
+            .route("/proxy/{id}", axum::routing::any(proxy))
+            .route("/proxy/{id}/", axum::routing::any(proxy))
+            .route("/proxy/{id}/{*rest}", axum::routing::any(proxy))
             .with_state(inner.clone());
         let task = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
@@ -621,7 +628,8 @@ fn app_json(r: &AppRecord, rm: SocketAddr) -> Value {
         "id": r.id.to_string(), "user": r.user, "name": r.name, "queue": r.queue, "state": r.state,
         "finalStatus": r.final_status, "progress": if is_terminal(&r.state) { 100.0 } else { 0.0 },
         "trackingUI": if is_terminal(&r.state) { "History" } else if running { "ApplicationMaster" } else { "UNASSIGNED" },
-        "trackingUrl": r.tracking_url.clone().unwrap_or_else(|| format!("http://{rm}/cluster/app/{}", r.id)),
+        // A real RM reports its web proxy while the AM runs, never the AM's own URL.
+        "trackingUrl": if running && r.tracking_url.is_some() { format!("http://{rm}/proxy/{}/", r.id) } else { format!("http://{rm}/cluster/app/{}", r.id) },
         "diagnostics": r.diagnostics, "clusterId": r.id.cluster_timestamp, "applicationType": r.application_type,
         "applicationTags": r.tags.join(","), "priority": 0, "startedTime": r.started_ms, "launchTime": r.launched_ms,
         "finishedTime": r.finished_ms, "elapsedTime": elapsed,
@@ -645,6 +653,27 @@ async fn app_report(State(inner): State<Arc<Inner>>, UrlPath(id): UrlPath<String
         Some(s) => Json(json!({"app": app_json(&s.record, inner.addr)})).into_response(),
         None => not_found(&id),
     }
+}
+
+async fn proxy(
+    State(inner): State<Arc<Inner>>,
+    method: axum::http::Method,
+    uri: axum::http::Uri,
+    headers: HeaderMap,
+    UrlPath(params): UrlPath<HashMap<String, String>>,
+    body: Bytes,
+) -> Response {
+    let id = params.get("id").cloned().unwrap_or_default();
+    let rest = params.get("rest").cloned().unwrap_or_default();
+    let target = {
+        let apps = inner.apps.lock().unwrap();
+        parse_app_id(&id, inner.config.cluster_timestamp)
+            .and_then(|n| apps.get(&n))
+            .and_then(|s| s.as_ref())
+            .filter(|s| s.record.state == "RUNNING")
+            .and_then(|s| s.record.tracking_url.clone())
+    };
+    super::proxy::forward(method, uri.path(), target.as_deref(), &rest, &headers, body).await
 }
 
 async fn app_state(State(inner): State<Arc<Inner>>, UrlPath(id): UrlPath<String>) -> Response {

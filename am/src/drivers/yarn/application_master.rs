@@ -194,7 +194,10 @@ pub async fn run(env: AmEnv, conf: &HadoopConf, shutdown: impl Future<Output = (
 
     let mut client = AmRmClient::new(AmRmConfig::new(addrs.clone()), creds.amrm_token.clone());
     let registration = client
-        .register(&env.nm_host, i32::from(rpc_port), &tracking_url)
+        // The REST port as the "RPC port", as Flink's AM does: clients find the
+        // API in the application report's amRPCAddress, directly, not through
+        // the RM's web proxy (which drops Authorization and refuses POST).
+        .register(&env.nm_host, i32::from(rest_port), &tracking_url)
         .await
         .map_err(|source| AmError::Register { addrs: addrs.join(","), source })?;
     info!(container = %env.container_id, queue = %registration.queue, max = %registration.maximum_capability,
