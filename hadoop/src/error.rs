@@ -44,6 +44,20 @@ impl fmt::Display for RemoteException {
     }
 }
 
+/// A Java exception's text as a person wants it: the exception and message
+/// lines, without the stack trace Hadoop servers append (`\tat pkg.Class.method(File.java:12)`,
+/// `\t... 12 more`). `Caused by:` lines stay: they are often the real reason.
+/// Callers log the full text at debug level (`-v`).
+pub fn without_java_trace(text: &str) -> String {
+    let is_trace = |line: &str| {
+        let t = line.trim_start();
+        let indented = t.len() < line.len();
+        (indented && t.starts_with("at ") && t.ends_with(')')) || (t.starts_with("... ") && t.ends_with(" more"))
+    };
+    let kept: Vec<&str> = text.lines().filter(|l| !is_trace(l)).collect();
+    kept.join("\n").trim_end().to_owned()
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// The server ran the call and threw.
@@ -157,6 +171,24 @@ fn summarize_resource_limit(message: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn java_stack_traces_are_cut_and_causes_kept() {
+        // The shape of a NameNode's AccessControlException as hdfs-native reports it.
+        let text = "org.apache.hadoop.security.AccessControlException: Permission denied: user=root, \
+                    access=WRITE, inode=\"/user\":hdfs:supergroup:drwxr-xr-x\n\
+                    \tat org.apache.hadoop.hdfs.server.namenode.FSPermissionChecker.check(FSPermissionChecker.java:506)\n\
+                    \tat org.apache.hadoop.ipc.Server$Handler.run(Server.java:3048)\n\
+                    Caused by: java.io.IOException: quota\n\
+                    \t... 14 more\n";
+        let short = without_java_trace(text);
+        assert_eq!(short.lines().count(), 2, "{short}");
+        assert!(short.starts_with("org.apache.hadoop.security.AccessControlException: Permission denied"));
+        assert!(short.ends_with("Caused by: java.io.IOException: quota"));
+        assert_eq!(without_java_trace("no trace here"), "no trace here");
+        // An ordinary sentence that starts with "at" is not a frame.
+        assert_eq!(without_java_trace("failed\n  at the second attempt"), "failed\n  at the second attempt");
+    }
 
     #[test]
     fn invalid_resource_request_names_the_limit() {

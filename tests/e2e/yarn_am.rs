@@ -63,6 +63,7 @@ impl MiniYarn {
                 nodes: vec![node.clone()],
                 containers_per_allocate: 8,
                 finish_pending_calls: 1,
+                capacity: None,
             },
             secrets.clone(),
         );

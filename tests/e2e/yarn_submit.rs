@@ -315,3 +315,61 @@ async fn a_relative_sink_path_is_refused_before_anything_is_uploaded() {
         assert!(d.rm.apps().is_empty(), "nothing may be submitted");
     }
 }
+
+/// Real-cluster report, point 3: on a bounded cluster, job 2 of a session
+/// stayed RUNNING forever. The SlotManager asked for a new TaskManager before
+/// job 1's slots were freed, the full queue never gave it, and the freed
+/// slots were never used. Here the node has room for exactly the AM and the
+/// TaskManagers of the first job (512 + 2 x 256 + 1024 MB, 1 + 2 x 1 + 2 vcores).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn five_session_jobs_back_to_back_fit_in_the_room_of_the_first() {
+    let c = Cluster::start(MiniYarnConfig { node_capacity: Some((2048, 5)), ..Default::default() }).await;
+    let mut args = vec!["submit", "--session"];
+    args.extend(FAST);
+    let o = c.yf(&args).await;
+    assert!(o.status.success(), "{}\n{}", text(&o), c.logs());
+    let id = app_id(&o);
+    for n in 1..=5 {
+        let out = c.root().join(format!("out{n}"));
+        let bundle = two_vertex_bundle(&c.root().join(format!("bundle{n}")), &out, "0");
+        let run_args = ["run", "-m", &id, bundle.to_str().unwrap()];
+        let r = tokio::time::timeout(Duration::from_secs(60), c.yf(&run_args))
+            .await
+            .unwrap_or_else(|_| panic!("job {n} did not finish in 60 s\n{}", c.logs()));
+        assert!(r.status.success(), "job {n}: {}\n{}", text(&r), c.logs());
+        assert_eq!(output_lines(&out), expected_output(), "job {n}");
+    }
+    if let Some(d) = &c.double {
+        let held: i64 = d.rm.capacity().unwrap().held().iter().map(|(_, r)| r.memory_mb).sum();
+        assert!(held <= 2048, "the session holds {held} MB");
+    }
+    let stop = c.yf(&["kill", &id]).await;
+    assert!(stop.status.success(), "{}", text(&stop));
+    c.assert_nothing_left().await;
+}
+
+/// Real-cluster report, point 4: TaskManagers must add up to what the job
+/// declares. With the default 4 slots per TaskManager, `gen` (2 x 0.5 cpu /
+/// 256m) and `sink` (1 x 2 cpu / 1g) need one TaskManager of 2 slots (512 MB,
+/// 1 vcore) and one of 1 slot (1024 MB, 2 vcores), rounded only to the
+/// scheduler's minimum allocation (128 MB here), not 4-slot TaskManagers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn task_managers_add_up_to_what_the_job_declares() {
+    let c = Cluster::start(MiniYarnConfig::default()).await;
+    let out = c.root().join("out");
+    let bundle = two_vertex_bundle(&c.root().join("bundle"), &out, "0");
+    let o = c.yf(&["submit", "--am-memory", "512m", bundle.to_str().unwrap()]).await;
+    assert!(o.status.success(), "{}\n{}", text(&o), c.logs());
+    assert_eq!(output_lines(&out), expected_output());
+    if let Some(d) = &c.double {
+        let id = app_id(&o);
+        let sched = d.rm.scheduler(&id).unwrap();
+        let st = sched.state.lock().unwrap();
+        let mut held: Vec<(i64, i32)> = st.allocated_seen.iter().map(|(_, _, r)| (r.memory_mb, r.vcores)).collect();
+        held.sort();
+        assert_eq!(held, vec![(512, 1), (1024, 2)], "containers held (MB, vcores); asks were {:?}", st.asks_seen);
+        let total: i64 = held.iter().map(|(mb, _)| mb).sum::<i64>() + 512;
+        eprintln!("FIGURE YARN memory held by the two-vertex job: {total} MB (AM 512 MB + TaskManagers {held:?})");
+    }
+    c.assert_nothing_left().await;
+}

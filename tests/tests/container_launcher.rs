@@ -173,7 +173,9 @@ async fn orphan_maker() {
     };
     let l = launcher(Path::new(&root));
     // `sleep` runs as a child of the container's bash, so PR_SET_PDEATHSIG alone would not reach it.
-    let cmd = format!("sleep 60 & echo $! > {}; wait", Path::new(&pid_file).display());
+    // `\$`: the command sits inside `exec /bin/bash -c "..."` in launch_container.sh, so a bare
+    // `$!` would be expanded by the script's own shell (shared/wire/hadoop-3.3.6/nm/ rule 5).
+    let cmd = format!("sleep 60 & echo \\$! > {}; wait", Path::new(&pid_file).display());
     let _c = l.launch(id(9), &ContainerLaunchContext { commands: vec![cmd], ..Default::default() }).unwrap();
     std::mem::forget(l);
     tokio::time::sleep(Duration::from_secs(60)).await;

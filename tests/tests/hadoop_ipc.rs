@@ -39,6 +39,7 @@ async fn rm_server(secrets: &SecretManager, nodes: Vec<NodeId>) -> (Arc<Resource
             nodes,
             containers_per_allocate: 1,
             finish_pending_calls: 1,
+            capacity: None,
         },
         secrets.clone(),
     );

@@ -56,6 +56,7 @@ async fn setup() -> Setup {
             nodes: vec![node],
             containers_per_allocate: 8,
             finish_pending_calls: 1,
+            capacity: None,
         },
         secrets.clone(),
     );

@@ -9,7 +9,7 @@ use tokio::net::TcpListener;
 
 use super::local::{start_cluster, WorkDir};
 use crate::cli::{RunArgs, SessionStartArgs};
-use crate::rest_client::{session_dir, state_dir, RestClient};
+use crate::rest_client::{session_dir, state_dir};
 
 const READY_FILE_ENV: &str = "YF_SESSION_READY_FILE";
 

@@ -188,9 +188,10 @@ impl RestRemoteException {
         serde_json::from_slice::<RemoteWrapper>(body).ok().map(|w| w.remote)
     }
 
-    /// The message without Hadoop's `java.lang.Exception: ` prefix.
-    pub fn short_message(&self) -> &str {
-        self.message.strip_prefix("java.lang.Exception: ").unwrap_or(&self.message)
+    /// The message without Hadoop's `java.lang.Exception: ` prefix and
+    /// without a Java stack trace.
+    pub fn short_message(&self) -> String {
+        hadoop::error::without_java_trace(self.message.strip_prefix("java.lang.Exception: ").unwrap_or(&self.message))
     }
 }
 
@@ -389,7 +390,8 @@ impl RmRestClient {
         match remote {
             Some(r) if status == reqwest::StatusCode::NOT_FOUND && r.exception == "NotFoundException" => {
                 // "app with id: X not found"
-                let id = r.short_message().split_whitespace().find(|w| w.starts_with("application_"));
+                let message = r.short_message();
+                let id = message.split_whitespace().find(|w| w.starts_with("application_"));
                 RmError::NotFound(id.unwrap_or(what).to_owned())
             }
             Some(r) => {

@@ -166,7 +166,11 @@ impl HdfsStaging {
     }
 
     fn err<'a>(op: &'static str, path: &'a str) -> impl FnOnce(hdfs_native::HdfsError) -> StagingError + 'a {
-        move |e| StagingError::Hdfs { op, path: path.to_owned(), detail: e.to_string() }
+        move |e| {
+            let full = e.to_string();
+            tracing::debug!(op, path, error = %full, "HDFS call failed");
+            StagingError::Hdfs { op, path: path.to_owned(), detail: hadoop::error::without_java_trace(&full) }
+        }
     }
 
     async fn status(&self, rel: &str) -> Result<RemoteFile, StagingError> {

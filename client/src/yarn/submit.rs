@@ -393,7 +393,9 @@ async fn follow<S: Staging>(
     loop {
         let report = rm.app(id).await?;
         if (report.state.clone(), report.diagnostics.clone()) != last {
-            let diag = if report.diagnostics.is_empty() { String::new() } else { format!(" ({})", report.diagnostics) };
+            tracing::debug!(diagnostics = %report.diagnostics, "application report");
+            let short = hadoop::error::without_java_trace(&report.diagnostics);
+            let diag = if short.is_empty() { String::new() } else { format!(" ({short})") };
             eprintln!("{id}: {} after {:.1?}{diag}", report.state, started.elapsed());
             last = (report.state.clone(), report.diagnostics.clone());
         }
@@ -448,7 +450,8 @@ async fn follow<S: Staging>(
 fn finish(report: &AppReport) -> ExitCode {
     eprintln!("Final status: {} ({})", report.final_status, report.state);
     if !report.diagnostics.is_empty() {
-        eprintln!("Diagnostics: {}", report.diagnostics);
+        // The RM quotes Java stack traces; `-v` logs them whole.
+        eprintln!("Diagnostics: {}", hadoop::error::without_java_trace(&report.diagnostics));
     }
     if let Some(logs) = report.am_container_logs.as_deref().filter(|l| !l.is_empty()) {
         eprintln!("AM logs: {logs}");
@@ -503,7 +506,8 @@ pub fn print_report(r: &AppReport) {
         println!("AM logs:      {l}");
     }
     if !r.diagnostics.is_empty() {
-        println!("diagnostics:  {}", r.diagnostics);
+        tracing::debug!(diagnostics = %r.diagnostics, "full diagnostics");
+        println!("diagnostics:  {}", hadoop::error::without_java_trace(&r.diagnostics));
     }
 }
 

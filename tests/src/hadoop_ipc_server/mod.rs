@@ -9,6 +9,7 @@
 //! `start(config)` binds 127.0.0.1:0 and returns a [`ServerHandle`] whose
 //! `addr()` clients connect to; dropping the handle stops the server.
 
+pub mod capacity;
 pub mod launcher;
 pub mod sasl;
 pub mod yarn;

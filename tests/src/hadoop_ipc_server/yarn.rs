@@ -14,6 +14,7 @@ use hadoop::yarn::{ApplicationAttemptId, ContainerId, ContainerLaunchContext, No
 use hadoop::RemoteException;
 use prost::Message;
 
+use super::capacity::Capacity;
 use super::launcher::ContainerLauncher;
 use super::sasl::SecretManager;
 use super::{CallContext, CallHandler, HandlerFuture};
@@ -28,6 +29,8 @@ pub struct RmConfig {
     pub containers_per_allocate: usize,
     /// finishApplicationMaster answers `isUnregistered = false` this many times first.
     pub finish_pending_calls: u32,
+    /// The cluster's room, shared with other applications; `None` = unlimited.
+    pub capacity: Option<Arc<Capacity>>,
 }
 
 #[derive(Debug, Default)]
@@ -122,6 +125,9 @@ impl ResourceManager {
     /// container, nor twice of one).
     pub fn complete(&self, id: ContainerId, exit_status: i32, diagnostics: &str) {
         let mut s = self.state.lock().unwrap();
+        if let Some(c) = &self.config.capacity {
+            c.give_back(&id);
+        }
         if s.live.remove(&id).is_none() {
             return;
         }
@@ -207,6 +213,9 @@ impl ResourceManager {
                 }
                 for r in &req.release {
                     let id = ContainerId::from(r);
+                    if let Some(c) = &self.config.capacity {
+                        c.give_back(&id);
+                    }
                     if s.live.remove(&id).is_some() {
                         s.released.push(id);
                         s.pending_completed.push(pb::ContainerStatusProto {
@@ -222,12 +231,26 @@ impl ResourceManager {
                 let mut allocated = Vec::new();
                 let mut nm_tokens = Vec::new();
                 for _ in 0..self.config.containers_per_allocate {
-                    let Some((key, count)) = s.outstanding.iter_mut().find(|(_, c)| **c > 0) else { break };
-                    *count -= 1;
+                    // The first outstanding ask that fits on some node (all of them without a capacity).
+                    let id = ContainerId { attempt: self.config.attempt, id: s.next_container + 2 };
+                    let start = s.next_node;
+                    let mut placed = None;
+                    for (key, count) in s.outstanding.iter().filter(|(_, c)| **c > 0) {
+                        let node = match &self.config.capacity {
+                            None => Some(self.config.nodes[start % self.config.nodes.len()].clone()),
+                            Some(c) => c.take(id, &key.2, start),
+                        };
+                        if let Some(node) = node {
+                            placed = Some((key.clone(), *count, node));
+                            break;
+                        }
+                    }
+                    let Some((key, _, node)) = placed else { break };
+                    if let Some(count) = s.outstanding.get_mut(&key) {
+                        *count -= 1;
+                    }
                     let (priority, allocation_request_id, capability) = key.clone();
                     s.next_container += 1;
-                    let id = ContainerId { attempt: self.config.attempt, id: s.next_container + 1 };
-                    let node = self.config.nodes[s.next_node % self.config.nodes.len()].clone();
                     s.next_node += 1;
                     let container_token = self.secrets.issue(
                         pb::ContainerIdProto::from(&id).encode_to_vec(),

@@ -23,11 +23,15 @@ pub struct MiniYarnConfig {
     pub max_allocation: (u64, u32),
     /// Environment every container gets (the NodeManager's whitelist), e.g. RUST_LOG.
     pub env: Vec<(String, String)>,
+    /// Each node's (memory MB, vcores), shared by all containers; `None` = unlimited.
+    pub node_capacity: Option<(u64, u32)>,
+    /// `yarn.scheduler.minimum-allocation-mb` / `-vcores`.
+    pub min_allocation: (u64, u32),
 }
 
 impl Default for MiniYarnConfig {
     fn default() -> Self {
-        Self { nodes: 1, max_allocation: (8192, 8), env: Vec::new() }
+        Self { nodes: 1, max_allocation: (8192, 8), env: Vec::new(), node_capacity: None, min_allocation: (128, 1) }
     }
 }
 
@@ -91,6 +95,8 @@ impl MiniYarn {
         }
         let mut rc = RestRmConfig::new(root.join("rm"), &default_fs, secrets, nodes.clone());
         rc.max_allocation = config.max_allocation;
+        rc.min_allocation = config.min_allocation;
+        rc.node_capacity = config.node_capacity;
         std::fs::create_dir_all(&rc.work_root)?;
         let rm = RestRm::start(rc).await?;
         for (nm, (_, launcher)) in nms.iter().zip(&nodes) {

@@ -46,6 +46,7 @@ use serde_json::{json, Value};
 use tokio::sync::Notify;
 
 use super::mini::site_xml;
+use crate::hadoop_ipc_server::capacity::Capacity;
 use crate::hadoop_ipc_server::launcher::{ContainerExit, ContainerLauncher};
 use crate::hadoop_ipc_server::sasl::SecretManager;
 use crate::hadoop_ipc_server::yarn::{ResourceManager, RmConfig};
@@ -68,6 +69,9 @@ pub struct RestRmConfig {
     /// `fs.defaultFS` written into the AM's core-site.xml.
     pub default_fs: String,
     pub containers_per_allocate: usize,
+    /// Each NodeManager's (memory MB, vcores), shared by every application's
+    /// containers, AMs included; `None` = unlimited.
+    pub node_capacity: Option<(u64, u32)>,
 }
 
 impl RestRmConfig {
@@ -86,6 +90,7 @@ impl RestRmConfig {
             nodes,
             default_fs: default_fs.to_owned(),
             containers_per_allocate: 4,
+            node_capacity: None,
         }
     }
 }
@@ -166,6 +171,7 @@ struct AppSlot {
 
 struct Inner {
     config: RestRmConfig,
+    capacity: Option<Arc<Capacity>>,
     addr: SocketAddr,
     /// Issued ids (new-application) -> submitted app (None until POST /apps).
     apps: Mutex<BTreeMap<i32, Option<AppSlot>>>,
@@ -227,7 +233,11 @@ impl RestRm {
     pub async fn start(config: RestRmConfig) -> std::io::Result<RestRm> {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
-        let inner = Arc::new(Inner { config, addr, apps: Mutex::new(BTreeMap::new()) });
+        let capacity = config.node_capacity.map(|(mb, vc)| {
+            let nodes: Vec<NodeId> = config.nodes.iter().map(|(n, _)| n.clone()).collect();
+            Arc::new(Capacity::new(&nodes, (mb as i64, vc as i32)))
+        });
+        let inner = Arc::new(Inner { config, capacity, addr, apps: Mutex::new(BTreeMap::new()) });
         let app = Router::new()
             .route("/ws/v1/cluster/info", get(info))
             .route("/ws/v1/cluster/apps/new-application", post(new_application))
@@ -268,6 +278,9 @@ impl RestRm {
         let inner = Arc::downgrade(&self.inner);
         move |exit| {
             let Some(inner) = inner.upgrade() else { return };
+            if let Some(c) = &inner.capacity {
+                c.give_back(&exit.id);
+            }
             let scheduler = inner
                 .apps
                 .lock()
@@ -278,6 +291,11 @@ impl RestRm {
                 rm.complete(exit.id, exit.exit_status, &exit.diagnostics);
             }
         }
+    }
+
+    /// The cluster's room (with `node_capacity`): what each container holds now.
+    pub fn capacity(&self) -> Option<Arc<Capacity>> {
+        self.inner.capacity.clone()
     }
 
     /// The scheduler double of an application (after its submission).
@@ -514,6 +532,7 @@ async fn run_app(
             nodes: c.nodes.iter().map(|(n, _)| n.clone()).collect(),
             containers_per_allocate: c.containers_per_allocate,
             finish_pending_calls: 1,
+            capacity: inner.capacity.clone(),
         },
         c.secrets.clone(),
     );
@@ -561,6 +580,28 @@ async fn run_app(
     spec.environment.insert("HADOOP_CONF_DIR".into(), conf_dir.display().to_string());
     spec.environment.insert("APP_SUBMIT_TIME_ENV".into(), now_ms().to_string());
     let container_id = ContainerId { attempt, id: 1 };
+    if let Some(capacity) = &inner.capacity {
+        // The AM container waits in ACCEPTED until its node has room, as on a full queue.
+        let min = c.min_allocation;
+        let round = |v: u64, step: u64| v.div_ceil(step.max(1)).max(1) * step.max(1);
+        let am = Resource::new(
+            round(record_am(&inner, id).0, min.0) as i64,
+            round(u64::from(record_am(&inner, id).1), u64::from(min.1)) as i32,
+        );
+        let am_node_id = c.nodes[0].0.clone();
+        loop {
+            if capacity.take_on(container_id, &am, &am_node_id) {
+                break;
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_millis(50)) => {}
+                _ = kill.notified() => {
+                    let user = inner.apps.lock().unwrap().get(&id.id).and_then(|s| s.as_ref().map(|s| s.record.user.clone())).unwrap_or_default();
+                    return end(&inner, id, "KILLED", "KILLED", format!("Application {id} was killed by user {user}"));
+                }
+            }
+        }
+    }
     let mut launched = match am_node.launch(container_id, &spec) {
         Ok(l) => l,
         Err(diag) => {
@@ -619,6 +660,11 @@ async fn run_app(
             }
         }
     }
+}
+
+/// The AM's (memory MB, vcores) as submitted.
+fn record_am(inner: &Inner, id: ApplicationId) -> (u64, u32) {
+    inner.apps.lock().unwrap().get(&id.id).and_then(|s| s.as_ref().map(|s| s.record.am_resource)).unwrap_or((0, 1))
 }
 
 fn app_json(r: &AppRecord, rm: SocketAddr) -> Value {

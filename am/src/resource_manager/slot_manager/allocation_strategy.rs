@@ -154,32 +154,44 @@ pub(crate) fn plan(input: Input<'_>) -> Plan {
                 continue;
             }
         };
-        let failures = input.worker_failures.get(&spec).copied().unwrap_or(0);
-        if config.max_failed_worker_requests > 0 && failures >= config.max_failed_worker_requests {
-            let reason = format!(
-                "{failures} consecutive requests for a TaskManager of {} ({} slots of {}) failed; \
-                 check the cluster manager's diagnostics (queue capacity, node resources, image or \
-                 launch errors) and submit the job again",
-                spec.total, spec.num_slots, spec.default_slot
-            );
-            out.unfulfillable.push(give_up(reason, Some(spec)));
-            continue;
-        }
         let profile = m.requested.resolve(&spec.default_slot).clone();
         let per_worker = fits_times(&profile, &spec.total).min(u64::from(n)) as u32;
         if per_worker == 0 {
             // worker_spec_for checked that the profile fits; keep the loop finite regardless.
             continue;
         }
+        // Fit sizing shapes a new TaskManager to what is still missing (at most
+        // `slots_per_worker` slots): the TaskManagers add up to what the job
+        // declares, and a bounded queue is not asked for room nobody will use.
+        let shaped = |take: u32| match (&config.sizing, &m.requested) {
+            (WorkerSizing::FitToRequirement { .. }, RequestedProfile::Exact(_)) => {
+                WorkerSpec::uniform(profile.clone(), take)
+            }
+            _ => spec.clone(),
+        };
+        let first = shaped(per_worker.min(n));
+        let failures = input.worker_failures.get(&first).copied().unwrap_or(0);
+        if config.max_failed_worker_requests > 0 && failures >= config.max_failed_worker_requests {
+            let reason = format!(
+                "{failures} consecutive requests for a TaskManager of {} ({} slots of {}) failed; \
+                 check the cluster manager's diagnostics (queue capacity, node resources, image or \
+                 launch errors) and submit the job again",
+                first.total, first.num_slots, first.default_slot
+            );
+            out.unfulfillable.push(give_up(reason, Some(first)));
+            continue;
+        }
         while n > 0 {
-            let after = provisioned.add(&spec.total);
+            let take = per_worker.min(n);
+            let worker = shaped(take);
+            let after = provisioned.add(&worker.total);
             if let Some(max_total) = &config.max_total {
                 if !within_limit(&after, max_total) {
-                    if !within_limit(&spec.total, max_total) {
+                    if !within_limit(&worker.total, max_total) {
                         let reason = format!(
                             "a single TaskManager of {} for slots of {} already exceeds the limit on all \
                              TaskManagers together ({max_total}); raise that limit or lower the job's resources",
-                            spec.total, profile
+                            worker.total, profile
                         );
                         out.unfulfillable.push(give_up(reason, None));
                     }
@@ -188,11 +200,10 @@ pub(crate) fn plan(input: Input<'_>) -> Plan {
                 }
             }
             provisioned = after;
-            let take = per_worker.min(n);
             n -= take;
-            let left = saturating_sub(&spec.total, &profile.multiply(u64::from(take)));
-            *coming.entry(GroupKey { remaining: left, default_slot: spec.default_slot.clone() }).or_default() += 1;
-            out.new_workers.push(spec.clone());
+            let left = saturating_sub(&worker.total, &profile.multiply(u64::from(take)));
+            *coming.entry(GroupKey { remaining: left, default_slot: worker.default_slot.clone() }).or_default() += 1;
+            out.new_workers.push(worker);
         }
     }
     out

@@ -240,3 +240,11 @@ async fn rm_delegation_token_parses_the_kerberos_capture() {
     assert!(sent.starts_with("POST /ws/v1/cluster/delegation-token?"), "{sent}");
     assert!(sent.ends_with(r#"{"renewer":"rm"}"#), "{sent}");
 }
+
+/// Real-cluster report, point 7: remote exceptions came with dozens of `at ...` lines.
+#[test]
+fn a_remote_exception_shows_its_class_and_message_not_its_stack_trace() {
+    let body = br#"{"RemoteException":{"exception":"BadRequestException","message":"java.lang.Exception: Invalid resource request, requested memory < 0\n\tat org.apache.hadoop.yarn.server.resourcemanager.webapp.RMWebServices.createAppSubmissionContext(RMWebServices.java:2181)\n\tat sun.reflect.NativeMethodAccessorImpl.invoke0(Native Method)\n\t... 48 more","javaClassName":"org.apache.hadoop.yarn.webapp.BadRequestException"}}"#;
+    let r = RestRemoteException::parse(body).unwrap();
+    assert_eq!(r.short_message(), "Invalid resource request, requested memory < 0");
+}
