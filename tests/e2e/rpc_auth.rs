@@ -23,6 +23,7 @@ impl ResourceManagerDriver for NoWorkers {
         "none"
     }
     fn request_worker(&mut self, _: &WorkerSpec) {}
+    fn cancel_request(&mut self, _: &WorkerSpec) {}
     fn release_worker(&mut self, _: &ResourceId) {}
     fn terminate(&mut self) -> futures::future::BoxFuture<'static, ()> {
         Box::pin(async {})

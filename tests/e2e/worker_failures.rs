@@ -37,6 +37,7 @@ impl ResourceManagerDriver for DyingWorkers {
         let diagnostics = "exit code 127: localization failed".to_owned();
         let _ = self.events.send(DriverEvent::WorkerTerminated { resource_id, diagnostics });
     }
+    fn cancel_request(&mut self, _: &WorkerSpec) {}
     fn release_worker(&mut self, _: &ResourceId) {}
     fn terminate(&mut self) -> futures::future::BoxFuture<'static, ()> {
         Box::pin(async {})

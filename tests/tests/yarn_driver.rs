@@ -20,6 +20,7 @@ use hadoop::yarn::{
     ApplicationAttemptId, ApplicationId, ContainerId, FinalStatus, LocalResource, LocalResourceType,
     LocalResourceVisibility, NodeId, Resource, YarnUrl,
 };
+use integration_tests::hadoop_ipc_server::capacity::Capacity;
 use integration_tests::hadoop_ipc_server::sasl::SecretManager;
 use integration_tests::hadoop_ipc_server::yarn::{NodeManager, ResourceManager, RmConfig};
 use integration_tests::hadoop_ipc_server::{self as server, ServerConfig, ServerHandle};
@@ -40,6 +41,11 @@ struct Setup {
 }
 
 async fn setup() -> Setup {
+    setup_with(None).await
+}
+
+/// `room`: the node's (memory MB, vcores) when the cluster is bounded.
+async fn setup_with(room: Option<(i64, i32)>) -> Setup {
     let secrets = SecretManager::random();
     let nm = Arc::new(NodeManager::default());
     let nm_server = server::start(
@@ -53,10 +59,10 @@ async fn setup() -> Setup {
             attempt: attempt(),
             minimum_allocation: Resource::new(128, 1),
             maximum_allocation: Resource::new(4096, 4),
-            nodes: vec![node],
+            nodes: vec![node.clone()],
             containers_per_allocate: 8,
             finish_pending_calls: 1,
-            capacity: None,
+            capacity: room.map(|r| Arc::new(Capacity::new(&[node], r))),
         },
         secrets.clone(),
     );
@@ -266,4 +272,26 @@ async fn a_resource_manager_that_stops_answering_is_fatal_and_the_am_hears_of_it
     assert!(s.am.lost_reason().is_some_and(|r| r.contains("allocate heartbeats")));
     // The allocate loop has ended: terminate does not hang.
     tokio::time::timeout(Duration::from_secs(5), s.driver.terminate()).await.unwrap();
+}
+
+/// Real-cluster report, point 3: an ask nobody needs any more stayed
+/// outstanding on a full queue. A cancelled request lowers the absolute ask,
+/// never below zero.
+#[tokio::test]
+async fn a_cancelled_request_lowers_the_outstanding_ask() {
+    let mut s = setup_with(Some((0, 0))).await;
+    let w = spec(1000, 1024);
+    let asked = |rm: &ResourceManager| rm.state.lock().unwrap().asks_seen.last().map(|a| a.3);
+    s.driver.request_worker(&w);
+    s.driver.request_worker(&w);
+    eventually("an ask for 2", || asked(&s.rm) == Some(2)).await;
+    s.driver.cancel_request(&w);
+    eventually("the ask down to 1", || asked(&s.rm) == Some(1)).await;
+    s.driver.cancel_request(&w);
+    s.driver.cancel_request(&w);
+    eventually("the ask down to 0", || asked(&s.rm) == Some(0)).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(s.rm.state.lock().unwrap().asks_seen.iter().all(|a| a.3 >= 0));
+    assert!(s.rm.state.lock().unwrap().allocated_seen.is_empty(), "a full queue grants nothing");
+    assert!(s.events.try_recv().is_err(), "no worker started or failed");
 }

@@ -130,6 +130,10 @@ impl ResourceManagerDriver for ProcessDriver {
         }
     }
 
+    fn cancel_request(&mut self, _spec: &WorkerSpec) {
+        // A local process starts at once: there is no request left to withdraw.
+    }
+
     fn release_worker(&mut self, resource_id: &ResourceId) {
         self.collect_reaped();
         if let Some(&pid) = self.workers.get(resource_id) {

@@ -410,6 +410,10 @@ impl<D: ResourceManagerDriver> ResourceManager<D> {
                     info!(total = %spec.total, slots = spec.num_slots, "requesting a new TaskManager");
                     self.driver.request_worker(&spec);
                 }
+                Action::CancelWorker(spec) => {
+                    info!(total = %spec.total, slots = spec.num_slots, "withdrawing a TaskManager request");
+                    self.driver.cancel_request(&spec);
+                }
                 Action::ReleaseWorker { resource_id, reason } => {
                     info!(%resource_id, %reason, "releasing TaskManager");
                     if let Some(te) = self.task_executors.remove(&resource_id) {

@@ -28,6 +28,10 @@ pub trait ResourceManagerDriver: Send + 'static {
     fn name(&self) -> &'static str;
     /// Starts one worker of `spec`; the answer comes as a [`DriverEvent`].
     fn request_worker(&mut self, spec: &WorkerSpec);
+    /// One earlier request of `spec` is not needed any more: withdraw it if
+    /// no worker was had for it yet. A worker already starting is left alone
+    /// (it registers, sits idle, and is released by the idle timeout).
+    fn cancel_request(&mut self, spec: &WorkerSpec);
     /// Stops a worker this driver started.
     fn release_worker(&mut self, resource_id: &ResourceId);
     /// Stops every worker and resolves when they are gone. Called once, last.

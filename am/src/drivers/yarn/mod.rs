@@ -103,6 +103,7 @@ pub enum YarnAmError {
 
 enum Cmd {
     Request(WorkerSpec),
+    Cancel(WorkerSpec),
     Release(ResourceId),
     Terminate(oneshot::Sender<()>),
 }
@@ -201,6 +202,10 @@ impl ResourceManagerDriver for YarnDriver {
         }
     }
 
+    fn cancel_request(&mut self, spec: &WorkerSpec) {
+        let _ = self.cmds.send(Cmd::Cancel(spec.clone()));
+    }
+
     fn release_worker(&mut self, resource_id: &ResourceId) {
         let _ = self.cmds.send(Cmd::Release(resource_id.clone()));
     }
@@ -265,6 +270,7 @@ impl Allocator {
                         // the requests of one SlotManager decision into one allocate.
                         next_beat = next_beat.min(tokio::time::Instant::now() + Duration::from_millis(20));
                     }
+                    Some(Cmd::Cancel(spec)) => self.cancel(&spec),
                     Some(Cmd::Release(id)) => self.release(&id),
                     Some(Cmd::Terminate(done)) => break Some(done),
                     None => break None,
@@ -319,6 +325,18 @@ impl Allocator {
         let n = self.outstanding.get(&key.allocation_request_id).copied().unwrap_or(0) + 1;
         debug!(allocation_request_id = key.allocation_request_id, outstanding = n, "asking for a container");
         self.set_outstanding(&key, n);
+    }
+
+    /// Asks are absolute: one fewer outstanding container for the spec's key
+    /// (the next allocate tells the RM). A container already allocated for it
+    /// is not taken back here.
+    fn cancel(&mut self, spec: &WorkerSpec) {
+        let Some(key) = self.keys.get(spec).cloned() else { return };
+        let n = self.outstanding.get(&key.allocation_request_id).copied().unwrap_or(0);
+        if n > 0 {
+            debug!(allocation_request_id = key.allocation_request_id, outstanding = n - 1, "withdrawing an ask");
+            self.set_outstanding(&key, n - 1);
+        }
     }
 
     fn release(&mut self, resource_id: &ResourceId) {

@@ -156,6 +156,12 @@ pub enum Action {
     /// Ask the driver to stop this TaskManager; the SlotManager has already
     /// forgotten it.
     ReleaseWorker { resource_id: ResourceId, reason: String },
+    /// One requested worker of this shape is needed by nobody any more (its
+    /// job found other slots, or ended): the driver withdraws the request if
+    /// it still can (YARN: the outstanding ask goes down). The SlotManager no
+    /// longer counts it as pending; if it registers anyway it is an idle
+    /// TaskManager like any other.
+    CancelWorker(WorkerSpec),
     /// A requirement that cannot be met; the JobMaster should fail the job
     /// with `reason` (it names the profile, the limit and the fix). Reported
     /// once per job and profile while the job keeps declaring it.
@@ -492,8 +498,52 @@ impl SlotManager {
         self.jobs.add_slots(job_id, &profile, 1);
     }
 
-    /// Serves what is missing: asks the strategy for a plan and applies it.
+    /// Serves what is missing: asks the strategy for a plan and applies it,
+    /// then withdraws the requested workers nobody needs any more.
     fn check_requirements(&mut self, now: Instant, actions: &mut Vec<Action>) {
+        self.serve_missing(now, actions);
+        self.cancel_unneeded_workers(actions);
+    }
+
+    /// A pending worker is unneeded when, without it, the strategy would start
+    /// no new worker: what is missing fits in what is registered or still on
+    /// its way. One check per distinct pending shape (not per worker), each a
+    /// pure plan over aggregated groups.
+    fn cancel_unneeded_workers(&mut self, actions: &mut Vec<Action>) {
+        let shapes: Vec<WorkerSpec> = self.task_managers.pending().map(|(s, _)| s.clone()).collect();
+        for spec in shapes.into_iter().rev() {
+            while self.task_managers.pending().any(|(s, _)| *s == spec) && !self.needed_with_one_fewer(&spec) {
+                self.task_managers.remove_pending(&spec);
+                tracing::info!(total = %spec.total, slots = spec.num_slots, "cancelling a requested TaskManager nobody needs");
+                actions.push(Action::CancelWorker(spec.clone()));
+            }
+        }
+    }
+
+    fn needed_with_one_fewer(&self, spec: &WorkerSpec) -> bool {
+        let missing: Vec<_> = self.jobs.missing().into_iter().filter(|m| !m.given_up).collect();
+        if missing.is_empty() {
+            return false;
+        }
+        let key =
+            allocation_strategy::GroupKey { remaining: spec.total.clone(), default_slot: spec.default_slot.clone() };
+        let mut reserved = self.task_managers.reserved_groups();
+        if let Some(entry) = reserved.iter_mut().find(|(k, n)| *k == key && *n > 0) {
+            entry.1 -= 1;
+        }
+        let plan = allocation_strategy::plan(allocation_strategy::Input {
+            config: &self.config,
+            missing,
+            registered: self.task_managers.registered_groups(),
+            reserved,
+            totals: self.task_managers.totals(),
+            provisioned: allocation_strategy::saturating_sub(self.task_managers.provisioned(), &spec.total),
+            worker_failures: &self.worker_failures,
+        });
+        !plan.new_workers.is_empty()
+    }
+
+    fn serve_missing(&mut self, now: Instant, actions: &mut Vec<Action>) {
         let missing = self.jobs.missing();
         if missing.is_empty() {
             return;

@@ -147,7 +147,8 @@ fn fit_sizing_starts_task_managers_that_add_up_to_the_declaration() {
 
 /// Real-cluster report, point 3: a session job declared while the previous
 /// job's slots were still held asks for a worker; once those slots are free,
-/// the requirement takes them, on a driver that never delivers the worker.
+/// the requirement takes them (the driver never delivers the worker here),
+/// and the worker nobody needs any more is cancelled.
 #[test]
 fn slots_freed_after_a_declaration_serve_it_though_a_worker_was_asked_for() {
     check(
@@ -166,11 +167,10 @@ fn slots_freed_after_a_declaration_serve_it_though_a_worker_was_asked_for() {
           free-slot tm1/1 a2 job1
           allocate tm1/0 a3 job2 (1cpu,1g)
           allocate tm1/1 a4 job2 (1cpu,1g)
-        # FIXME: the pending worker is needed by nobody now and must be cancelled
-        # (on YARN: the ask removed); today it stays pending.
+          cancel-worker 2x(1cpu,1g)
+        # the worker nobody needs is withdrawn (on YARN: the ask goes down)
         overview
           tm tm1 free=(0cpu,0m) slots=[0:a3:job2:(1cpu,1g) 1:a4:job2:(1cpu,1g)]
-          pending 2x(1cpu,1g) x1
           job job2 declared=[2x(1cpu,1g)] allocated=[2x(1cpu,1g)] missing=[]
         ",
     );
@@ -309,9 +309,9 @@ fn clear_job_frees_its_slots_for_other_jobs() {
           free-slot tm1/0 a1 job1
           free-slot tm1/1 a2 job1
           allocate tm1/0 a3 job2 (1cpu,1g)
+          cancel-worker 4x(1cpu,1g)
         overview
           tm tm1 free=(1cpu,1g) slots=[0:a3:job2:(1cpu,1g)]
-          pending 4x(1cpu,1g) x1
           job job2 declared=[1x(1cpu,1g)] allocated=[1x(1cpu,1g)] missing=[]
         ",
     );
@@ -849,6 +849,7 @@ impl Driver {
                 format!("free-slot {slot_id} {alloc} {}", self.name_of_job(*job_id))
             }
             Action::StartWorker(spec) => format!("start-worker {}", render_spec(spec)),
+            Action::CancelWorker(spec) => format!("cancel-worker {}", render_spec(spec)),
             Action::ReleaseWorker { resource_id, reason } => format!("release {resource_id}: {reason}"),
             Action::Unfulfillable { job_id, profile, reason } => {
                 format!("unfulfillable {} {}: {reason}", self.name_of_job(*job_id), render_requested(profile))
