@@ -59,9 +59,83 @@ pub fn split_url(url: &str) -> Result<(Option<String>, String), HdfsIoError> {
     Ok((fs, path))
 }
 
+/// Inside a YARN container (`HADOOP_TOKEN_FILE_LOCATION` set): makes sure the
+/// container's HDFS delegation token can be found under the name an HDFS
+/// client will look it up by for the file system `fs` (`hdfs://authority`,
+/// `None` = `fs.defaultFS`). hdfs-native compares the token's service with
+/// the NameNode address *as written* (`localhost:9000`) or `ha-hdfs:<ns>`,
+/// while Hadoop files tokens by IP (`127.0.0.1:9000`, with the default
+/// `hadoop.security.token.service.use_ip`). Without this, a job naming the
+/// NameNode another way falls back to Kerberos, which containers lack
+/// (`GSS_S_NO_CRED`). Best effort: a failure is logged, not fatal.
+pub fn alias_container_token(fs: Option<&str>) {
+    let Some(file) = std::env::var_os("HADOOP_TOKEN_FILE_LOCATION") else { return };
+    let conf = match hadoop::conf::HadoopConf::load_from_env() {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::debug!(error = %e, "no Hadoop configuration to resolve the NameNode's token name");
+            return;
+        }
+    };
+    match alias_token_in(std::path::Path::new(&file), &conf, fs) {
+        Ok(Some(service)) => {
+            tracing::info!(%service, "the HDFS delegation token is now also filed under the NameNode's name as written")
+        }
+        Ok(None) => {}
+        Err(e) => tracing::warn!(error = %e, "cannot add an alias to the container's token file"),
+    }
+}
+
+/// [`alias_container_token`] without the environment: the token file and the
+/// configuration given. Returns the service added, if any.
+pub fn alias_token_in(
+    file: &std::path::Path,
+    conf: &hadoop::conf::HadoopConf,
+    fs: Option<&str>,
+) -> Result<Option<String>, hadoop::credentials::CredentialsError> {
+    let authority_of = |url: &str| url.trim_start_matches("hdfs://").split('/').next().unwrap_or_default().to_owned();
+    let authority = match fs {
+        Some(fs) => authority_of(fs),
+        None => match conf.default_fs() {
+            Ok(d) if d.starts_with("hdfs://") => authority_of(&d),
+            _ => return Ok(None),
+        },
+    };
+    if authority.is_empty() {
+        return Ok(None);
+    }
+    let (wanted, addresses) = token_names(conf, &authority);
+    let mut same_as: Vec<String> = Vec::new();
+    for a in &addresses {
+        same_as.push(a.clone());
+        same_as.push(hadoop::credentials::token_service(a, true));
+    }
+    let added = hadoop::credentials::Credentials::alias_hdfs_token_in_file(file, &wanted, &same_as)?;
+    Ok(added.then_some(wanted))
+}
+
+/// What an HDFS client looks a token up by for `authority`, and the NameNode
+/// addresses behind it: `ha-hdfs:<ns>` and the NameNodes of an HA nameservice,
+/// or `host:port` (8020 by default) itself.
+fn token_names(conf: &hadoop::conf::HadoopConf, authority: &str) -> (String, Vec<String>) {
+    let nameservices = conf.get_list("dfs.nameservices").unwrap_or_default();
+    if nameservices.iter().any(|ns| ns == authority) {
+        let ids = conf.get_list(&format!("dfs.ha.namenodes.{authority}")).unwrap_or_default();
+        let mut addresses: Vec<String> = ids
+            .iter()
+            .filter_map(|id| conf.get(&format!("dfs.namenode.rpc-address.{authority}.{id}")).ok().flatten())
+            .collect();
+        addresses.extend(conf.get(&format!("dfs.namenode.rpc-address.{authority}")).ok().flatten());
+        return (format!("ha-hdfs:{authority}"), addresses);
+    }
+    let address = if authority.contains(':') { authority.to_owned() } else { format!("{authority}:8020") };
+    (address.clone(), vec![address])
+}
+
 /// A client for the file system of `url`, and `url`'s path within it.
 pub fn connect(url: &str) -> Result<(Client, String), HdfsIoError> {
     let (fs, path) = split_url(url)?;
+    alias_container_token(fs.as_deref());
     let mut b = ClientBuilder::new();
     if let Some(fs) = fs {
         reachable(&fs).map_err(|detail| HdfsIoError::Connect { url: url.into(), detail })?;
@@ -233,6 +307,44 @@ mod tests {
         assert!(matches!(err, HdfsIoError::Connect { .. }), "{err}");
         assert!(err.to_string().contains("unreachable") && err.to_string().contains("NameNode"), "{err}");
         assert!(started.elapsed() < std::time::Duration::from_secs(10));
+    }
+
+    /// Real-cluster report, point 11: the token file says `127.0.0.1:9000`
+    /// (as the captured one does); a job naming `hdfs://localhost:9000`, or an
+    /// HA nameservice, must still find it. hdfs-native 0.14.8 looks tokens up
+    /// by kind and exact service (`security/user.rs`, `User::get_token`): the
+    /// `lookup` below is that rule.
+    #[test]
+    fn a_container_token_is_found_whatever_form_of_the_name_node_address_the_job_uses() {
+        use hadoop::credentials::Credentials;
+        let wire = std::env::var_os("HADOOP_WIRE_FIXTURES").map(std::path::PathBuf::from).unwrap_or_else(|| {
+            std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/wire/hadoop-3.3.6")
+        });
+        let captured = Credentials::read_file(&wire.join("kerberos/tokens/alice-hdfs-delegation.tokens")).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("container_tokens");
+        captured.write_file(&file).unwrap();
+        let lookup = |service: &str| {
+            Credentials::read_file(&file)
+                .unwrap()
+                .tokens
+                .iter()
+                .any(|(_, t)| t.kind == "HDFS_DELEGATION_TOKEN" && t.service == service)
+        };
+        let mut conf = hadoop::conf::HadoopConf::new();
+        conf.set("fs.defaultFS", "hdfs://localhost:9000");
+        conf.set("dfs.nameservices", "ns1");
+        conf.set("dfs.ha.namenodes.ns1", "nn1,nn2");
+        conf.set("dfs.namenode.rpc-address.ns1.nn1", "localhost:9000");
+        conf.set("dfs.namenode.rpc-address.ns1.nn2", "localhost:9001");
+        assert!(!lookup("localhost:9000"), "the captured token is filed by IP");
+        assert_eq!(alias_token_in(&file, &conf, None).unwrap().as_deref(), Some("localhost:9000"));
+        assert!(lookup("localhost:9000"));
+        assert_eq!(alias_token_in(&file, &conf, Some("hdfs://ns1")).unwrap().as_deref(), Some("ha-hdfs:ns1"));
+        assert!(lookup("ha-hdfs:ns1"));
+        assert_eq!(alias_token_in(&file, &conf, Some("hdfs://localhost:9000")).unwrap(), None, "already there");
+        // Another NameNode's name never gets this token.
+        assert_eq!(alias_token_in(&file, &conf, Some("hdfs://elsewhere.invalid:9000")).unwrap(), None);
     }
 
     #[test]

@@ -551,6 +551,19 @@ impl HadoopConf {
         Ok(self.get("dfs.namenode.kerberos.principal")?.map(|p| resolve_host_principal(&p, host)))
     }
 
+    /// `hadoop.security.auth_to_local` (default `DEFAULT`), parsed.
+    pub fn auth_to_local(&self) -> Result<crate::auth_to_local::AuthToLocal, ConfError> {
+        let rules = self.get("hadoop.security.auth_to_local")?.unwrap_or_else(|| "DEFAULT".into());
+        crate::auth_to_local::AuthToLocal::parse(&rules)
+            .map_err(|e| self.bad("hadoop.security.auth_to_local", &rules, &format!("a list of rules ({e})")))
+    }
+
+    /// `hadoop.security.token.service.use_ip` (default true): token services
+    /// name NameNodes and RMs by IP address (`127.0.0.1:9000`), not by host name.
+    pub fn token_service_use_ip(&self) -> Result<bool, ConfError> {
+        Ok(self.get("hadoop.security.token.service.use_ip")?.is_none_or(|v| !v.trim().eq_ignore_ascii_case("false")))
+    }
+
     /// `yarn.resourcemanager.principal` with `_HOST` resolved to `host`.
     pub fn rm_principal(&self, host: &str) -> Result<Option<String>, ConfError> {
         Ok(self.get("yarn.resourcemanager.principal")?.map(|p| resolve_host_principal(&p, host)))

@@ -344,7 +344,71 @@ mod proto {
     }
 }
 
+/// The service a token for `address` (`host:port`) is filed under, as Hadoop's
+/// `SecurityUtil.buildTokenService`: with `use_ip` (the default) the IP address
+/// the host resolves to (`127.0.0.1:9000` for `localhost:9000`), else the host
+/// as written. An address that does not resolve stays as written.
+pub fn token_service(address: &str, use_ip: bool) -> String {
+    use std::net::ToSocketAddrs;
+    if !use_ip {
+        return address.to_owned();
+    }
+    let resolved = address.to_socket_addrs().ok().and_then(|mut addrs| {
+        let all: Vec<std::net::SocketAddr> = addrs.by_ref().collect();
+        // Java prefers IPv4 (java.net.preferIPv4Stack is set by Hadoop's scripts).
+        all.iter().find(|a| a.is_ipv4()).or(all.first()).copied()
+    });
+    match resolved {
+        Some(std::net::SocketAddr::V4(a)) => format!("{}:{}", a.ip(), a.port()),
+        Some(std::net::SocketAddr::V6(a)) => format!("[{}]:{}", a.ip(), a.port()),
+        None => address.to_owned(),
+    }
+}
+
+/// The kind of an HDFS delegation token.
+pub const HDFS_DELEGATION_TOKEN: &str = "HDFS_DELEGATION_TOKEN";
+
 impl Credentials {
+    /// Makes an HDFS delegation token findable as `wanted` (what an HDFS
+    /// client looks for: the `host:port` of the URL as written, or
+    /// `ha-hdfs:<nameservice>`): when no token has that service but one has a
+    /// service in `same_as` (the forms Hadoop files the same NameNode under,
+    /// e.g. its `ip:port`), a copy is added under `wanted`. Returns whether
+    /// anything was added.
+    pub fn alias_hdfs_token(&mut self, wanted: &str, same_as: &[String]) -> bool {
+        let has =
+            |service: &str| self.tokens.iter().any(|(_, t)| t.kind == HDFS_DELEGATION_TOKEN && t.service == service);
+        if has(wanted) {
+            return false;
+        }
+        let Some(token) = self
+            .tokens
+            .iter()
+            .map(|(_, t)| t)
+            .find(|t| t.kind == HDFS_DELEGATION_TOKEN && same_as.iter().any(|s| *s == t.service))
+            .cloned()
+        else {
+            return false;
+        };
+        let alias = Token { service: wanted.to_owned(), ..token };
+        self.tokens.push((wanted.to_owned(), alias));
+        true
+    }
+
+    /// [`Credentials::alias_hdfs_token`] on a token file in place (write to a
+    /// temp file beside it, then rename: a reader never sees half a file).
+    pub fn alias_hdfs_token_in_file(path: &Path, wanted: &str, same_as: &[String]) -> Result<bool, CredentialsError> {
+        let mut creds = Credentials::read_file(path)?;
+        if !creds.alias_hdfs_token(wanted, same_as) {
+            return Ok(false);
+        }
+        let tmp = path.with_extension(format!("alias.{}", std::process::id()));
+        creds.write_file(&tmp)?;
+        std::fs::rename(&tmp, path)
+            .map_err(|source| CredentialsError::Write { path: path.display().to_string(), source })?;
+        Ok(true)
+    }
+
     /// Reads a token storage file. Errors name the file (and the offset when
     /// it is corrupt).
     pub fn read_file(path: &Path) -> Result<Credentials, CredentialsError> {

@@ -18,6 +18,7 @@
 //! - [`error`]: one error type for all of the above, keeping the server's
 //!   exceptions apart from I/O, framing and SASL failures.
 
+pub mod auth_to_local;
 pub mod conf;
 pub mod credentials;
 pub mod doctor;

@@ -71,9 +71,10 @@ pub async fn submit(args: SubmitArgs) -> Result<ExitCode> {
             .unwrap_or_else(|| "yarn-flink".into()),
         (None, _) => "yarn-flink session".into(),
     });
+    let user = submit::hadoop_user(&conf, kerberos.as_ref().map(|k| k.login.principal()))?;
     let plan = SubmitPlan {
         conf,
-        user: submit::current_user(),
+        user,
         name,
         queue: args.queue.clone(),
         mode,
@@ -104,7 +105,7 @@ pub async fn kill(args: &YarnArgs, id: &str) -> Result<ExitCode> {
     let principal = k.as_ref().map(|k| k.login.principal().to_owned());
     let staging = staging::open(
         &conf.default_fs()?,
-        &submit::current_user(),
+        &submit::hadoop_user(&conf, principal.as_deref())?,
         conf.conf_dir.as_deref(),
         principal.as_deref().map(|p| (p, None)),
     )

@@ -140,6 +140,8 @@ impl HdfsStaging {
         conf_dir: Option<&Path>,
         kerberos: Option<(&str, Option<&Path>)>,
     ) -> Result<Self, StagingError> {
+        // In the AM container (its staging cleanup): find the token by the name written here.
+        common::hdfs::alias_container_token(Some(default_fs));
         let mut b = hdfs_native::ClientBuilder::new().with_url(default_fs);
         if let Some(dir) = conf_dir {
             b = b.with_config_dir(dir.display().to_string());

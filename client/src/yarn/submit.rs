@@ -68,15 +68,33 @@ pub fn rest_auth(user: &str, kerberos: Option<&KerberosIdentity>) -> RestAuth {
     }
 }
 
-/// `rm/host@REALM` → `rm`: the renewer Hadoop names in delegation tokens.
-pub fn short_name(principal: &str) -> &str {
-    principal.split(['/', '@']).next().unwrap_or(principal)
+/// The user Hadoop acts as: on a Kerberized cluster the login principal's
+/// short name under `hadoop.security.auth_to_local` (what HDFS and YARN call
+/// the user: `alice@REALM` is `alice`, whatever the Unix login), else
+/// [`current_user`]. The staging dir is this user's.
+pub fn hadoop_user(conf: &HadoopConf, principal: Option<&str>) -> Result<String> {
+    hadoop_user_in(conf, principal, hadoop::auth_to_local::default_realm().as_deref())
+}
+
+/// [`hadoop_user`] with krb5.conf's default realm given; without one, the
+/// login's own realm counts as the default.
+fn hadoop_user_in(conf: &HadoopConf, principal: Option<&str>, default_realm: Option<&str>) -> Result<String> {
+    let Some(principal) = principal else { return Ok(current_user()) };
+    let rules = conf.auth_to_local()?;
+    let own_realm = principal.rsplit_once('@').map(|(_, r)| r);
+    Ok(rules.short_name(principal, default_realm.or(own_realm))?)
 }
 
 /// Delegation tokens for the AM on a Kerberized cluster: one from the
 /// NameNode(s) of `fs.defaultFS` (when it is HDFS) and one from the RM, both
-/// renewable by the RM (`yarn.resourcemanager.principal`), as (alias, token)
-/// with the alias = the token's service, as Hadoop's `Credentials` keys them.
+/// renewable by the RM, as (alias, token) with the alias = the token's
+/// service, as Hadoop's `Credentials` keys them.
+///
+/// The renewer is the RM's *full* principal (`_HOST` resolved): the NameNode
+/// shortens it by its own auth_to_local rules (often `rm/*` → `yarn`) and
+/// later accepts a renewal only from that user. Services follow
+/// `hadoop.security.token.service.use_ip`: `127.0.0.1:9000`, or
+/// `ha-hdfs:<nameservice>` for an HA file system.
 pub async fn delegation_tokens(
     conf: &HadoopConf,
     login: &KerberosLogin,
@@ -87,7 +105,7 @@ pub async fn delegation_tokens(
     let renewer = conf
         .rm_principal(rm_host.as_deref().unwrap_or("localhost"))?
         .context("yarn.resourcemanager.principal is not set in yarn-site.xml; a Kerberized cluster needs it (the renewer of the AM's delegation tokens)")?;
-    let renewer = short_name(&renewer).to_owned();
+    let use_ip = conf.token_service_use_ip()?;
     let mut out = Vec::new();
     let namenodes = conf.namenode_addresses()?;
     if !namenodes.is_empty() {
@@ -105,16 +123,24 @@ pub async fn delegation_tokens(
         );
         let nn =
             hadoop::hdfs::delegation::NameNodeClient::new(namenodes.iter().map(|e| e.address.clone()).collect(), auth);
-        let token = nn
+        let mut token = nn
             .get_delegation_token(&renewer)
             .await
             .context("cannot get an HDFS delegation token for the AM from the NameNode")?;
+        let default_fs = conf.default_fs()?;
+        let authority = default_fs.trim_start_matches("hdfs://").split('/').next().unwrap_or_default();
+        token.service = if conf.get_list("dfs.nameservices")?.iter().any(|ns| ns == authority) {
+            format!("ha-hdfs:{authority}")
+        } else {
+            hadoop::credentials::token_service(&namenodes[0].address, use_ip)
+        };
         eprintln!("  HDFS delegation token for {} (renewer {renewer})", token.service);
         out.push((token.service.clone(), token));
     }
     let mut token = rm.delegation_token(&renewer).await.context("cannot get an RM delegation token for the AM")?;
     // ClientRMProxy's service for RM tokens: every RM's client address, comma-separated.
-    token.service = rms.iter().map(|e| e.address.as_str()).collect::<Vec<_>>().join(",");
+    token.service =
+        rms.iter().map(|e| hadoop::credentials::token_service(&e.address, use_ip)).collect::<Vec<_>>().join(",");
     eprintln!("  RM delegation token for {} (renewer {renewer})", token.service);
     out.push((token.service.clone(), token));
     Ok(out)
@@ -575,11 +601,23 @@ mod tests {
         assert_eq!(back.secrets, vec![(SECRET_ALIAS.to_string(), b"00ff".to_vec())]);
     }
 
+    /// Real-cluster report, point 8: staging went to `/user/root` (the Unix
+    /// login) for the principal `alice@REALM`.
     #[test]
-    fn renewer_is_the_short_name() {
-        assert_eq!(short_name("rm/host.example.com@EXAMPLE.COM"), "rm");
-        assert_eq!(short_name("yarn@EXAMPLE.COM"), "yarn");
-        assert_eq!(short_name("yarn"), "yarn");
+    fn the_hadoop_user_is_the_principal_s_short_name_not_the_unix_login() {
+        let mut conf = HadoopConf::new();
+        conf.set(
+            "hadoop.security.auth_to_local",
+            "RULE:[1:$1@$0](.*@CORP.EXAMPLE)s/@.*///L RULE:[2:$1/$2@$0](rm/.*@YARNFLINK.TEST)s/.*/yarn/ DEFAULT",
+        );
+        let realm = Some("YARNFLINK.TEST");
+        assert_eq!(hadoop_user_in(&conf, Some("alice@YARNFLINK.TEST"), realm).unwrap(), "alice");
+        assert_eq!(hadoop_user_in(&conf, Some("Alice@CORP.EXAMPLE"), realm).unwrap(), "alice");
+        // No krb5.conf default realm: the login's own realm is the default.
+        assert_eq!(hadoop_user_in(&conf, Some("alice@YARNFLINK.TEST"), None).unwrap(), "alice");
+        conf.set("hadoop.security.auth_to_local", "RULE:[1:$1@$0](.*@CORP.EXAMPLE)s/@.*//");
+        let err = hadoop_user_in(&conf, Some("bob@OTHER.REALM"), realm).unwrap_err().to_string();
+        assert!(err.contains("bob@OTHER.REALM"), "{err}");
     }
 
     #[test]

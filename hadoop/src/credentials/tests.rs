@@ -164,3 +164,29 @@ proptest! {
         let _ = Credentials::from_bytes(&bytes);
     }
 }
+
+/// Real-cluster report, points 10 and 11: token services follow
+/// `hadoop.security.token.service.use_ip` (the captured token says
+/// `127.0.0.1:9000`), and a job that names `hdfs://localhost:9000` must still
+/// find that token: HDFS clients look it up by the address as written.
+#[test]
+fn token_services_use_the_ip_and_a_token_is_found_under_the_name_a_job_uses() {
+    let captured = Credentials::read_file(&wire("kerberos/tokens/alice-hdfs-delegation.tokens")).unwrap();
+    let (_, token) = &captured.tokens[0];
+    assert_eq!(token.service, "127.0.0.1:9000");
+    assert_eq!(token_service("localhost:9000", true), "127.0.0.1:9000");
+    assert_eq!(token_service("localhost:9000", false), "localhost:9000");
+    assert_eq!(token_service("no-such-host.invalid:9000", true), "no-such-host.invalid:9000");
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("container_tokens");
+    captured.write_file(&path).unwrap();
+    let same_as = vec![token_service("localhost:9000", true)];
+    assert!(Credentials::alias_hdfs_token_in_file(&path, "localhost:9000", &same_as).unwrap());
+    assert!(!Credentials::alias_hdfs_token_in_file(&path, "localhost:9000", &same_as).unwrap(), "once is enough");
+    let after = Credentials::read_file(&path).unwrap();
+    let found = after.tokens.iter().find(|(_, t)| t.service == "localhost:9000").map(|(_, t)| t).unwrap();
+    assert_eq!((&found.identifier, &found.password), (&token.identifier, &token.password));
+    // A token of another NameNode is not handed out under this name.
+    assert!(!Credentials::alias_hdfs_token_in_file(&path, "other:9000", &["10.9.9.9:9000".into()]).unwrap());
+}
