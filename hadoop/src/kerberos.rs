@@ -1,4 +1,4 @@
-//! Kerberos login through GSSAPI (MIT krb5 via `libgssapi`).
+//! Kerberos login through GSSAPI (MIT krb5, loaded at run time: [`crate::gss`]).
 //!
 //! Two ways in, as Hadoop's `UserGroupInformation` has:
 //! - the ticket cache (`kinit` beforehand; `KRB5CCNAME` or an explicit cache);
@@ -11,14 +11,11 @@
 //! expired ticket, wrong keytab, unknown service principal, KDC unreachable),
 //! each saying what to run.
 
-use std::ffi::CString;
 use std::path::{Path, PathBuf};
-use std::ptr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 
-use libgssapi::credential::{Cred, CredUsage};
-use libgssapi::error::{Error as GssError, MajorFlags};
+use crate::gss::{self, Cred, CredUsage, Error as GssError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum KerberosError {
@@ -37,6 +34,9 @@ pub enum KerberosError {
     ServerPrincipalMismatch { offered: String, configured: String },
     #[error("Kerberos failure while {during}: {detail}")]
     Other { during: String, detail: String },
+    /// MIT Kerberos' GSSAPI library is not installed on this machine.
+    #[error("{0}")]
+    Unavailable(String),
 }
 
 fn in_cache(ccache: &Option<String>) -> String {
@@ -88,8 +88,8 @@ impl KerberosLogin {
     pub fn from_ticket_cache(ccache: Option<&str>) -> Result<Self, KerberosError> {
         let source = LoginSource::TicketCache { ccache: ccache.map(str::to_owned) };
         let cred = match ccache {
-            Some(c) => acquire_cred_from(None, CredUsage::Initiate, &[("ccache", c)]),
-            None => Cred::acquire(None, None, CredUsage::Initiate, None),
+            Some(c) => Cred::acquire_from(None, CredUsage::Initiate, &[("ccache", c)]),
+            None => Cred::acquire_default(CredUsage::Initiate),
         }
         .map_err(|e| classify(e, &Context::Login(&source)))?;
         Self::finish(cred, source)
@@ -110,7 +110,7 @@ impl KerberosLogin {
             format!("MEMORY:yarn-flink-{}-{}", std::process::id(), PRIVATE_CACHE_SEQ.fetch_add(1, Ordering::Relaxed));
         let kt = format!("FILE:{}", keytab.display());
         let cred =
-            acquire_cred_from(Some(principal), CredUsage::Initiate, &[("ccache", &cache), ("client_keytab", &kt)])
+            Cred::acquire_from(Some(principal), CredUsage::Initiate, &[("ccache", &cache), ("client_keytab", &kt)])
                 .map_err(|e| classify(e, &Context::Login(&source)))?;
         Self::finish(cred, source)
     }
@@ -118,8 +118,7 @@ impl KerberosLogin {
     fn finish(cred: Cred, source: LoginSource) -> Result<Self, KerberosError> {
         // Asking for the lifetime makes MIT fetch the keytab's initial ticket
         // now, so a stale keytab fails here rather than at the first call.
-        let lifetime = cred.lifetime().map_err(|e| classify(e, &Context::Login(&source)))?;
-        let principal = cred.name().map(|n| n.to_string()).map_err(|e| classify(e, &Context::Login(&source)))?;
+        let (principal, lifetime) = cred.inquire().map_err(|e| classify(e, &Context::Login(&source)))?;
         if lifetime.is_zero() {
             return Err(KerberosError::TicketExpired { who: format!("of {principal}") });
         }
@@ -166,7 +165,11 @@ pub(crate) enum Context<'a> {
 
 /// Turns a GSSAPI error into the failure an operator can act on.
 pub(crate) fn classify(e: GssError, ctx: &Context<'_>) -> KerberosError {
+    if let GssError::Unavailable(_) = e {
+        return KerberosError::Unavailable(e.to_string());
+    }
     let detail = e.to_string();
+    let routine = e.routine();
     let text = detail.to_ascii_lowercase();
     let has = |s: &str| text.contains(s);
     if has("cannot contact any kdc") || has("cannot find kdc") || has("cannot resolve network address for kdc") {
@@ -177,10 +180,10 @@ pub(crate) fn classify(e: GssError, ctx: &Context<'_>) -> KerberosError {
             KerberosError::Keytab { keytab: keytab.clone(), principal: principal.clone(), detail }
         }
         Context::Login(LoginSource::TicketCache { ccache }) => {
-            if e.major.contains(MajorFlags::GSS_S_CREDENTIALS_EXPIRED) || has("expired") {
+            if routine == gss::CREDENTIALS_EXPIRED || has("expired") {
                 let cache = ccache.clone().unwrap_or_else(|| "the default cache".into());
                 KerberosError::TicketExpired { who: format!("in {cache}") }
-            } else if e.major.contains(MajorFlags::GSS_S_NO_CRED)
+            } else if routine == gss::NO_CRED
                 || has("no credentials")
                 || has("not found")
                 || has("no kerberos credentials")
@@ -194,77 +197,15 @@ pub(crate) fn classify(e: GssError, ctx: &Context<'_>) -> KerberosError {
             // MIT says "Server <principal> not found in Kerberos database".
             if (has("server ") && has("not found in kerberos database")) || has("server principal unknown") {
                 KerberosError::UnknownServer { service: (*service).to_owned(), detail }
-            } else if e.major.contains(MajorFlags::GSS_S_CREDENTIALS_EXPIRED) || has("ticket expired") {
+            } else if routine == gss::CREDENTIALS_EXPIRED || has("ticket expired") {
                 KerberosError::TicketExpired { who: format!("of {principal}") }
-            } else if e.major.contains(MajorFlags::GSS_S_NO_CRED) {
+            } else if routine == gss::NO_CRED {
                 KerberosError::NoTicket { ccache: None, detail }
             } else {
                 KerberosError::Other { during: format!("authenticating to {service}"), detail }
             }
         }
     }
-}
-
-/// `gss_acquire_cred_from`: credentials from an explicit credential store
-/// (`ccache`, `client_keytab`, `keytab`, ... as MIT documents in
-/// gssapi "Credential store extensions"), for `name` (a Kerberos principal
-/// string) or the store's default. Used for keytab logins here, and by the
-/// tests' acceptor with `keytab`.
-pub fn acquire_cred_from(name: Option<&str>, usage: CredUsage, store: &[(&str, &str)]) -> Result<Cred, GssError> {
-    use libgssapi_sys as sys;
-    let call_err = || GssError { major: MajorFlags::GSS_S_CALL_BAD_STRUCTURE, minor: 0 };
-    let owned: Vec<(CString, CString)> = store
-        .iter()
-        .map(|(k, v)| Ok((CString::new(*k)?, CString::new(*v)?)))
-        .collect::<Result<_, std::ffi::NulError>>()
-        .map_err(|_| call_err())?;
-    let mut elements: Vec<sys::gss_key_value_element_desc> =
-        owned.iter().map(|(k, v)| sys::gss_key_value_element_desc { key: k.as_ptr(), value: v.as_ptr() }).collect();
-    let set = sys::gss_key_value_set_desc { count: elements.len() as u32, elements: elements.as_mut_ptr() };
-
-    let mut minor: sys::OM_uint32 = 0;
-    let mut gss_name: sys::gss_name_t = ptr::null_mut();
-    if let Some(name) = name {
-        let mut buf = sys::gss_buffer_desc { length: name.len(), value: name.as_ptr() as *mut std::ffi::c_void };
-        // SAFETY: buf points at `name` for the duration of the call; a null
-        // name type means "the mechanism's default syntax", for krb5 a
-        // principal string. The result is released below.
-        let major = unsafe { sys::gss_import_name(&mut minor, &mut buf, ptr::null_mut(), &mut gss_name) };
-        if major != sys::GSS_S_COMPLETE {
-            return Err(GssError { major: MajorFlags::from_bits_retain(major), minor });
-        }
-    }
-    let usage = match usage {
-        CredUsage::Initiate => sys::GSS_C_INITIATE,
-        CredUsage::Accept => sys::GSS_C_ACCEPT,
-        CredUsage::Both => sys::GSS_C_BOTH,
-    };
-    let mut cred: sys::gss_cred_id_t = ptr::null_mut();
-    // SAFETY: every pointer is valid for the call (`set` borrows `elements`
-    // which borrows `owned`); output pointers we do not want are null.
-    let major = unsafe {
-        sys::gss_acquire_cred_from(
-            &mut minor,
-            gss_name,
-            sys::_GSS_C_INDEFINITE,
-            ptr::null_mut(),
-            usage as sys::gss_cred_usage_t,
-            &set,
-            &mut cred,
-            ptr::null_mut(),
-            ptr::null_mut(),
-        )
-    };
-    if !gss_name.is_null() {
-        let mut m = 0;
-        // SAFETY: gss_name came from gss_import_name and is released once.
-        unsafe { sys::gss_release_name(&mut m, &mut gss_name) };
-    }
-    if major != sys::GSS_S_COMPLETE {
-        return Err(GssError { major: MajorFlags::from_bits_retain(major), minor });
-    }
-    // SAFETY: a fresh credential that we own alone.
-    Ok(unsafe { Cred::from_c(cred) })
 }
 
 #[cfg(test)]

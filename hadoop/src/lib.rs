@@ -23,6 +23,7 @@ pub mod conf;
 pub mod credentials;
 pub mod doctor;
 pub mod error;
+pub mod gss;
 pub mod hdfs;
 pub mod ipc;
 pub mod kerberos;

@@ -8,8 +8,7 @@
 
 use std::path::Path;
 
-use libgssapi::context::{SecurityContext, ServerCtx};
-use libgssapi::credential::CredUsage;
+use hadoop::gss::{Cred, CredUsage, ServerCtx};
 
 /// RFC 4752 security-layer bits.
 pub const LAYER_NONE: u8 = 1;
@@ -46,7 +45,7 @@ impl GssapiAcceptor {
     /// Accepts for any service principal in `keytab` (e.g. `nn/localhost`).
     pub fn new(keytab: &Path) -> Result<Self, String> {
         let kt = format!("FILE:{}", keytab.display());
-        let cred = hadoop::kerberos::acquire_cred_from(None, CredUsage::Accept, &[("keytab", &kt)])
+        let cred = Cred::acquire_from(None, CredUsage::Accept, &[("keytab", &kt)])
             .map_err(|e| format!("acceptor credentials from {kt}: {e}"))?;
         Ok(GssapiAcceptor {
             ctx: ServerCtx::new(Some(cred)),
@@ -73,22 +72,22 @@ impl GssapiAcceptor {
         let offer = [self.offer, 0x00, 0xff, 0xff];
         let wrapped = self.ctx.wrap(false, &offer).map_err(|e| format!("wrap offer: {e}"))?;
         self.state = State::AwaitChoice;
-        Ok(wrapped.to_vec())
+        Ok(wrapped)
     }
 
     /// Handles one client token (INITIATE's, then each RESPONSE's).
     pub fn respond(&mut self, token: &[u8]) -> Result<AcceptorReply, String> {
         match self.state {
             State::Establishing => {
-                let out = self.ctx.step(token, None).map_err(|e| format!("accept_sec_context: {e}"))?;
+                let out = self.ctx.step(token).map_err(|e| format!("accept_sec_context: {e}"))?;
                 if !self.ctx.is_complete() {
-                    return Ok(AcceptorReply::Challenge(out.map(|b| b.to_vec()).unwrap_or_default()));
+                    return Ok(AcceptorReply::Challenge(out.unwrap_or_default()));
                 }
-                self.client = Some(self.ctx.source_name().map_err(|e| e.to_string())?.to_string());
+                self.client = self.ctx.source_name().map(str::to_owned);
                 match out {
                     Some(ap_rep) => {
                         self.state = State::AwaitEmpty;
-                        Ok(AcceptorReply::Challenge(ap_rep.to_vec()))
+                        Ok(AcceptorReply::Challenge(ap_rep))
                     }
                     None => Ok(AcceptorReply::Challenge(self.offer_token()?)),
                 }

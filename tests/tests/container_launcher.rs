@@ -180,3 +180,35 @@ async fn orphan_maker() {
     std::mem::forget(l);
     tokio::time::sleep(Duration::from_secs(60)).await;
 }
+
+/// Issue 16: on a node of another architecture the container says so in one
+/// line, in its `.err` file and in the diagnostics the RM reports to the AM
+/// (the tail of `prelaunch.err`), instead of an "Exec format error".
+#[tokio::test]
+async fn a_node_of_another_architecture_is_named_in_the_diagnostics() {
+    let tmp = tempfile::tempdir().unwrap();
+    let fake = tmp.path().join("fake-bin");
+    std::fs::create_dir_all(&fake).unwrap();
+    std::fs::write(fake.join("uname"), "#!/bin/sh\necho aarch64\n").unwrap();
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::set_permissions(fake.join("uname"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let l = launcher(tmp.path());
+    // The launch context's own PATH: a whitelisted one would not override the process's.
+    let path = format!("{}:{}", fake.display(), std::env::var("PATH").unwrap());
+    let ctx = ContainerLaunchContext {
+        commands: vec![am::drivers::yarn::task_manager_command()],
+        environment: BTreeMap::from([("PATH".to_string(), path)]),
+        ..Default::default()
+    };
+    let mut c = l.launch(id(2), &ctx).unwrap();
+    let exit = c.wait().await;
+    let line = format!(
+        "yarn-flink: the shipped binary is built for {} Linux, but this node is aarch64",
+        std::env::consts::ARCH
+    );
+    let script = std::fs::read_to_string(c.work_dir.join("launch_container.sh")).unwrap_or_default();
+    assert_eq!(exit.exit_status, 1, "{exit:?}\n{script}");
+    assert!(exit.diagnostics.contains(&line), "{}", exit.diagnostics);
+    let err = std::fs::read_to_string(c.log_dir.join("taskmanager.err")).unwrap();
+    assert_eq!(err.trim(), line);
+}

@@ -79,10 +79,7 @@ pub async fn submit(args: SubmitArgs) -> Result<ExitCode> {
         queue: args.queue.clone(),
         mode,
         bundle: args.bundle.clone(),
-        binary: match std::env::var_os(crate::yarn::cluster_binary::ENV_CLUSTER_BINARY) {
-            Some(b) => b.into(),
-            None => std::env::current_exe().context("cannot find this binary to ship it")?,
-        },
+        binary: crate::yarn::cluster_binary::choose()?,
         am_resource: RestResource { memory: memory.div_ceil(1 << 20), vcores: args.am_vcores },
         max_attempts: args.max_attempts,
         tags: args.tags.clone(),

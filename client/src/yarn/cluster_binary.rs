@@ -4,9 +4,11 @@
 //! the link's name, `shared/wire/hadoop-3.3.6/nm/README.md` rule 4). A release
 //! build is stripped (`[profile.release] strip`), so this is a few MB.
 //!
-//! Which binary: `--cluster-binary` / `YARN_FLINK_CLUSTER_BINARY` (a binary or
-//! an already packed `.tar.gz`), else the one running. The archive is packed
-//! once per binary and kept under `~/.cache/yarn-flink/cluster-binary/`.
+//! Which binary ([`choose`]): `YARN_FLINK_CLUSTER_BINARY` (a binary or an
+//! already packed `.tar.gz`), else a `yarn-flink.tar.gz` beside the running
+//! binary (what `scripts/build-portable` puts in `dist/`, built for glibc
+//! 2.17), else the running binary itself. The archive is packed once per
+//! binary and kept under `~/.cache/yarn-flink/cluster-binary/`.
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -17,6 +19,18 @@ use anyhow::{Context, Result};
 pub const ENTRY: &str = "yarn-flink";
 pub const ARCHIVE_NAME: &str = "yarn-flink.tar.gz";
 pub const ENV_CLUSTER_BINARY: &str = "YARN_FLINK_CLUSTER_BINARY";
+
+/// The binary (or archive) `submit` ships; see the module documentation.
+pub fn choose() -> Result<PathBuf> {
+    if let Some(b) = std::env::var_os(ENV_CLUSTER_BINARY).filter(|b| !b.is_empty()) {
+        return Ok(b.into());
+    }
+    let me = std::env::current_exe().context("cannot find this binary to ship it")?;
+    if let Some(beside) = me.parent().map(|d| d.join(ARCHIVE_NAME)).filter(|p| p.is_file()) {
+        return Ok(beside);
+    }
+    Ok(me)
+}
 
 /// The archive to upload for `binary`: as it is when it already is a
 /// `.tar.gz`, else packed (once; cached by path, size and mtime).

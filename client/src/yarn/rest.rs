@@ -247,17 +247,15 @@ pub enum RestAuth {
 /// filter accepts a raw krb5 token as well as a SPNEGO-wrapped one.
 pub fn spnego_header(login: &hadoop::kerberos::KerberosLogin, base: &str) -> Result<String, RmError> {
     use base64::Engine as _;
-    use libgssapi::context::{ClientCtx, CtxFlags};
-    use libgssapi::name::Name;
-    use libgssapi::oid::{GSS_MECH_KRB5, GSS_NT_KRB5_PRINCIPAL};
+    use hadoop::gss::{ClientCtx, Name, NameType};
     let authority = base.split_once("://").map(|(_, r)| r).unwrap_or(base);
     let host = hadoop::conf::split_host_port(authority).map(|(h, _)| h).unwrap_or(authority);
     let service = format!("HTTP/{}", host.to_ascii_lowercase());
     let fail = |detail: String| RmError::Spnego { service: service.clone(), detail };
-    let name = Name::new(service.as_bytes(), Some(GSS_NT_KRB5_PRINCIPAL)).map_err(|e| fail(e.to_string()))?;
-    let mut ctx = ClientCtx::new(Some(login.credential()), name, CtxFlags::empty(), Some(GSS_MECH_KRB5));
-    match ctx.step(None, None) {
-        Ok(Some(token)) => Ok(format!("Negotiate {}", base64::engine::general_purpose::STANDARD.encode(&*token))),
+    let name = Name::new(&service, NameType::KerberosPrincipal).map_err(|e| fail(e.to_string()))?;
+    let mut ctx = ClientCtx::new(Some(login.credential()), name, 0);
+    match ctx.step(None) {
+        Ok(Some(token)) => Ok(format!("Negotiate {}", base64::engine::general_purpose::STANDARD.encode(&token))),
         Ok(None) => Err(fail("GSSAPI produced no token".into())),
         Err(e) => Err(fail(e.to_string())),
     }

@@ -12,9 +12,7 @@
 //! connection does not do that, so an offer without "no layer" is refused
 //! with a message naming `hadoop.rpc.protection`.
 
-use libgssapi::context::{ClientCtx, CtxFlags, SecurityContext};
-use libgssapi::name::Name;
-use libgssapi::oid::{GSS_MECH_KRB5, GSS_NT_HOSTBASED_SERVICE, GSS_NT_KRB5_PRINCIPAL};
+use crate::gss::{self, ClientCtx, Name, NameType};
 
 use super::{SaslAuth, SaslError, SaslMechanism};
 use crate::conf::resolve_host_principal;
@@ -59,7 +57,7 @@ impl Gssapi {
         self
     }
 
-    fn kerberos(&self, e: libgssapi::error::Error) -> SaslError {
+    fn kerberos(&self, e: gss::Error) -> SaslError {
         SaslError::Kerberos(classify(
             e,
             &Context::Connect { service: &self.service, principal: self.login.principal() },
@@ -85,12 +83,12 @@ impl Gssapi {
                     }));
                 }
                 self.service = resolved.clone();
-                Name::new(resolved.as_bytes(), Some(GSS_NT_KRB5_PRINCIPAL)).map_err(|e| self.kerberos(e))
+                Name::new(&resolved, NameType::KerberosPrincipal).map_err(|e| self.kerberos(e))
             }
             None => {
                 self.service = offered;
                 let hostbased = format!("{}@{}", auth.protocol, auth.server_id);
-                Name::new(hostbased.as_bytes(), Some(GSS_NT_HOSTBASED_SERVICE)).map_err(|e| self.kerberos(e))
+                Name::new(&hostbased, NameType::HostBasedService).map_err(|e| self.kerberos(e))
             }
         }
     }
@@ -107,15 +105,9 @@ impl SaslMechanism for Gssapi {
 
     fn initial_response(&mut self, auth: &SaslAuth) -> Result<Vec<u8>, SaslError> {
         let target = self.target(auth)?;
-        let mut ctx = ClientCtx::new(
-            Some(self.login.credential()),
-            target,
-            CtxFlags::GSS_C_MUTUAL_FLAG | CtxFlags::GSS_C_INTEG_FLAG | CtxFlags::GSS_C_CONF_FLAG,
-            Some(GSS_MECH_KRB5),
-        );
-        match ctx.step(None, None) {
-            Ok(Some(token)) => {
-                let out = token.to_vec();
+        let mut ctx = ClientCtx::new(Some(self.login.credential()), target, gss::MUTUAL | gss::INTEG | gss::CONF);
+        match ctx.step(None) {
+            Ok(Some(out)) => {
                 self.state = if ctx.is_complete() { State::AwaitingOffer(ctx) } else { State::Establishing(ctx) };
                 Ok(out)
             }
@@ -133,8 +125,7 @@ impl SaslMechanism for Gssapi {
     fn step(&mut self, challenge: &[u8]) -> Result<Vec<u8>, SaslError> {
         match std::mem::replace(&mut self.state, State::Failed) {
             State::Establishing(mut ctx) => {
-                let out = ctx.step(Some(challenge), None).map_err(|e| self.kerberos(e))?;
-                let out = out.map(|b| b.to_vec()).unwrap_or_default();
+                let out = ctx.step(Some(challenge)).map_err(|e| self.kerberos(e))?.unwrap_or_default();
                 self.state = if ctx.is_complete() { State::AwaitingOffer(ctx) } else { State::Establishing(ctx) };
                 // Complete: an empty RESPONSE asks for the security-layer offer.
                 Ok(out)
@@ -161,7 +152,7 @@ impl SaslMechanism for Gssapi {
                 let choice = [LAYER_NONE, 0, 0, 0];
                 let wrapped = ctx.wrap(false, &choice).map_err(|e| self.kerberos(e))?;
                 self.state = State::Chosen;
-                Ok(wrapped.to_vec())
+                Ok(wrapped)
             }
             State::Start | State::Chosen | State::Failed => {
                 Err(SaslError::UnexpectedState { state: "CHALLENGE".into(), when: "after the GSSAPI exchange ended" })

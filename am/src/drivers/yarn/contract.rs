@@ -256,7 +256,23 @@ impl ClusterShape {
 
 /// The AM's command: our binary, logs where YARN collects them.
 pub fn am_command() -> String {
-    format!("./{BINARY_PATH} appmaster 1><LOG_DIR>/appmaster.out 2><LOG_DIR>/appmaster.err")
+    container_command("appmaster")
+}
+
+/// `./yarn-flink/yarn-flink <role>`, after a check that the node runs the
+/// binary's architecture: YARN's node reports do not say what a node is, and
+/// on another one the loader's "Exec format error" would be all there is. The
+/// check's one line goes to the program's `.err` file and to the launch
+/// script's stderr (`prelaunch.err`, whose tail the NodeManager quotes in the
+/// container's diagnostics, so the AM hears the reason). No `$` or quotes:
+/// the NodeManager puts the command inside `bash -c "..."` (`launch_env`).
+pub fn container_command(role: &str) -> String {
+    let arch = std::env::consts::ARCH;
+    format!(
+        "uname -m | grep -qx {arch} || {{ {{ printf 'yarn-flink: the shipped binary is built for {arch} Linux, but this \
+         node is '; uname -m; }} | tee -a <LOG_DIR>/{role}.err 1>&2; exit 1; }}; \
+         ./{BINARY_PATH} {role} 1><LOG_DIR>/{role}.out 2><LOG_DIR>/{role}.err"
+    )
 }
 
 /// The AM container's environment: `HADOOP_USER_NAME` on simple-auth clusters

@@ -43,7 +43,7 @@ use tracing::{debug, info, warn};
 use crate::resource_manager::driver::{DriverEvent, ResourceManagerDriver};
 use crate::resource_manager::worker::WorkerSpec;
 
-pub use contract::{BINARY_LINK, BINARY_PATH};
+pub use contract::BINARY_LINK;
 
 #[derive(Clone, Debug)]
 pub struct YarnDriverConfig {
@@ -568,7 +568,8 @@ impl Allocator {
     }
 }
 
-/// The TaskManager container's command: our binary, logs where YARN collects them.
+/// The TaskManager container's command: our binary (after the node's
+/// architecture is checked), logs where YARN collects them.
 pub fn task_manager_command() -> String {
-    format!("./{BINARY_PATH} taskmanager 1><LOG_DIR>/taskmanager.out 2><LOG_DIR>/taskmanager.err")
+    contract::container_command("taskmanager")
 }
