@@ -99,8 +99,9 @@ pub struct SubmitArgs {
     pub keytab: Option<PathBuf>,
     #[arg(long, requires = "keytab")]
     pub principal: Option<String>,
-    /// Memory of the ApplicationMaster's container (e.g. 1g, 768m).
-    #[arg(long, default_value = "1g")]
+    /// Memory of the ApplicationMaster's container (e.g. 1g, 768m). The AM's
+    /// own RSS is about 15 MB; YARN rounds up to its minimum allocation.
+    #[arg(long, default_value = "256m")]
     pub am_memory: String,
     #[arg(long, default_value_t = 1)]
     pub am_vcores: u32,

@@ -197,12 +197,14 @@ fn shape() -> ClusterShape {
 /// A bundle whose `out` dir exists before it is "uploaded", so the sink's
 /// writes do not change the bundle directory's timestamp (the NodeManager
 /// checks it, as Hadoop does).
+/// Each vertex in a group of its own (not the default group), so the job
+/// needs three TaskManagers of two shapes.
 fn two_size_bundle(dir: &Path, gen_sleep: &str) -> PathBuf {
     let toml = format!(
         "[job]\nname = \"two-sizes\"\n\
-         [[vertex]]\nname = \"gen\"\nparallelism = 2\nresources = {{ cpu = 0.5, memory = \"256m\" }}\n\
+         [[vertex]]\nname = \"gen\"\nparallelism = 2\nslot_sharing_group = \"gen\"\nresources = {{ cpu = 0.5, memory = \"256m\" }}\n\
          shell = \"sleep {gen_sleep}; for i in 1 2 3; do printf 'k%s\\\\t%s\\\\n' $i $YF_SUBTASK_INDEX; done\"\n\
-         [[vertex]]\nname = \"sink\"\nparallelism = 1\nresources = {{ cpu = 2, memory = \"2g\" }}\n\
+         [[vertex]]\nname = \"sink\"\nparallelism = 1\nslot_sharing_group = \"sink\"\nresources = {{ cpu = 2, memory = \"2g\" }}\n\
          sink = {{ type = \"text\", path = \"out\" }}\n\
          [[edge]]\nfrom = \"gen\"\nto = \"sink\"\npartitioning = \"hash\"\n"
     );

@@ -349,16 +349,18 @@ async fn five_session_jobs_back_to_back_fit_in_the_room_of_the_first() {
 }
 
 /// Real-cluster report, point 4: TaskManagers must add up to what the job
-/// declares. With the default 4 slots per TaskManager, `gen` (2 x 0.5 cpu /
-/// 256m) and `sink` (1 x 2 cpu / 1g) need one TaskManager of 2 slots (512 MB,
-/// 1 vcore) and one of 1 slot (1024 MB, 2 vcores), rounded only to the
-/// scheduler's minimum allocation (128 MB here), not 4-slot TaskManagers.
+/// declares. `gen` (2 x 0.5 cpu / 256m) and `sink` (1 x 2 cpu / 1g) share the
+/// default group's slots, as in Flink: slot 0 holds gen[0] + sink[0] (2.5 cpu,
+/// 1280 MB), slot 1 gen[1] (0.5 cpu, 256 MB). So two TaskManagers, (1280 MB,
+/// 3 vcores) and (256 MB, 1 vcore), rounded only to the scheduler's minimum
+/// allocation (128 MB here); not 4-slot TaskManagers. The AM takes the
+/// default `--am-memory`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn task_managers_add_up_to_what_the_job_declares() {
     let c = Cluster::start(MiniYarnConfig::default()).await;
     let out = c.root().join("out");
     let bundle = two_vertex_bundle(&c.root().join("bundle"), &out, "0");
-    let o = c.yf(&["submit", "--am-memory", "512m", bundle.to_str().unwrap()]).await;
+    let o = c.yf(&["submit", bundle.to_str().unwrap()]).await;
     assert!(o.status.success(), "{}\n{}", text(&o), c.logs());
     assert_eq!(output_lines(&out), expected_output());
     if let Some(d) = &c.double {
@@ -367,9 +369,11 @@ async fn task_managers_add_up_to_what_the_job_declares() {
         let st = sched.state.lock().unwrap();
         let mut held: Vec<(i64, i32)> = st.allocated_seen.iter().map(|(_, _, r)| (r.memory_mb, r.vcores)).collect();
         held.sort();
-        assert_eq!(held, vec![(512, 1), (1024, 2)], "containers held (MB, vcores); asks were {:?}", st.asks_seen);
-        let total: i64 = held.iter().map(|(mb, _)| mb).sum::<i64>() + 512;
-        eprintln!("FIGURE YARN memory held by the two-vertex job: {total} MB (AM 512 MB + TaskManagers {held:?})");
+        assert_eq!(held, vec![(256, 1), (1280, 3)], "containers held (MB, vcores); asks were {:?}", st.asks_seen);
+        let am = d.rm.app(&id).unwrap().am_resource;
+        assert_eq!(am, (256, 1), "the AM's default");
+        let total: i64 = held.iter().map(|(mb, _)| mb).sum::<i64>() + am.0 as i64;
+        eprintln!("FIGURE YARN memory held by the two-vertex job: {total} MB (AM {} MB + TaskManagers {held:?})", am.0);
     }
     c.assert_nothing_left().await;
 }

@@ -115,6 +115,31 @@ pub struct Region {
     pub phase: RegionPhase,
 }
 
+/// What an undeclared subtask adds to a slot it shares with declared ones:
+/// small, as most are built-in sources and sinks or light filters.
+pub const UNDECLARED_IN_SHARED_SLOT: (u64, u64) = (100, 64 * 1024 * 1024);
+
+/// A shared slot's profile from its members': their sum, each undeclared one
+/// counting [`UNDECLARED_IN_SHARED_SLOT`]; `Unknown` when none is declared.
+fn shared_profile<'a>(members: impl Iterator<Item = &'a RequestedProfile>) -> RequestedProfile {
+    let small = ResourceProfile::new(UNDECLARED_IN_SHARED_SLOT.0, UNDECLARED_IN_SHARED_SLOT.1);
+    let (mut sum, mut declared) = (ResourceProfile::ZERO, false);
+    for m in members {
+        match m {
+            RequestedProfile::Exact(p) => {
+                sum = sum.add(p);
+                declared = true;
+            }
+            RequestedProfile::Unknown => sum = sum.add(&small),
+        }
+    }
+    if declared {
+        RequestedProfile::Exact(sum)
+    } else {
+        RequestedProfile::Unknown
+    }
+}
+
 /// One shared slot: the subtasks with one index of the vertices of one slot
 /// sharing group.
 #[derive(Clone, Debug)]
@@ -299,6 +324,10 @@ impl ExecutionGraph {
     }
 
     fn build_slot_requests(&mut self) {
+        // A slot of undeclared members only stays Unknown (the TaskManager's default slot).
+        // Where declared and undeclared members share a slot, each undeclared one adds
+        // UNDECLARED_IN_SHARED_SLOT instead of making the whole slot Unknown (which would
+        // drop what the declared ones asked for).
         // Keyed by the group's name, or by the vertex index for a vertex without a group.
         let mut by_key: HashMap<(Result<String, usize>, u32), usize> = HashMap::new();
         for x in 0..self.executions.len() {
@@ -321,15 +350,17 @@ impl ExecutionGraph {
             let request = &mut self.slot_requests[r];
             request.members.push(x);
             request.first_region = request.first_region.min(region);
-            request.profile = match (&request.profile, &vertex.resources) {
-                (RequestedProfile::Exact(a), RequestedProfile::Exact(b)) => RequestedProfile::Exact(a.add(b)),
-                _ => RequestedProfile::Unknown,
-            };
             self.executions[x].slot_request = r;
             let region = &mut self.regions[region];
             if !region.slot_requests.contains(&r) {
                 region.slot_requests.push(r);
             }
+        }
+        for r in 0..self.slot_requests.len() {
+            let profiles =
+                self.slot_requests[r].members.iter().map(|&x| &self.spec.vertices[self.executions[x].vertex].resources);
+            let profile = shared_profile(profiles);
+            self.slot_requests[r].profile = profile;
         }
         for region in &mut self.regions {
             region.slot_requests.sort_unstable();

@@ -176,6 +176,7 @@ fn lines(v: &[&str]) -> Vec<String> {
     v.iter().map(|s| s.to_string()).collect()
 }
 
+/// Each vertex in a group of its own: these transcripts follow one slot per subtask.
 const HASH_JOB: &str = r#"
 [job]
 name = "two"
@@ -183,11 +184,13 @@ name = "two"
 name = "src"
 parallelism = 2
 command = ["gen"]
+slot_sharing_group = "src"
 resources = { cpu = 0.5, memory = "256m" }
 [[vertex]]
 name = "sum"
 parallelism = 2
 command = ["sum"]
+slot_sharing_group = "sum"
 resources = { cpu = 0.5, memory = "256m" }
 [[edge]]
 from = "src"
@@ -321,14 +324,67 @@ to = "c"
     assert_eq!(alloc("b[2]"), AllocationId::from_u128(1), "the 1 cpu slot went to the 1 cpu request");
     assert_ne!(alloc("b[2]"), alloc("b[0]"));
 
-    // Any unknown member makes the shared slot unknown.
+    // An undeclared member adds a small default to a declared slot (real-cluster report,
+    // point 4: it used to make the whole slot "any", dropping what the others declared).
     let h = Harness::new(
         "[[vertex]]\nname = \"a\"\ncommand = [\"a\"]\nslot_sharing_group = \"g\"\nresources = { cpu = 1 }\n[[vertex]]\nname = \"b\"\ncommand = [\"b\"]\nslot_sharing_group = \"g\"\n",
     );
     assert_eq!(h.s.graph().slot_requests.len(), 1);
-    assert_eq!(h.s.graph().slot_requests[0].profile, RequestedProfile::Unknown);
+    assert_eq!(h.s.graph().slot_requests[0].profile, RequestedProfile::Exact(profile(1100, 64)));
 }
 
+/// Real-cluster report, point 4: as in Flink, vertices that name no group
+/// share the "default" group's slots, so the word count's four vertices of
+/// parallelism 2 hold 2 slots, not 8; a slot of undeclared vertices only
+/// stays "any slot".
+#[test]
+fn vertices_without_a_group_share_the_default_group() {
+    let h = Harness::new(
+        r#"
+[[vertex]]
+name = "read"
+parallelism = 2
+source = { type = "text", path = "in" }
+[[vertex]]
+name = "tokenize"
+parallelism = 2
+command = ["t"]
+resources = { cpu = 0.5, memory = "256m" }
+[[vertex]]
+name = "count"
+parallelism = 2
+command = ["c"]
+resources = { cpu = 1, memory = "1g" }
+[[vertex]]
+name = "write"
+parallelism = 2
+sink = { type = "text", path = "hdfs:///out" }
+[[edge]]
+from = "read"
+to = "tokenize"
+[[edge]]
+from = "tokenize"
+to = "count"
+partitioning = "hash"
+[[edge]]
+from = "count"
+to = "write"
+"#,
+    );
+    let requests = &h.s.graph().slot_requests;
+    assert_eq!(requests.len(), 2);
+    for r in requests {
+        assert_eq!(r.group, "default");
+        assert_eq!(r.members.len(), 4);
+        assert_eq!(r.profile, RequestedProfile::Exact(profile(1700, 256 + 1024 + 2 * 64)));
+    }
+    let nothing_declared = Harness::new("[[vertex]]\nname = \"a\"\nparallelism = 2\ncommand = [\"a\"]\n[[vertex]]\nname = \"b\"\nparallelism = 2\ncommand = [\"b\"]\n[[edge]]\nfrom = \"a\"\nto = \"b\"\n");
+    let requests = &nothing_declared.s.graph().slot_requests;
+    assert_eq!(requests.len(), 2);
+    assert!(requests.iter().all(|r| r.profile == RequestedProfile::Unknown));
+}
+
+/// Each vertex in a group of its own, so a region's slots are its own.
 const FORWARD_JOB: &str = r#"
 [job]
 restart = { strategy = "fixed-delay", attempts = 2, delay = "1s" }
@@ -336,10 +392,12 @@ restart = { strategy = "fixed-delay", attempts = 2, delay = "1s" }
 name = "a"
 parallelism = 2
 command = ["a"]
+slot_sharing_group = "a"
 [[vertex]]
 name = "b"
 parallelism = 2
 command = ["b"]
+slot_sharing_group = "b"
 [[edge]]
 from = "a"
 to = "b"
@@ -505,14 +563,17 @@ fn forward_and_broadcast_edges_wire_their_channels() {
 name = "a"
 parallelism = 2
 command = ["a"]
+slot_sharing_group = "a"
 [[vertex]]
 name = "b"
 parallelism = 2
 command = ["b"]
+slot_sharing_group = "b"
 [[vertex]]
 name = "c"
 parallelism = 3
 command = ["c"]
+slot_sharing_group = "c"
 [[edge]]
 from = "a"
 to = "b"

@@ -18,7 +18,7 @@
 //! name = "tokenize"
 //! parallelism = 2
 //! command = ["awk", "-f", "tokenize.awk"]      # argv, run in the bundle directory
-//! slot_sharing_group = "default"     # optional; absent = a group of its own
+//! slot_sharing_group = "heavy"       # optional; absent = Flink's "default" group
 //!
 //! [[vertex]]
 //! name = "count"
@@ -58,6 +58,9 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::error::{Position, SpecError, SpecErrorKind};
+/// The group of a vertex that names none (Flink's `default`).
+pub const DEFAULT_SLOT_SHARING_GROUP: &str = "default";
+
 use super::model::{BuiltinSink, BuiltinSource, EdgeSpec, JobSpec, Partitioning, Program, RestartStrategy, VertexSpec};
 use crate::resources::{parse_cpu, parse_memory, RequestedProfile, ResourceProfile};
 
@@ -455,10 +458,12 @@ impl Cx<'_> {
                     &g.span(),
                     section(),
                     "`slot_sharing_group` is empty".to_owned(),
-                    "name the group, or remove `slot_sharing_group` to give the vertex slots of its own".to_owned(),
+                    "name the group, or remove `slot_sharing_group` to share the \"default\" group's slots".to_owned(),
                 ))
             }
-            g => g.map(Spanned::into_inner),
+            // As in Flink: a vertex that names no group shares slots with the others, so a job
+            // holds as many slots as its widest vertex, not one per subtask of every vertex.
+            g => Some(g.map(Spanned::into_inner).unwrap_or_else(|| DEFAULT_SLOT_SHARING_GROUP.to_owned())),
         };
 
         let given: Vec<(&str, Range<usize>)> = [
