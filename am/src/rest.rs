@@ -248,6 +248,8 @@ async fn taskmanagers(State(ctx): State<Ctx>) -> Response {
                 "allocatedSlots": t.slots.len(),
                 "totalResource": res(&t.total),
                 "freeResource": res(&t.free),
+                // Why it has its shape (yarn-flink's own field).
+                "why": t.why,
             })
         })
         .collect();

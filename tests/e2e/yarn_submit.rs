@@ -198,6 +198,18 @@ async fn detached_returns_at_running_and_kill_ends_it_killed() {
     assert!(text(&o).contains(": RUNNING after"), "{}", text(&o));
     let status = c.yf(&["status", &id]).await;
     assert!(text(&status).contains("state:        RUNNING"), "{}", text(&status));
+    // Real-cluster report, point 4: `status` says why each TaskManager has its shape.
+    let start = Instant::now();
+    loop {
+        let s = text(&c.yf(&["status", &id]).await);
+        if s.contains("taskmanagers: 2") {
+            assert!(s.contains("asked for job") && s.contains("shaped to fit"), "{s}");
+            assert!(s.contains("2.5 cpu, 1280 MB, 1 slots"), "gen[0] + sink[0] share a slot: {s}");
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(30), "no TaskManagers in status:\n{s}\n{}", c.logs());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 
     let k = c.yf(&["kill", &id]).await;
     assert!(k.status.success(), "{}\n{}", text(&k), c.logs());

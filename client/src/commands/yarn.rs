@@ -121,7 +121,18 @@ pub async fn status(args: &YarnArgs, id: &str) -> Result<ExitCode> {
         bail!("{id} is not a YARN application id (application_<cluster>_<n>); for a session's job pass -m host:port");
     }
     let conf = load_conf(args)?;
-    submit::print_report(&rm(&conf)?.app(id).await?);
+    let report = rm(&conf)?.app(id).await?;
+    submit::print_report(&report);
+    // A running AM whose secret this client saved: its TaskManagers, and why each has its shape.
+    let secret = crate::rest_client::session_dir(id).join("secret");
+    if report.state == "RUNNING" && secret.is_file() {
+        if let Some(address) = submit::am_rest_address(&report) {
+            match crate::rest_client::RestClient::new(&address, Some(&secret))?.get("/taskmanagers").await {
+                Ok(v) => print_task_managers(&v),
+                Err(e) => eprintln!("(cannot ask the AM for its TaskManagers: {e})"),
+            }
+        }
+    }
     Ok(ExitCode::SUCCESS)
 }
 
@@ -142,4 +153,25 @@ pub async fn session_address(id: &str) -> Result<String> {
     submit::am_rest_address(&report).with_context(|| {
         format!("the application report of {id} names no AM address (amRPCAddress); is it a yarn-flink session?")
     })
+}
+
+/// `GET /taskmanagers` as `status` prints it: one line per TaskManager.
+fn print_task_managers(v: &serde_json::Value) {
+    let tms = v["taskmanagers"].as_array().cloned().unwrap_or_default();
+    println!("taskmanagers: {}", tms.len());
+    for t in tms {
+        let r = &t["totalResource"];
+        let memory = ["taskHeapMemory", "taskOffHeapMemory", "managedMemory", "networkMemory"]
+            .iter()
+            .map(|k| r[*k].as_u64().unwrap_or(0))
+            .sum::<u64>();
+        println!(
+            "  {}  {} cpu, {memory} MB, {} slots ({} used): {}",
+            t["id"].as_str().unwrap_or("?"),
+            r["cpuCores"].as_f64().unwrap_or(0.0),
+            t["slotsNumber"],
+            t["allocatedSlots"],
+            t["why"].as_str().unwrap_or("not started by this ResourceManager")
+        );
+    }
 }

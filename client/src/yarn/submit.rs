@@ -430,14 +430,20 @@ async fn follow<S: Staging>(
             if let Some(url) = &report.tracking_url {
                 eprintln!("Tracking URL: {url}");
             }
+            // `status`, `list -m` and `run -m` reach the AM with it (application mode too).
+            let dir = crate::rest_client::session_dir(id);
+            if let Err(e) = std::fs::create_dir_all(&dir)
+                .map_err(anyhow::Error::from)
+                .and_then(|()| secret.write_to(&dir.join("secret")).map_err(anyhow::Error::from))
+            {
+                tracing::warn!("cannot save the application secret under {}: {e}", dir.display());
+            }
             if plan.mode == Mode::Session {
                 let address = am_rest_address(&report).context(
                     "the session's AM is running but reported no address; see its log (`yarn-flink status`)",
                 )?;
-                // Keyed by application id: `-m application_<id>` finds the AM through the RM.
+                // Keyed by application id (saved above): `-m application_<id>` finds the AM through the RM.
                 let dir = crate::rest_client::session_dir(id);
-                std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
-                secret.write_to(&dir.join("secret"))?;
                 println!("{id}");
                 eprintln!(
                     "Session {id} is up (REST API at {address}); its secret is in {}",
@@ -453,6 +459,7 @@ async fn follow<S: Staging>(
             }
         }
         if report.is_terminal() {
+            let _ = std::fs::remove_dir_all(crate::rest_client::session_dir(id));
             // The client that followed to the end cleans up; the cache stays.
             if let Err(e) = staging.remove_dir(id).await {
                 tracing::warn!("cannot remove the staging dir of {id}: {e}");

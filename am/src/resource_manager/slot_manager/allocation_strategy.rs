@@ -93,7 +93,8 @@ pub(crate) struct Unfulfillable {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub(crate) struct Plan {
     pub allocations: Vec<PlannedAllocation>,
-    pub new_workers: Vec<WorkerSpec>,
+    /// Workers to start, each with why it has its shape (for `/taskmanagers` and `status`).
+    pub new_workers: Vec<(WorkerSpec, String)>,
     pub unfulfillable: Vec<Unfulfillable>,
 }
 
@@ -203,7 +204,22 @@ pub(crate) fn plan(input: Input<'_>) -> Plan {
             n -= take;
             let left = saturating_sub(&worker.total, &profile.multiply(u64::from(take)));
             *coming.entry(GroupKey { remaining: left, default_slot: worker.default_slot.clone() }).or_default() += 1;
-            out.new_workers.push(worker);
+            let why = match (&config.sizing, &m.requested) {
+                (WorkerSizing::FitToRequirement { slots_per_worker }, RequestedProfile::Exact(_)) => format!(
+                    "asked for job {}: {take} slot(s) of {profile}; shaped to fit (at most {slots_per_worker} slots per \
+                     TaskManager)",
+                    m.job_id
+                ),
+                (WorkerSizing::FitToRequirement { .. }, RequestedProfile::Unknown) => format!(
+                    "asked for job {}: {take} slot(s) of any size; the default TaskManager ({} slots of {})",
+                    m.job_id, worker.num_slots, worker.default_slot
+                ),
+                (WorkerSizing::Fixed, _) => format!(
+                    "asked for job {}: {take} slot(s) of {profile}; fixed sizing ({} slots of {})",
+                    m.job_id, worker.num_slots, worker.default_slot
+                ),
+            };
+            out.new_workers.push((worker, why));
         }
     }
     out

@@ -190,6 +190,9 @@ pub struct TaskManagerOverview {
     pub idle_since: Option<Instant>,
     /// False after a refused allocation, until its next slot report.
     pub accepting_allocations: bool,
+    /// Why it has its shape: the requirement it was started for (`None` for a
+    /// TaskManager that was not started by this ResourceManager, e.g. after a failover).
+    pub why: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -221,6 +224,10 @@ pub struct SlotManager {
     jobs: ResourceTracker,
     /// Consecutive failed requests per spec; reset when one registers.
     worker_failures: BTreeMap<WorkerSpec, u32>,
+    /// Why each pending worker was asked for, oldest first, per shape.
+    pending_why: BTreeMap<WorkerSpec, std::collections::VecDeque<String>>,
+    /// Why each registered TaskManager has its shape.
+    why: BTreeMap<ResourceId, String>,
     id_prefix: u64,
     next_id: u64,
 }
@@ -240,6 +247,8 @@ impl SlotManager {
             task_managers: TaskManagerTracker::default(),
             jobs: ResourceTracker::default(),
             worker_failures: BTreeMap::new(),
+            pending_why: BTreeMap::new(),
+            why: BTreeMap::new(),
             id_prefix: prefix,
             next_id: 1,
         }
@@ -259,6 +268,9 @@ impl SlotManager {
             self.drop_task_manager(&reg.resource_id);
         } else if let Some(spec) = self.task_managers.take_pending_for(&reg.total, &reg.default_slot) {
             self.worker_failures.remove(&spec);
+            if let Some(why) = self.take_why(&spec, false) {
+                self.why.insert(reg.resource_id.clone(), why);
+            }
         }
         self.task_managers.register(
             now,
@@ -403,7 +415,9 @@ impl SlotManager {
     #[must_use = "the actions are the decisions; carry them out"]
     pub fn worker_request_failed(&mut self, now: Instant, spec: &WorkerSpec) -> Vec<Action> {
         let mut actions = Vec::new();
-        self.task_managers.remove_pending(spec);
+        if self.task_managers.remove_pending(spec) {
+            self.take_why(spec, false);
+        }
         *self.worker_failures.entry(spec.clone()).or_default() += 1;
         self.check_requirements(now, &mut actions);
         actions
@@ -426,6 +440,7 @@ impl SlotManager {
             .collect();
         for (resource_id, idle) in &expired {
             self.task_managers.remove(resource_id);
+            self.why.remove(resource_id);
             let reason = format!(
                 "idle for {:.1} s (the idle timeout is {:.1} s)",
                 idle.as_secs_f64(),
@@ -465,6 +480,7 @@ impl SlotManager {
                     .collect(),
                 idle_since: tm.idle_since,
                 accepting_allocations: tm.accepting,
+                why: self.why.get(id).cloned(),
             })
             .collect();
         let pending_workers = self.task_managers.pending().map(|(s, n)| (s.clone(), n)).collect();
@@ -482,7 +498,19 @@ impl SlotManager {
         SlotManagerOverview { task_managers, pending_workers, jobs }
     }
 
+    /// The reason of one pending worker of `spec`: the oldest (it registers
+    /// first), or the newest (the one a cancel withdraws).
+    fn take_why(&mut self, spec: &WorkerSpec, newest: bool) -> Option<String> {
+        let q = self.pending_why.get_mut(spec)?;
+        let why = if newest { q.pop_back() } else { q.pop_front() };
+        if q.is_empty() {
+            self.pending_why.remove(spec);
+        }
+        why
+    }
+
     fn drop_task_manager(&mut self, id: &ResourceId) -> bool {
+        self.why.remove(id);
         let Some(tm) = self.task_managers.remove(id) else { return false };
         for slot in tm.slots.values() {
             self.jobs.remove_slot(slot.job_id, &slot.profile);
@@ -514,6 +542,7 @@ impl SlotManager {
         for spec in shapes.into_iter().rev() {
             while self.task_managers.pending().any(|(s, _)| *s == spec) && !self.needed_with_one_fewer(&spec) {
                 self.task_managers.remove_pending(&spec);
+                self.take_why(&spec, true);
                 tracing::info!(total = %spec.total, slots = spec.num_slots, "cancelling a requested TaskManager nobody needs");
                 actions.push(Action::CancelWorker(spec.clone()));
             }
@@ -588,8 +617,9 @@ impl SlotManager {
                 }
             }
         }
-        for spec in plan.new_workers {
+        for (spec, why) in plan.new_workers {
             self.task_managers.add_pending(spec.clone());
+            self.pending_why.entry(spec.clone()).or_default().push_back(why);
             actions.push(Action::StartWorker(spec));
         }
         for u in plan.unfulfillable {

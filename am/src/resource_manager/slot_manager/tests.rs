@@ -73,7 +73,7 @@ fn fixed_sizing_starts_default_workers_and_does_not_over_request() {
           allocate tm1/2 a3 job1 (1cpu,1g)
           allocate tm1/3 a4 job1 (1cpu,1g)
         overview
-          tm tm1 free=(0cpu,0m) slots=[0:a1:job1:(1cpu,1g) 1:a2:job1:(1cpu,1g) 2:a3:job1:(1cpu,1g) 3:a4:job1:(1cpu,1g)]
+          tm tm1 free=(0cpu,0m) slots=[0:a1:job1:(1cpu,1g) 1:a2:job1:(1cpu,1g) 2:a3:job1:(1cpu,1g) 3:a4:job1:(1cpu,1g)] why='asked for job job1: 4 slot(s) of 1 cpu, 1024 MB; fixed sizing (4 slots of 1 cpu, 1024 MB)'
           pending 4x(1cpu,1g) x2
           job job1 declared=[9x(1cpu,1g)] allocated=[4x(1cpu,1g)] missing=[5x(1cpu,1g)]
         ",
@@ -100,8 +100,8 @@ fn fit_to_requirement_starts_workers_of_two_sizes() {
           allocate tm2/2 a7 job1 (2cpu,2g)
           allocate tm2/3 a8 job1 (2cpu,2g)
         overview
-          tm tm1 free=(0cpu,0m) slots=[0:a1:job1:(0.5cpu,256m) 1:a2:job1:(0.5cpu,256m) 2:a3:job1:(0.5cpu,256m) 3:a4:job1:(0.5cpu,256m)]
-          tm tm2 free=(0cpu,0m) slots=[0:a5:job1:(2cpu,2g) 1:a6:job1:(2cpu,2g) 2:a7:job1:(2cpu,2g) 3:a8:job1:(2cpu,2g)]
+          tm tm1 free=(0cpu,0m) slots=[0:a1:job1:(0.5cpu,256m) 1:a2:job1:(0.5cpu,256m) 2:a3:job1:(0.5cpu,256m) 3:a4:job1:(0.5cpu,256m)] why='asked for job job1: 4 slot(s) of 0.5 cpu, 256 MB; shaped to fit (at most 4 slots per TaskManager)'
+          tm tm2 free=(0cpu,0m) slots=[0:a5:job1:(2cpu,2g) 1:a6:job1:(2cpu,2g) 2:a7:job1:(2cpu,2g) 3:a8:job1:(2cpu,2g)] why='asked for job job1: 4 slot(s) of 2 cpu, 2048 MB; shaped to fit (at most 4 slots per TaskManager)'
           pending 4x(0.5cpu,256m) x1
           job job1 declared=[8x(0.5cpu,256m) 4x(2cpu,2g)] allocated=[4x(0.5cpu,256m) 4x(2cpu,2g)] missing=[4x(0.5cpu,256m)]
         ",
@@ -170,7 +170,7 @@ fn slots_freed_after_a_declaration_serve_it_though_a_worker_was_asked_for() {
           cancel-worker 2x(1cpu,1g)
         # the worker nobody needs is withdrawn (on YARN: the ask goes down)
         overview
-          tm tm1 free=(0cpu,0m) slots=[0:a3:job2:(1cpu,1g) 1:a4:job2:(1cpu,1g)]
+          tm tm1 free=(0cpu,0m) slots=[0:a3:job2:(1cpu,1g) 1:a4:job2:(1cpu,1g)] why='asked for job job1: 2 slot(s) of 1 cpu, 1024 MB; shaped to fit (at most 2 slots per TaskManager)'
           job job2 declared=[2x(1cpu,1g)] allocated=[2x(1cpu,1g)] missing=[]
         ",
     );
@@ -396,7 +396,7 @@ fn registration_adopts_reported_slots() {
         register tm1 4x(1cpu,1g) 3:x1:job1:(1cpu,1g)
           allocate tm1/0 a1 job1 (1cpu,1g)
         overview
-          tm tm1 free=(2cpu,2g) slots=[0:a1:job1:(1cpu,1g) 3:x1:job1:(1cpu,1g)]
+          tm tm1 free=(2cpu,2g) slots=[0:a1:job1:(1cpu,1g) 3:x1:job1:(1cpu,1g)] why='asked for job job1: 2 slot(s) of 1 cpu, 1024 MB; fixed sizing (4 slots of 1 cpu, 1024 MB)'
           job job1 declared=[2x(1cpu,1g)] allocated=[2x(1cpu,1g)] missing=[]
         ",
     );
@@ -876,6 +876,10 @@ impl Driver {
             line.push(']');
             if !tm.accepting_allocations {
                 line.push_str(" paused");
+            }
+            if let Some(why) = &tm.why {
+                let why = self.jobs.iter().fold(why.clone(), |w, (name, id)| w.replace(&id.to_string(), name));
+                let _ = write!(line, " why='{why}'");
             }
             out.push(line);
         }
