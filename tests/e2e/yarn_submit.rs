@@ -389,3 +389,48 @@ async fn task_managers_add_up_to_what_the_job_declares() {
     }
     c.assert_nothing_left().await;
 }
+
+/// Real-cluster report, point 4, with Flink 2.3's figure beside it: Flink held
+/// 2,048 MB for a word count of the same shape. The README's word count (its
+/// sink moved to an absolute path, as YARN requires) and a job that declares
+/// nothing both hold less, AM included, at the default `--am-memory`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_word_count_and_an_undeclared_job_hold_no_more_yarn_memory_than_flink() {
+    const FLINK_MB: i64 = 2048;
+    let c = Cluster::start(MiniYarnConfig::default()).await;
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/wordcount");
+    let wc = c.root().join("wordcount");
+    std::fs::create_dir_all(wc.join("input")).unwrap();
+    for f in ["count.py", "tokenize.awk", "input/hamlet.txt"] {
+        std::fs::copy(example.join(f), wc.join(f)).unwrap();
+    }
+    let out = c.root().join("wc-out");
+    let toml = std::fs::read_to_string(example.join("job.toml")).unwrap();
+    assert!(toml.contains("path = \"out\""), "the example's sink moved: update this test");
+    std::fs::write(wc.join("job.toml"), toml.replace("path = \"out\"", &format!("path = \"{}\"", out.display())))
+        .unwrap();
+    let undeclared = support::bundle(
+        &c.root().join("undeclared"),
+        &format!(
+            "[[vertex]]\nname = \"gen\"\nparallelism = 2\nshell = \"echo a; echo b\"\n\
+             [[vertex]]\nname = \"sink\"\nparallelism = 2\nsink = {{ type = \"text\", path = \"{}\" }}\n\
+             [[edge]]\nfrom = \"gen\"\nto = \"sink\"\n",
+            c.root().join("u-out").display()
+        ),
+        &[],
+    );
+    for (name, bundle) in [("word count", &wc), ("nothing declared", &undeclared)] {
+        let o = c.yf(&["submit", bundle.to_str().unwrap()]).await;
+        assert!(o.status.success(), "{name}: {}\n{}", text(&o), c.logs());
+        let Some(d) = &c.double else { continue };
+        let id = app_id(&o);
+        let am = d.rm.app(&id).unwrap().am_resource.0 as i64;
+        let sched = d.rm.scheduler(&id).unwrap();
+        let tms: Vec<i64> = sched.state.lock().unwrap().allocated_seen.iter().map(|(_, _, r)| r.memory_mb).collect();
+        let held = am + tms.iter().sum::<i64>();
+        eprintln!("FIGURE YARN memory held, {name}: {held} MB (AM {am} MB, TaskManagers {tms:?} MB) | Flink 2.3: {FLINK_MB} MB");
+        assert!(held <= FLINK_MB, "{name} holds {held} MB: AM {am} + TaskManagers {tms:?}");
+    }
+    assert!(!output_lines(&out).is_empty());
+    c.assert_nothing_left().await;
+}

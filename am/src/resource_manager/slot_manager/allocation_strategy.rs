@@ -164,11 +164,10 @@ pub(crate) fn plan(input: Input<'_>) -> Plan {
         // Fit sizing shapes a new TaskManager to what is still missing (at most
         // `slots_per_worker` slots): the TaskManagers add up to what the job
         // declares, and a bounded queue is not asked for room nobody will use.
-        let shaped = |take: u32| match (&config.sizing, &m.requested) {
-            (WorkerSizing::FitToRequirement { .. }, RequestedProfile::Exact(_)) => {
-                WorkerSpec::uniform(profile.clone(), take)
-            }
-            _ => spec.clone(),
+        // "Any slot" requests get that many default slots.
+        let shaped = |take: u32| match &config.sizing {
+            WorkerSizing::FitToRequirement { .. } => WorkerSpec::uniform(profile.clone(), take),
+            WorkerSizing::Fixed => spec.clone(),
         };
         let first = shaped(per_worker.min(n));
         let failures = input.worker_failures.get(&first).copied().unwrap_or(0);
@@ -211,8 +210,8 @@ pub(crate) fn plan(input: Input<'_>) -> Plan {
                     m.job_id
                 ),
                 (WorkerSizing::FitToRequirement { .. }, RequestedProfile::Unknown) => format!(
-                    "asked for job {}: {take} slot(s) of any size; the default TaskManager ({} slots of {})",
-                    m.job_id, worker.num_slots, worker.default_slot
+                    "asked for job {}: {take} slot(s) of any size; default slots of {} (--slot-cpu, --slot-memory)",
+                    m.job_id, worker.default_slot
                 ),
                 (WorkerSizing::Fixed, _) => format!(
                     "asked for job {}: {take} slot(s) of {profile}; fixed sizing ({} slots of {})",
