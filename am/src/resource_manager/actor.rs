@@ -300,7 +300,7 @@ impl<D: ResourceManagerDriver> ResourceManager<D> {
             }
             DriverEvent::WorkerRequestFailed { spec, reason } => {
                 warn!(total = %spec.total, %reason, "worker request failed");
-                let actions = self.slot_manager.worker_request_failed(now(), &spec);
+                let actions = self.slot_manager.worker_request_failed(now(), &spec, &reason);
                 self.execute(actions);
             }
             DriverEvent::WorkerTerminated { resource_id, diagnostics } => {
@@ -308,7 +308,7 @@ impl<D: ResourceManagerDriver> ResourceManager<D> {
                     // It died before registering (e.g. a failed start or
                     // localization): to the SlotManager that is a failed request.
                     warn!(%resource_id, %diagnostics, "TaskManager ended before it registered");
-                    let actions = self.slot_manager.worker_request_failed(now(), &spec);
+                    let actions = self.slot_manager.worker_request_failed(now(), &spec, &diagnostics);
                     self.execute(actions);
                     return;
                 }

@@ -69,7 +69,8 @@ pub(crate) struct Input<'a> {
     /// Registered plus pending totals, for `max_total`.
     pub provisioned: ResourceProfile,
     /// Consecutive failed requests per worker spec.
-    pub worker_failures: &'a BTreeMap<WorkerSpec, u32>,
+    /// Consecutive failed requests per worker spec, with the last one's reason.
+    pub worker_failures: &'a BTreeMap<WorkerSpec, (u32, String)>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -170,11 +171,11 @@ pub(crate) fn plan(input: Input<'_>) -> Plan {
             WorkerSizing::Fixed => spec.clone(),
         };
         let first = shaped(per_worker.min(n));
-        let failures = input.worker_failures.get(&first).copied().unwrap_or(0);
+        let (failures, last) = input.worker_failures.get(&first).map(|(n, r)| (*n, r.as_str())).unwrap_or((0, ""));
         if config.max_failed_worker_requests > 0 && failures >= config.max_failed_worker_requests {
             let reason = format!(
-                "{failures} consecutive requests for a TaskManager of {} ({} slots of {}) failed; \
-                 check the cluster manager's diagnostics (queue capacity, node resources, image or \
+                "{failures} consecutive requests for a TaskManager of {} ({} slots of {}) failed, the last with: \
+                 {last}; check the cluster manager's diagnostics (queue capacity, node resources, image or \
                  launch errors) and submit the job again",
                 first.total, first.num_slots, first.default_slot
             );

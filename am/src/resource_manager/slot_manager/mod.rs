@@ -223,7 +223,7 @@ pub struct SlotManager {
     task_managers: TaskManagerTracker,
     jobs: ResourceTracker,
     /// Consecutive failed requests per spec; reset when one registers.
-    worker_failures: BTreeMap<WorkerSpec, u32>,
+    worker_failures: BTreeMap<WorkerSpec, (u32, String)>,
     /// Why each pending worker was asked for, oldest first, per shape.
     pending_why: BTreeMap<WorkerSpec, std::collections::VecDeque<String>>,
     /// Why each registered TaskManager has its shape.
@@ -413,12 +413,14 @@ impl SlotManager {
     /// ended before registering). Retried while requirements still need it,
     /// up to `max_failed_worker_requests` consecutive failures of this spec.
     #[must_use = "the actions are the decisions; carry them out"]
-    pub fn worker_request_failed(&mut self, now: Instant, spec: &WorkerSpec) -> Vec<Action> {
+    pub fn worker_request_failed(&mut self, now: Instant, spec: &WorkerSpec, reason: &str) -> Vec<Action> {
         let mut actions = Vec::new();
         if self.task_managers.remove_pending(spec) {
             self.take_why(spec, false);
         }
-        *self.worker_failures.entry(spec.clone()).or_default() += 1;
+        let entry = self.worker_failures.entry(spec.clone()).or_default();
+        entry.0 += 1;
+        entry.1 = reason.to_owned();
         self.check_requirements(now, &mut actions);
         actions
     }

@@ -12,7 +12,7 @@
 //!   with a slot report; `total=` overrides the total (default slot stays).
 //! - `unregister tm1`, `report tm1 [0:a1:job1:(1cpu,1g)..]`
 //! - `declare job1 [2x(1cpu,1g)..]`, `clear job1`
-//! - `free a1`, `failed a1`, `confirm a1`, `worker-failed 4x(1cpu,1g)`
+//! - `free a1`, `failed a1`, `confirm a1`, `worker-failed 4x(1cpu,1g) [reason..]`
 //! - `advance 30s`, `tick`, `overview`
 
 use std::collections::BTreeMap;
@@ -324,10 +324,11 @@ fn failed_worker_requests_are_retried_then_reported_unfulfillable() {
         config max_failures=2
         declare job1 2x(1cpu,1g)
           start-worker 4x(1cpu,1g)
-        worker-failed 4x(1cpu,1g)
+        worker-failed 4x(1cpu,1g) localization failed
           start-worker 4x(1cpu,1g)
-        worker-failed 4x(1cpu,1g)
-          unfulfillable job1 (1cpu,1g): 2 consecutive requests for a TaskManager of 4 cpu, 4096 MB (4 slots of 1 cpu, 1024 MB) failed; check the cluster manager's diagnostics (queue capacity, node resources, image or launch errors) and submit the job again
+        # the job's failure carries the last reason (a NodeManager's diagnostics, say)
+        worker-failed 4x(1cpu,1g) yarn-flink: the shipped binary is built for x86_64 Linux, but this node is aarch64
+          unfulfillable job1 (1cpu,1g): 2 consecutive requests for a TaskManager of 4 cpu, 4096 MB (4 slots of 1 cpu, 1024 MB) failed, the last with: yarn-flink: the shipped binary is built for x86_64 Linux, but this node is aarch64; check the cluster manager's diagnostics (queue capacity, node resources, image or launch errors) and submit the job again
         # no more requests for it; a new job gets a fresh budget
         declare job1 2x(1cpu,1g)
         declare job2 1x(1cpu,1g)
@@ -584,7 +585,7 @@ fn random_run(seed: u64) -> Vec<Action> {
             }
             9 if !o.pending_workers.is_empty() => {
                 let s = o.pending_workers[rng.below(o.pending_workers.len())].0.clone();
-                sm.worker_request_failed(now, &s)
+                sm.worker_request_failed(now, &s, "random failure")
             }
             _ => {
                 now += Duration::from_secs(rng.below(40) as u64);
@@ -791,7 +792,11 @@ impl Driver {
                 self.sm.slot_allocation_confirmed(a);
                 vec![]
             }
-            "worker-failed" => self.sm.worker_request_failed(now, &spec(args[0])),
+            // `worker-failed 4x(1cpu,1g) [reason words..]`
+            "worker-failed" => {
+                let reason = if args.len() > 1 { args[1..].join(" ") } else { "no reason given".into() };
+                self.sm.worker_request_failed(now, &spec(args[0]), &reason)
+            }
             "advance" => {
                 self.now += duration(args[0]);
                 vec![]
