@@ -65,7 +65,26 @@ pub fn archive_for(binary: &Path) -> Result<PathBuf> {
     let tmp = dir.join(format!(".{ARCHIVE_NAME}.{}", std::process::id()));
     pack(binary, &tmp)?;
     std::fs::rename(&tmp, &out).with_context(|| format!("cannot create {}", out.display()))?;
+    prune(&cache_dir(), KEEP_PACKED);
     Ok(out)
+}
+
+/// Packed binaries kept (each rebuild makes a new one).
+const KEEP_PACKED: usize = 4;
+
+/// Removes all but the `keep` most recent packed binaries (best effort).
+fn prune(dir: &Path, keep: usize) {
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    let mut dirs: Vec<(std::time::SystemTime, PathBuf)> = entries
+        .flatten()
+        .filter_map(|e| Some((e.metadata().ok()?.modified().ok()?, e.path())))
+        .filter(|(_, p)| p.is_dir())
+        .collect();
+    dirs.sort();
+    let excess = dirs.len().saturating_sub(keep);
+    for (_, p) in dirs.into_iter().take(excess) {
+        let _ = std::fs::remove_dir_all(p);
+    }
 }
 
 fn cache_dir() -> PathBuf {
@@ -123,5 +142,21 @@ mod tests {
         assert_eq!(entries, vec![(ENTRY.to_string(), 0o755)]);
         // An already packed archive is shipped as it is.
         assert_eq!(archive_for(&a).unwrap(), a);
+    }
+
+    #[test]
+    fn the_pack_cache_keeps_only_the_newest_entries() {
+        let dir = tempfile::tempdir().unwrap();
+        for i in 0..6u64 {
+            let d = dir.path().join(format!("k{i}"));
+            std::fs::create_dir(&d).unwrap();
+            let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_000_000 + i);
+            std::fs::File::open(&d).unwrap().set_modified(t).unwrap();
+        }
+        prune(dir.path(), 4);
+        let mut left: Vec<String> =
+            std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+        left.sort();
+        assert_eq!(left, ["k2", "k3", "k4", "k5"]);
     }
 }
