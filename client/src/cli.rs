@@ -112,7 +112,7 @@ pub struct SubmitArgs {
     #[arg(long = "tag")]
     pub tags: Vec<String>,
     /// How often the client polls the RM while following.
-    #[arg(long, default_value = "1s", value_parser = parse_duration, env = "YF_POLL_INTERVAL")]
+    #[arg(long, default_value = "1s", value_parser = parse_positive_duration, env = "YF_POLL_INTERVAL")]
     pub poll_interval: Duration,
     #[command(flatten)]
     pub yarn: YarnArgs,
@@ -140,7 +140,7 @@ pub struct DoctorArgs {
     #[arg(long)]
     pub offline: bool,
     /// Time limit for each network check.
-    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    #[arg(long, default_value = "5s", value_parser = parse_positive_duration)]
     pub timeout: Duration,
 }
 
@@ -242,10 +242,10 @@ pub struct ClusterArgs {
     /// Release TaskManagers idle this long.
     #[arg(long, default_value = "30s", value_parser = parse_duration, env = "YF_IDLE_TIMEOUT")]
     pub idle_timeout: Duration,
-    #[arg(long, default_value = "1s", value_parser = parse_duration, env = "YF_HEARTBEAT_INTERVAL")]
+    #[arg(long, default_value = "1s", value_parser = parse_positive_duration, env = "YF_HEARTBEAT_INTERVAL")]
     pub heartbeat_interval: Duration,
     /// A peer silent this long is dead.
-    #[arg(long, default_value = "10s", value_parser = parse_duration, env = "YF_HEARTBEAT_TIMEOUT")]
+    #[arg(long, default_value = "10s", value_parser = parse_positive_duration, env = "YF_HEARTBEAT_TIMEOUT")]
     pub heartbeat_timeout: Duration,
     /// Where the cluster keeps TaskManager work dirs and logs (default: a temp dir, removed at the end).
     #[arg(long, env = "YF_WORK_DIR")]
@@ -256,6 +256,34 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
     common::jobspec::parse_duration(s).map_err(|e| e.to_string())
 }
 
+/// Intervals and timeouts: zero would spin (or panic in a timer), so it is refused here, where
+/// clap names the flag.
+fn parse_positive_duration(s: &str) -> Result<Duration, String> {
+    let d = parse_duration(s)?;
+    if d.is_zero() {
+        return Err("must be more than zero (e.g. 100ms or 1s)".into());
+    }
+    Ok(d)
+}
+
 pub fn parse() -> Cli {
     Cli::parse()
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser as _;
+
+    use super::Cli;
+
+    /// Issue 9: `--heartbeat-interval 0ms` panicked inside a spawned task.
+    #[test]
+    fn zero_intervals_are_refused_naming_the_flag() {
+        for flag in ["--heartbeat-interval", "--heartbeat-timeout"] {
+            let err =
+                Cli::try_parse_from(["yarn-flink", "run", flag, "0ms", "examples/hello"]).unwrap_err().to_string();
+            assert!(err.contains(flag) && err.contains("more than zero"), "{err}");
+        }
+        assert!(Cli::try_parse_from(["yarn-flink", "run", "--heartbeat-interval", "100ms", "b"]).is_ok());
+    }
 }

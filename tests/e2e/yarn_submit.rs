@@ -434,3 +434,21 @@ async fn the_word_count_and_an_undeclared_job_hold_no_more_yarn_memory_than_flin
     assert!(!output_lines(&out).is_empty());
     c.assert_nothing_left().await;
 }
+
+/// Issue 9: one failed RM REST call ended `submit`'s follow loop although the
+/// application went on. Three reports answered 503 (an RM failing over) are
+/// retried, and the job is followed to the end.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_report_does_not_end_the_follow_loop() {
+    let c = Cluster::start(MiniYarnConfig::default()).await;
+    let Some(d) = &c.double else { return };
+    let out = c.root().join("out");
+    let bundle = two_vertex_bundle(&c.root().join("bundle"), &out, "0");
+    d.rm.fail_next_reports(3);
+    let o = c.yf(&["submit", bundle.to_str().unwrap()]).await;
+    assert!(o.status.success(), "{}\n{}", text(&o), c.logs());
+    let t = text(&o);
+    assert!(t.contains("cannot get the application report") && t.contains("trying again"), "{t}");
+    assert!(t.contains("Final status: SUCCEEDED (FINISHED)"), "{t}");
+    assert_eq!(output_lines(&out), expected_output());
+}

@@ -40,11 +40,23 @@ pub struct ProcessDriver {
     config: ProcessDriverConfig,
     events: mpsc::UnboundedSender<DriverEvent>,
     next_id: u64,
-    /// pid by worker; a worker leaves the map when its process has been reaped.
-    workers: HashMap<ResourceId, u32>,
+    /// How to stop each worker: its wait task owns the child, so a signal only
+    /// ever reaches a process that task has not reaped (no pid reuse). A worker
+    /// leaves the map when its process has been reaped.
+    workers: HashMap<ResourceId, mpsc::UnboundedSender<Stop>>,
     reaped: mpsc::UnboundedReceiver<ResourceId>,
     reaped_tx: mpsc::UnboundedSender<ResourceId>,
+    /// The wait tasks still running (finished ones are dropped as we go).
     exits: Vec<tokio::task::JoinHandle<()>>,
+}
+
+/// What a worker's wait task is told.
+#[derive(Clone, Copy, Debug)]
+enum Stop {
+    /// SIGTERM, then SIGKILL after the grace period.
+    Graceful,
+    /// SIGKILL now.
+    Now,
 }
 
 impl ProcessDriver {
@@ -57,6 +69,7 @@ impl ProcessDriver {
         while let Ok(id) = self.reaped.try_recv() {
             self.workers.remove(&id);
         }
+        self.exits.retain(|t| !t.is_finished());
     }
 
     fn spawn(&mut self, resource_id: &ResourceId, spec: &WorkerSpec) -> std::io::Result<Child> {
@@ -86,11 +99,43 @@ impl ProcessDriver {
     }
 }
 
-fn signal(pid: u32, sig: i32) {
-    if let Ok(pid) = i32::try_from(pid) {
-        // SAFETY: plain kill(2) on a pid we spawned and have not reaped yet.
-        unsafe {
-            libc::kill(pid, sig);
+/// Waits for the child, and stops it when told: SIGTERM through its pid while
+/// this task still owns it unreaped, SIGKILL through the handle.
+async fn watch(mut child: Child, mut stops: mpsc::UnboundedReceiver<Stop>, grace: Duration) -> String {
+    let pid = child.id().unwrap_or(0);
+    let mut deadline: Option<tokio::time::Instant> = None;
+    loop {
+        let kill_at = async {
+            match deadline {
+                Some(d) => tokio::time::sleep_until(d).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            status = child.wait() => {
+                return match status {
+                    Ok(status) => format!("TaskManager process {pid} exited: {status}"),
+                    Err(e) => format!("waiting for TaskManager process {pid} failed: {e}"),
+                };
+            }
+            stop = stops.recv() => match stop {
+                Some(Stop::Graceful) => {
+                    if let Some(id) = child.id().and_then(|p| i32::try_from(p).ok()) {
+                        // SAFETY: kill(2) on our own child, which this task has not reaped.
+                        unsafe { libc::kill(id, libc::SIGTERM) };
+                    }
+                    deadline.get_or_insert(tokio::time::Instant::now() + grace);
+                }
+                Some(Stop::Now) => {
+                    let _ = child.start_kill();
+                }
+                // The driver is gone: PR_SET_PDEATHSIG covers the child.
+                None => stops = mpsc::unbounded_channel().1,
+            },
+            _ = kill_at => {
+                let _ = child.start_kill();
+                deadline = None;
+            }
         }
     }
 }
@@ -105,19 +150,17 @@ impl ResourceManagerDriver for ProcessDriver {
         let resource_id = ResourceId::new(format!("tm-{}", self.next_id));
         self.next_id += 1;
         match self.spawn(&resource_id, spec) {
-            Ok(mut child) => {
+            Ok(child) => {
                 let pid = child.id().unwrap_or(0);
                 info!(%resource_id, pid, total = %spec.total, slots = spec.num_slots, "started TaskManager process");
-                self.workers.insert(resource_id.clone(), pid);
+                let (stop_tx, stops) = mpsc::unbounded_channel();
+                self.workers.insert(resource_id.clone(), stop_tx);
                 let _ = self
                     .events
                     .send(DriverEvent::WorkerStarted { resource_id: resource_id.clone(), spec: spec.clone() });
-                let (events, reaped) = (self.events.clone(), self.reaped_tx.clone());
+                let (events, reaped, grace) = (self.events.clone(), self.reaped_tx.clone(), self.config.stop_grace);
                 self.exits.push(tokio::spawn(async move {
-                    let diagnostics = match child.wait().await {
-                        Ok(status) => format!("TaskManager process {pid} exited: {status}"),
-                        Err(e) => format!("waiting for TaskManager process {pid} failed: {e}"),
-                    };
+                    let diagnostics = watch(child, stops, grace).await;
                     let _ = reaped.send(resource_id.clone());
                     let _ = events.send(DriverEvent::WorkerTerminated { resource_id, diagnostics });
                 }));
@@ -136,35 +179,26 @@ impl ResourceManagerDriver for ProcessDriver {
 
     fn release_worker(&mut self, resource_id: &ResourceId) {
         self.collect_reaped();
-        if let Some(&pid) = self.workers.get(resource_id) {
-            info!(%resource_id, pid, "stopping TaskManager process");
-            signal(pid, libc::SIGTERM);
-            let grace = self.config.stop_grace;
-            tokio::spawn(async move {
-                tokio::time::sleep(grace).await;
-                // Still there after the grace period: the pid cannot have been
-                // reused while our child is unreaped, and the wait task reaps it.
-                if std::path::Path::new(&format!("/proc/{pid}")).exists() {
-                    signal(pid, libc::SIGKILL);
-                }
-            });
+        if let Some(stop) = self.workers.get(resource_id) {
+            info!(%resource_id, "stopping TaskManager process");
+            let _ = stop.send(Stop::Graceful);
         }
     }
 
     fn terminate(&mut self) -> BoxFuture<'static, ()> {
         self.collect_reaped();
-        for &pid in self.workers.values() {
-            signal(pid, libc::SIGTERM);
+        for stop in self.workers.values() {
+            let _ = stop.send(Stop::Graceful);
         }
-        let pids: Vec<u32> = self.workers.values().copied().collect();
+        let stops: Vec<mpsc::UnboundedSender<Stop>> = self.workers.values().cloned().collect();
         let exits = std::mem::take(&mut self.exits);
         let grace = self.config.stop_grace;
         Box::pin(async move {
             let all = futures::future::join_all(exits);
             tokio::pin!(all);
             if tokio::time::timeout(grace, &mut all).await.is_err() {
-                for pid in pids {
-                    signal(pid, libc::SIGKILL);
+                for stop in stops {
+                    let _ = stop.send(Stop::Now);
                 }
                 all.await;
             }

@@ -271,8 +271,11 @@ pub struct RmRestClient {
 }
 
 enum Attempt {
-    /// A standby or an unreachable RM: try the next.
-    Next(String),
+    /// A standby (`standby: true`) or an unreachable RM: try the next.
+    Next {
+        why: String,
+        standby: bool,
+    },
     Done(reqwest::StatusCode, Vec<u8>),
 }
 
@@ -332,11 +335,11 @@ impl RmRestClient {
         }
         let resp = match req.send().await {
             Ok(r) => r,
-            Err(e) => return Ok(Attempt::Next(format!("{base}: {}", error_chain(&e)))),
+            Err(e) => return Ok(Attempt::Next { why: format!("{base}: {}", error_chain(&e)), standby: false }),
         };
         let status = resp.status();
         if status.is_redirection() || status == reqwest::StatusCode::SERVICE_UNAVAILABLE {
-            return Ok(Attempt::Next(format!("{base}: standby ({status})")));
+            return Ok(Attempt::Next { why: format!("{base}: standby ({status})"), standby: true });
         }
         let bytes = resp.bytes().await.map_err(|e| RmError::BadResponse {
             what: path.to_owned(),
@@ -363,9 +366,9 @@ impl RmRestClient {
                     self.active.store(idx, Ordering::Relaxed);
                     return Ok((status, bytes));
                 }
-                Attempt::Next(why) => {
+                Attempt::Next { why, standby } => {
                     tracing::debug!(%why, "trying the next ResourceManager");
-                    all_standby &= why.contains("standby");
+                    all_standby &= standby;
                     failures.push(why);
                 }
             }

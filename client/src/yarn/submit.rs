@@ -417,7 +417,25 @@ async fn follow<S: Staging>(
     let mut last = (String::new(), String::new());
     let mut printed_tracking = false;
     loop {
-        let report = rm.app(id).await?;
+        // A failed report (an RM failover, a network blip) does not end the follow loop: the
+        // application goes on either way. Retried with backoff for about a minute.
+        let report = {
+            use backon::{ExponentialBuilder, Retryable as _};
+            let policy = ExponentialBuilder::default()
+                .with_min_delay(plan.poll)
+                .with_max_delay(Duration::from_secs(10))
+                .with_max_times(8);
+            (|| rm.app(id))
+                .retry(policy)
+                .when(|e| !matches!(e, super::rest::RmError::NotFound(_)))
+                .notify(|e, after| {
+                    eprintln!("{id}: cannot get the application report ({e}); trying again in {after:.1?}")
+                })
+                .await
+                .with_context(|| {
+                    format!("stopped following {id}, which keeps running; follow it with `yarn-flink status {id}`")
+                })?
+        };
         if (report.state.clone(), report.diagnostics.clone()) != last {
             tracing::debug!(diagnostics = %report.diagnostics, "application report");
             let short = hadoop::error::without_java_trace(&report.diagnostics);

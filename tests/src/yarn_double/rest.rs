@@ -172,6 +172,8 @@ struct AppSlot {
 struct Inner {
     config: RestRmConfig,
     capacity: Option<Arc<Capacity>>,
+    /// Fault injection: this many `GET /apps/<id>` answer 503, as a standby RM does.
+    failing_reports: std::sync::atomic::AtomicU32,
     addr: SocketAddr,
     /// Issued ids (new-application) -> submitted app (None until POST /apps).
     apps: Mutex<BTreeMap<i32, Option<AppSlot>>>,
@@ -237,7 +239,8 @@ impl RestRm {
             let nodes: Vec<NodeId> = config.nodes.iter().map(|(n, _)| n.clone()).collect();
             Arc::new(Capacity::new(&nodes, (mb as i64, vc as i32)))
         });
-        let inner = Arc::new(Inner { config, capacity, addr, apps: Mutex::new(BTreeMap::new()) });
+        let inner =
+            Arc::new(Inner { config, capacity, failing_reports: 0.into(), addr, apps: Mutex::new(BTreeMap::new()) });
         let app = Router::new()
             .route("/ws/v1/cluster/info", get(info))
             .route("/ws/v1/cluster/apps/new-application", post(new_application))
@@ -291,6 +294,11 @@ impl RestRm {
                 rm.complete(exit.id, exit.exit_status, &exit.diagnostics);
             }
         }
+    }
+
+    /// The next `n` application reports answer 503 (an RM failing over).
+    pub fn fail_next_reports(&self, n: u32) {
+        self.inner.failing_reports.store(n, std::sync::atomic::Ordering::SeqCst);
     }
 
     /// The cluster's room (with `node_capacity`): what each container holds now.
@@ -694,6 +702,10 @@ fn app_json(r: &AppRecord, rm: SocketAddr) -> Value {
 }
 
 async fn app_report(State(inner): State<Arc<Inner>>, UrlPath(id): UrlPath<String>) -> Response {
+    use std::sync::atomic::Ordering::SeqCst;
+    if inner.failing_reports.fetch_update(SeqCst, SeqCst, |n| n.checked_sub(1)).is_ok() {
+        return (StatusCode::SERVICE_UNAVAILABLE, "This is standby RM. The redirect url is: ").into_response();
+    }
     let apps = inner.apps.lock().unwrap();
     match parse_app_id(&id, inner.config.cluster_timestamp).and_then(|n| apps.get(&n)).and_then(|s| s.as_ref()) {
         Some(s) => Json(json!({"app": app_json(&s.record, inner.addr)})).into_response(),
