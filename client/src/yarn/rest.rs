@@ -213,6 +213,12 @@ pub enum RmError {
     )]
     Unauthorized { detail: String },
     #[error(
+        "the ResourceManager at {base} wants Kerberos (it answered 401 with WWW-Authenticate: Negotiate), but the \
+         client configuration says hadoop.security.authentication=simple; point HADOOP_CONF_DIR at the cluster's own \
+         configuration (or set hadoop.security.authentication=kerberos in core-site.xml) and run kinit"
+    )]
+    NeedsKerberos { base: String },
+    #[error(
         "the application master asks {asked} but the cluster's largest container is {max} \
          (yarn.scheduler.maximum-allocation-mb / -vcores); lower --am-memory / --am-vcores or ask the cluster's \
          administrators to raise the maximum"
@@ -338,6 +344,14 @@ impl RmRestClient {
             Err(e) => return Ok(Attempt::Next { why: format!("{base}: {}", error_chain(&e)), standby: false }),
         };
         let status = resp.status();
+        let negotiate = resp
+            .headers()
+            .get_all("www-authenticate")
+            .iter()
+            .any(|v| v.to_str().is_ok_and(|v| v.trim().eq_ignore_ascii_case("negotiate")));
+        if status == reqwest::StatusCode::UNAUTHORIZED && negotiate && matches!(self.auth, RestAuth::Simple { .. }) {
+            return Err(RmError::NeedsKerberos { base: base.to_owned() });
+        }
         if status.is_redirection() || status == reqwest::StatusCode::SERVICE_UNAVAILABLE {
             return Ok(Attempt::Next { why: format!("{base}: standby ({status})"), standby: true });
         }

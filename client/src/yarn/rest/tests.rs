@@ -248,3 +248,17 @@ fn a_remote_exception_shows_its_class_and_message_not_its_stack_trace() {
     let r = RestRemoteException::parse(body).unwrap();
     assert_eq!(r.short_message(), "Invalid resource request, requested memory < 0");
 }
+
+/// `kerberos/rest/info-without-ticket.response.http`: a Kerberized RM asked
+/// without SPNEGO. A client configured for simple auth says what to fix.
+#[tokio::test]
+async fn a_kerberized_rm_asked_with_simple_auth_names_the_configuration_fix() {
+    let raw =
+        std::fs::read(crate::yarn::test_fixtures::wire_dir().join("kerberos/rest/info-without-ticket.response.http"))
+            .unwrap();
+    let (base, _req) = replay(raw).await;
+    let err = client(&base).app("application_1_0001").await.unwrap_err();
+    assert!(matches!(err, RmError::NeedsKerberos { .. }), "{err:?}");
+    let msg = err.to_string();
+    assert!(msg.contains("hadoop.security.authentication") && msg.contains("kinit"), "{msg}");
+}
