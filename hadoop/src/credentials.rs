@@ -385,7 +385,7 @@ impl Credentials {
             .tokens
             .iter()
             .map(|(_, t)| t)
-            .find(|t| t.kind == HDFS_DELEGATION_TOKEN && same_as.iter().any(|s| *s == t.service))
+            .find(|t| t.kind == HDFS_DELEGATION_TOKEN && same_as.contains(&t.service))
             .cloned()
         else {
             return false;

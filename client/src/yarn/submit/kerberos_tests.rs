@@ -26,8 +26,11 @@ use crate::yarn::test_fixtures::{replay, wire_dir};
 /// The NameNode's `hadoop.security.auth_to_local`.
 const NN_RULES: &str = "RULE:[2:$1/$2@$0](rm/.*@YARNFLINK.TEST)s/.*/yarn/ DEFAULT";
 
-/// Issues tokens and renews them, keeping (caller, renewer as asked, renewer as stored).
-struct NameNode(Arc<Mutex<Vec<(Option<String>, String, String)>>>);
+/// One issued token: (caller, renewer as asked, renewer as stored).
+type Issued = (Option<String>, String, String);
+
+/// Issues tokens and renews them.
+struct NameNode(Arc<Mutex<Vec<Issued>>>);
 
 fn short(principal: &str) -> String {
     let rules = hadoop::auth_to_local::AuthToLocal::parse(NN_RULES).unwrap();
