@@ -250,6 +250,9 @@ pub struct ClusterArgs {
     /// Where the cluster keeps TaskManager work dirs and logs (default: a temp dir, removed at the end).
     #[arg(long, env = "YF_WORK_DIR")]
     pub work_dir: Option<PathBuf>,
+    /// Local clusters: run TaskManagers larger than this machine (its cores and memory) on purpose.
+    #[arg(long)]
+    pub oversubscribe: bool,
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {

@@ -229,3 +229,21 @@ fn a_killed_task_manager_leaves_no_subtask_behind() {
         processes_mentioning(work.to_str().unwrap()).is_empty().then_some(())
     });
 }
+
+/// Issue 14: a vertex asking more than this machine has ran without a word.
+/// It is refused with the machine's figures, unless `--oversubscribe`.
+#[test]
+fn a_slot_larger_than_the_machine_fails_the_job_naming_the_machine() {
+    let tmp = tempfile::tempdir().unwrap();
+    let job =
+        "[[vertex]]\nname = \"big\"\nparallelism = 1\nresources = { cpu = 500, memory = \"900g\" }\nshell = \"true\"\n";
+    let b = bundle(&tmp.path().join("b"), job, &[]);
+    let o = run(tmp.path(), &["run", b.to_str().unwrap()]);
+    assert!(!o.status.success(), "{}", text(&o));
+    let t = text(&o);
+    let cores = std::thread::available_parallelism().unwrap().get();
+    assert!(t.contains("what this machine has") && t.contains(&format!("({cores} cpu,")), "{t}");
+    assert!(t.contains("--oversubscribe"), "{t}");
+    let o = run(tmp.path(), &["run", "--oversubscribe", b.to_str().unwrap()]);
+    assert!(o.status.success(), "on purpose it runs: {}", text(&o));
+}

@@ -369,8 +369,9 @@ async fn an_ask_above_the_maximum_allocation_fails_the_job_quickly_and_clearly()
     let state = yarn.rm.state.lock().unwrap();
     assert_eq!(state.final_status, Some(FAILED));
     let diagnostics = state.final_diagnostics.clone().unwrap_or_default();
-    assert!(diagnostics.contains("larger than the largest TaskManager"), "{diagnostics}");
-    assert!(diagnostics.contains("maximum container size"), "{diagnostics}");
+    // The limit by its YARN name, its figures and the fix (issue 14: messages read alike on every backend).
+    assert!(diagnostics.contains("larger than the largest container YARN hands out (1 cpu, 1024 MB)"), "{diagnostics}");
+    assert!(diagnostics.contains("yarn.scheduler.maximum-allocation-mb"), "{diagnostics}");
     assert!(state.asks_seen.iter().all(|a| a.2.memory_mb <= 1024), "nothing above the maximum was asked");
 }
 

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use am::cluster::{Cluster, ClusterConfig};
 use am::drivers::process::{ProcessDriver, ProcessDriverConfig};
-use am::resource_manager::slot_manager::{SlotManagerConfig, WorkerSizing};
+use am::resource_manager::slot_manager::{LimitWords, SlotManagerConfig, WorkerSizing};
 use am::resource_manager::worker::WorkerSpec;
 use am::resource_manager::ResourceManagerConfig;
 use anyhow::{Context, Result};
@@ -50,6 +50,23 @@ impl WorkDir {
     }
 }
 
+/// This machine's cores and memory, within its cgroup's limits.
+fn machine_capacity() -> ResourceProfile {
+    let cores = std::thread::available_parallelism().map(|n| n.get() as u64).unwrap_or(1);
+    let mem_total = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            let line = m.lines().find(|l| l.starts_with("MemTotal:"))?;
+            line.split_whitespace().nth(1)?.parse::<u64>().ok()
+        })
+        .map(|kib| kib * 1024)
+        .unwrap_or(u64::MAX);
+    // cgroup v2: "max" or a byte count.
+    let cgroup = std::fs::read_to_string("/sys/fs/cgroup/memory.max").ok().and_then(|v| v.trim().parse::<u64>().ok());
+    let memory = cgroup.map_or(mem_total, |c| c.min(mem_total));
+    ResourceProfile::new(cores * 1000, memory)
+}
+
 pub fn cluster_config(args: &ClusterArgs, secret: AppSecret, work_dir: PathBuf) -> Result<ClusterConfig> {
     let cpu = parse_cpu(&args.slot_cpu).map_err(anyhow::Error::msg).context("--slot-cpu")?;
     let mem = parse_memory(&args.slot_memory).map_err(anyhow::Error::msg).context("--slot-memory")?;
@@ -64,6 +81,13 @@ pub fn cluster_config(args: &ClusterArgs, secret: AppSecret, work_dir: PathBuf) 
         max_worker: None,
         max_total: None,
         max_failed_worker_requests: 5,
+        // TaskManagers are processes on this machine: no slot larger than the machine,
+        // unless asked to oversubscribe it on purpose.
+        max_slot: (!args.oversubscribe).then(machine_capacity),
+        limit_words: LimitWords {
+            what: "what this machine has (its cores and memory)".into(),
+            raise: "pass --oversubscribe to run it on this machine anyway".into(),
+        },
     };
     slot_manager.validate().context("the local cluster's TaskManager shape is invalid")?;
     Ok(ClusterConfig {

@@ -243,6 +243,11 @@ impl ClusterShape {
             max_worker,
             max_total: None,
             max_failed_worker_requests: 5,
+            max_slot: None,
+            limit_words: crate::resource_manager::slot_manager::LimitWords {
+                what: "the largest container YARN hands out".into(),
+                raise: "ask the cluster's operator to raise yarn.scheduler.maximum-allocation-mb / -vcores".into(),
+            },
         };
         slot_manager.validate().map_err(|e| e.to_string())?;
         Ok(ResourceManagerConfig {

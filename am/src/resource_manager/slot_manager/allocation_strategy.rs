@@ -284,6 +284,15 @@ fn take_from_group(groups: &mut BTreeMap<GroupKey, u32>, key: &GroupKey, n: u32)
 /// The shape of a new TaskManager for `requested` under the configured
 /// sizing, or why none can hold it.
 pub(crate) fn worker_spec_for(config: &SlotManagerConfig, requested: &RequestedProfile) -> Result<WorkerSpec, String> {
+    if let (Some(max), RequestedProfile::Exact(p)) = (&config.max_slot, requested) {
+        if !within_limit(p, max) {
+            let words = &config.limit_words;
+            return Err(format!(
+                "a slot of {p} is larger than {} ({max}); lower the vertex's resources to at most that, or {}",
+                words.what, words.raise
+            ));
+        }
+    }
     let fixed = |config: &SlotManagerConfig| -> Result<WorkerSpec, String> {
         let spec = &config.default_worker;
         if let Some(max) = &config.max_worker {
@@ -314,10 +323,10 @@ pub(crate) fn worker_spec_for(config: &SlotManagerConfig, requested: &RequestedP
             if let Some(max) = &config.max_worker {
                 slots = slots.min(times_within_limit(p, max));
                 if slots == 0 {
+                    let words = &config.limit_words;
                     return Err(format!(
-                        "a slot of {p} is larger than the largest TaskManager the cluster can start ({max}); \
-                         lower the vertex's resources to at most that, or raise the cluster manager's maximum \
-                         container size"
+                        "a slot of {p} is larger than {} ({max}); lower the vertex's resources to at most that, or {}",
+                        words.what, words.raise
                     ));
                 }
             }

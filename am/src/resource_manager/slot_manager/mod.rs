@@ -55,6 +55,27 @@ pub struct SlotManagerConfig {
     /// After this many consecutive failed requests for one worker spec, the
     /// requirements waiting for it are reported unfulfillable. 0 = retry forever.
     pub max_failed_worker_requests: u32,
+    /// The largest single slot (`None` = unlimited): on the local backend, the
+    /// machine itself. TaskManagers of several slots may still oversubscribe it.
+    pub max_slot: Option<ResourceProfile>,
+    /// How `max_worker` / `max_slot` are named in messages, so they read alike on every backend.
+    pub limit_words: LimitWords,
+}
+
+/// "a slot of X is larger than {what} (LIMIT); lower the vertex's resources to at most that, or {raise}".
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LimitWords {
+    pub what: String,
+    pub raise: String,
+}
+
+impl Default for LimitWords {
+    fn default() -> Self {
+        Self {
+            what: "the largest TaskManager the cluster can start".into(),
+            raise: "raise the cluster manager's maximum container size".into(),
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -79,6 +100,8 @@ impl Default for SlotManagerConfig {
             max_worker: None,
             max_total: None,
             max_failed_worker_requests: 5,
+            max_slot: None,
+            limit_words: LimitWords::default(),
         }
     }
 }

@@ -7,7 +7,7 @@
 //! Commands (profiles are `(1cpu,1g)`, `(0.5cpu,256m,gpu=1)` or `unknown`;
 //! `4x(1cpu,1g)` is a TaskManager / worker of 4 such slots):
 //! - `config key=value..`: `sizing=fixed|fit:<slots>`, `default=4x(1cpu,1g)`,
-//!   `idle=30s`, `max_worker=(..)`, `max_total=(..)`, `max_failures=3`. First line only.
+//!   `idle=30s`, `max_worker=(..)`, `max_slot=(..)`, `max_total=(..)`, `max_failures=3`. First line only.
 //! - `register tm1 4x(1cpu,1g) [total=(..)] [0:a1:job1:(1cpu,1g)..]`: registration
 //!   with a slot report; `total=` overrides the total (default slot stays).
 //! - `unregister tm1`, `report tm1 [0:a1:job1:(1cpu,1g)..]`
@@ -122,6 +122,22 @@ fn fit_to_requirement_caps_slots_per_worker_at_max_worker_and_refuses_larger_ask
           unfulfillable job2 (6cpu,1g): a slot of 6 cpu, 1024 MB is larger than the largest TaskManager the cluster can start (4 cpu, 8192 MB); lower the vertex's resources to at most that, or raise the cluster manager's maximum container size
         # reported once while the job keeps declaring it
         declare job2 1x(6cpu,1g)
+        ",
+    );
+}
+
+/// Issue 14: a slot larger than the machine (the local backend's `max_slot`)
+/// is refused up front; TaskManagers of several smaller slots may still
+/// exceed the machine together.
+#[test]
+fn a_slot_larger_than_the_machine_is_refused_up_front() {
+    check(
+        "
+        config sizing=fit:4 max_slot=(2cpu,24g)
+        declare job1 1x(500cpu,900g)
+          unfulfillable job1 (500cpu,900g): a slot of 500 cpu, 921600 MB is larger than the largest TaskManager the cluster can start (2 cpu, 24576 MB); lower the vertex's resources to at most that, or raise the cluster manager's maximum container size
+        declare job2 4x(1cpu,1g)
+          start-worker 4x(1cpu,1g)
         ",
     );
 }
@@ -713,6 +729,7 @@ impl Driver {
                 "default" => c.default_worker = spec(v),
                 "idle" => c.idle_timeout = duration(v),
                 "max_worker" => c.max_worker = Some(profile(v)),
+                "max_slot" => c.max_slot = Some(profile(v)),
                 "max_total" => c.max_total = Some(profile(v)),
                 "max_failures" => c.max_failed_worker_requests = v.parse().expect("max_failures=<n>"),
                 _ => panic!("unknown config key `{k}`"),
