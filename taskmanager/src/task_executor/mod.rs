@@ -502,18 +502,20 @@ async fn rm_connection(
                 return Ok(());
             }
             let req = convert::register(&registration, &report.borrow().0);
-            match rpc::call(&address, config.rpc.call, client.register_task_executor(req)).await {
-                Ok(r) => {
-                    let (rm_id, instance_id) = match (
-                        convert::to_rm_id(r.rm_id, "rm_id"),
-                        convert::to_instance_id(r.instance_id, "instance_id"),
-                    ) {
-                        (Ok(a), Ok(b)) => (a, b),
-                        _ => {
-                            warn!("malformed registration answer from the ResourceManager");
-                            continue;
-                        }
-                    };
+            let answer = rpc::call(&address, config.rpc.call, client.register_task_executor(req)).await;
+            // A malformed answer is retried like a failed call: with backoff, within the
+            // registration timeout (it used to spin without either).
+            let answer = answer.and_then(|r| {
+                match (convert::to_rm_id(r.rm_id, "rm_id"), convert::to_instance_id(r.instance_id, "instance_id")) {
+                    (Ok(rm_id), Ok(instance_id)) => Ok((r, rm_id, instance_id)),
+                    (Err(e), _) | (_, Err(e)) => {
+                        warn!(error = %e, "malformed registration answer from the ResourceManager");
+                        Err(rpc::RpcError::Malformed { peer: address.clone(), source: e })
+                    }
+                }
+            });
+            match answer {
+                Ok((r, rm_id, instance_id)) => {
                     let interval = Duration::from_millis(r.heartbeat_interval_ms.max(10));
                     let timeout = Duration::from_millis(r.heartbeat_timeout_ms.max(50));
                     info!(%rm_id, %instance_id, "registered with the ResourceManager");

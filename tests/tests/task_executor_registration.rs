@@ -1,0 +1,85 @@
+//! Issue 9: a malformed registration answer made the TaskExecutor retry in a
+//! hot loop, with no backoff and no end. Against a ResourceManager endpoint
+//! that answers every registration without ids, the TaskExecutor must back off
+//! and give up at its registration timeout, naming the malformed answer.
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::ids::ResourceId;
+use common::resources::ResourceProfile;
+use common::rpc::{pb, AppSecret, AuthInterceptor, RpcTimeouts};
+use taskmanager::data_plane::DataPlaneConfig;
+use taskmanager::task_executor::{self, TaskExecutorConfig, TaskExecutorError};
+use tonic::{Request, Response, Status};
+
+struct MalformedRm(Arc<AtomicU32>);
+
+#[tonic::async_trait]
+impl pb::resource_manager_gateway_server::ResourceManagerGateway for MalformedRm {
+    async fn register_task_executor(
+        &self,
+        _: Request<pb::RegisterTaskExecutorRequest>,
+    ) -> Result<Response<pb::RegisterTaskExecutorResponse>, Status> {
+        self.0.fetch_add(1, Ordering::SeqCst);
+        // No rm_id, no instance_id.
+        Ok(Response::new(pb::RegisterTaskExecutorResponse::default()))
+    }
+
+    async fn heartbeat(&self, _: Request<pb::TaskExecutorHeartbeat>) -> Result<Response<pb::HeartbeatReply>, Status> {
+        Err(Status::unimplemented("not registered"))
+    }
+
+    async fn slot_report_update(
+        &self,
+        _: Request<pb::TaskExecutorHeartbeat>,
+    ) -> Result<Response<pb::HeartbeatReply>, Status> {
+        Err(Status::unimplemented("not registered"))
+    }
+}
+
+#[tokio::test]
+async fn a_malformed_registration_answer_is_retried_with_backoff_until_the_timeout() {
+    let secret = AppSecret::generate();
+    let calls = Arc::new(AtomicU32::new(0));
+    let rm_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let rm_address = rm_listener.local_addr().unwrap().to_string();
+    let service = pb::resource_manager_gateway_server::ResourceManagerGatewayServer::with_interceptor(
+        MalformedRm(calls.clone()),
+        AuthInterceptor::new(secret.clone()),
+    );
+    let server = tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(service)
+            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(rm_listener)),
+    );
+    let work = tempfile::tempdir().unwrap();
+    let config = TaskExecutorConfig {
+        resource_id: ResourceId::new("tm-malformed"),
+        rm_address,
+        total: ResourceProfile::new(1000, 64 << 20),
+        default_slot: ResourceProfile::new(1000, 64 << 20),
+        num_slots: 1,
+        advertised_host: "127.0.0.1".into(),
+        work_dir: work.path().to_owned(),
+        secret,
+        rpc: RpcTimeouts::default(),
+        registration_timeout: Duration::from_secs(2),
+        data_plane: DataPlaneConfig::default(),
+    };
+    let rpc = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let data = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let run = task_executor::run(config, rpc, data, std::future::pending());
+    let result = tokio::time::timeout(Duration::from_secs(20), run).await.expect("the TaskExecutor gives up in time");
+    match result {
+        Err(TaskExecutorError::RegistrationTimeout { last_error, .. }) => {
+            assert!(last_error.contains("malformed"), "{last_error}");
+        }
+        other => panic!("expected a registration timeout, got {other:?}"),
+    }
+    // Backoff from 20 ms doubling to 2 s: about 8 calls in 2 s; the hot loop made thousands.
+    let n = calls.load(Ordering::SeqCst);
+    assert!((2..=20).contains(&n), "{n} registration calls in 2 s");
+    server.abort();
+}
