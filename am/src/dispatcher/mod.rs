@@ -61,6 +61,19 @@ struct JobEntry {
     cancel: tokio_util::sync::CancellationToken,
 }
 
+/// Ended jobs a session remembers for REST and `list` (as Flink's
+/// `jobstore.max-capacity` bounds its store): the oldest go first.
+pub const MAX_FINISHED_JOBS: usize = 1000;
+
+/// The ended jobs beyond the newest `keep` (by end time), to forget.
+fn finished_to_forget(jobs: &[(JobId, JobDetails)], keep: usize) -> Vec<JobId> {
+    let mut ended: Vec<(i64, JobId)> =
+        jobs.iter().filter(|(_, d)| d.is_terminal()).map(|(id, d)| (d.end_time, *id)).collect();
+    ended.sort();
+    let excess = ended.len().saturating_sub(keep);
+    ended.into_iter().take(excess).map(|(_, id)| id).collect()
+}
+
 /// Cheap to clone; all clones see the same jobs.
 #[derive(Clone)]
 pub struct Dispatcher {
@@ -94,6 +107,11 @@ impl Dispatcher {
             job_master::spawn(job, self.config.clone(), self.rm.clone(), self.registry.clone(), cancel.clone());
         if let Ok(mut jobs) = self.jobs.lock() {
             jobs.insert(job_id, JobEntry { details, cancel });
+            let ended: Vec<(JobId, JobDetails)> =
+                jobs.iter().map(|(id, e)| (*id, e.details.borrow().clone())).collect();
+            for id in finished_to_forget(&ended, MAX_FINISHED_JOBS) {
+                jobs.remove(&id);
+            }
         }
         Ok(job_id)
     }
@@ -155,5 +173,27 @@ impl Dispatcher {
         for id in ids {
             let _ = tokio::time::timeout(std::time::Duration::from_secs(10), self.wait(id)).await;
         }
+    }
+}
+
+#[cfg(test)]
+mod bound_tests {
+    use super::*;
+
+    #[test]
+    fn only_the_newest_ended_jobs_are_kept_and_running_ones_never_go() {
+        let job = |n: u128, state: &str, end: i64| {
+            (JobId::from_u128(n), JobDetails { state: state.into(), end_time: end, ..JobDetails::default() })
+        };
+        let jobs = vec![
+            job(1, "FINISHED", 10),
+            job(2, "RUNNING", -1),
+            job(3, "FAILED", 30),
+            job(4, "CANCELED", 20),
+            job(5, "FINISHED", 40),
+        ];
+        assert_eq!(finished_to_forget(&jobs, 2), vec![JobId::from_u128(1), JobId::from_u128(4)]);
+        assert!(finished_to_forget(&jobs, 4).is_empty());
+        assert_eq!(finished_to_forget(&jobs, 0).len(), 4, "a running job is never forgotten");
     }
 }
