@@ -179,30 +179,47 @@ struct SubmitRequest {
 async fn submit(State(ctx): State<Ctx>, headers: HeaderMap, body: axum::body::Bytes) -> Response {
     let content_type = headers.get(axum::http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
     let work = ctx.work_dir.join(format!("bundle-{}", uuid::Uuid::new_v4().simple()));
-    let (path, blob) = if content_type.starts_with("application/json") {
+    // Where the bundle comes from: a path the cluster can read, or the body itself.
+    enum Source {
+        Path(std::path::PathBuf),
+        Upload,
+    }
+    let source = if content_type.starts_with("application/json") {
         match serde_json::from_slice::<SubmitRequest>(&body) {
-            Ok(req) => (std::path::PathBuf::from(req.bundle), None),
+            Ok(req) => Source::Path(req.bundle.into()),
             Err(e) => {
                 return error(StatusCode::BAD_REQUEST, format!("the body must be {{\"bundle\": \"<path>\"}}: {e}"))
             }
         }
     } else if content_type.starts_with("application/gzip") || content_type.starts_with("application/x-gzip") {
-        match ctx.blobs.put(&body) {
-            Ok((sha256, path)) => {
-                let url = format!("{}/blobs/{sha256}", ctx.base_url);
-                (path, Some(BundleBlob { sha256, url }))
-            }
-            Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e),
-        }
+        Source::Upload
     } else {
         return error(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "send the bundle as application/gzip (a .tar.gz), or application/json {\"bundle\": \"<path>\"}",
         );
     };
-    let bundle = match Bundle::load(&path, &work) {
-        Ok(b) => b,
-        Err(e) => return error(StatusCode::BAD_REQUEST, e),
+    // Writing the blob and unpacking the bundle are file work: off the async workers.
+    let (blobs, base_url) = (ctx.blobs.clone(), ctx.base_url.clone());
+    let prepared =
+        tokio::task::spawn_blocking(move || -> Result<(Bundle, Option<BundleBlob>), (StatusCode, String)> {
+            let (path, blob) = match source {
+                Source::Upload => {
+                    let (sha256, path) =
+                        blobs.put(&body).map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+                    let url = format!("{base_url}/blobs/{sha256}");
+                    (path, Some(BundleBlob { sha256, url }))
+                }
+                Source::Path(path) => (path, None),
+            };
+            let bundle = Bundle::load(&path, &work).map_err(|e| (StatusCode::BAD_REQUEST, e.to_string()))?;
+            Ok((bundle, blob))
+        })
+        .await;
+    let (bundle, blob) = match prepared {
+        Ok(Ok(b)) => b,
+        Ok(Err((status, msg))) => return error(status, msg),
+        Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, format!("the bundle could not be prepared: {e}")),
     };
     match ctx.dispatcher.submit_uploaded(bundle, blob) {
         Ok(id) => (StatusCode::ACCEPTED, Json(json!({ "jobid": id.to_string() }))).into_response(),
