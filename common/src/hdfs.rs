@@ -132,6 +132,16 @@ fn token_names(conf: &hadoop::conf::HadoopConf, authority: &str) -> (String, Vec
     (address.clone(), vec![address])
 }
 
+/// [`connect`] from async code: its DNS lookup, reachability check and token
+/// file work run on a blocking thread, not on an async worker.
+pub async fn connect_async(url: &str) -> Result<(Client, String), HdfsIoError> {
+    let owned = url.to_owned();
+    tokio::task::spawn_blocking(move || connect(&owned)).await.map_err(|e| HdfsIoError::Connect {
+        url: url.to_owned(),
+        detail: format!("the connecting thread failed: {e}"),
+    })?
+}
+
 /// A client for the file system of `url`, and `url`'s path within it.
 pub fn connect(url: &str) -> Result<(Client, String), HdfsIoError> {
     let (fs, path) = split_url(url)?;

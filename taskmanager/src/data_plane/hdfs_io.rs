@@ -29,7 +29,7 @@ const FETCH: usize = 4 << 20;
 
 /// The input files of the source URL `url`, as paths within its file system.
 pub async fn list_input_files(url: &str) -> Result<(Client, Vec<(PathBuf, u64)>), SourceError> {
-    let (client, path) = hdfs::connect(url)?;
+    let (client, path) = hdfs::connect_async(url).await?;
     let name = path.rsplit('/').next().unwrap_or_default().to_string();
     let files = if name.contains(['*', '?']) {
         let matches = |n: &str| source::glob_match(name.as_bytes(), n.as_bytes());
@@ -100,7 +100,7 @@ pub fn local_staging(work_dir: &Path, staging_url: &Path) -> PathBuf {
 
 /// Uploads the finished local part file to the attempt's staging URL on HDFS, then removes it locally.
 pub async fn upload_staged(local: &Path, staging_url: &Path) -> Result<(), hdfs::HdfsIoError> {
-    let (client, path) = hdfs::connect(&staging_url.to_string_lossy())?;
+    let (client, path) = hdfs::connect_async(&staging_url.to_string_lossy()).await?;
     hdfs::upload(&client, local, &path).await?;
     let _ = tokio::fs::remove_file(local).await;
     Ok(())
