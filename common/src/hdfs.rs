@@ -70,14 +70,17 @@ pub fn split_url(url: &str) -> Result<(Option<String>, String), HdfsIoError> {
 /// (`GSS_S_NO_CRED`). Best effort: a failure is logged, not fatal.
 pub fn alias_container_token(fs: Option<&str>) {
     let Some(file) = std::env::var_os("HADOOP_TOKEN_FILE_LOCATION") else { return };
-    let conf = match hadoop::conf::HadoopConf::load_from_env() {
-        Ok(c) => c,
+    // A container's configuration does not change: read it once, not per subtask.
+    static CONF: std::sync::OnceLock<Option<hadoop::conf::HadoopConf>> = std::sync::OnceLock::new();
+    let conf = CONF.get_or_init(|| match hadoop::conf::HadoopConf::load_from_env() {
+        Ok(c) => Some(c),
         Err(e) => {
             tracing::debug!(error = %e, "no Hadoop configuration to resolve the NameNode's token name");
-            return;
+            None
         }
-    };
-    match alias_token_in(std::path::Path::new(&file), &conf, fs) {
+    });
+    let Some(conf) = conf else { return };
+    match alias_token_in(std::path::Path::new(&file), conf, fs) {
         Ok(Some(service)) => {
             tracing::info!(%service, "the HDFS delegation token is now also filed under the NameNode's name as written")
         }
@@ -118,8 +121,7 @@ pub fn alias_token_in(
 /// addresses behind it: `ha-hdfs:<ns>` and the NameNodes of an HA nameservice,
 /// or `host:port` (8020 by default) itself.
 fn token_names(conf: &hadoop::conf::HadoopConf, authority: &str) -> (String, Vec<String>) {
-    let nameservices = conf.get_list("dfs.nameservices").unwrap_or_default();
-    if nameservices.iter().any(|ns| ns == authority) {
+    if conf.is_nameservice(authority).unwrap_or(false) {
         let ids = conf.get_list(&format!("dfs.ha.namenodes.{authority}")).unwrap_or_default();
         let mut addresses: Vec<String> = ids
             .iter()

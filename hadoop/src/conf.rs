@@ -511,8 +511,7 @@ impl HadoopConf {
         if authority.is_empty() {
             return Err(self.bad("fs.defaultFS", &fs, "hdfs://host[:port] or hdfs://nameservice"));
         }
-        let nameservices = self.get_list("dfs.nameservices")?;
-        if nameservices.iter().any(|ns| ns == authority) {
+        if self.is_nameservice(authority)? {
             let ha_key = format!("dfs.ha.namenodes.{authority}");
             let ids = self.get_list(&ha_key)?;
             if ids.is_empty() {
@@ -544,6 +543,12 @@ impl HadoopConf {
             None => format!("{authority}:{DEFAULT_NAMENODE_PORT}"),
         };
         Ok(vec![Endpoint { id: None, address }])
+    }
+
+    /// Whether `authority` (of an `hdfs://` URL) names a nameservice of
+    /// `dfs.nameservices` rather than a host.
+    pub fn is_nameservice(&self, authority: &str) -> Result<bool, ConfError> {
+        Ok(self.get_list("dfs.nameservices")?.iter().any(|ns| ns == authority))
     }
 
     /// `dfs.namenode.kerberos.principal` with `_HOST` resolved to `host`.

@@ -65,10 +65,11 @@ struct JobEntry {
 /// `jobstore.max-capacity` bounds its store): the oldest go first.
 pub const MAX_FINISHED_JOBS: usize = 1000;
 
-/// The ended jobs beyond the newest `keep` (by end time), to forget.
-fn finished_to_forget(jobs: &[(JobId, JobDetails)], keep: usize) -> Vec<JobId> {
+/// The ended jobs beyond the newest `keep` (by end time), to forget. `jobs`:
+/// (id, ended, end time).
+fn finished_to_forget(jobs: &[(JobId, bool, i64)], keep: usize) -> Vec<JobId> {
     let mut ended: Vec<(i64, JobId)> =
-        jobs.iter().filter(|(_, d)| d.is_terminal()).map(|(id, d)| (d.end_time, *id)).collect();
+        jobs.iter().filter(|(_, ended, _)| *ended).map(|(id, _, end)| (*end, *id)).collect();
     ended.sort();
     let excess = ended.len().saturating_sub(keep);
     ended.into_iter().take(excess).map(|(_, id)| id).collect()
@@ -107,8 +108,13 @@ impl Dispatcher {
             job_master::spawn(job, self.config.clone(), self.rm.clone(), self.registry.clone(), cancel.clone());
         if let Ok(mut jobs) = self.jobs.lock() {
             jobs.insert(job_id, JobEntry { details, cancel });
-            let ended: Vec<(JobId, JobDetails)> =
-                jobs.iter().map(|(id, e)| (*id, e.details.borrow().clone())).collect();
+            let ended: Vec<(JobId, bool, i64)> = jobs
+                .iter()
+                .map(|(id, e)| {
+                    let d = e.details.borrow();
+                    (*id, d.is_terminal(), d.end_time)
+                })
+                .collect();
             for id in finished_to_forget(&ended, MAX_FINISHED_JOBS) {
                 jobs.remove(&id);
             }
@@ -183,7 +189,8 @@ mod bound_tests {
     #[test]
     fn only_the_newest_ended_jobs_are_kept_and_running_ones_never_go() {
         let job = |n: u128, state: &str, end: i64| {
-            (JobId::from_u128(n), JobDetails { state: state.into(), end_time: end, ..JobDetails::default() })
+            let d = JobDetails { state: state.into(), end_time: end, ..JobDetails::default() };
+            (JobId::from_u128(n), d.is_terminal(), d.end_time)
         };
         let jobs = vec![
             job(1, "FINISHED", 10),

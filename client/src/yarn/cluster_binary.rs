@@ -130,15 +130,7 @@ mod tests {
         pack(&bin, &a).unwrap();
         pack(&bin, &b).unwrap();
         assert_eq!(std::fs::read(&a).unwrap(), std::fs::read(&b).unwrap());
-        let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(std::fs::File::open(&a).unwrap()));
-        let entries: Vec<(String, u32)> = archive
-            .entries()
-            .unwrap()
-            .map(|e| {
-                let e = e.unwrap();
-                (e.path().unwrap().display().to_string(), e.header().mode().unwrap())
-            })
-            .collect();
+        let entries = crate::yarn::test_fixtures::tar_entries(&std::fs::read(&a).unwrap());
         assert_eq!(entries, vec![(ENTRY.to_string(), 0o755)]);
         // An already packed archive is shipped as it is.
         assert_eq!(archive_for(&a).unwrap(), a);

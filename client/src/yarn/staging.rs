@@ -554,15 +554,7 @@ mod tests {
         pack_dir(&b, &t.path().join("b.tgz")).unwrap();
         let (x, y) = (std::fs::read(t.path().join("a.tgz")).unwrap(), std::fs::read(t.path().join("b.tgz")).unwrap());
         assert_eq!(x, y);
-        let mut ar = tar::Archive::new(flate2::read::GzDecoder::new(&x[..]));
-        let entries: Vec<(String, u32)> = ar
-            .entries()
-            .unwrap()
-            .map(|e| {
-                let e = e.unwrap();
-                (e.path().unwrap().display().to_string(), e.header().mode().unwrap())
-            })
-            .collect();
+        let entries = crate::yarn::test_fixtures::tar_entries(&x);
         assert_eq!(entries, vec![("bin".into(), 0o755), ("bin/run.sh".into(), 0o755), ("job.toml".into(), 0o644)]);
         std::fs::write(b.join("job.toml"), "name = 'y'\n").unwrap();
         pack_dir(&b, &t.path().join("b.tgz")).unwrap();

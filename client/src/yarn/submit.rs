@@ -129,7 +129,7 @@ pub async fn delegation_tokens(
             .context("cannot get an HDFS delegation token for the AM from the NameNode")?;
         let default_fs = conf.default_fs()?;
         let authority = default_fs.trim_start_matches("hdfs://").split('/').next().unwrap_or_default();
-        token.service = if conf.get_list("dfs.nameservices")?.iter().any(|ns| ns == authority) {
+        token.service = if conf.is_nameservice(authority)? {
             format!("ha-hdfs:{authority}")
         } else {
             hadoop::credentials::token_service(&namenodes[0].address, use_ip)
@@ -416,6 +416,9 @@ async fn follow<S: Staging>(
 ) -> Result<ExitCode> {
     let mut last = (String::new(), String::new());
     let mut printed_tracking = false;
+    // Where the AM's secret is kept while it runs: `status`, `list -m` and `run -m` reach the AM
+    // with it, keyed by application id (application mode too).
+    let secret_dir = crate::rest_client::session_dir(id);
     loop {
         // A failed report (an RM failover, a network blip) does not end the follow loop: the
         // application goes on either way. Retried with backoff for about a minute.
@@ -448,24 +451,21 @@ async fn follow<S: Staging>(
             if let Some(url) = &report.tracking_url {
                 eprintln!("Tracking URL: {url}");
             }
-            // `status`, `list -m` and `run -m` reach the AM with it (application mode too).
-            let dir = crate::rest_client::session_dir(id);
-            if let Err(e) = std::fs::create_dir_all(&dir)
+            if let Err(e) = std::fs::create_dir_all(&secret_dir)
                 .map_err(anyhow::Error::from)
-                .and_then(|()| secret.write_to(&dir.join("secret")).map_err(anyhow::Error::from))
+                .and_then(|()| secret.write_to(&secret_dir.join("secret")).map_err(anyhow::Error::from))
             {
-                tracing::warn!("cannot save the application secret under {}: {e}", dir.display());
+                tracing::warn!("cannot save the application secret under {}: {e}", secret_dir.display());
             }
             if plan.mode == Mode::Session {
                 let address = am_rest_address(&report).context(
                     "the session's AM is running but reported no address; see its log (`yarn-flink status`)",
                 )?;
-                // Keyed by application id (saved above): `-m application_<id>` finds the AM through the RM.
-                let dir = crate::rest_client::session_dir(id);
+                // `-m application_<id>` finds the AM through the RM.
                 println!("{id}");
                 eprintln!(
                     "Session {id} is up (REST API at {address}); its secret is in {}",
-                    dir.join("secret").display()
+                    secret_dir.join("secret").display()
                 );
                 eprintln!("Submit with: yarn-flink run -m {id} <bundle>; stop with: yarn-flink kill {id}");
                 return Ok(ExitCode::SUCCESS);
@@ -477,7 +477,7 @@ async fn follow<S: Staging>(
             }
         }
         if report.is_terminal() {
-            let _ = std::fs::remove_dir_all(crate::rest_client::session_dir(id));
+            let _ = std::fs::remove_dir_all(&secret_dir);
             // The client that followed to the end cleans up; the cache stays.
             if let Err(e) = staging.remove_dir(id).await {
                 tracing::warn!("cannot remove the staging dir of {id}: {e}");

@@ -12,6 +12,18 @@ pub(crate) fn wire_dir() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/wire/hadoop-3.3.6"))
 }
 
+/// (path, mode) of every entry of a `.tar.gz`, in order.
+pub(crate) fn tar_entries(gz: &[u8]) -> Vec<(String, u32)> {
+    let mut ar = tar::Archive::new(flate2::read::GzDecoder::new(gz));
+    ar.entries()
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            (e.path().unwrap().display().to_string(), e.header().mode().unwrap())
+        })
+        .collect()
+}
+
 /// The bytes of `rest/<name>`.
 pub(crate) fn rest(name: &str) -> Vec<u8> {
     let path = wire_dir().join("rest").join(name);

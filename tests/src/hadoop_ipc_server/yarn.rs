@@ -74,7 +74,8 @@ fn remote(class: &str, message: String) -> RemoteException {
     RemoteException { class: class.into(), message, fatal: false }
 }
 
-fn normalise(r: &Resource, min: &Resource) -> Resource {
+/// A capability rounded up to the minimum allocation, as the scheduler hands it out.
+pub fn normalise(r: &Resource, min: &Resource) -> Resource {
     let round = |v: i64, step: i64| if step <= 0 { v } else { ((v + step - 1) / step).max(1) * step };
     let mut out = r.clone();
     out.memory_mb = round(r.memory_mb, min.memory_mb);

@@ -590,12 +590,9 @@ async fn run_app(
     let container_id = ContainerId { attempt, id: 1 };
     if let Some(capacity) = &inner.capacity {
         // The AM container waits in ACCEPTED until its node has room, as on a full queue.
-        let min = c.min_allocation;
-        let round = |v: u64, step: u64| v.div_ceil(step.max(1)).max(1) * step.max(1);
-        let am = Resource::new(
-            round(record_am(&inner, id).0, min.0) as i64,
-            round(u64::from(record_am(&inner, id).1), u64::from(min.1)) as i32,
-        );
+        let (mb, vcores) = record_am(&inner, id);
+        let min = Resource::new(c.min_allocation.0 as i64, c.min_allocation.1 as i32);
+        let am = crate::hadoop_ipc_server::yarn::normalise(&Resource::new(mb as i64, vcores as i32), &min);
         let am_node_id = c.nodes[0].0.clone();
         loop {
             if capacity.take_on(container_id, &am, &am_node_id) {

@@ -91,9 +91,14 @@ impl AmEnv {
         let dirs = |name: &str| -> Vec<PathBuf> {
             get(name).map(|v| v.split(',').filter(|d| !d.is_empty()).map(PathBuf::from).collect()).unwrap_or_default()
         };
-        let contract = AmContract::read(contract)?;
+        let contract_path = contract;
+        let contract = AmContract::read(contract_path)?;
+        // Validated by `read`; the error path only keeps this total.
         let local_resources = contract.local_resources().map_err(|e| {
-            AmError::Contract(ContractError::Malformed { path: CONTRACT_PATH_HINT.into(), detail: e.to_string() })
+            AmError::Contract(ContractError::Malformed {
+                path: contract_path.display().to_string(),
+                detail: e.to_string(),
+            })
         })?;
         let mut task_manager_env = BTreeMap::new();
         for name in ["RUST_LOG", "RUST_BACKTRACE"] {
@@ -122,8 +127,6 @@ impl AmEnv {
         })
     }
 }
-
-const CONTRACT_PATH_HINT: &str = super::contract::CONTRACT_LINK;
 
 /// What the AM takes from its credentials file.
 pub struct AmCredentials {
