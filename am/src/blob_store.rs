@@ -2,7 +2,6 @@
 //! bundles only): the Dispatcher stores the `.tar.gz` it received, and
 //! TaskExecutors on other machines fetch it by its SHA-256 over the REST API.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
@@ -20,7 +19,7 @@ pub struct BlobError {
 }
 
 pub fn sha256_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+    hex::encode(Sha256::digest(bytes))
 }
 
 /// A blob key is 64 lowercase hex digits; anything else names no blob (and
@@ -34,20 +33,14 @@ impl BlobStore {
         Self { dir }
     }
 
-    /// Stores `bytes` under their SHA-256 and returns it. Storing the same
-    /// content twice keeps one copy.
-    pub fn put(&self, bytes: &[u8]) -> Result<(String, PathBuf), BlobError> {
-        let key = sha256_hex(bytes);
+    /// Keeps `tmp`, a file already in the store's dir whose SHA-256 is `key`,
+    /// as that blob (or drops it if the store has the blob already).
+    pub fn adopt(&self, tmp: tempfile::NamedTempFile, key: &str) -> Result<PathBuf, BlobError> {
         let path = self.dir.join(format!("{key}.tar.gz"));
         if !path.exists() {
-            let err = |source| BlobError { dir: self.dir.display().to_string(), source };
-            std::fs::create_dir_all(&self.dir).map_err(err)?;
-            // Write aside, then rename: a reader never sees half a blob.
-            let mut tmp = tempfile::NamedTempFile::new_in(&self.dir).map_err(err)?;
-            tmp.write_all(bytes).map_err(err)?;
-            tmp.persist(&path).map_err(|e| err(e.error))?;
+            tmp.persist(&path).map_err(|e| BlobError { dir: self.dir.display().to_string(), source: e.error })?;
         }
-        Ok((key, path))
+        Ok(path)
     }
 
     pub fn path(&self, key: &str) -> Option<PathBuf> {
@@ -65,15 +58,25 @@ impl BlobStore {
 
 #[cfg(test)]
 mod tests {
+    use std::io::Write;
+
     use super::*;
 
     #[test]
     fn stores_by_content_and_refuses_keys_that_are_not_digests() {
         let tmp = tempfile::tempdir().unwrap();
         let store = BlobStore::new(tmp.path().join("blobs"));
-        let (k1, p1) = store.put(b"bundle").unwrap();
-        let (k2, p2) = store.put(b"bundle").unwrap();
+        std::fs::create_dir_all(store.dir()).unwrap();
+        let put = |bytes: &[u8]| {
+            let mut tmp = tempfile::NamedTempFile::new_in(store.dir()).unwrap();
+            tmp.write_all(bytes).unwrap();
+            let key = sha256_hex(bytes);
+            (key.clone(), store.adopt(tmp, &key).unwrap())
+        };
+        let (k1, p1) = put(b"bundle");
+        let (k2, p2) = put(b"bundle");
         assert_eq!((k1.clone(), p1), (k2, p2));
+        assert_eq!(std::fs::read_dir(store.dir()).unwrap().count(), 1, "the second copy is dropped");
         assert_eq!(std::fs::read(store.path(&k1).unwrap()).unwrap(), b"bundle");
         assert!(store.path("../secret").is_none());
         assert!(store.path(&"0".repeat(64)).is_none());

@@ -6,6 +6,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+use common::jobspec::BundleLimits;
 use common::rpc::{pb, AppSecret, AuthInterceptor, RpcTimeouts};
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
@@ -25,6 +26,8 @@ pub struct ClusterConfig {
     pub rpc: RpcTimeouts,
     /// Scratch space: unpacked bundles, job work dirs.
     pub work_dir: PathBuf,
+    /// What a bundle submitted over REST may unpack to (and be uploaded as).
+    pub bundle_limits: BundleLimits,
 }
 
 pub struct Cluster {
@@ -80,9 +83,11 @@ impl Cluster {
             interceptor,
         );
         let grpc_stop = stop.clone();
+        let limits = config.rpc.listener;
         let grpc = tokio::spawn(async move {
-            let incoming = tokio_stream::wrappers::TcpListenerStream::new(rpc_listener);
-            let r = tonic::transport::Server::builder()
+            let incoming = limits.grpc_incoming(rpc_listener);
+            let r = limits
+                .grpc_server()
                 .add_service(rm_svc)
                 .add_service(jm_svc)
                 .serve_with_incoming_shutdown(incoming, async move { grpc_stop.cancelled().await })
@@ -94,8 +99,9 @@ impl Cluster {
         let mut tasks = vec![grpc, rm_task];
         if let Some(l) = rest_listener {
             let (d, s, w, st) = (dispatcher.clone(), config.secret.clone(), config.work_dir.clone(), stop.clone());
+            let (bundles, listener) = (config.bundle_limits, config.rpc.listener);
             tasks.push(tokio::spawn(async move {
-                if let Err(e) = crate::rest::serve(l, d, s, w, st).await {
+                if let Err(e) = crate::rest::serve(l, d, s, w, bundles, listener, st).await {
                     tracing::error!(error = %e, "the REST server failed");
                 }
             }));

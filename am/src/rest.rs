@@ -15,10 +15,10 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use common::ids::JobId;
-use common::jobspec::Bundle;
+use common::jobspec::{Bundle, BundleLimits};
 use common::protocol::BundleBlob;
 use common::resources::MIB;
-use common::rpc::AppSecret;
+use common::rpc::{AppSecret, ListenerLimits};
 use serde::Deserialize;
 use serde_json::json;
 use tokio::net::TcpListener;
@@ -37,10 +37,12 @@ struct Ctx {
     blobs: BlobStore,
     /// `http://<our address>`, for the blob URLs TaskExecutors fetch.
     base_url: String,
+    /// Unpacking limits; an upload may be no larger than `max_bytes` either.
+    limits: BundleLimits,
 }
 
-/// The largest bundle a session takes over REST.
-const MAX_UPLOAD: usize = 1 << 30;
+/// The largest JSON body a request may send (`{"bundle": "<path>"}`).
+const MAX_JSON: usize = 64 << 10;
 
 /// Serves until `shutdown` is cancelled. `DELETE /cluster` cancels it too.
 pub async fn serve(
@@ -48,14 +50,16 @@ pub async fn serve(
     dispatcher: Dispatcher,
     secret: AppSecret,
     work_dir: std::path::PathBuf,
+    limits: BundleLimits,
+    listener_limits: ListenerLimits,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
     let base_url = format!("http://{}", listener.local_addr()?);
     let blobs = BlobStore::new(work_dir.join("blobs"));
-    let ctx = Ctx { dispatcher, secret, shutdown: shutdown.clone(), work_dir, blobs, base_url };
+    let ctx = Ctx { dispatcher, secret, shutdown: shutdown.clone(), work_dir, blobs, base_url, limits };
     let app = Router::new()
         .route("/overview", get(overview))
-        .route("/jobs", get(jobs).post(submit).layer(axum::extract::DefaultBodyLimit::max(MAX_UPLOAD)))
+        .route("/jobs", get(jobs).post(submit))
         .route("/blobs/{key}", get(blob))
         .route("/jobs/overview", get(jobs_overview))
         .route("/jobs/{id}", get(job).patch(cancel_job))
@@ -64,7 +68,46 @@ pub async fn serve(
         .route("/config", get(config))
         .layer(axum::middleware::from_fn_with_state(ctx.clone(), authenticate))
         .with_state(ctx);
-    axum::serve(listener, app).with_graceful_shutdown(async move { shutdown.cancelled().await }).await
+    serve_http1(listener, app, listener_limits, shutdown).await;
+    Ok(())
+}
+
+/// HTTP/1 with bounds on what a peer may send before a handler (and so the
+/// secret check) sees its request: the head must arrive whole within the
+/// handshake time and fit in the header limit. On shutdown, open requests
+/// get a few seconds to finish.
+async fn serve_http1(listener: TcpListener, app: Router, limits: ListenerLimits, shutdown: CancellationToken) {
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    let incoming = limits.incoming(listener, 1);
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(limits.handshake)
+        // hyper's floor is 8 KiB; 431 above it.
+        .max_buf_size((limits.max_header_bytes as usize).max(8192));
+    loop {
+        let stream = tokio::select! {
+            s = incoming.accept() => s,
+            _ = shutdown.cancelled() => break,
+        };
+        let stream = match stream {
+            Ok(s) => s,
+            Err(e) => {
+                // Out of file descriptors and the like: back off, keep serving.
+                tracing::warn!("accepting a REST connection failed: {e}");
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let service = hyper_util::service::TowerToHyperService::new(app.clone());
+        let conn = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!("a REST connection ended: {e}");
+            }
+        });
+    }
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), graceful.shutdown()).await;
 }
 
 pub fn local_addr(l: &TcpListener) -> Option<SocketAddr> {
@@ -176,46 +219,49 @@ struct SubmitRequest {
     bundle: String,
 }
 
-async fn submit(State(ctx): State<Ctx>, headers: HeaderMap, body: axum::body::Bytes) -> Response {
+async fn submit(State(ctx): State<Ctx>, headers: HeaderMap, body: axum::body::Body) -> Response {
     let content_type = headers.get(axum::http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
     let work = ctx.work_dir.join(format!("bundle-{}", uuid::Uuid::new_v4().simple()));
     // Where the bundle comes from: a path the cluster can read, or the body itself.
-    enum Source {
-        Path(std::path::PathBuf),
-        Upload,
-    }
-    let source = if content_type.starts_with("application/json") {
+    let (path, blob) = if content_type.starts_with("application/json") {
+        let body = match axum::body::to_bytes(body, MAX_JSON).await {
+            Ok(b) => b,
+            Err(_) => return error(StatusCode::PAYLOAD_TOO_LARGE, format!("a JSON body is at most {MAX_JSON} bytes")),
+        };
         match serde_json::from_slice::<SubmitRequest>(&body) {
-            Ok(req) => Source::Path(req.bundle.into()),
+            Ok(req) => (std::path::PathBuf::from(req.bundle), None),
             Err(e) => {
                 return error(StatusCode::BAD_REQUEST, format!("the body must be {{\"bundle\": \"<path>\"}}: {e}"))
             }
         }
     } else if content_type.starts_with("application/gzip") || content_type.starts_with("application/x-gzip") {
-        Source::Upload
+        match receive_upload(&ctx, &headers, body).await {
+            Ok((sha256, path)) => {
+                let url = format!("{}/blobs/{sha256}", ctx.base_url);
+                (path, Some(BundleBlob { sha256, url, limits: ctx.limits }))
+            }
+            Err(r) => return *r,
+        }
     } else {
         return error(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "send the bundle as application/gzip (a .tar.gz), or application/json {\"bundle\": \"<path>\"}",
         );
     };
-    // Writing the blob and unpacking the bundle are file work: off the async workers.
-    let (blobs, base_url) = (ctx.blobs.clone(), ctx.base_url.clone());
-    let prepared =
-        tokio::task::spawn_blocking(move || -> Result<(Bundle, Option<BundleBlob>), (StatusCode, String)> {
-            let (path, blob) = match source {
-                Source::Upload => {
-                    let (sha256, path) =
-                        blobs.put(&body).map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
-                    let url = format!("{base_url}/blobs/{sha256}");
-                    (path, Some(BundleBlob { sha256, url }))
-                }
-                Source::Path(path) => (path, None),
-            };
-            let bundle = Bundle::load(&path, &work).map_err(|e| (StatusCode::BAD_REQUEST, e.to_string()))?;
-            Ok((bundle, blob))
+    // Unpacking the bundle is file work: off the async workers.
+    let limits = ctx.limits;
+    let uploaded = blob.is_some();
+    let prepared = tokio::task::spawn_blocking(move || -> Result<Bundle, (StatusCode, String)> {
+        Bundle::load(&path, &work, &limits).map_err(|e| {
+            // A refused upload is not kept: the same bytes would be refused again.
+            if uploaded {
+                let _ = std::fs::remove_file(&path);
+            }
+            (StatusCode::BAD_REQUEST, e.to_string())
         })
-        .await;
+    })
+    .await
+    .map(|r| r.map(|bundle| (bundle, blob)));
     let (bundle, blob) = match prepared {
         Ok(Ok(b)) => b,
         Ok(Err((status, msg))) => return error(status, msg),
@@ -225,6 +271,63 @@ async fn submit(State(ctx): State<Ctx>, headers: HeaderMap, body: axum::body::By
         Ok(id) => (StatusCode::ACCEPTED, Json(json!({ "jobid": id.to_string() }))).into_response(),
         Err(e) => dispatcher_error(e),
     }
+}
+
+/// Streams an uploaded `.tar.gz` into the blob store, refusing it (and
+/// keeping nothing) once it is larger than the unpacked-size limit: no
+/// bundle within the limits compresses to more than that.
+async fn receive_upload(
+    ctx: &Ctx,
+    headers: &HeaderMap,
+    body: axum::body::Body,
+) -> Result<(String, std::path::PathBuf), Box<Response>> {
+    use futures::StreamExt as _;
+    use sha2::Digest as _;
+    use tokio::io::AsyncWriteExt as _;
+
+    let limit = ctx.limits.max_bytes;
+    let too_large = || {
+        Box::new(error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!(
+                "the bundle is larger than this session's limit of {} (--bundle-max-size); leave data out of the \
+                 bundle (read it from HDFS or a shared path), or start the session with a larger --bundle-max-size",
+                common::resources::format_size(limit)
+            ),
+        ))
+    };
+    let declared = headers
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return Err(too_large());
+    }
+    let internal = |e: &dyn std::fmt::Display| Box::new(error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()));
+    let dir = ctx.blobs.dir().to_owned();
+    tokio::fs::create_dir_all(&dir).await.map_err(|e| internal(&e))?;
+    // Written aside under a temporary name (removed on drop), renamed once whole.
+    let tmp = tempfile::Builder::new().prefix(".upload-").tempfile_in(&dir).map_err(|e| internal(&e))?;
+    let mut file = tokio::fs::File::from_std(tmp.reopen().map_err(|e| internal(&e))?);
+    let (mut hash, mut size) = (sha2::Sha256::new(), 0u64);
+    let mut stream = body.into_data_stream();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| Box::new(error(StatusCode::BAD_REQUEST, format!("the upload broke off: {e}"))))?;
+        size += chunk.len() as u64;
+        if size > limit {
+            return Err(too_large());
+        }
+        hash.update(&chunk);
+        file.write_all(&chunk).await.map_err(|e| internal(&e))?;
+    }
+    file.flush().await.map_err(|e| internal(&e))?;
+    drop(file);
+    let key = hex::encode(hash.finalize());
+    let blobs = ctx.blobs.clone();
+    let stored = tokio::task::spawn_blocking(move || blobs.adopt(tmp, &key).map(|p| (key, p)))
+        .await
+        .map_err(|e| internal(&e))?;
+    stored.map_err(|e| internal(&e))
 }
 
 async fn blob(State(ctx): State<Ctx>, Path(key): Path<String>) -> Response {
@@ -275,7 +378,13 @@ async fn taskmanagers(State(ctx): State<Ctx>) -> Response {
 
 async fn config(State(ctx): State<Ctx>) -> Response {
     let rm = ctx.dispatcher.resource_manager().overview().await;
-    Json(json!({ "driver": rm.map(|o| o.driver), "version": env!("CARGO_PKG_VERSION") })).into_response()
+    Json(json!({
+        "driver": rm.map(|o| o.driver),
+        "version": env!("CARGO_PKG_VERSION"),
+        // So a client can refuse a bundle too large before sending it.
+        "bundleMaxSize": ctx.limits.max_bytes,
+    }))
+    .into_response()
 }
 
 async fn stop_cluster(State(ctx): State<Ctx>) -> Response {

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use common::jobspec::BundleLimits;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -253,6 +254,25 @@ pub struct ClusterArgs {
     /// Local clusters: run TaskManagers larger than this machine (its cores and memory) on purpose.
     #[arg(long)]
     pub oversubscribe: bool,
+    /// The most a bundle may unpack to (and a session take as an upload), e.g. 2g.
+    #[arg(long, default_value = "2g", value_parser = parse_size, env = "YF_BUNDLE_MAX_SIZE")]
+    pub bundle_max_size: u64,
+    /// The most files, directories and links a bundle may hold.
+    #[arg(long, default_value_t = BundleLimits::DEFAULT_MAX_ENTRIES, value_parser = clap::value_parser!(u64).range(1..), env = "YF_BUNDLE_MAX_ENTRIES")]
+    pub bundle_max_entries: u64,
+}
+
+impl ClusterArgs {
+    pub fn bundle_limits(&self) -> BundleLimits {
+        BundleLimits { max_bytes: self.bundle_max_size, max_entries: self.bundle_max_entries }
+    }
+}
+
+fn parse_size(s: &str) -> Result<u64, String> {
+    match common::resources::parse_memory(s)? {
+        0 => Err("must be more than zero (e.g. 512m or 2g)".into()),
+        n => Ok(n),
+    }
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {

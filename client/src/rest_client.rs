@@ -73,11 +73,23 @@ impl RestClient {
     pub async fn submit(&self, bundle: &Path, upload: bool) -> Result<String> {
         let abs = std::fs::canonicalize(bundle)
             .with_context(|| format!("bundle {} does not exist; give a directory with a job.toml", bundle.display()))?;
-        let local = !upload && self.get("/config").await?["driver"].as_str() == Some("process");
+        let config = self.get("/config").await?;
+        let local = !upload && config["driver"].as_str() == Some("process");
         let req = if local {
             self.http.post(format!("{}/jobs", self.base)).json(&serde_json::json!({ "bundle": abs }))
         } else {
             let archive = pack_bundle(&abs)?;
+            // The session would refuse it (413) once that much has arrived; say so before sending it.
+            if let Some(limit) = config["bundleMaxSize"].as_u64().filter(|&l| archive.len() as u64 > l) {
+                bail!(
+                    "the bundle {} is {} packed, larger than the session's limit of {} (--bundle-max-size); \
+                     leave data out of the bundle (read it from HDFS or a shared path), or start the session \
+                     with a larger --bundle-max-size",
+                    bundle.display(),
+                    common::resources::format_size(archive.len() as u64),
+                    common::resources::format_size(limit)
+                );
+            }
             self.http.post(format!("{}/jobs", self.base)).header("content-type", "application/gzip").body(archive)
         };
         let v = self.send(req).await?;

@@ -172,6 +172,18 @@ pub fn parse_cpu(s: &str) -> Result<u64, String> {
     w.checked_mul(1000).and_then(|w| w.checked_add(f)).ok_or_else(bad)
 }
 
+/// A size as people write it: `2 GiB`, `512 MiB`, `64 KiB`, `100 bytes`
+/// (the largest unit that divides it exactly, so nothing is rounded away).
+pub fn format_size(bytes: u64) -> String {
+    const UNITS: [(u64, &str); 4] = [(1 << 40, "TiB"), (1 << 30, "GiB"), (1 << 20, "MiB"), (1 << 10, "KiB")];
+    for (unit, name) in UNITS {
+        if bytes >= unit && bytes.is_multiple_of(unit) {
+            return format!("{} {name}", bytes / unit);
+        }
+    }
+    format!("{bytes} bytes")
+}
+
 /// Parses a memory size such as `512m`, `2g`, `1024k`, `64mb` or a plain
 /// number of bytes (Flink's `MemorySize` syntax, case-insensitive).
 pub fn parse_memory(s: &str) -> Result<u64, String> {
@@ -222,5 +234,8 @@ mod tests {
         assert!(parse_memory("2 parsecs").is_err());
         assert_eq!(format_cpu(500), "0.5");
         assert_eq!(format_cpu(2000), "2");
+        assert_eq!(format_size(2 << 30), "2 GiB");
+        assert_eq!(format_size(1536 * MIB), "1536 MiB");
+        assert_eq!(format_size(1000), "1000 bytes");
     }
 }

@@ -247,3 +247,20 @@ fn a_slot_larger_than_the_machine_fails_the_job_naming_the_machine() {
     let o = run(tmp.path(), &["run", "--oversubscribe", b.to_str().unwrap()]);
     assert!(o.status.success(), "on purpose it runs: {}", text(&o));
 }
+
+/// Issue 14: a bundle archive is unpacked within `--bundle-max-size`; over
+/// it, `run` fails before any process starts and leaves nothing in its work dir.
+#[test]
+fn a_local_run_refuses_a_bundle_over_the_size_limit() {
+    let tmp = tempfile::tempdir().unwrap();
+    let bomb = tmp.path().join("bomb.tgz");
+    zeros_bomb(&bomb, 8 << 20);
+    let work = tmp.path().join("work");
+    let w = work.to_str().unwrap();
+    let o = run(tmp.path(), &["run", "--work-dir", w, "--bundle-max-size", "4m", bomb.to_str().unwrap()]);
+    let t = text(&o);
+    assert!(!o.status.success() && t.contains("more than 4 MiB") && t.contains("--bundle-max-size"), "{t}");
+    assert!(!work.join("bundle").exists(), "the half-unpacked bundle is removed");
+    let o = run(tmp.path(), &["run", "--work-dir", w, "--bundle-max-size", "16m", bomb.to_str().unwrap()]);
+    assert!(o.status.success(), "within the limit it runs: {}", text(&o));
+}

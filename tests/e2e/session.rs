@@ -4,6 +4,7 @@
 mod support;
 
 use std::io::{Read, Write};
+
 use std::time::Duration;
 
 use support::*;
@@ -87,4 +88,96 @@ fn a_session_takes_jobs_until_stopped() {
     wait_for(Duration::from_secs(20), "the session and its TaskManagers to exit", || {
         processes_mentioning(work.to_str().unwrap()).is_empty().then_some(())
     });
+}
+
+/// Issue 14: a 3 MB `.tar.gz` of gigabytes of zeros filled the disk twice
+/// over (the session unpacked it, then each TaskManager). Now the session
+/// refuses it while unpacking, names the limit and its flag, and keeps
+/// nothing; an upload larger than the limit is refused before it is stored.
+#[test]
+fn a_session_refuses_bundles_over_its_limits_and_keeps_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let state = tmp.path();
+    let work = tmp.path().join("work");
+    let o = run(state, &["session", "start", "--work-dir", work.to_str().unwrap(), "--bundle-max-size", "1m"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let addr = String::from_utf8_lossy(&o.stdout).trim().to_owned();
+
+    // 64 MiB of zeros: about 64 KiB compressed, well under the upload limit.
+    let bomb = tmp.path().join("bomb.tgz");
+    zeros_bomb(&bomb, 64 << 20);
+    let o = run(state, &["run", "-m", &addr, "--upload", bomb.to_str().unwrap()]);
+    let t = text(&o);
+    assert!(!o.status.success() && t.contains("more than 1 MiB") && t.contains("--bundle-max-size"), "{t}");
+
+    // Larger than the limit as sent: the client says so before sending it...
+    let big = tmp.path().join("big.tgz");
+    let noise: Vec<u8> = (0..(2u32 << 20)).map(|i| (i.wrapping_mul(2654435761) >> 24) as u8).collect();
+    std::fs::write(&big, &noise).unwrap();
+    let o = run(state, &["run", "-m", &addr, "--upload", big.to_str().unwrap()]);
+    let t = text(&o);
+    assert!(!o.status.success() && t.contains("limit of 1 MiB") && t.contains("--bundle-max-size"), "{t}");
+    // ...and the session refuses it before storing it, from the declared length or as it streams in.
+    let secret = std::fs::read_to_string(session_secret(state, &addr)).unwrap();
+    let head = |len: usize| {
+        format!(
+            "POST /jobs HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\nContent-Type: application/gzip\r\n\
+             Content-Length: {len}\r\nConnection: close\r\n\r\n",
+            secret.trim()
+        )
+    };
+    assert!(http_status(&addr, &head(noise.len())).contains("413"), "a declared length over the limit");
+    let chunked = format!(
+        "POST /jobs HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\nContent-Type: application/gzip\r\n\
+         Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n",
+        secret.trim()
+    );
+    let mut s = std::net::TcpStream::connect(&addr).unwrap();
+    s.write_all(chunked.as_bytes()).unwrap();
+    for piece in noise.chunks(256 << 10) {
+        if s.write_all(format!("{:x}\r\n", piece.len()).as_bytes()).and_then(|_| s.write_all(piece)).and_then(|_| s.write_all(b"\r\n")).is_err() {
+            break; // the session stopped reading: it answered already
+        }
+    }
+    let mut answer = String::new();
+    let _ = s.read_to_string(&mut answer);
+    assert!(answer.starts_with("HTTP/1.1 413"), "a stream over the limit: {answer}");
+
+    // Nothing of either is left: no blob, no unpacked bundle.
+    let kept: Vec<_> = walk(&work)
+        .into_iter()
+        .filter(|p| {
+            let s = p.to_string_lossy();
+            s.contains("/blobs/") || s.contains("/bundle-") || s.contains("zeros")
+        })
+        .collect();
+    assert!(kept.is_empty(), "left on disk: {kept:?}");
+
+    // And the session still takes a bundle within its limits.
+    let ok = bundle(&tmp.path().join("ok"), "[[vertex]]\nname = \"a\"\nshell = \"true\"\n", &[]);
+    let o = run(state, &["run", "-m", &addr, "--upload", ok.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", text(&o));
+
+    let o = run(state, &["session", "stop", "-m", &addr]);
+    assert!(o.status.success(), "{}", text(&o));
+    wait_for(Duration::from_secs(20), "the session and its TaskManagers to exit", || {
+        processes_mentioning(work.to_str().unwrap()).is_empty().then_some(())
+    });
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        }
+        out.push(p);
+    }
+    out
+}
+
+/// Where `session start` saved the session's secret (under YARN_FLINK_HOME).
+fn session_secret(state: &std::path::Path, addr: &str) -> std::path::PathBuf {
+    state.join("sessions").join(addr.replace([':', '/'], "_")).join("secret")
 }

@@ -135,3 +135,21 @@ pub fn output_lines(out: &Path) -> Vec<String> {
     lines.sort();
     lines
 }
+
+/// A bundle archive (`job.toml` running `true`) with a file of `zeros` zero
+/// bytes: gzip makes 64 MiB of them about 64 KiB.
+pub fn zeros_bomb(archive: &Path, zeros: u64) {
+    use std::io::Read as _;
+    let file = std::fs::File::create(archive).unwrap();
+    let mut tar = tar::Builder::new(flate2::write::GzEncoder::new(file, flate2::Compression::best()));
+    let spec = b"[[vertex]]\nname = \"a\"\nshell = \"true\"\n";
+    let mut h = tar::Header::new_gnu();
+    h.set_size(spec.len() as u64);
+    h.set_mode(0o644);
+    tar.append_data(&mut h, "job.toml", &spec[..]).unwrap();
+    let mut h = tar::Header::new_gnu();
+    h.set_size(zeros);
+    h.set_mode(0o644);
+    tar.append_data(&mut h, "zeros", std::io::repeat(0).take(zeros)).unwrap();
+    tar.into_inner().and_then(|gz| gz.finish()).unwrap();
+}

@@ -2,33 +2,20 @@
 //! TaskManager with the wrong one is refused and stops; one with the right
 //! one registers. In-process, with a driver that starts nothing.
 
+mod in_process;
+
 use std::time::Duration;
 
 use am::cluster::{Cluster, ClusterConfig};
-use am::resource_manager::driver::{DriverEvent, ResourceManagerDriver};
+use am::resource_manager::driver::DriverEvent;
 use am::resource_manager::slot_manager::SlotManagerConfig;
-use am::resource_manager::worker::WorkerSpec;
 use am::resource_manager::ResourceManagerConfig;
 use common::ids::ResourceId;
+use in_process::NoWorkers;
 use common::resources::{ResourceProfile, MIB};
 use common::rpc::{self, pb, AppSecret, RpcTimeouts};
 use taskmanager::data_plane::DataPlaneConfig;
 use taskmanager::{TaskExecutorConfig, TaskExecutorError};
-
-/// Starts no workers: the test starts TaskExecutors itself.
-struct NoWorkers;
-
-impl ResourceManagerDriver for NoWorkers {
-    fn name(&self) -> &'static str {
-        "none"
-    }
-    fn request_worker(&mut self, _: &WorkerSpec) {}
-    fn cancel_request(&mut self, _: &WorkerSpec) {}
-    fn release_worker(&mut self, _: &ResourceId) {}
-    fn terminate(&mut self) -> futures::future::BoxFuture<'static, ()> {
-        Box::pin(async {})
-    }
-}
 
 async fn cluster(secret: AppSecret) -> Cluster {
     let work = tempfile::tempdir().unwrap().keep();
@@ -42,6 +29,7 @@ async fn cluster(secret: AppSecret) -> Cluster {
         secret,
         rpc: RpcTimeouts::default(),
         work_dir: work,
+        bundle_limits: Default::default(),
     };
     let rpc = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let (_tx, rx) = tokio::sync::mpsc::unbounded_channel::<DriverEvent>();
@@ -58,7 +46,7 @@ fn te_config(rm: &str, secret: AppSecret) -> TaskExecutorConfig {
         advertised_host: "127.0.0.1".into(),
         work_dir: tempfile::tempdir().unwrap().keep(),
         secret,
-        rpc: RpcTimeouts { connect: Duration::from_secs(2), call: Duration::from_secs(2) },
+        rpc: RpcTimeouts { connect: Duration::from_secs(2), call: Duration::from_secs(2), ..Default::default() },
         registration_timeout: Duration::from_secs(5),
         data_plane: DataPlaneConfig::default(),
     }

@@ -48,7 +48,7 @@ impl ResourceManagerDriver for DyingWorkers {
 async fn workers_dying_before_registration_fail_the_job_clearly() {
     let tmp = tempfile::tempdir().unwrap();
     std::fs::write(tmp.path().join("job.toml"), "[[vertex]]\nname = \"a\"\nshell = \"true\"\n").unwrap();
-    let bundle = Bundle::load(tmp.path(), tmp.path().join("unpacked")).unwrap();
+    let bundle = Bundle::load(tmp.path(), tmp.path().join("unpacked"), &Default::default()).unwrap();
     let config = ClusterConfig {
         resource_manager: ResourceManagerConfig {
             slot_manager: SlotManagerConfig { max_failed_worker_requests: 3, ..SlotManagerConfig::default() },
@@ -59,6 +59,7 @@ async fn workers_dying_before_registration_fail_the_job_clearly() {
         secret: AppSecret::generate(),
         rpc: RpcTimeouts::default(),
         work_dir: tmp.path().to_owned(),
+        bundle_limits: Default::default(),
     };
     let (tx, rx) = mpsc::unbounded_channel();
     let requests = Arc::new(Mutex::new(0));

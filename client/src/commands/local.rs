@@ -100,6 +100,7 @@ pub fn cluster_config(args: &ClusterArgs, secret: AppSecret, work_dir: PathBuf) 
         secret,
         rpc: RpcTimeouts::default(),
         work_dir,
+        bundle_limits: args.bundle_limits(),
     })
 }
 
@@ -140,7 +141,7 @@ pub async fn start_cluster(
 pub async fn run(args: RunArgs) -> Result<ExitCode> {
     let work = WorkDir::new(args.cluster.work_dir.as_ref())?;
     // Check the bundle before anything starts: a bad spec leaves nothing behind.
-    let bundle = Bundle::load(&args.bundle, work.path.join("bundle"))?;
+    let bundle = Bundle::load(&args.bundle, work.path.join("bundle"), &args.cluster.bundle_limits())?;
     let cluster = start_cluster(&args.cluster, &work.path, None).await?;
     let job_id = cluster.dispatcher.submit(bundle)?;
     eprintln!("Submitted job {job_id}");

@@ -39,6 +39,7 @@ pub fn cluster_shape(c: &ClusterArgs) -> Result<ClusterShape> {
         idle_timeout: c.idle_timeout,
         heartbeat_interval: c.heartbeat_interval,
         heartbeat_timeout: c.heartbeat_timeout,
+        bundle_limits: c.bundle_limits(),
     };
     shape.resource_manager_config(None).map_err(|e| anyhow::anyhow!("the cluster flags are unusable: {e}"))?;
     Ok(shape)

@@ -450,7 +450,7 @@ pub fn sha256_file(path: &Path) -> Result<String, StagingError> {
         }
         h.update(&buf[..n]);
     }
-    Ok(h.finalize().iter().map(|b| format!("{b:02x}")).collect())
+    Ok(hex::encode(h.finalize()))
 }
 
 /// Puts `local` at `cache/<sha256>/<name>` unless that content is already there.

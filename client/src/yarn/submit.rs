@@ -294,9 +294,9 @@ pub fn am_container_spec(
 
 /// Loads the bundle on the edge node and refuses what cannot work in the
 /// cluster, before anything is uploaded.
-pub fn check_bundle(bundle: &Path) -> Result<()> {
+pub fn check_bundle(bundle: &Path, limits: &common::jobspec::BundleLimits) -> Result<()> {
     let tmp = tempfile::Builder::new().prefix("yarn-flink-check-").tempdir()?;
-    let loaded = common::jobspec::Bundle::load(bundle, tmp.path().join("b"))?;
+    let loaded = common::jobspec::Bundle::load(bundle, tmp.path().join("b"), limits)?;
     if let Some((vertex, path)) = loaded.spec.relative_sinks().first() {
         bail!(
             "{}: the sink of vertex {vertex:?} writes to the relative path {path:?}; on YARN that lands in the \
@@ -313,7 +313,7 @@ pub fn check_bundle(bundle: &Path) -> Result<()> {
 pub async fn submit(plan: SubmitPlan) -> Result<ExitCode> {
     let started = Instant::now();
     if let Some(bundle) = &plan.bundle {
-        check_bundle(bundle)?;
+        check_bundle(bundle, &plan.cluster.bundle_limits)?;
     }
     let rm = RmRestClient::from_conf(&plan.conf, rest_auth(&plan.user, plan.kerberos.as_ref()))?;
     let app = rm.new_application().await?;

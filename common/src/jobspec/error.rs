@@ -6,6 +6,9 @@ use std::fmt;
 use std::io;
 use std::path::PathBuf;
 
+use super::bundle::BundleLimits;
+use crate::resources::format_size;
+
 /// A line and column (both 1-based) in the spec file.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Position {
@@ -158,10 +161,33 @@ pub enum BundleError {
     },
     #[error("bundle archive {} holds the entry `{entry}`, which would land outside the bundle; rebuild the archive with relative paths (e.g. `tar -czf bundle.tgz -C <bundle-dir> .`)", archive.display())]
     UnsafeEntry { archive: PathBuf, entry: String },
+    #[error("bundle archive {} holds `{entry}`, {kind}, which a bundle cannot hold; rebuild the archive without it (plain files, directories and links only)", archive.display())]
+    UnsupportedEntry { archive: PathBuf, entry: String, kind: &'static str },
+    #[error("{}", too_large(archive, *what, limits))]
+    TooLarge { archive: PathBuf, what: LimitKind, limits: BundleLimits },
     #[error("work dir {} for extracting bundle {} is not empty; give an empty or new directory", into.display(), archive.display())]
     WorkDirNotEmpty { archive: PathBuf, into: PathBuf },
     #[error(transparent)]
     Spec(#[from] SpecError),
+}
+
+/// Which of [`BundleLimits`] an archive went over.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LimitKind {
+    Bytes,
+    Entries,
+}
+
+fn too_large(archive: &std::path::Path, what: LimitKind, limits: &BundleLimits) -> String {
+    let (over, flag) = match what {
+        LimitKind::Bytes => (format!("unpacks to more than {}", format_size(limits.max_bytes)), "--bundle-max-size"),
+        LimitKind::Entries => (format!("holds more than {} entries", limits.max_entries), "--bundle-max-entries"),
+    };
+    format!(
+        "bundle archive {} {over}, the limit ({flag}); nothing of it was kept. Leave data out of the bundle \
+         (read it from HDFS or a shared path), or raise the limit with {flag}",
+        archive.display()
+    )
 }
 
 #[cfg(test)]

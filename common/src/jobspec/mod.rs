@@ -12,8 +12,8 @@ mod parse;
 #[cfg(test)]
 mod tests;
 
-pub use bundle::JOB_SPEC_FILE;
-pub use error::{BundleError, Position, SpecError, SpecErrorKind};
+pub use bundle::{BundleLimits, JOB_SPEC_FILE};
+pub use error::{BundleError, LimitKind, Position, SpecError, SpecErrorKind};
 pub use model::*;
 pub use parse::{
     parse_duration, parse_job_spec, read_job_spec, DEFAULT_RESTART, MAX_PARALLELISM, MAX_RESTART_ATTEMPTS,

@@ -1,6 +1,7 @@
 //! Spec and bundle tests. Most are data: a spec and the substrings its error
 //! must contain; one `check_err` helper is the only caller of the parser there.
 
+use std::io::Read as _;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -362,12 +363,12 @@ fn bundles_load_from_dirs_spec_files_and_archives() {
     let work = tempfile::tempdir().expect("work dir");
     let spec_path = write_spec(dir.path(), "[[vertex]]\nname = \"a\"\nshell = \"./count\"\n");
 
-    let b = Bundle::load(dir.path(), work.path().join("unused")).unwrap_or_else(|e| panic!("{e}"));
+    let b = Bundle::load(dir.path(), work.path().join("unused"), &BundleLimits::default()).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(b.dir, dir.path());
     assert_eq!(b.spec_path, spec_path);
     assert!(!work.path().join("unused").exists(), "a directory bundle extracts nothing");
 
-    let b = Bundle::load(&spec_path, work.path()).unwrap_or_else(|e| panic!("{e}"));
+    let b = Bundle::load(&spec_path, work.path(), &BundleLimits::default()).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(b.dir, dir.path());
     assert_eq!(b.spec.vertices[0].name, "a");
 
@@ -376,7 +377,7 @@ fn bundles_load_from_dirs_spec_files_and_archives() {
     let spec = b"[[vertex]]\nname = \"a\"\nshell = \"./count\"\n";
     tgz(&archive, &[("wc/job.toml", spec, 0o644), ("wc/count", b"#!/bin/sh\ncat\n", 0o4777)]);
     let into = work.path().join("extracted");
-    let b = Bundle::load(&archive, &into).unwrap_or_else(|e| panic!("{e}"));
+    let b = Bundle::load(&archive, &into, &BundleLimits::default()).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(b.dir, into.join("wc"));
     assert_eq!(b.spec.name, "wc");
     {
@@ -388,7 +389,7 @@ fn bundles_load_from_dirs_spec_files_and_archives() {
     // An archive with the spec at its root.
     let archive = work.path().join("flat.tar.gz");
     tgz(&archive, &[("job.toml", b"[[vertex]]\nname = \"a\"\ncommand = [\"cat\"]\n", 0o644)]);
-    let b = Bundle::load(&archive, work.path().join("flat")).unwrap_or_else(|e| panic!("{e}"));
+    let b = Bundle::load(&archive, work.path().join("flat"), &BundleLimits::default()).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(b.dir, work.path().join("flat"));
 }
 
@@ -396,7 +397,7 @@ fn bundles_load_from_dirs_spec_files_and_archives() {
 fn bad_bundles_name_the_path_and_the_fix() {
     let dir = bundle_dir();
     let work = tempfile::tempdir().expect("work dir");
-    let err = |path: &Path, into: &Path| match Bundle::load(path, into) {
+    let err = |path: &Path, into: &Path| match Bundle::load(path, into, &BundleLimits::default()) {
         Ok(b) => panic!("expected an error for {}, got {b:?}", path.display()),
         Err(e) => e.to_string(),
     };
@@ -450,6 +451,92 @@ fn bad_bundles_name_the_path_and_the_fix() {
     tgz(&archive, &[("README", b"hi", 0o644)]);
     let e = err(&archive, &work.path().join("ns"));
     assert!(e.contains("has no job.toml"), "{e}");
+}
+
+/// An archive of `job.toml` and, per `(name, size)`, a file of that many zeros
+/// (gzip makes a gigabyte of them a few megabytes: the bomb of issue 14).
+fn zeros_tgz(archive: &Path, files: &[(&str, u64)]) {
+    let file = std::fs::File::create(archive).expect("create archive");
+    let mut builder = tar::Builder::new(flate2::write::GzEncoder::new(file, flate2::Compression::fast()));
+    let spec = ZEROS_SPEC;
+    let mut header = tar::Header::new_gnu();
+    header.set_size(spec.len() as u64);
+    header.set_mode(0o644);
+    builder.append_data(&mut header, JOB_SPEC_FILE, &spec[..]).expect("append spec");
+    for (name, size) in files {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(*size);
+        header.set_mode(0o644);
+        builder.append_data(&mut header, name, std::io::repeat(0).take(*size)).expect("append zeros");
+    }
+    builder.into_inner().and_then(|gz| gz.finish()).expect("finish archive");
+}
+
+const ZEROS_SPEC: &[u8] = b"[[vertex]]\nname = \"a\"\ncommand = [\"cat\"]\n";
+
+fn load_err(archive: &Path, into: &Path, limits: &BundleLimits) -> BundleError {
+    match Bundle::load(archive, into, limits) {
+        Ok(b) => panic!("expected {} to be refused, got {b:?}", archive.display()),
+        Err(e) => e,
+    }
+}
+
+#[test]
+fn an_archive_larger_than_the_limit_unpacked_is_refused_and_nothing_is_kept() {
+    let work = tempfile::tempdir().expect("work dir");
+    let limits = BundleLimits { max_bytes: 1 << 20, max_entries: 100 };
+    // 8 MiB of zeros after a first file that fits: the refusal comes before the big one is written.
+    let archive = work.path().join("bomb.tgz");
+    zeros_tgz(&archive, &[("small", 512 << 10), ("zeros", 8 << 20)]);
+    assert!(std::fs::metadata(&archive).map(|m| m.len()).unwrap_or(0) < 1 << 20, "the bomb is smaller than the limit");
+    let into = work.path().join("unpacked");
+    let e = load_err(&archive, &into, &limits);
+    assert!(matches!(e, BundleError::TooLarge { what: LimitKind::Bytes, .. }), "{e:?}");
+    let msg = e.to_string();
+    assert!(msg.contains("bomb.tgz") && msg.contains("more than 1 MiB") && msg.contains("--bundle-max-size"), "{msg}");
+    assert!(!into.exists(), "the half-unpacked bundle is removed");
+
+    // Exactly at the limit is fine (the spec's bytes count too).
+    let spec_len = ZEROS_SPEC.len() as u64;
+    let archive = work.path().join("fits.tgz");
+    zeros_tgz(&archive, &[("data", (1 << 20) - spec_len)]);
+    let b = Bundle::load(&archive, work.path().join("fits"), &limits).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(std::fs::metadata(b.dir.join("data")).map(|m| m.len()).ok(), Some((1 << 20) - spec_len));
+}
+
+#[test]
+fn an_archive_with_more_entries_than_the_limit_is_refused() {
+    let work = tempfile::tempdir().expect("work dir");
+    let archive = work.path().join("many.tgz");
+    let names: Vec<String> = (0..20).map(|i| format!("f{i}")).collect();
+    let files: Vec<(&str, u64)> = names.iter().map(|n| (n.as_str(), 0)).collect();
+    zeros_tgz(&archive, &files);
+    let into = work.path().join("many");
+    let e = load_err(&archive, &into, &BundleLimits { max_bytes: 1 << 20, max_entries: 10 });
+    assert!(matches!(e, BundleError::TooLarge { what: LimitKind::Entries, .. }), "{e:?}");
+    assert!(e.to_string().contains("more than 10 entries") && e.to_string().contains("--bundle-max-entries"), "{e}");
+    assert!(!into.exists());
+    assert!(Bundle::load(&archive, work.path().join("ok"), &BundleLimits { max_bytes: 1 << 20, max_entries: 21 }).is_ok());
+}
+
+/// tar reads a pax record into memory whole, sized by its header: a 64 MiB
+/// record of zeros is a 64 KiB download. The stream bound stops it.
+#[test]
+fn a_pax_record_larger_than_the_limits_is_refused_without_reading_it_whole() {
+    let work = tempfile::tempdir().expect("work dir");
+    let archive = work.path().join("pax.tgz");
+    {
+        let file = std::fs::File::create(&archive).expect("create archive");
+        let mut builder = tar::Builder::new(flate2::write::GzEncoder::new(file, flate2::Compression::fast()));
+        let mut header = tar::Header::new_ustar();
+        header.set_entry_type(tar::EntryType::XHeader);
+        header.set_size(64 << 20);
+        header.set_mode(0o644);
+        builder.append_data(&mut header, "PaxHeader", std::io::repeat(b'a').take(64 << 20)).expect("append pax");
+        builder.into_inner().and_then(|gz| gz.finish()).expect("finish archive");
+    }
+    let e = load_err(&archive, &work.path().join("pax"), &BundleLimits { max_bytes: 1 << 20, max_entries: 10 });
+    assert!(matches!(e, BundleError::TooLarge { what: LimitKind::Bytes, .. }), "{e:?}");
 }
 
 #[test]

@@ -42,6 +42,8 @@ pub struct BundleBlob {
     pub sha256: String,
     /// `http://<dispatcher REST address>/blobs/<sha256>` (bearer-authenticated).
     pub url: String,
+    /// The session's limits: the TaskExecutor unpacks the blob within them too.
+    pub limits: crate::jobspec::BundleLimits,
 }
 
 /// Names one produced result: which edge, which producer subtask, which attempt.

@@ -46,7 +46,7 @@ impl AppSecret {
     }
 
     pub fn from_bytes(b: &[u8]) -> Self {
-        let hex: String = b.iter().map(|b| format!("{b:02x}")).collect();
+        let hex = hex::encode(b);
         Self { bytes: Arc::from(b), hex: Arc::from(hex) }
     }
 
@@ -60,12 +60,10 @@ impl AppSecret {
 
     pub fn from_hex(s: &str) -> Option<Self> {
         let s = s.trim();
-        if s.is_empty() || !s.len().is_multiple_of(2) {
+        if s.is_empty() {
             return None;
         }
-        let bytes: Option<Vec<u8>> =
-            (0..s.len()).step_by(2).map(|i| s.get(i..i + 2).and_then(|h| u8::from_str_radix(h, 16).ok())).collect();
-        bytes.map(|b| Self::from_bytes(&b))
+        hex::decode(s).ok().map(|b| Self::from_bytes(&b))
     }
 
     /// Writes the secret (hex) to `path`, readable by the owner only.

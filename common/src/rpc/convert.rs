@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use super::pb;
 use crate::ids::*;
-use crate::jobspec::{BuiltinSink, BuiltinSource, Partitioning, Program};
+use crate::jobspec::{BuiltinSink, BuiltinSource, BundleLimits, Partitioning, Program};
 use crate::protocol::*;
 use crate::resources::ResourceProfile;
 
@@ -255,7 +255,12 @@ pub fn tdd(t: &TaskDeploymentDescriptor) -> pb::TaskDeploymentDescriptor {
             })
             .collect(),
         job_master_address: t.job_master_address.clone(),
-        bundle_blob: t.bundle_blob.as_ref().map(|b| pb::BundleBlob { sha256: b.sha256.clone(), url: b.url.clone() }),
+        bundle_blob: t.bundle_blob.as_ref().map(|b| pb::BundleBlob {
+            sha256: b.sha256.clone(),
+            url: b.url.clone(),
+            max_bytes: b.limits.max_bytes,
+            max_entries: b.limits.max_entries,
+        }),
     }
 }
 
@@ -299,7 +304,18 @@ pub fn to_tdd(t: pb::TaskDeploymentDescriptor) -> Result<TaskDeploymentDescripto
         attempt_number: t.attempt_number,
         program: to_program(t.program)?,
         bundle_dir: PathBuf::from(t.bundle_dir),
-        bundle_blob: t.bundle_blob.map(|b| BundleBlob { sha256: b.sha256, url: b.url }),
+        bundle_blob: t.bundle_blob.map(|b| {
+            let default = BundleLimits::default();
+            let or_default = |v: u64, d: u64| if v == 0 { d } else { v };
+            BundleBlob {
+                sha256: b.sha256,
+                url: b.url,
+                limits: BundleLimits {
+                    max_bytes: or_default(b.max_bytes, default.max_bytes),
+                    max_entries: or_default(b.max_entries, default.max_entries),
+                },
+            }
+        }),
         inputs,
         outputs,
     })
@@ -417,7 +433,11 @@ mod tests {
             attempt_number: 3,
             program: Program::Command { argv: vec!["awk".into(), "-f".into(), "x.awk".into()] },
             bundle_dir: "/tmp/b".into(),
-            bundle_blob: Some(BundleBlob { sha256: "ab".repeat(32), url: "http://127.0.0.1:1/blobs/x".into() }),
+            bundle_blob: Some(BundleBlob {
+                sha256: "ab".repeat(32),
+                url: "http://127.0.0.1:1/blobs/x".into(),
+                limits: BundleLimits { max_bytes: 1 << 20, max_entries: 7 },
+            }),
             inputs: vec![InputGateDescriptor {
                 edge_index: 0,
                 partitioning: Partitioning::Hash,

@@ -7,11 +7,13 @@
 
 pub mod auth;
 pub mod convert;
+pub mod listen;
 
 use std::time::Duration;
 
 pub use auth::{AppSecret, AuthInterceptor, ClientAuth};
 pub use convert::ConvertError;
+pub use listen::ListenerLimits;
 
 /// The generated protobuf messages and service stubs.
 pub mod pb {
@@ -54,11 +56,13 @@ impl RpcError {
 pub struct RpcTimeouts {
     pub connect: Duration,
     pub call: Duration,
+    /// What our own listeners allow a peer before it has authenticated.
+    pub listener: ListenerLimits,
 }
 
 impl Default for RpcTimeouts {
     fn default() -> Self {
-        Self { connect: Duration::from_secs(5), call: Duration::from_secs(10) }
+        Self { connect: Duration::from_secs(5), call: Duration::from_secs(10), listener: ListenerLimits::default() }
     }
 }
 

@@ -195,16 +195,12 @@ impl DigestParams<'_> {
         let inner = Md5::digest(format!("{}:{}:{}", self.username, self.realm, self.password).as_bytes());
         let mut a1 = inner.to_vec();
         a1.extend_from_slice(format!(":{}:{}", self.nonce, self.cnonce).as_bytes());
-        let ha1 = hex(&Md5::digest(&a1));
+        let ha1 = hex::encode(Md5::digest(&a1));
         let a2 =
             if authenticate { format!("AUTHENTICATE:{}", self.digest_uri) } else { format!(":{}", self.digest_uri) };
-        let ha2 = hex(&Md5::digest(a2.as_bytes()));
-        hex(&Md5::digest(format!("{ha1}:{}:{}:{}:{}:{ha2}", self.nonce, self.nc, self.cnonce, self.qop).as_bytes()))
+        let ha2 = hex::encode(Md5::digest(a2.as_bytes()));
+        hex::encode(Md5::digest(format!("{ha1}:{}:{}:{}:{}:{ha2}", self.nonce, self.nc, self.cnonce, self.qop).as_bytes()))
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Parse `key=value, key="quoted \" value"` directives (RFC 2831 section 7.1).

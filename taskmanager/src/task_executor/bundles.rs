@@ -27,7 +27,7 @@ impl BundleCache {
             return Ok(dir.clone());
         }
         let bytes = fetch(blob, secret).await?;
-        let actual: String = Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect();
+        let actual = hex::encode(Sha256::digest(&bytes));
         if actual != blob.sha256 {
             return Err(format!(
                 "the bundle from {} is corrupt: its SHA-256 is {actual}, not {}",
@@ -36,12 +36,12 @@ impl BundleCache {
         }
         let root = work_dir.join("bundles").join(&blob.sha256);
         let archive = root.with_extension("tar.gz");
-        let (archive2, root2) = (archive.clone(), root.clone());
+        let (archive2, root2, limits) = (archive.clone(), root.clone(), blob.limits);
         let dir = tokio::task::spawn_blocking(move || -> Result<PathBuf, String> {
             std::fs::create_dir_all(archive2.parent().unwrap_or(Path::new("."))).map_err(|e| e.to_string())?;
             std::fs::write(&archive2, &bytes).map_err(|e| format!("cannot write {}: {e}", archive2.display()))?;
             let _ = std::fs::remove_dir_all(&root2);
-            Bundle::load(&archive2, &root2).map(|b| b.dir).map_err(|e| e.to_string())
+            Bundle::load(&archive2, &root2, &limits).map(|b| b.dir).map_err(|e| e.to_string())
         })
         .await
         .map_err(|e| e.to_string())??;
@@ -50,9 +50,11 @@ impl BundleCache {
     }
 }
 
+/// The blob's bytes, no more than the session's upload limit (its unpacked
+/// size limit: a blob larger than that cannot be a bundle it took).
 async fn fetch(blob: &BundleBlob, secret: &AppSecret) -> Result<Vec<u8>, String> {
     let http = reqwest::Client::builder().timeout(Duration::from_secs(120)).build().map_err(|e| e.to_string())?;
-    let resp = http
+    let mut resp = http
         .get(&blob.url)
         .bearer_auth(secret.to_hex())
         .send()
@@ -61,5 +63,19 @@ async fn fetch(blob: &BundleBlob, secret: &AppSecret) -> Result<Vec<u8>, String>
     if !resp.status().is_success() {
         return Err(format!("fetching the bundle from {} failed: {}", blob.url, resp.status()));
     }
-    resp.bytes().await.map(|b| b.to_vec()).map_err(|e| format!("reading the bundle from {} failed: {e}", blob.url))
+    let limit = blob.limits.max_bytes;
+    let too_large = || format!("the bundle at {} is larger than the session's limit of {limit} bytes", blob.url);
+    if resp.content_length().is_some_and(|n| n > limit) {
+        return Err(too_large());
+    }
+    let mut bytes = Vec::new();
+    while let Some(chunk) =
+        resp.chunk().await.map_err(|e| format!("reading the bundle from {} failed: {e}", blob.url))?
+    {
+        if bytes.len() as u64 + chunk.len() as u64 > limit {
+            return Err(too_large());
+        }
+        bytes.extend_from_slice(&chunk);
+    }
+    Ok(bytes)
 }

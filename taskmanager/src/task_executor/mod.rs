@@ -77,7 +77,7 @@ pub async fn run(
 
     let (tx, rx) = mpsc::unbounded_channel();
     let stop = CancellationToken::new();
-    let server = service::serve(rpc_listener, tx.clone(), config.secret.clone(), stop.clone());
+    let server = service::serve(rpc_listener, tx.clone(), config.secret.clone(), config.rpc.listener, stop.clone());
     let server = tokio::spawn(server);
     {
         let stop = stop.clone();

@@ -2,7 +2,7 @@
 //! the TaskExecutor's loop.
 
 use common::ids::ExecutionAttemptId;
-use common::rpc::{convert, pb, AppSecret, AuthInterceptor};
+use common::rpc::{convert, pb, AppSecret, AuthInterceptor, ListenerLimits};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
@@ -18,14 +18,16 @@ pub(super) async fn serve(
     listener: TcpListener,
     tx: mpsc::UnboundedSender<Msg>,
     secret: AppSecret,
+    limits: ListenerLimits,
     stop: CancellationToken,
 ) -> Result<(), tonic::transport::Error> {
     let svc = pb::task_executor_gateway_server::TaskExecutorGatewayServer::with_interceptor(
         Service { tx },
         AuthInterceptor::new(secret),
     );
-    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
-    tonic::transport::Server::builder()
+    let incoming = limits.grpc_incoming(listener);
+    limits
+        .grpc_server()
         .add_service(svc)
         .serve_with_incoming_shutdown(incoming, async move { stop.cancelled().await })
         .await

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::path::{Path, PathBuf};
 
-use common::jobspec::Bundle;
+use common::jobspec::{Bundle, BundleLimits};
 use common::launch::ENV_HADOOP_TOKEN_FILE;
 use common::rpc::{AppSecret, RpcTimeouts};
 use hadoop::conf::HadoopConf;
@@ -219,6 +219,7 @@ pub async fn run(env: AmEnv, conf: &HadoopConf, shutdown: impl Future<Output = (
         secret: creds.secret.clone(),
         rpc: RpcTimeouts::default(),
         work_dir: work_dir.clone(),
+        bundle_limits: env.cluster.bundle_limits,
     };
     let mut driver_config =
         YarnDriverConfig::new(format!("{}:{rpc_port}", env.nm_host), registration.maximum_capability.clone());
@@ -279,7 +280,9 @@ async fn run_application(
 ) -> AmOutcome {
     let failed =
         |diagnostics: String| AmOutcome { final_status: FinalStatus::Failed, diagnostics, unregistered: false };
-    let bundle = match Bundle::load(Path::new(link), work_dir.join("bundle")) {
+    // A directory: the NodeManager unpacked the ARCHIVE, which the client had
+    // checked within the limits before uploading it. Nothing is unpacked here.
+    let bundle = match Bundle::load(Path::new(link), work_dir.join("bundle"), &BundleLimits::default()) {
         Ok(b) => b,
         Err(e) => return failed(format!("the job bundle {link:?} cannot be loaded: {e}")),
     };

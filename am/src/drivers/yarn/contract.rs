@@ -22,6 +22,7 @@ use common::resources::{parse_cpu, parse_memory, ResourceProfile};
 use common::rpc::RpcTimeouts;
 use hadoop::yarn::launch_env::{self, UnsafeEnvValue};
 use hadoop::yarn::{LocalResource, LocalResourceType, LocalResourceVisibility};
+use common::jobspec::BundleLimits;
 use serde::{Deserialize, Serialize};
 
 use super::resources::{parse_url, url_string};
@@ -191,6 +192,9 @@ pub struct ClusterShape {
     pub heartbeat_interval: Duration,
     #[serde(with = "duration_text")]
     pub heartbeat_timeout: Duration,
+    /// What a bundle may unpack to: a session's uploads, and its TaskManagers' copies.
+    #[serde(default)]
+    pub bundle_limits: BundleLimits,
 }
 
 impl Default for ClusterShape {
@@ -203,6 +207,7 @@ impl Default for ClusterShape {
             idle_timeout: Duration::from_secs(30),
             heartbeat_interval: Duration::from_secs(1),
             heartbeat_timeout: Duration::from_secs(10),
+            bundle_limits: BundleLimits::default(),
         }
     }
 }

@@ -10,7 +10,7 @@ fn vectors() -> Vec<serde_json::Value> {
 }
 
 fn unhex(s: &str) -> Vec<u8> {
-    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()
+    hex::decode(s).unwrap()
 }
 
 fn token_of(v: &serde_json::Value) -> Token {
