@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use common::jobspec::BundleLimits;
-use common::rpc::{pb, AppSecret, AuthInterceptor, RpcTimeouts};
+use common::rpc::{pb, AppSecret, AuthInterceptor, Channels, RpcTimeouts};
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -61,13 +61,14 @@ impl Cluster {
             None => None,
         };
         let stop = CancellationToken::new();
+        // One channel per TaskExecutor for the whole AM.
+        let channels = Channels::new(config.secret.clone(), config.rpc);
         let (rm, rm_task) =
-            resource_manager::spawn(config.resource_manager.clone(), config.secret.clone(), driver, driver_events);
+            resource_manager::spawn(config.resource_manager.clone(), channels.clone(), driver, driver_events);
         let registry = JobMasterRegistry::default();
         let jm_config = JobMasterConfig {
             address: rpc_address.to_string(),
-            secret: config.secret.clone(),
-            rpc: config.rpc,
+            channels,
             heartbeat_interval: config.resource_manager.heartbeat_interval,
             heartbeat_timeout: config.resource_manager.heartbeat_timeout,
         };

@@ -2,12 +2,9 @@
 //! command, prints one error with its causes, and picks the exit code — no
 //! policy lives here.
 
-mod cli;
-mod commands;
-mod rest_client;
-mod yarn;
-
 use std::process::ExitCode;
+
+use client::{cli, commands};
 
 fn main() -> ExitCode {
     let args = cli::parse();

@@ -315,7 +315,7 @@ mod tests {
         // A port nothing listens on: bound, then closed.
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let started = std::time::Instant::now();
-        let err = connect(&format!("hdfs://127.0.0.1:{port}/in")).err().expect("must fail");
+        let Err(err) = connect(&format!("hdfs://127.0.0.1:{port}/in")) else { panic!("must fail") };
         assert!(matches!(err, HdfsIoError::Connect { .. }), "{err}");
         assert!(err.to_string().contains("unreachable") && err.to_string().contains("NameNode"), "{err}");
         assert!(started.elapsed() < std::time::Duration::from_secs(10));

@@ -12,7 +12,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use common::ids::{AllocationId, JobId, JobMasterId, ResourceId};
 use common::jobspec::{BuiltinSink, Bundle, Program};
 use common::protocol::{BundleBlob, OfferSlots, TaskExecutionState};
-use common::rpc::{self, convert, pb, AppSecret, RpcTimeouts};
+use common::rpc::{self, convert, pb, Channels};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -26,8 +26,8 @@ use crate::resource_manager::{JobMasterNotice, ResourceManagerHandle};
 pub struct JobMasterConfig {
     /// Where the JobMaster endpoint listens (the AM's RPC address).
     pub address: String,
-    pub secret: AppSecret,
-    pub rpc: RpcTimeouts,
+    /// One channel per TaskExecutor, shared by every JobMaster and the ResourceManager.
+    pub channels: Channels,
     pub heartbeat_interval: Duration,
     pub heartbeat_timeout: Duration,
 }
@@ -254,14 +254,17 @@ impl JobMaster {
                 JobMasterAction::DeclareRequirements(reqs) => self.rm.declare(self.job_id, reqs),
                 JobMasterAction::Deploy { task_manager, mut tdd } => {
                     tdd.bundle_blob = self.bundle_blob.clone();
-                    let (secret, t, job_tx) =
-                        (self.config.secret.clone(), self.config.rpc, self.registry.get(&self.job_id));
+                    let (client, deadline, job_tx) = (
+                        self.config.channels.task_executor(&task_manager.address),
+                        self.config.channels.timeouts().call,
+                        self.registry.get(&self.job_id),
+                    );
                     tokio::spawn(async move {
                         let attempt_id = tdd.attempt_id;
                         let job_id = tdd.job_id;
                         let r = async {
-                            let mut c = rpc::task_executor_client(&task_manager.address, &secret, t)?;
-                            rpc::call(&task_manager.address, t.call, c.submit_task(convert::tdd(&tdd))).await
+                            let mut c = client?;
+                            rpc::call(&task_manager.address, deadline, c.submit_task(convert::tdd(&tdd))).await
                         }
                         .await;
                         if let Err(e) = r {
@@ -279,19 +282,13 @@ impl JobMaster {
                 }
                 JobMasterAction::CancelTask { task_manager, attempt_id } => {
                     let req = pb::CancelTaskRequest { attempt_id: convert::attempt_id(attempt_id) };
-                    let (secret, t) = (self.config.secret.clone(), self.config.rpc);
-                    rpc::notify_task_executor(
-                        task_manager.address,
-                        secret,
-                        t,
-                        "cancel task",
-                        move |mut c| async move { c.cancel_task(req).await },
-                    );
+                    self.config.channels.notify_task_executor(task_manager.address, "cancel task", move |mut c| async move {
+                        c.cancel_task(req).await
+                    });
                 }
                 JobMasterAction::FreeSlot { task_manager, allocation_id, cause } => {
                     let req = pb::FreeSlotRequest { allocation_id: convert::allocation_id(allocation_id), cause };
-                    let (secret, t) = (self.config.secret.clone(), self.config.rpc);
-                    rpc::notify_task_executor(task_manager.address, secret, t, "free slot", move |mut c| async move {
+                    self.config.channels.notify_task_executor(task_manager.address, "free slot", move |mut c| async move {
                         c.free_slot(req).await
                     });
                 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use common::ids::{AllocationId, InstanceId, JobId, JobMasterId, ResourceId, ResourceManagerId};
 use common::protocol::{RegisterTaskExecutor, RequestSlot, ResourceRequirement, SlotReport};
-use common::rpc::{self, convert, pb, AppSecret, RpcTimeouts};
+use common::rpc::{self, convert, pb, Channels, RpcTimeouts};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
@@ -137,7 +137,8 @@ struct JobMasterEntry {
 pub struct ResourceManager<D: ResourceManagerDriver> {
     rm_id: ResourceManagerId,
     config: ResourceManagerConfig,
-    secret: AppSecret,
+    /// One channel per TaskExecutor, shared with the JobMasters.
+    channels: Channels,
     slot_manager: SlotManager,
     driver: D,
     task_executors: HashMap<ResourceId, TaskExecutorEntry>,
@@ -151,7 +152,7 @@ pub struct ResourceManager<D: ResourceManagerDriver> {
 /// the channel the driver was built with.
 pub fn spawn<D: ResourceManagerDriver>(
     config: ResourceManagerConfig,
-    secret: AppSecret,
+    channels: Channels,
     driver: D,
     driver_events: mpsc::UnboundedReceiver<DriverEvent>,
 ) -> (ResourceManagerHandle, tokio::task::JoinHandle<()>) {
@@ -160,7 +161,7 @@ pub fn spawn<D: ResourceManagerDriver>(
         rm_id: ResourceManagerId::random(),
         slot_manager: SlotManager::new(config.slot_manager.clone()),
         config,
-        secret,
+        channels,
         driver,
         task_executors: HashMap::new(),
         starting_workers: HashMap::new(),
@@ -327,7 +328,9 @@ impl<D: ResourceManagerDriver> ResourceManager<D> {
     }
 
     fn lose_task_executor(&mut self, resource_id: &ResourceId, cause: &str) {
-        self.task_executors.remove(resource_id);
+        if let Some(te) = self.task_executors.remove(resource_id) {
+            self.channels.forget(&te.address);
+        }
         for jm in self.job_masters.values() {
             let _ = jm
                 .notices
@@ -378,12 +381,16 @@ impl<D: ResourceManagerDriver> ResourceManager<D> {
                         job_master_address: jm.address.clone(),
                         job_master_id: jm.job_master_id,
                     };
-                    let (address, secret, timeouts, tx) =
-                        (te.address.clone(), self.secret.clone(), self.config.rpc, self.tx.clone());
+                    let (address, client, deadline, tx) = (
+                        te.address.clone(),
+                        self.channels.task_executor(&te.address),
+                        self.channels.timeouts().call,
+                        self.tx.clone(),
+                    );
                     tokio::spawn(async move {
                         let result = async {
-                            let mut c = rpc::task_executor_client(&address, &secret, timeouts)?;
-                            rpc::call(&address, timeouts.call, c.request_slot(convert::request_slot(&req))).await
+                            let mut c = client?;
+                            rpc::call(&address, deadline, c.request_slot(convert::request_slot(&req))).await
                         }
                         .await
                         .map(|r| r.report_version)
@@ -396,14 +403,9 @@ impl<D: ResourceManagerDriver> ResourceManager<D> {
                     if let Some(te) = self.task_executors.get(&slot_id.resource_id) {
                         let cause = "job ended".to_owned();
                         let req = pb::FreeSlotRequest { allocation_id: convert::allocation_id(allocation_id), cause };
-                        let (address, secret) = (te.address.clone(), self.secret.clone());
-                        rpc::notify_task_executor(
-                            address,
-                            secret,
-                            self.config.rpc,
-                            "free slot",
-                            move |mut c| async move { c.free_slot(req).await },
-                        );
+                        self.channels.notify_task_executor(te.address.clone(), "free slot", move |mut c| async move {
+                            c.free_slot(req).await
+                        });
                     }
                 }
                 Action::StartWorker(spec) => {
@@ -418,13 +420,10 @@ impl<D: ResourceManagerDriver> ResourceManager<D> {
                     info!(%resource_id, %reason, "releasing TaskManager");
                     if let Some(te) = self.task_executors.remove(&resource_id) {
                         let req = pb::ShutdownRequest { rm_id: convert::rm_id(self.rm_id), reason };
-                        rpc::notify_task_executor(
-                            te.address,
-                            self.secret.clone(),
-                            self.config.rpc,
-                            "shutdown",
-                            move |mut c| async move { c.shutdown(req).await },
-                        );
+                        self.channels.notify_task_executor(te.address.clone(), "shutdown", move |mut c| async move {
+                            c.shutdown(req).await
+                        });
+                        self.channels.forget(&te.address);
                     }
                     self.driver.release_worker(&resource_id);
                 }

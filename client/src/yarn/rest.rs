@@ -438,7 +438,7 @@ impl RmRestClient {
         if !status.is_success() {
             return Err(Self::error(status, &body, what));
         }
-        Self::parse(&body, what)
+        answers::new_application(&body)
     }
 
     /// `POST /apps` (202 Accepted, empty body). A memory ask over the maximum
@@ -465,7 +465,7 @@ impl RmRestClient {
         if !status.is_success() {
             return Err(Self::error(status, &body, id));
         }
-        Ok(Self::parse::<AppWrapper>(&body, &format!("GET /apps/{id}"))?.app)
+        answers::app(&body, id)
     }
 
     /// `GET /apps/{id}/state` (the light poll; `submit` follows with the full report).
@@ -475,7 +475,7 @@ impl RmRestClient {
         if !status.is_success() {
             return Err(Self::error(status, &body, id));
         }
-        Ok(Self::parse::<AppState>(&body, &format!("GET /apps/{id}/state"))?.state)
+        answers::state(&body, &format!("GET /apps/{id}/state"))
     }
 
     /// `PUT /apps/{id}/state {"state":"KILLED"}`; returns the state the RM
@@ -486,7 +486,7 @@ impl RmRestClient {
         if !status.is_success() {
             return Err(Self::error(status, &resp, id));
         }
-        Ok(Self::parse::<AppState>(&resp, &format!("PUT /apps/{id}/state"))?.state)
+        answers::state(&resp, &format!("PUT /apps/{id}/state"))
     }
 
     /// `POST /delegation-token {"renewer":..}` (Kerberized clusters only): an
@@ -498,12 +498,7 @@ impl RmRestClient {
         if !status.is_success() {
             return Err(Self::error(status, &resp, what));
         }
-        let v: serde_json::Value = Self::parse(&resp, what)?;
-        let encoded = v["token"]
-            .as_str()
-            .ok_or_else(|| RmError::BadResponse { what: what.into(), detail: "no \"token\" field".into() })?;
-        hadoop::credentials::Token::decode_base64(encoded, "the RM delegation token")
-            .map_err(|e| RmError::BadResponse { what: what.into(), detail: e.to_string() })
+        answers::delegation_token(&resp)
     }
 
     /// `GET /apps?applicationTypes=yarn-flink`.
@@ -513,7 +508,45 @@ impl RmRestClient {
         if !status.is_success() {
             return Err(Self::error(status, &body, "the application list"));
         }
-        Ok(Self::parse::<AppsWrapper>(&body, "GET /apps")?.apps.map(|a| a.app).unwrap_or_default())
+        answers::apps(&body)
+    }
+}
+
+/// How the client reads each answer of the RM, one function per shape (the
+/// fuzz targets in `fuzz/` call these too).
+pub mod answers {
+    use super::*;
+
+    /// An answer with an error status.
+    pub fn error(status: u16, body: &[u8], what: &str) -> RmError {
+        let status = reqwest::StatusCode::from_u16(status).unwrap_or(reqwest::StatusCode::INTERNAL_SERVER_ERROR);
+        RmRestClient::error(status, body, what)
+    }
+
+    pub fn new_application(body: &[u8]) -> Result<NewApplication, RmError> {
+        RmRestClient::parse(body, "new-application")
+    }
+
+    pub fn app(body: &[u8], id: &str) -> Result<AppReport, RmError> {
+        Ok(RmRestClient::parse::<AppWrapper>(body, &format!("GET /apps/{id}"))?.app)
+    }
+
+    pub fn apps(body: &[u8]) -> Result<Vec<AppReport>, RmError> {
+        Ok(RmRestClient::parse::<AppsWrapper>(body, "GET /apps")?.apps.map(|a| a.app).unwrap_or_default())
+    }
+
+    pub fn state(body: &[u8], what: &str) -> Result<String, RmError> {
+        Ok(RmRestClient::parse::<AppState>(body, what)?.state)
+    }
+
+    pub fn delegation_token(body: &[u8]) -> Result<hadoop::credentials::Token, RmError> {
+        let what = "the RM delegation token request";
+        let v: serde_json::Value = RmRestClient::parse(body, what)?;
+        let encoded = v["token"]
+            .as_str()
+            .ok_or_else(|| RmError::BadResponse { what: what.into(), detail: "no \"token\" field".into() })?;
+        hadoop::credentials::Token::decode_base64(encoded, "the RM delegation token")
+            .map_err(|e| RmError::BadResponse { what: what.into(), detail: e.to_string() })
     }
 }
 

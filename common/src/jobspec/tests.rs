@@ -462,7 +462,7 @@ fn zeros_tgz(archive: &Path, files: &[(&str, u64)]) {
     let mut header = tar::Header::new_gnu();
     header.set_size(spec.len() as u64);
     header.set_mode(0o644);
-    builder.append_data(&mut header, JOB_SPEC_FILE, &spec[..]).expect("append spec");
+    builder.append_data(&mut header, JOB_SPEC_FILE, spec).expect("append spec");
     for (name, size) in files {
         let mut header = tar::Header::new_gnu();
         header.set_size(*size);

@@ -9,6 +9,8 @@ pub mod auth;
 pub mod convert;
 pub mod listen;
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 pub use auth::{AppSecret, AuthInterceptor, ClientAuth};
@@ -66,20 +68,22 @@ impl Default for RpcTimeouts {
     }
 }
 
-/// A lazily connected channel to `address` (host:port) whose every request
-/// carries the application secret and the call deadline.
-pub fn channel(
-    address: &str,
-    secret: &AppSecret,
-    timeouts: RpcTimeouts,
-) -> Result<tonic::service::interceptor::InterceptedService<tonic::transport::Channel, ClientAuth>, RpcError> {
+type AuthChannel = tonic::service::interceptor::InterceptedService<tonic::transport::Channel, ClientAuth>;
+
+/// A lazily connected channel to `address` (host:port) with the call deadline.
+fn lazy_channel(address: &str, timeouts: RpcTimeouts) -> Result<tonic::transport::Channel, RpcError> {
     let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{address}"))
         .map_err(|e| RpcError::BadAddress { address: address.to_owned(), detail: e.to_string() })?
         .connect_timeout(timeouts.connect)
         .timeout(timeouts.call)
         .tcp_nodelay(true);
-    let channel = endpoint.connect_lazy();
-    Ok(tonic::service::interceptor::InterceptedService::new(channel, ClientAuth::new(secret)))
+    Ok(endpoint.connect_lazy())
+}
+
+/// A channel of its own to `address` (tests and one-off callers; components
+/// share [`Channels`]), whose every request carries the application secret.
+pub fn channel(address: &str, secret: &AppSecret, timeouts: RpcTimeouts) -> Result<AuthChannel, RpcError> {
+    Ok(tonic::service::interceptor::InterceptedService::new(lazy_channel(address, timeouts)?, ClientAuth::new(secret)))
 }
 
 pub fn task_executor_client(address: &str, secret: &AppSecret, t: RpcTimeouts) -> Result<TaskExecutorClient, RpcError> {
@@ -98,24 +102,92 @@ pub fn job_master_client(address: &str, secret: &AppSecret, t: RpcTimeouts) -> R
     Ok(pb::job_master_gateway_client::JobMasterGatewayClient::new(channel(address, secret, t)?))
 }
 
-/// Calls a TaskExecutor without waiting for the answer: for notifications
-/// whose loss the heartbeats make up for (cancel, free slot, shutdown).
-/// Failures are logged at debug level.
-pub fn notify_task_executor<T, F, Fut>(address: String, secret: AppSecret, t: RpcTimeouts, what: &'static str, f: F)
-where
-    F: FnOnce(TaskExecutorClient) -> Fut + Send + 'static,
-    Fut: std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>> + Send + 'static,
-    T: Send + 'static,
-{
-    tokio::spawn(async move {
-        let r = match task_executor_client(&address, &secret, t) {
-            Ok(c) => call(&address, t.call, f(c)).await.map(|_| ()),
-            Err(e) => Err(e),
+/// One lazily connected channel per peer address, shared by every call to
+/// that peer: one TCP and HTTP/2 connection, not one per heartbeat. tonic's
+/// channel connects again by itself after a failure. Clones share the cache.
+#[derive(Clone)]
+pub struct Channels {
+    secret: AppSecret,
+    timeouts: RpcTimeouts,
+    by_address: Arc<Mutex<HashMap<String, tonic::transport::Channel>>>,
+}
+
+impl std::fmt::Debug for Channels {
+    // Never the secret.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Channels").field("peers", &self.len()).field("timeouts", &self.timeouts).finish()
+    }
+}
+
+impl Channels {
+    pub fn new(secret: AppSecret, timeouts: RpcTimeouts) -> Self {
+        Channels { secret, timeouts, by_address: Arc::default() }
+    }
+
+    pub fn timeouts(&self) -> RpcTimeouts {
+        self.timeouts
+    }
+
+    fn channel(&self, address: &str) -> Result<AuthChannel, RpcError> {
+        let mut map = self.by_address.lock().unwrap_or_else(|e| e.into_inner());
+        let channel = match map.get(address) {
+            Some(c) => c.clone(),
+            None => {
+                let c = lazy_channel(address, self.timeouts)?;
+                map.insert(address.to_owned(), c.clone());
+                c
+            }
         };
-        if let Err(e) = r {
-            tracing::debug!(%address, error = %e, "{what} failed");
-        }
-    });
+        Ok(tonic::service::interceptor::InterceptedService::new(channel, ClientAuth::new(&self.secret)))
+    }
+
+    pub fn task_executor(&self, address: &str) -> Result<TaskExecutorClient, RpcError> {
+        Ok(pb::task_executor_gateway_client::TaskExecutorGatewayClient::new(self.channel(address)?))
+    }
+
+    pub fn resource_manager(&self, address: &str) -> Result<ResourceManagerClient, RpcError> {
+        Ok(pb::resource_manager_gateway_client::ResourceManagerGatewayClient::new(self.channel(address)?))
+    }
+
+    pub fn job_master(&self, address: &str) -> Result<JobMasterClient, RpcError> {
+        Ok(pb::job_master_gateway_client::JobMasterGatewayClient::new(self.channel(address)?))
+    }
+
+    /// Drops the channel of a peer that is gone (its connection closes once
+    /// no call uses it).
+    pub fn forget(&self, address: &str) {
+        self.by_address.lock().unwrap_or_else(|e| e.into_inner()).remove(address);
+    }
+
+    /// How many peers have a channel.
+    pub fn len(&self) -> usize {
+        self.by_address.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Calls a TaskExecutor without waiting for the answer: for notifications
+    /// whose loss the heartbeats make up for (cancel, free slot, shutdown).
+    /// Failures are logged at debug level.
+    pub fn notify_task_executor<T, F, Fut>(&self, address: String, what: &'static str, f: F)
+    where
+        F: FnOnce(TaskExecutorClient) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>> + Send + 'static,
+        T: Send + 'static,
+    {
+        let (client, deadline) = (self.task_executor(&address), self.timeouts.call);
+        tokio::spawn(async move {
+            let r = match client {
+                Ok(c) => call(&address, deadline, f(c)).await.map(|_| ()),
+                Err(e) => Err(e),
+            };
+            if let Err(e) = r {
+                tracing::debug!(%address, error = %e, "{what} failed");
+            }
+        });
+    }
 }
 
 /// Runs one call under `deadline`, mapping transport failures to [`RpcError`].

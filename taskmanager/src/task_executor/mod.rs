@@ -22,7 +22,7 @@ use common::protocol::{
     TaskExecutionState,
 };
 use common::resources::ResourceProfile;
-use common::rpc::{self, convert, pb, AppSecret, RpcTimeouts};
+use common::rpc::{self, convert, pb, AppSecret, Channels, RpcTimeouts};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
@@ -95,7 +95,10 @@ pub async fn run(
         default_slot_profile: config.default_slot.clone(),
         num_slots: config.num_slots,
     };
-    let rm_link = tokio::spawn(rm_connection(config.clone(), registration, report_rx, tx.clone(), stop.clone()));
+    // One channel per peer: the ResourceManager, and the JobMasters (in practice the AM's one address).
+    let channels = Channels::new(config.secret.clone(), config.rpc);
+    let rm_link =
+        tokio::spawn(rm_connection(config.clone(), channels.clone(), registration, report_rx, tx.clone(), stop.clone()));
 
     let mut te = TaskExecutor {
         slots: SlotTable::new(config.resource_id.clone(), config.total.clone()),
@@ -112,6 +115,7 @@ pub async fn run(
         heartbeat_timeout: Duration::from_secs(10),
         early_slot_requests: Vec::new(),
         bundles: bundles::BundleCache::default(),
+        channels,
     };
     let mut rx = rx;
     let result = te.main_loop(&mut rx, stop.clone()).await;
@@ -161,6 +165,7 @@ struct TaskExecutor {
     heartbeat_timeout: Duration,
     early_slot_requests: Vec<(RequestSlot, oneshot::Sender<Result<u64, tonic::Status>>)>,
     bundles: bundles::BundleCache,
+    channels: Channels,
 }
 
 impl TaskExecutor {
@@ -299,12 +304,13 @@ impl TaskExecutor {
             }],
             report_version: self.slots.version(),
         };
-        let (secret, timeouts, tx) = (self.config.secret.clone(), self.config.rpc, self.tx.clone());
         let address = req.job_master_address;
+        let (client, deadline, tx) =
+            (self.channels.job_master(&address), self.channels.timeouts().call, self.tx.clone());
         tokio::spawn(async move {
-            let accepted = match rpc::job_master_client(&address, &secret, timeouts) {
+            let accepted = match client {
                 Ok(mut c) => {
-                    match rpc::call(&address, timeouts.call, c.offer_slots(convert::offer_slots(&offer))).await {
+                    match rpc::call(&address, deadline, c.offer_slots(convert::offer_slots(&offer))).await {
                         Ok(resp) => resp.accepted.iter().any(|a| convert::uuid(req.allocation_id.0) == *a),
                         Err(e) => {
                             warn!(error = %e, "offering a slot to the JobMaster failed");
@@ -395,13 +401,14 @@ impl TaskExecutor {
     }
 
     fn report_task_state(&self, address: String, state: TaskExecutionState) {
-        let (secret, timeouts) = (self.config.secret.clone(), self.config.rpc);
+        let channels = self.channels.clone();
         tokio::spawn(async move {
             // A lost final state would leave the JobMaster waiting for a heartbeat
             // timeout: retry a few times.
             let attempt = || async {
-                let mut c = rpc::job_master_client(&address, &secret, timeouts)?;
-                rpc::call(&address, timeouts.call, c.update_task_execution_state(convert::task_state(&state))).await
+                let mut c = channels.job_master(&address)?;
+                rpc::call(&address, channels.timeouts().call, c.update_task_execution_state(convert::task_state(&state)))
+                    .await
             };
             use backon::Retryable;
             let policy = backon::ExponentialBuilder::default().with_max_times(5);
@@ -421,10 +428,10 @@ impl TaskExecutor {
                 allocations: allocations.iter().map(|a| convert::uuid(a.0)).collect(),
                 report_version: self.slots.version(),
             };
-            let (secret, timeouts, tx) = (self.config.secret.clone(), self.config.rpc, self.tx.clone());
+            let (client, tx) = (self.channels.job_master(&address), self.tx.clone());
             let deadline = self.heartbeat_interval.max(Duration::from_millis(100)) * 2;
             tokio::spawn(async move {
-                let ok = match rpc::job_master_client(&address, &secret, timeouts) {
+                let ok = match client {
                     Ok(mut c) => matches!(rpc::call(&address, deadline, c.heartbeat(msg)).await, Ok(r) if r.known),
                     Err(_) => false,
                 };
@@ -445,10 +452,11 @@ impl TaskExecutor {
             slot_report: Some(convert::slot_report(&self.slots.report())),
             report_version: self.slots.version(),
         };
-        let (secret, timeouts, address) = (self.config.secret.clone(), self.config.rpc, self.config.rm_address.clone());
+        let address = self.config.rm_address.clone();
+        let (client, deadline) = (self.channels.resource_manager(&address), self.channels.timeouts().call);
         tokio::spawn(async move {
-            if let Ok(mut c) = rpc::resource_manager_client(&address, &secret, timeouts) {
-                if let Err(e) = rpc::call(&address, timeouts.call, c.slot_report_update(msg)).await {
+            if let Ok(mut c) = client {
+                if let Err(e) = rpc::call(&address, deadline, c.slot_report_update(msg)).await {
                     debug!(error = %e, "slot report update failed; the next heartbeat carries it");
                 }
             }
@@ -480,13 +488,14 @@ impl TaskExecutor {
 /// has accepted us for `registration_timeout`.
 async fn rm_connection(
     config: TaskExecutorConfig,
+    channels: Channels,
     registration: RegisterTaskExecutor,
     report: watch::Receiver<(SlotReport, u64)>,
     tx: mpsc::UnboundedSender<Msg>,
     stop: CancellationToken,
 ) -> Result<(), TaskExecutorError> {
     let address = config.rm_address.clone();
-    let mut client = rpc::resource_manager_client(&address, &config.secret, config.rpc).map_err(|e| {
+    let mut client = channels.resource_manager(&address).map_err(|e| {
         TaskExecutorError::RegistrationTimeout {
             address: address.clone(),
             timeout: config.registration_timeout,

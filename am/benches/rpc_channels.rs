@@ -1,0 +1,105 @@
+//! What a control-plane call costs with a channel per call (how every
+//! heartbeat, offer, state report and deployment went before issue 9) and
+//! with one shared channel per peer (`rpc::Channels`), against the AM's real
+//! gRPC server on loopback: a TaskExecutor's heartbeat to a JobMaster (the
+//! most frequent call) and to the ResourceManager. Prints microseconds per
+//! call and the TCP connections each way opened; asserts nothing.
+//!
+//! `cargo bench -p am --bench rpc_channels` (or `scripts/bench`).
+
+use std::time::{Duration, Instant};
+
+use am::cluster::{Cluster, ClusterConfig};
+use am::resource_manager::driver::{DriverEvent, ResourceManagerDriver};
+use am::resource_manager::worker::WorkerSpec;
+use am::resource_manager::ResourceManagerConfig;
+use common::ids::ResourceId;
+use common::rpc::{self, pb, AppSecret, Channels, RpcTimeouts};
+
+const CALLS: u32 = 2_000;
+
+struct NoWorkers;
+
+impl ResourceManagerDriver for NoWorkers {
+    fn name(&self) -> &'static str {
+        "none"
+    }
+    fn request_worker(&mut self, _: &WorkerSpec) {}
+    fn cancel_request(&mut self, _: &WorkerSpec) {}
+    fn release_worker(&mut self, _: &ResourceId) {}
+    fn terminate(&mut self) -> futures::future::BoxFuture<'static, ()> {
+        Box::pin(async {})
+    }
+}
+
+/// Connections to `port` in TIME_WAIT or ESTABLISHED, from /proc/net/tcp.
+fn connections_to(port: u16) -> usize {
+    let text = std::fs::read_to_string("/proc/net/tcp").unwrap_or_default();
+    let port = format!(":{port:04X}");
+    text.lines().skip(1).filter(|l| l.split_whitespace().nth(2).is_some_and(|remote| remote.ends_with(&port))).count()
+}
+
+async fn measure<F, Fut>(what: &str, port: u16, mut call: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let before = connections_to(port);
+    let started = Instant::now();
+    for _ in 0..CALLS {
+        call().await;
+    }
+    let per_call = started.elapsed().as_secs_f64() * 1e6 / f64::from(CALLS);
+    let opened = connections_to(port).saturating_sub(before);
+    println!("rpc_channels: {what}: {per_call:.0} us per call, {opened} connections for {CALLS} calls");
+}
+
+fn main() {
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+    rt.block_on(async {
+        let secret = AppSecret::generate();
+        let t = RpcTimeouts::default();
+        let config = ClusterConfig {
+            resource_manager: ResourceManagerConfig {
+                heartbeat_interval: Duration::from_secs(1),
+                heartbeat_timeout: Duration::from_secs(10),
+                rpc: t,
+                slot_manager: Default::default(),
+            },
+            secret: secret.clone(),
+            rpc: t,
+            work_dir: std::env::temp_dir(),
+            bundle_limits: Default::default(),
+        };
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let (_tx, rx) = tokio::sync::mpsc::unbounded_channel::<DriverEvent>();
+        let cluster = Cluster::start(config, listener, None, NoWorkers, rx).await.expect("cluster");
+        let addr = cluster.rpc_address.to_string();
+        let port = cluster.rpc_address.port();
+        let jm_heartbeat = || pb::JobMasterHeartbeat { resource_id: "tm-bench".into(), ..Default::default() };
+        let rm_heartbeat = || pb::TaskExecutorHeartbeat { resource_id: "tm-bench".into(), ..Default::default() };
+
+        measure("TE -> JobMaster heartbeat, a channel per call (before)", port, || async {
+            let mut c = rpc::job_master_client(&addr, &secret, t).expect("client");
+            let _ = rpc::call(&addr, t.call, c.heartbeat(jm_heartbeat())).await;
+        })
+        .await;
+        let channels = Channels::new(secret.clone(), t);
+        measure("TE -> JobMaster heartbeat, one channel per peer (after)", port, || async {
+            let mut c = channels.job_master(&addr).expect("client");
+            let _ = rpc::call(&addr, t.call, c.heartbeat(jm_heartbeat())).await;
+        })
+        .await;
+        measure("TE -> ResourceManager heartbeat, a channel per call (before)", port, || async {
+            let mut c = rpc::resource_manager_client(&addr, &secret, t).expect("client");
+            let _ = rpc::call(&addr, t.call, c.heartbeat(rm_heartbeat())).await;
+        })
+        .await;
+        measure("TE -> ResourceManager heartbeat, one channel per peer (after)", port, || async {
+            let mut c = channels.resource_manager(&addr).expect("client");
+            let _ = rpc::call(&addr, t.call, c.heartbeat(rm_heartbeat())).await;
+        })
+        .await;
+        cluster.shutdown().await;
+    });
+}
