@@ -42,6 +42,8 @@ pub(crate) enum JmMsg {
         report_version: u64,
         reply: oneshot::Sender<bool>,
     },
+    /// The sinks' commit (or abort) ended, with the job's final error.
+    OutputFinalized(Option<String>),
 }
 
 /// Routes TaskExecutors' calls to the JobMaster of their job.
@@ -105,6 +107,8 @@ pub fn spawn(
         min_report_version: BTreeMap::new(),
         // `publish` below fills in the real details.
         details: watch::channel(JobDetails::default()).0,
+        finalizing: false,
+        ended: false,
     };
     let rx = jm.details.subscribe();
     jm.publish();
@@ -130,6 +134,11 @@ struct JobMaster {
     /// an older heartbeat may not list that slot yet.
     min_report_version: BTreeMap<ResourceId, u64>,
     details: watch::Sender<JobDetails>,
+    /// The job ended and its output is being committed: nothing is published
+    /// until that is done (no one sees FINISHED before the output is there).
+    finalizing: bool,
+    /// The final details are published: the loop ends.
+    ended: bool,
 }
 
 fn now() -> std::time::Instant {
@@ -144,11 +153,11 @@ impl JobMaster {
         self.rm.register_job_master(self.job_id, self.job_master_id, self.config.address.clone(), notices_tx);
         info!(job_id = %self.job_id, name = %self.bundle.spec.name, "JobMaster started");
         let actions = self.scheduler.start(now());
-        let mut finished = self.execute(actions).await;
+        self.execute(actions);
         let mut check = tokio::time::interval(self.config.heartbeat_interval);
         check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut cancel_seen = false;
-        while !finished {
+        while !self.ended {
             let wakeup = self.scheduler.next_wakeup().map(Instant::from_std);
             let actions = tokio::select! {
                 m = rx.recv() => match m {
@@ -173,7 +182,7 @@ impl JobMaster {
                 _ = sleep_until(wakeup) => self.scheduler.tick(now()),
                 _ = check.tick() => self.check_heartbeats(),
             };
-            finished = self.execute(actions).await;
+            self.execute(actions);
         }
         self.registry.remove(&self.job_id);
         self.rm.job_ended(self.job_id);
@@ -199,6 +208,11 @@ impl JobMaster {
                 result.actions
             }
             JmMsg::TaskState(state) => self.scheduler.update_task_state(&state, now()),
+            JmMsg::OutputFinalized(error) => {
+                self.publish_final(error);
+                self.ended = true;
+                vec![]
+            }
             JmMsg::Heartbeat { resource_id, job_master_id, allocations, report_version, reply } => {
                 let known = job_master_id == self.job_master_id;
                 let _ = reply.send(known);
@@ -246,9 +260,8 @@ impl JobMaster {
         actions
     }
 
-    /// Carries the actions out; true once the job has ended.
-    async fn execute(&mut self, actions: Vec<JobMasterAction>) -> bool {
-        let mut finished = false;
+    /// Carries the actions out, then publishes the job's details.
+    fn execute(&mut self, actions: Vec<JobMasterAction>) {
         for action in actions {
             match action {
                 JobMasterAction::DeclareRequirements(reqs) => self.rm.declare(self.job_id, reqs),
@@ -293,21 +306,20 @@ impl JobMaster {
                     });
                 }
                 JobMasterAction::JobFinished { status, error } => {
-                    let error = self.finalize_output(status, error).await;
-                    self.publish_final(error);
-                    finished = true;
+                    self.finalizing = true;
+                    self.finalize_output(status, error);
                 }
             }
         }
-        if !finished {
+        if !self.finalizing {
             self.publish();
         }
-        finished
     }
 
     /// Commits the built-in sinks' part files when the job succeeded, removes
-    /// them otherwise. A failed commit fails the job.
-    async fn finalize_output(&self, status: JobStatus, error: Option<String>) -> Option<String> {
+    /// them otherwise, off the loop (HDFS renames can take a while); a failed
+    /// commit fails the job. Answers with [`JmMsg::OutputFinalized`].
+    fn finalize_output(&self, status: JobStatus, error: Option<String>) {
         let graph = self.scheduler.graph();
         let mut sinks: Vec<(PathBuf, Vec<(u32, u32)>)> = Vec::new();
         for (v, vertex) in graph.spec.vertices.iter().enumerate() {
@@ -320,22 +332,28 @@ impl JobMaster {
         }
         let job_id = self.job_id;
         let ok = status == JobStatus::Finished;
-        let result = tokio::task::spawn_blocking(move || -> Result<(), String> {
-            for (dir, parts) in sinks {
-                if ok {
-                    common::output::commit(&dir, job_id, &parts).map_err(|e| e.to_string())?;
-                } else {
-                    common::output::abort(&dir, job_id).map_err(|e| e.to_string())?;
+        let Some(tx) = self.registry.get(&job_id) else { return };
+        tokio::spawn(async move {
+            let result = tokio::task::spawn_blocking(move || -> Result<(), String> {
+                for (dir, parts) in sinks {
+                    if ok {
+                        common::output::commit(&dir, job_id, &parts).map_err(|e| e.to_string())?;
+                    } else {
+                        common::output::abort(&dir, job_id).map_err(|e| e.to_string())?;
+                    }
                 }
-            }
-            Ok(())
-        })
-        .await
-        .unwrap_or_else(|e| Err(e.to_string()));
-        match result {
-            Ok(()) => error,
-            Err(e) => Some(error.map_or_else(|| format!("committing the output failed: {e}"), |x| format!("{x}; {e}"))),
-        }
+                Ok(())
+            })
+            .await
+            .unwrap_or_else(|e| Err(e.to_string()));
+            let error = match result {
+                Ok(()) => error,
+                Err(e) => {
+                    Some(error.map_or_else(|| format!("committing the output failed: {e}"), |x| format!("{x}; {e}")))
+                }
+            };
+            let _ = tx.send(JmMsg::OutputFinalized(error));
+        });
     }
 
     fn details(&self, snap: &JobSnapshot) -> JobDetails {
