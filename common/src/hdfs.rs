@@ -46,12 +46,18 @@ impl HdfsIoError {
 /// Splits `hdfs://authority/path` into the file system URL (`None` for the
 /// configured default) and the absolute path within it.
 pub fn split_url(url: &str) -> Result<(Option<String>, String), HdfsIoError> {
-    let rest = url.strip_prefix("hdfs://").ok_or_else(|| HdfsIoError::BadUrl(url.into()))?;
-    let (authority, path) = match rest.find('/') {
-        Some(i) => (&rest[..i], &rest[i..]),
-        None => (rest, "/"),
+    let bad = || HdfsIoError::BadUrl(url.into());
+    let parsed = url::Url::parse(url).map_err(|_| bad())?;
+    if parsed.scheme() != "hdfs" {
+        return Err(bad());
+    }
+    // `hdfs` is not a special scheme: the host is kept as written (nameservice ids are case-sensitive).
+    let fs = match (parsed.host_str().filter(|h| !h.is_empty()), parsed.port()) {
+        (Some(host), Some(port)) => Some(format!("hdfs://{host}:{port}")),
+        (Some(host), None) => Some(format!("hdfs://{host}")),
+        (None, _) => None,
     };
-    let fs = (!authority.is_empty()).then(|| format!("hdfs://{authority}"));
+    let path = percent_encoding::percent_decode_str(parsed.path()).decode_utf8().map_err(|_| bad())?;
     let path = match path.trim_end_matches('/') {
         "" => "/".to_string(),
         p => p.to_string(),
@@ -365,5 +371,9 @@ mod tests {
         assert_eq!(split_url("hdfs:///a").unwrap(), (None, "/a".into()));
         assert_eq!(split_url("hdfs://nn").unwrap(), (Some("hdfs://nn".into()), "/".into()));
         assert!(matches!(split_url("/local"), Err(HdfsIoError::BadUrl(_))));
+        assert!(matches!(split_url("s3://bucket/a"), Err(HdfsIoError::BadUrl(_))));
+        // A nameservice keeps its case (Hadoop's keys are case-sensitive); paths are decoded.
+        assert_eq!(split_url("hdfs://MyCluster/in/a%20b").unwrap(), (Some("hdfs://MyCluster".into()), "/in/a b".into()));
+        assert_eq!(split_url("hdfs:///in/a b").unwrap(), (None, "/in/a b".into()));
     }
 }

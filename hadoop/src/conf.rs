@@ -505,9 +505,21 @@ impl HadoopConf {
     /// default). Empty when the default filesystem is not HDFS.
     pub fn namenode_addresses(&self) -> Result<Vec<Endpoint>, ConfError> {
         let fs = self.default_fs()?;
-        let Some(authority) = fs.strip_prefix("hdfs://").map(|r| r.split('/').next().unwrap_or("")) else {
+        let Ok(url) = url::Url::parse(&fs) else {
+            if fs.starts_with("hdfs://") {
+                return Err(self.bad("fs.defaultFS", &fs, "hdfs://host[:port] or hdfs://nameservice"));
+            }
             return Ok(Vec::new());
         };
+        if url.scheme() != "hdfs" {
+            return Ok(Vec::new());
+        }
+        // `hdfs` is not a special scheme: the host keeps its case (nameservice ids are case-sensitive).
+        let authority = match (url.host_str().unwrap_or_default(), url.port()) {
+            (host, Some(port)) => format!("{host}:{port}"),
+            (host, None) => host.to_owned(),
+        };
+        let authority = authority.as_str();
         if authority.is_empty() {
             return Err(self.bad("fs.defaultFS", &fs, "hdfs://host[:port] or hdfs://nameservice"));
         }

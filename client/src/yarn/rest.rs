@@ -254,8 +254,8 @@ pub enum RestAuth {
 pub fn spnego_header(login: &hadoop::kerberos::KerberosLogin, base: &str) -> Result<String, RmError> {
     use base64::Engine as _;
     use hadoop::gss::{ClientCtx, Name, NameType};
-    let authority = base.split_once("://").map(|(_, r)| r).unwrap_or(base);
-    let host = hadoop::conf::split_host_port(authority).map(|(h, _)| h).unwrap_or(authority);
+    let parsed = url::Url::parse(base).ok();
+    let host = parsed.as_ref().and_then(|u| u.host_str()).unwrap_or(base);
     let service = format!("HTTP/{}", host.to_ascii_lowercase());
     let fail = |detail: String| RmError::Spnego { service: service.clone(), detail };
     let name = Name::new(&service, NameType::KerberosPrincipal).map_err(|e| fail(e.to_string()))?;
@@ -552,12 +552,9 @@ pub mod answers {
 
 /// Percent-encoding of a query component (RFC 3986 unreserved kept).
 fn encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
+    const COMPONENT: &percent_encoding::AsciiSet =
+        &percent_encoding::NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~');
+    percent_encoding::utf8_percent_encode(s, COMPONENT).to_string()
 }
 
 fn error_chain(e: &dyn std::error::Error) -> String {

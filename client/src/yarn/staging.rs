@@ -410,12 +410,11 @@ pub async fn remove_url(url: &str, conf_dir: Option<&Path>) -> Result<(), Stagin
         let (parent, name) = url.rsplit_once('/').ok_or_else(|| StagingError::Unsupported(url.to_owned()))?;
         return FileStaging::new(parent).remove_dir(name).await;
     }
-    let Some(rest) = url.strip_prefix("hdfs://") else {
-        return Err(StagingError::Unsupported(url.to_owned()));
-    };
-    let (authority, path) = rest.split_once('/').ok_or_else(|| StagingError::Unsupported(url.to_owned()))?;
-    let path = format!("/{path}");
-    let mut b = hdfs_native::ClientBuilder::new().with_url(format!("hdfs://{authority}"));
+    let (fs, path) = common::hdfs::split_url(url).map_err(|_| StagingError::Unsupported(url.to_owned()))?;
+    let mut b = hdfs_native::ClientBuilder::new();
+    if let Some(fs) = fs {
+        b = b.with_url(fs);
+    }
     if let Some(dir) = conf_dir {
         b = b.with_config_dir(dir.display().to_string());
     }

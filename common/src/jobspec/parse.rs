@@ -888,32 +888,10 @@ pub(crate) fn closest<'a>(word: &str, candidates: impl Iterator<Item = &'a str>)
     // A long shared start counts too: `vertices` is meant as `vertex`.
     let shared_start = |c: &str| word.chars().zip(c.chars()).take_while(|(a, b)| a == b).count();
     candidates
-        .map(|c| (edit_distance(word, c), c))
+        // Optimal string alignment: Levenshtein plus adjacent transpositions (`nmae` is one edit from `name`).
+        .map(|c| (strsim::osa_distance(word, c), c))
         .filter(|(d, c)| *d <= limit || shared_start(c) >= 4)
         .min_by_key(|(d, _)| *d)
         .map(|(_, c)| c.to_owned())
 }
 
-/// Optimal string alignment distance: Levenshtein plus adjacent transpositions
-/// (`nmae` is one edit from `name`).
-fn edit_distance(a: &str, b: &str) -> usize {
-    let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
-    let mut d = vec![vec![0usize; b.len() + 1]; a.len() + 1];
-    for (i, row) in d.iter_mut().enumerate() {
-        row[0] = i;
-    }
-    for (j, cell) in d[0].iter_mut().enumerate() {
-        *cell = j;
-    }
-    for i in 1..=a.len() {
-        for j in 1..=b.len() {
-            let cost = usize::from(a[i - 1] != b[j - 1]);
-            let mut best = (d[i - 1][j] + 1).min(d[i][j - 1] + 1).min(d[i - 1][j - 1] + cost);
-            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
-                best = best.min(d[i - 2][j - 2] + 1);
-            }
-            d[i][j] = best;
-        }
-    }
-    d[a.len()][b.len()]
-}

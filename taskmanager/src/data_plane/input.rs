@@ -5,8 +5,9 @@
 
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use backon::Retryable as _;
 use bytes::Bytes;
 use common::protocol::{InputChannelDescriptor, InputGateDescriptor};
 use futures::stream::{self, Stream};
@@ -54,29 +55,40 @@ impl Channel {
             let task = tokio::spawn(net::read_remote(req, tx));
             return Ok(Channel::Remote { rx, task, shared });
         }
-        let started = Instant::now();
-        let mut backoff = Duration::from_millis(2);
-        loop {
-            let what = match shared.registry.take(&desc.partition_id, desc.subpartition, &shared.gauge) {
-                Lookup::Found(reader) => return Ok(Channel::Local(reader)),
-                Lookup::NotFound if started.elapsed() < shared.config.partition_request_timeout => {
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(Duration::from_millis(200));
-                    continue;
-                }
-                Lookup::NotFound => format!(
-                    "was not registered within {:?}; check that the producer was deployed",
-                    shared.config.partition_request_timeout
-                ),
-                Lookup::AlreadyConsumed => "was already consumed".to_string(),
-                Lookup::NoSuchSubpartition => "has no such subpartition".to_string(),
-            };
-            let id = desc.partition_id;
-            return Err(format!(
-                "input from producer subtask {} (edge {}, attempt {}) subpartition {} {what}",
-                id.producer_subtask, id.edge_index, id.producer_attempt, desc.subpartition
-            ));
+        // A local producer registers its partition when deployed: wait for it
+        // (doubling, to 200 ms) until the partition request timeout.
+        enum Missing {
+            NotYet,
+            Consumed,
+            NoSuchSubpartition,
         }
+        let take = || async {
+            match shared.registry.take(&desc.partition_id, desc.subpartition, &shared.gauge) {
+                Lookup::Found(reader) => Ok(reader),
+                Lookup::NotFound => Err(Missing::NotYet),
+                Lookup::AlreadyConsumed => Err(Missing::Consumed),
+                Lookup::NoSuchSubpartition => Err(Missing::NoSuchSubpartition),
+            }
+        };
+        let policy = backon::ExponentialBuilder::default()
+            .with_min_delay(Duration::from_millis(2))
+            .with_max_delay(Duration::from_millis(200))
+            .with_total_delay(Some(shared.config.partition_request_timeout))
+            .without_max_times();
+        let what = match take.retry(policy).when(|m| matches!(m, Missing::NotYet)).await {
+            Ok(reader) => return Ok(Channel::Local(reader)),
+            Err(Missing::NotYet) => format!(
+                "was not registered within {:?}; check that the producer was deployed",
+                shared.config.partition_request_timeout
+            ),
+            Err(Missing::Consumed) => "was already consumed".to_string(),
+            Err(Missing::NoSuchSubpartition) => "has no such subpartition".to_string(),
+        };
+        let id = desc.partition_id;
+        Err(format!(
+            "input from producer subtask {} (edge {}, attempt {}) subpartition {} {what}",
+            id.producer_subtask, id.edge_index, id.producer_attempt, desc.subpartition
+        ))
     }
 
     async fn next(&mut self) -> Result<Option<Bytes>, String> {

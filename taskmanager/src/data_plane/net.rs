@@ -19,12 +19,13 @@
 
 use std::io::{self, IoSlice};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use backon::Retryable as _;
 use bytes::{Buf, Bytes, BytesMut};
 use common::ids::ExecutionAttemptId;
 use common::protocol::ResultPartitionId;
-use hmac::{Hmac, Mac};
+use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -76,7 +77,7 @@ fn decode_request(r: &[u8; REQUEST]) -> (ResultPartitionId, u32) {
 
 fn mac(secret: &[u8], label: &[u8], parts: &[&[u8]]) -> Hmac<Sha256> {
     // HMAC accepts keys of any length; the error case cannot happen.
-    let mut m = <Hmac<Sha256> as Mac>::new_from_slice(secret).unwrap_or_else(|_| unreachable!());
+    let mut m = <Hmac<Sha256> as KeyInit>::new_from_slice(secret).unwrap_or_else(|_| unreachable!());
     m.update(label);
     for p in parts {
         m.update(p);
@@ -86,7 +87,7 @@ fn mac(secret: &[u8], label: &[u8], parts: &[&[u8]]) -> Hmac<Sha256> {
 
 fn nonce() -> [u8; NONCE] {
     let mut n = [0u8; NONCE];
-    rand::Rng::fill(&mut rand::rng(), &mut n[..]);
+    rand::RngExt::fill(&mut rand::rng(), &mut n[..]);
     n
 }
 
@@ -283,19 +284,32 @@ pub(crate) struct RemoteRequest {
 /// while the producer has not registered it, until the deadline.
 pub(crate) async fn read_remote(req: RemoteRequest, tx: mpsc::Sender<RemoteItem>) {
     let fail = |what: String| RemoteItem::Error(channel_error(&req.id, req.subpartition, &req.addr, what));
-    let started = Instant::now();
-    let mut backoff = Duration::from_millis(5);
-    let stream = loop {
-        let retry_why = match connect(&req).await {
-            Ok(Connected::Ready(stream)) => break stream,
-            Ok(Connected::NotFound) => "the producer has not registered it".to_string(),
-            Ok(Connected::Refused(why)) => {
-                let _ = tx.send(fail(why)).await;
-                return;
-            }
-            Err(e) => format!("cannot connect: {e}"),
-        };
-        if started.elapsed() >= req.deadline {
+    // Retried (doubling, to 500 ms) while the producer has not registered it or
+    // cannot be reached, until the deadline; a refusal is final.
+    enum Retry {
+        Again(String),
+        Final(String),
+    }
+    let attempt = || async {
+        match connect(&req).await {
+            Ok(Connected::Ready(stream)) => Ok(stream),
+            Ok(Connected::NotFound) => Err(Retry::Again("the producer has not registered it".to_string())),
+            Ok(Connected::Refused(why)) => Err(Retry::Final(why)),
+            Err(e) => Err(Retry::Again(format!("cannot connect: {e}"))),
+        }
+    };
+    let policy = backon::ExponentialBuilder::default()
+        .with_min_delay(Duration::from_millis(5))
+        .with_max_delay(Duration::from_millis(500))
+        .with_total_delay(Some(req.deadline))
+        .without_max_times();
+    let stream = match attempt.retry(policy).when(|e| matches!(e, Retry::Again(_))).await {
+        Ok(stream) => stream,
+        Err(Retry::Final(why)) => {
+            let _ = tx.send(fail(why)).await;
+            return;
+        }
+        Err(Retry::Again(retry_why)) => {
             let why = format!(
                 "{retry_why}, still after {:?}; check that the producer's TaskExecutor is running and reachable",
                 req.deadline
@@ -303,8 +317,6 @@ pub(crate) async fn read_remote(req: RemoteRequest, tx: mpsc::Sender<RemoteItem>
             let _ = tx.send(fail(why)).await;
             return;
         }
-        tokio::time::sleep(backoff).await;
-        backoff = (backoff * 2).min(Duration::from_millis(500));
     };
     let outcome = receive(stream, &req, &tx).await;
     match outcome {

@@ -10,7 +10,7 @@ use base64::Engine;
 use hadoop::credentials::Token;
 use hadoop::proto::common::rpc_sasl_proto;
 use hadoop::sasl::digest_md5::{parse_directives, DigestParams};
-use hmac::{Hmac, Mac};
+use hmac::{Hmac, KeyInit, Mac};
 
 use super::{ServerSaslFactory, ServerSaslMechanism, ServerSaslReply};
 
@@ -30,7 +30,7 @@ impl SecretManager {
     }
 
     pub fn password(&self, identifier: &[u8]) -> Vec<u8> {
-        let mut mac = <Hmac<md5::Md5> as Mac>::new_from_slice(&self.key).expect("HMAC takes keys of any length");
+        let mut mac = <Hmac<md5::Md5> as KeyInit>::new_from_slice(&self.key).expect("HMAC takes keys of any length");
         mac.update(identifier);
         mac.finalize().into_bytes().to_vec()
     }

@@ -70,23 +70,24 @@ pub fn parse_url(s: &str) -> Result<YarnUrl, String> {
     if s.starts_with('/') {
         return Ok(YarnUrl { scheme: "file".into(), file: s.into(), ..Default::default() });
     }
-    let (scheme, rest) = s.split_once("://").ok_or_else(|| format!("{s:?} is not a URL (scheme://host/path)"))?;
-    if scheme.is_empty() {
-        return Err(format!("{s:?} has no scheme"));
-    }
-    let (authority, path) = match rest.find('/') {
-        Some(i) => (&rest[..i], &rest[i..]),
-        None => (rest, "/"),
+    let url = url::Url::parse(s).map_err(|e| format!("{s:?} is not a URL (scheme://host/path): {e}"))?;
+    let user_info = match (url.username(), url.password()) {
+        ("", None) => None,
+        (u, None) => Some(u.to_owned()),
+        (u, Some(p)) => Some(format!("{u}:{p}")),
     };
-    let (user_info, host_port) = match authority.rsplit_once('@') {
-        Some((u, h)) => (Some(u.to_string()), h),
-        None => (None, authority),
-    };
-    let (host, port) = match host_port.rsplit_once(':') {
-        Some((h, p)) => (h, Some(p.parse::<i32>().map_err(|_| format!("{s:?} has a bad port {p:?}"))?)),
-        None => (host_port, None),
-    };
-    Ok(YarnUrl { scheme: scheme.into(), host: host.into(), port, file: path.into(), user_info })
+    // YARN's record carries the path decoded (Hadoop's `URL.fromURI` takes `URI.getPath()`).
+    let file = percent_encoding::percent_decode_str(url.path())
+        .decode_utf8()
+        .map_err(|_| format!("{s:?} has a path that is not UTF-8"))?;
+    let file = if file.is_empty() { "/".to_owned() } else { file.into_owned() };
+    Ok(YarnUrl {
+        scheme: url.scheme().into(),
+        host: url.host_str().unwrap_or_default().into(),
+        port: url.port().map(i32::from),
+        file,
+        user_info,
+    })
 }
 
 pub fn url_string(u: &YarnUrl) -> String {
@@ -107,6 +108,20 @@ pub fn url_string(u: &YarnUrl) -> String {
 mod tests {
     use super::*;
     use common::resources::ResourceProfile;
+
+    #[test]
+    fn urls_become_yarn_url_records_and_back() {
+        let u = parse_url("hdfs://nn.example:8020/user/u/.yarn-flink/cache/ab/yarn-flink.tar.gz").unwrap();
+        assert_eq!((u.scheme.as_str(), u.host.as_str(), u.port), ("hdfs", "nn.example", Some(8020)));
+        assert_eq!(u.file, "/user/u/.yarn-flink/cache/ab/yarn-flink.tar.gz");
+        assert_eq!(url_string(&u), "hdfs://nn.example:8020/user/u/.yarn-flink/cache/ab/yarn-flink.tar.gz");
+        let ns = parse_url("hdfs://MyCluster/a%20b").unwrap();
+        assert_eq!((ns.host.as_str(), ns.port, ns.file.as_str()), ("MyCluster", None, "/a b"));
+        let f = parse_url("/tmp/x").unwrap();
+        assert_eq!((f.scheme.as_str(), f.file.as_str()), ("file", "/tmp/x"));
+        assert!(parse_url("hdfs://nn:notaport/x").is_err());
+        assert!(parse_url("no scheme").is_err());
+    }
 
     #[test]
     fn worker_specs_become_rounded_up_capabilities() {
