@@ -78,7 +78,9 @@ impl RestClient {
         let req = if local {
             self.http.post(format!("{}/jobs", self.base)).json(&serde_json::json!({ "bundle": abs }))
         } else {
-            let archive = pack_bundle(&abs)?;
+            // Packing and reading the bundle are file work: off the async workers.
+            let path = abs.clone();
+            let archive = tokio::task::spawn_blocking(move || pack_bundle(&path)).await??;
             // The session would refuse it (413) once that much has arrived; say so before sending it.
             if let Some(limit) = config["bundleMaxSize"].as_u64().filter(|&l| archive.len() as u64 > l) {
                 bail!(

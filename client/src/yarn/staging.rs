@@ -12,7 +12,7 @@
 //! client; it cannot run here, so it is kept thin: the cache logic above the
 //! trait is shared and tested on `file://`). [`open`] picks one by `fs.defaultFS`.
 
-use std::io::{Read, Write};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
@@ -185,14 +185,16 @@ impl HdfsStaging {
         })
     }
 
-    /// Writes chunks to a temp name beside `rel`, then renames it into place.
+    /// Writes `src` to a temp name beside `rel`, then renames it into place.
     async fn write_from(
         &self,
         rel: &str,
         total: u64,
-        mut next: impl FnMut() -> Result<Option<bytes::Bytes>, StagingError>,
+        mut src: impl tokio::io::AsyncRead + Unpin,
+        src_name: &str,
         progress: &mut dyn FnMut(u64, u64),
     ) -> Result<RemoteFile, StagingError> {
+        use tokio::io::AsyncReadExt as _;
         let dest = self.path(rel);
         let tmp = match dest.rsplit_once('/') {
             Some((dir, name)) => format!("{dir}/.{name}.tmp-{}", uuid::Uuid::new_v4().simple()),
@@ -203,9 +205,22 @@ impl HdfsStaging {
         let opts = hdfs_native::WriteOptions { overwrite: true, create_parent: true, ..Default::default() };
         let mut w = self.client.create(&tmp, opts).await.map_err(Self::err("create", &tmp))?;
         let mut done = 0u64;
-        while let Some(chunk) = next()? {
+        loop {
+            let mut chunk = bytes::BytesMut::with_capacity(4 << 20);
+            while chunk.len() < chunk.capacity() {
+                let n = src
+                    .read_buf(&mut chunk)
+                    .await
+                    .map_err(|source| StagingError::Local { path: src_name.to_owned(), source })?;
+                if n == 0 {
+                    break;
+                }
+            }
+            if chunk.is_empty() {
+                break;
+            }
             done += chunk.len() as u64;
-            w.write_bytes(chunk).await.map_err(Self::err("write", &tmp))?;
+            w.write_bytes(chunk.freeze()).await.map_err(Self::err("write", &tmp))?;
             progress(done, total);
         }
         w.close().await.map_err(Self::err("close", &tmp))?;
@@ -238,21 +253,15 @@ impl Staging for HdfsStaging {
         rel: &str,
         progress: &mut dyn FnMut(u64, u64),
     ) -> Result<RemoteFile, StagingError> {
-        let lerr = |source| StagingError::Local { path: local.display().to_string(), source };
-        let mut f = std::fs::File::open(local).map_err(lerr)?;
-        let total = f.metadata().map_err(lerr)?.len();
-        let next = move || {
-            let mut buf = vec![0u8; 4 << 20];
-            let n = f.read(&mut buf).map_err(lerr)?;
-            buf.truncate(n);
-            Ok((n > 0).then(|| bytes::Bytes::from(buf)))
-        };
-        self.write_from(rel, total, next, progress).await
+        let shown = local.display().to_string();
+        let lerr = |source| StagingError::Local { path: shown.clone(), source };
+        let f = tokio::fs::File::open(local).await.map_err(lerr)?;
+        let total = f.metadata().await.map_err(lerr)?.len();
+        self.write_from(rel, total, f, &shown, progress).await
     }
 
     async fn write(&self, rel: &str, data: &[u8]) -> Result<RemoteFile, StagingError> {
-        let mut once = Some(bytes::Bytes::copy_from_slice(data));
-        self.write_from(rel, data.len() as u64, move || Ok(once.take()), &mut |_, _| {}).await
+        self.write_from(rel, data.len() as u64, data, rel, &mut |_, _| {}).await
     }
 
     async fn remove_dir(&self, rel: &str) -> Result<(), StagingError> {
@@ -283,15 +292,15 @@ impl FileStaging {
     }
 
     /// The staging root is the user's alone (0700), as Hadoop's staging dirs are.
-    fn ensure_root(&self) -> Result<(), StagingError> {
-        use std::os::unix::fs::DirBuilderExt;
-        if self.root.is_dir() {
+    async fn ensure_root(&self) -> Result<(), StagingError> {
+        if tokio::fs::metadata(&self.root).await.is_ok_and(|m| m.is_dir()) {
             return Ok(());
         }
-        std::fs::DirBuilder::new()
+        tokio::fs::DirBuilder::new()
             .recursive(true)
             .mode(0o700)
             .create(&self.root)
+            .await
             .map_err(Self::io("create", &self.root))
     }
 
@@ -327,7 +336,7 @@ impl Staging for FileStaging {
 
     async fn stat(&self, rel: &str) -> Result<Option<RemoteFile>, StagingError> {
         let p = self.path(rel);
-        match std::fs::metadata(&p) {
+        match tokio::fs::metadata(&p).await {
             Ok(m) if m.is_file() => Ok(Some(self.remote(rel, &m))),
             Ok(_) => Ok(None),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
@@ -341,59 +350,61 @@ impl Staging for FileStaging {
         rel: &str,
         progress: &mut dyn FnMut(u64, u64),
     ) -> Result<RemoteFile, StagingError> {
-        self.ensure_root()?;
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        self.ensure_root().await?;
         let dest = self.path(rel);
         if let Some(parent) = dest.parent() {
-            std::fs::create_dir_all(parent).map_err(Self::io("create", parent))?;
+            tokio::fs::create_dir_all(parent).await.map_err(Self::io("create", parent))?;
         }
         let lerr = |source| StagingError::Local { path: local.display().to_string(), source };
-        let mut src = std::fs::File::open(local).map_err(lerr)?;
-        let total = src.metadata().map_err(lerr)?.len();
+        let mut src = tokio::fs::File::open(local).await.map_err(lerr)?;
+        let src_meta = src.metadata().await.map_err(lerr)?;
+        let total = src_meta.len();
         let tmp = Self::tmp_beside(&dest);
-        let result = (|| {
-            let mut out = std::fs::File::create(&tmp).map_err(Self::io("create", &tmp))?;
+        let result = async {
+            let mut out = tokio::fs::File::create(&tmp).await.map_err(Self::io("create", &tmp))?;
             let mut buf = vec![0u8; 1 << 20];
             let mut done = 0u64;
             loop {
-                let n = src.read(&mut buf).map_err(lerr)?;
+                let n = src.read(&mut buf).await.map_err(lerr)?;
                 if n == 0 {
                     break;
                 }
-                out.write_all(&buf[..n]).map_err(Self::io("write", &tmp))?;
+                out.write_all(&buf[..n]).await.map_err(Self::io("write", &tmp))?;
                 done += n as u64;
                 progress(done, total);
             }
             // Keep the source's mode: the binary must stay executable where the
             // NodeManager links it (HDFS drops it; YARN's localizer restores it).
-            let mode = src.metadata().map_err(lerr)?.permissions();
-            out.set_permissions(mode).map_err(Self::io("chmod", &tmp))?;
-            out.sync_all().map_err(Self::io("sync", &tmp))?;
-            std::fs::rename(&tmp, &dest).map_err(Self::io("rename into", &dest))
-        })();
+            out.set_permissions(src_meta.permissions()).await.map_err(Self::io("chmod", &tmp))?;
+            out.sync_all().await.map_err(Self::io("sync", &tmp))?;
+            tokio::fs::rename(&tmp, &dest).await.map_err(Self::io("rename into", &dest))
+        }
+        .await;
         if result.is_err() {
-            let _ = std::fs::remove_file(&tmp);
+            let _ = tokio::fs::remove_file(&tmp).await;
         }
         result?;
-        let meta = std::fs::metadata(&dest).map_err(Self::io("stat", &dest))?;
+        let meta = tokio::fs::metadata(&dest).await.map_err(Self::io("stat", &dest))?;
         Ok(self.remote(rel, &meta))
     }
 
     async fn write(&self, rel: &str, bytes: &[u8]) -> Result<RemoteFile, StagingError> {
-        self.ensure_root()?;
+        self.ensure_root().await?;
         let dest = self.path(rel);
         if let Some(parent) = dest.parent() {
-            std::fs::create_dir_all(parent).map_err(Self::io("create", parent))?;
+            tokio::fs::create_dir_all(parent).await.map_err(Self::io("create", parent))?;
         }
         let tmp = Self::tmp_beside(&dest);
-        std::fs::write(&tmp, bytes).map_err(Self::io("write", &tmp))?;
-        std::fs::rename(&tmp, &dest).map_err(Self::io("rename into", &dest))?;
-        let meta = std::fs::metadata(&dest).map_err(Self::io("stat", &dest))?;
+        tokio::fs::write(&tmp, bytes).await.map_err(Self::io("write", &tmp))?;
+        tokio::fs::rename(&tmp, &dest).await.map_err(Self::io("rename into", &dest))?;
+        let meta = tokio::fs::metadata(&dest).await.map_err(Self::io("stat", &dest))?;
         Ok(self.remote(rel, &meta))
     }
 
     async fn remove_dir(&self, rel: &str) -> Result<(), StagingError> {
         let p = self.path(rel);
-        match std::fs::remove_dir_all(&p) {
+        match tokio::fs::remove_dir_all(&p).await {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Self::io("remove", &p)(e)),
             _ => Ok(()),
         }
@@ -459,9 +470,15 @@ pub async fn upload_cached<S: Staging>(
     name: &str,
     progress: &mut dyn FnMut(u64, u64),
 ) -> Result<Upload, StagingError> {
-    let sha256 = sha256_file(local)?;
+    // Hashing reads the whole file: off the async workers.
+    let path = local.to_owned();
+    let sha256 = tokio::task::spawn_blocking(move || sha256_file(&path)).await.map_err(|e| StagingError::Local {
+        path: local.display().to_string(),
+        source: std::io::Error::other(e),
+    })??;
     let rel = format!("cache/{sha256}/{name}");
-    let size = std::fs::metadata(local)
+    let size = tokio::fs::metadata(local)
+        .await
         .map_err(|source| StagingError::Local { path: local.display().to_string(), source })?
         .len();
     if let Some(existing) = staging.stat(&rel).await? {

@@ -313,7 +313,9 @@ pub fn check_bundle(bundle: &Path, limits: &common::jobspec::BundleLimits) -> Re
 pub async fn submit(plan: SubmitPlan) -> Result<ExitCode> {
     let started = Instant::now();
     if let Some(bundle) = &plan.bundle {
-        check_bundle(bundle, &plan.cluster.bundle_limits)?;
+        // Unpacking is file work: off the async workers (so for packing, below).
+        let (bundle, limits) = (bundle.clone(), plan.cluster.bundle_limits);
+        tokio::task::spawn_blocking(move || check_bundle(&bundle, &limits)).await??;
     }
     let rm = RmRestClient::from_conf(&plan.conf, rest_auth(&plan.user, plan.kerberos.as_ref()))?;
     let app = rm.new_application().await?;
@@ -333,11 +335,17 @@ pub async fn submit(plan: SubmitPlan) -> Result<ExitCode> {
         let tmp = tempfile::Builder::new().prefix("yarn-flink-submit-").tempdir()?;
         let mut figures = StagingFigures::default();
         let mut resources = BTreeMap::new();
-        let binary = cluster_binary::archive_for(&plan.binary)?;
+        let binary = {
+            let binary = plan.binary.clone();
+            tokio::task::spawn_blocking(move || cluster_binary::archive_for(&binary)).await??
+        };
         let mut uploads =
             vec![(stage_one(&staging, &binary, cluster_binary::ARCHIVE_NAME).await?, "ARCHIVE", BINARY_LINK)];
         if let Some(bundle) = &plan.bundle {
-            let archive = bundle_archive(bundle, tmp.path())?;
+            let archive = {
+                let (bundle, tmp) = (bundle.clone(), tmp.path().to_owned());
+                tokio::task::spawn_blocking(move || bundle_archive(&bundle, &tmp)).await??
+            };
             uploads.push((stage_one(&staging, &archive, "bundle.tar.gz").await?, "ARCHIVE", BUNDLE_LINK));
         }
         for (up, kind, link) in &uploads {
