@@ -46,6 +46,12 @@ async fn setup() -> Setup {
 
 /// `room`: the node's (memory MB, vcores) when the cluster is bounded.
 async fn setup_with(room: Option<(i64, i32)>) -> Setup {
+    let fast = RetryPolicy { max_retries: 2, min_delay: Duration::from_millis(5), max_delay: Duration::from_millis(20) };
+    setup_retrying(room, fast).await
+}
+
+/// `retry`: how the AM's scheduler client retries a failing call.
+async fn setup_retrying(room: Option<(i64, i32)>, retry: RetryPolicy) -> Setup {
     let secrets = SecretManager::random();
     let nm = Arc::new(NodeManager::default());
     let nm_server = server::start(
@@ -72,8 +78,7 @@ async fn setup_with(room: Option<(i64, i32)>) -> Setup {
     .await
     .unwrap();
     let mut amrm = AmRmConfig::new(vec![rm_server.addr().to_string()]);
-    amrm.retry =
-        RetryPolicy { max_retries: 2, min_delay: Duration::from_millis(5), max_delay: Duration::from_millis(20) };
+    amrm.retry = retry;
     amrm.finish_poll_interval = Duration::from_millis(1);
     let mut client = AmRmClient::new(amrm, rm.amrm_token());
     let reg = client.register("127.0.0.1", 4242, "http://127.0.0.1:1/").await.unwrap();
@@ -294,4 +299,44 @@ async fn a_cancelled_request_lowers_the_outstanding_ask() {
     assert!(s.rm.state.lock().unwrap().asks_seen.iter().all(|a| a.3 >= 0));
     assert!(s.rm.state.lock().unwrap().allocated_seen.is_empty(), "a full queue grants nothing");
     assert!(s.events.try_recv().is_err(), "no worker started or failed");
+}
+
+/// Issue 9: the allocator awaited allocate() in its loop, so while the RM
+/// failed over (retries that can take minutes) no command was carried out.
+/// Now the allocate runs on its own task: a release during a stuck allocate
+/// stops the container on its node at once, and goes to the RM with the next
+/// allocate that gets through.
+#[tokio::test]
+async fn a_release_during_a_stuck_allocate_is_carried_out_at_once() {
+    // A standby RM keeps each allocate retrying for about 4 s.
+    let slow = RetryPolicy { max_retries: 40, min_delay: Duration::from_millis(100), max_delay: Duration::from_millis(100) };
+    let mut s = setup_retrying(None, slow).await;
+    s.driver.request_worker(&spec(1000, 512));
+    let id = match next(&mut s.events).await {
+        DriverEvent::WorkerStarted { resource_id, .. } => resource_id,
+        other => panic!("{other:?}"),
+    };
+    let container = container_of(&id);
+    s._servers.1.set_standby(true);
+    // Let the next heartbeat start and get stuck.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let started = std::time::Instant::now();
+    s.driver.release_worker(&id);
+    let nm = s.nm.clone();
+    let stopped = || {
+        nm.containers
+            .lock()
+            .unwrap()
+            .get(&container)
+            .is_some_and(|c| c.1 != hadoop::proto::yarn::ContainerStateProto::CRunning)
+    };
+    while !stopped() {
+        assert!(started.elapsed() < Duration::from_secs(2), "the release waited for the stuck allocate");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(!s.rm.state.lock().unwrap().released.contains(&container), "the RM is standby: nothing got through");
+    s._servers.1.set_standby(false);
+    let rm = s.rm.clone();
+    eventually("the release to reach the RM", || rm.state.lock().unwrap().released.contains(&container)).await;
+    tokio::time::timeout(Duration::from_secs(15), s.driver.terminate()).await.unwrap();
 }

@@ -13,6 +13,7 @@
 //! - finishApplicationMaster is repeated until the RM says it unregistered.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::credentials::Token;
@@ -102,8 +103,60 @@ impl AmRmConfig {
     }
 }
 
+/// An allocate heartbeat detached from its [`AmRmClient`] ([`AmRmClient::start_allocate`]).
+pub struct AllocateCall {
+    proxy: Arc<FailoverProxy>,
+    request: pb::AllocateRequestProto,
+    registered_as: Option<pb::RegisterApplicationMasterRequestProto>,
+    sent_asks: BTreeMap<AskKey, i32>,
+    sent_releases: usize,
+}
+
+/// What came of an [`AllocateCall`]; give it to [`AmRmClient::finish_allocate`].
+pub struct AllocateAnswer {
+    outcome: AllocateOutcome,
+    sent_asks: BTreeMap<AskKey, i32>,
+    sent_releases: usize,
+}
+
+enum AllocateOutcome {
+    Answered(pb::AllocateResponseProto),
+    /// The RM had lost our registration (a restart); we registered again.
+    Reregistered,
+    Failed(Error),
+}
+
+impl AllocateCall {
+    /// Sends it (with the proxy's failover and retries). If the RM forgot
+    /// us (`ApplicationMasterNotRegisteredException`), registers again.
+    pub async fn send(self) -> AllocateAnswer {
+        let outcome = match self.proxy.call::<_, pb::AllocateResponseProto>("allocate", &self.request).await {
+            Ok(r) => AllocateOutcome::Answered(r),
+            Err(Error::Remote(r)) if r.simple_class() == "ApplicationMasterNotRegisteredException" => {
+                match &self.registered_as {
+                    None => AllocateOutcome::Failed(Error::Remote(r)),
+                    Some(request) => {
+                        tracing::warn!("the ResourceManager lost our registration (restart?); registering again");
+                        match self
+                            .proxy
+                            .call::<_, pb::RegisterApplicationMasterResponseProto>("registerApplicationMaster", request)
+                            .await
+                        {
+                            Ok(_) => AllocateOutcome::Reregistered,
+                            Err(e) => AllocateOutcome::Failed(e),
+                        }
+                    }
+                }
+            }
+            Err(e) => AllocateOutcome::Failed(e),
+        };
+        AllocateAnswer { outcome, sent_asks: self.sent_asks, sent_releases: self.sent_releases }
+    }
+}
+
 pub struct AmRmClient {
-    proxy: FailoverProxy,
+    /// Shared with an [`AllocateCall`] in flight.
+    proxy: Arc<FailoverProxy>,
     config: AmRmConfig,
     amrm_token: Token,
     response_id: i32,
@@ -123,7 +176,7 @@ impl AmRmClient {
         let mut conn = ConnectionConfig::new(PROTOCOL, Auth::token(amrm_token.clone()));
         conn.connect_timeout = config.connect_timeout;
         conn.call_timeout = config.call_timeout;
-        let proxy = FailoverProxy::new(config.addrs.clone(), conn).with_retry_policy(config.retry);
+        let proxy = Arc::new(FailoverProxy::new(config.addrs.clone(), conn).with_retry_policy(config.retry));
         Self {
             proxy,
             config,
@@ -226,20 +279,23 @@ impl AmRmClient {
     /// this re-registers, re-sends every outstanding ask and tries once more,
     /// as Hadoop's AMRMClient does.
     pub async fn allocate(&mut self) -> Result<Allocation, Error> {
-        match self.allocate_once().await {
-            Err(Error::Remote(r)) if r.simple_class() == "ApplicationMasterNotRegisteredException" => {
-                let Some(request) = self.registered_as.clone() else { return Err(Error::Remote(r)) };
-                tracing::warn!("the ResourceManager lost our registration (restart?); registering again");
-                let _: pb::RegisterApplicationMasterResponseProto =
-                    self.proxy.call("registerApplicationMaster", &request).await?;
-                self.resend_all_asks();
-                self.allocate_once().await
+        match self.finish_allocate(self.start_allocate().send().await).await? {
+            Some(allocation) => Ok(allocation),
+            None => {
+                let answer = self.start_allocate().send().await;
+                self.finish_allocate(answer).await?.ok_or_else(|| Error::BadResponse {
+                    method: "allocate",
+                    detail: "the ResourceManager forgot the registration again right after it".into(),
+                })
             }
-            other => other,
         }
     }
 
-    async fn allocate_once(&mut self) -> Result<Allocation, Error> {
+    /// The next heartbeat as a call that runs without the client (so its
+    /// owner's loop goes on while the RM answers, retries included). The asks
+    /// and releases it carries stay pending here until [`Self::finish_allocate`]
+    /// takes its answer; asks changed meanwhile are sent by the next one.
+    pub fn start_allocate(&self) -> AllocateCall {
         let ask: Vec<pb::ResourceRequestProto> = self
             .dirty
             .iter()
@@ -264,10 +320,37 @@ impl AmRmClient {
             response_id: Some(self.response_id),
             progress: Some(self.progress),
         };
-        // On failure the asks and releases stay pending for the next try.
-        let response: pb::AllocateResponseProto = self.proxy.call("allocate", &request).await?;
-        self.dirty.clear();
-        self.releases.clear();
+        AllocateCall {
+            proxy: self.proxy.clone(),
+            request,
+            registered_as: self.registered_as.clone(),
+            sent_asks: self.dirty.clone(),
+            sent_releases: self.releases.len(),
+        }
+    }
+
+    /// Takes the answer of a call from [`Self::start_allocate`]. `Ok(None)`:
+    /// the RM had forgotten us and we registered again; every ask goes with
+    /// the next call, which should be made at once.
+    pub async fn finish_allocate(&mut self, answer: AllocateAnswer) -> Result<Option<Allocation>, Error> {
+        let response = match answer.outcome {
+            AllocateOutcome::Answered(r) => r,
+            AllocateOutcome::Reregistered => {
+                // As Hadoop's AMRMClient: a new registration starts the response ids over.
+                self.response_id = 0;
+                self.resend_all_asks();
+                return Ok(None);
+            }
+            // On failure the asks and releases stay pending for the next try.
+            AllocateOutcome::Failed(e) => return Err(e),
+        };
+        // What was sent is done with; what changed since stays pending.
+        for (key, total) in answer.sent_asks {
+            if self.dirty.get(&key) == Some(&total) {
+                self.dirty.remove(&key);
+            }
+        }
+        self.releases.drain(..answer.sent_releases.min(self.releases.len()));
         self.response_id = response.response_id();
 
         let mut new_nm_tokens = Vec::new();
@@ -296,7 +379,7 @@ impl AmRmClient {
             Some(pb::AmCommandProto::AmShutdown) => Some(AmCommand::Shutdown),
             None => None,
         };
-        Ok(Allocation {
+        Ok(Some(Allocation {
             response_id: self.response_id,
             allocated: response.allocated_containers.into_iter().map(Container::from).collect(),
             completed: response.completed_container_statuses.iter().map(ContainerStatus::from).collect(),
@@ -305,7 +388,7 @@ impl AmRmClient {
             num_cluster_nodes: response.num_cluster_nodes.unwrap_or(0),
             command,
             amrm_token_rolled,
-        })
+        }))
     }
 
     /// Make the next allocate re-send every outstanding ask (after a resync).

@@ -31,7 +31,7 @@ use std::time::Duration;
 use common::ids::ResourceId;
 use common::launch::{SecretSource, YARN_SECRET_ALIAS};
 use futures::future::BoxFuture;
-use hadoop::yarn::amrm::{AmCommand, AmRmClient, AskKey};
+use hadoop::yarn::amrm::{AllocateAnswer, AmCommand, AmRmClient, AskKey};
 use hadoop::yarn::nm::NmClient;
 use hadoop::yarn::{
     Container, ContainerId, ContainerLaunchContext, ContainerStatus, FinalStatus, LocalResource, Resource,
@@ -261,6 +261,9 @@ impl Allocator {
         client_back: oneshot::Sender<AmRmClient>,
     ) {
         let mut next_beat = tokio::time::Instant::now();
+        // The allocate in flight: it runs on its own task (the RM's failover and
+        // retries can take minutes) while this loop goes on taking commands.
+        let mut in_flight: Option<tokio::task::JoinHandle<AllocateAnswer>> = None;
         let terminated = loop {
             tokio::select! {
                 cmd = cmds.recv() => match cmd {
@@ -276,15 +279,36 @@ impl Allocator {
                     None => break None,
                 },
                 Some(l) = launched.recv() => self.on_launched(l),
-                _ = tokio::time::sleep_until(next_beat) => {
-                    self.heartbeat().await;
+                Some(answer) = futures::future::OptionFuture::from(in_flight.as_mut()), if in_flight.is_some() => {
+                    in_flight = None;
+                    let again_at_once = match answer {
+                        Ok(answer) => self.on_allocate_answer(answer).await,
+                        Err(e) => {
+                            self.on_allocate_failed(&format!("the allocate task failed: {e}"));
+                            false
+                        }
+                    };
                     if self.lost.is_cancelled() {
                         break None;
                     }
-                    next_beat = tokio::time::Instant::now() + self.interval();
+                    let now = tokio::time::Instant::now();
+                    next_beat = if again_at_once { now } else { now + self.interval() };
+                }
+                _ = tokio::time::sleep_until(next_beat), if in_flight.is_none() => {
+                    self.client.set_progress(self.progress.get());
+                    in_flight = Some(tokio::spawn(self.client.start_allocate().send()));
                 }
             }
         };
+        // Its asks and releases are the client's again once it has answered.
+        if let Some(call) = in_flight {
+            match tokio::time::timeout(Duration::from_secs(10), call).await {
+                Ok(Ok(answer)) => {
+                    let _ = self.client.finish_allocate(answer).await;
+                }
+                _ => warn!("the last allocate did not answer in time; shutting down without it"),
+            }
+        }
         self.shutdown().await;
         let _ = client_back.send(self.client);
         if let Some(done) = terminated {
@@ -358,10 +382,15 @@ impl Allocator {
         }))
     }
 
-    async fn heartbeat(&mut self) {
-        self.client.set_progress(self.progress.get());
-        match self.client.allocate().await {
-            Ok(allocation) => {
+    /// Takes an allocate's answer; true when the next one should go at once
+    /// (the RM had lost our registration and every ask must be sent again).
+    async fn on_allocate_answer(&mut self, answer: AllocateAnswer) -> bool {
+        match self.client.finish_allocate(answer).await {
+            Ok(None) => {
+                self.failures = 0;
+                true
+            }
+            Ok(Some(allocation)) => {
                 self.failures = 0;
                 if allocation.amrm_token_rolled {
                     info!("the AMRMToken was rolled; the scheduler connection uses the new one");
@@ -382,6 +411,7 @@ impl Allocator {
                 for container in allocation.allocated {
                     self.on_allocated(container);
                 }
+                false
             }
             Err(hadoop::Error::Remote(r)) if r.simple_class() == "InvalidResourceRequestException" => {
                 // Our own check should have caught it; fail the asks rather than resend them forever.
@@ -407,18 +437,24 @@ impl Allocator {
                         }
                     }
                 }
+                false
             }
             Err(e) => {
-                self.failures += 1;
-                warn!(error = %e, failures = self.failures, "allocate heartbeat failed");
-                if self.failures >= self.config.max_allocate_failures.max(1) {
-                    self.give_up(&format!(
-                        "{} allocate heartbeats to the ResourceManager failed in a row (last: {e}); check the \
-                         ResourceManager's health and yarn.resourcemanager.scheduler.address",
-                        self.failures
-                    ));
-                }
+                self.on_allocate_failed(&e.to_string());
+                false
             }
+        }
+    }
+
+    fn on_allocate_failed(&mut self, e: &str) {
+        self.failures += 1;
+        warn!(error = %e, failures = self.failures, "allocate heartbeat failed");
+        if self.failures >= self.config.max_allocate_failures.max(1) {
+            self.give_up(&format!(
+                "{} allocate heartbeats to the ResourceManager failed in a row (last: {e}); check the \
+                 ResourceManager's health and yarn.resourcemanager.scheduler.address",
+                self.failures
+            ));
         }
     }
 
