@@ -12,7 +12,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use common::ids::{AllocationId, JobId, JobMasterId, ResourceId};
 use common::jobspec::{BuiltinSink, Bundle, Program};
 use common::protocol::{BundleBlob, OfferSlots, TaskExecutionState};
-use common::rpc::{self, convert, pb, Channels};
+use common::rpc::{Channels, TaskExecutorNotice};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -267,19 +267,14 @@ impl JobMaster {
                 JobMasterAction::DeclareRequirements(reqs) => self.rm.declare(self.job_id, reqs),
                 JobMasterAction::Deploy { task_manager, mut tdd } => {
                     tdd.bundle_blob = self.bundle_blob.clone();
-                    let (client, deadline, job_tx) = (
-                        self.config.channels.task_executor(&task_manager.address),
-                        self.config.channels.timeouts().call,
+                    let (gateway, job_tx) = (
+                        self.config.channels.task_executor_gateway(&task_manager.address),
                         self.registry.get(&self.job_id),
                     );
                     tokio::spawn(async move {
                         let attempt_id = tdd.attempt_id;
                         let job_id = tdd.job_id;
-                        let r = async {
-                            let mut c = client?;
-                            rpc::call(&task_manager.address, deadline, c.submit_task(convert::tdd(&tdd))).await
-                        }
-                        .await;
+                        let r = async { gateway?.submit_task(&tdd).await }.await;
                         if let Err(e) = r {
                             // The deployment failed: that attempt failed.
                             if let Some(tx) = job_tx {
@@ -294,16 +289,12 @@ impl JobMaster {
                     });
                 }
                 JobMasterAction::CancelTask { task_manager, attempt_id } => {
-                    let req = pb::CancelTaskRequest { attempt_id: convert::attempt_id(attempt_id) };
-                    self.config.channels.notify_task_executor(task_manager.address, "cancel task", move |mut c| async move {
-                        c.cancel_task(req).await
-                    });
+                    self.config.channels.notify(task_manager.address, TaskExecutorNotice::CancelTask(attempt_id));
                 }
                 JobMasterAction::FreeSlot { task_manager, allocation_id, cause } => {
-                    let req = pb::FreeSlotRequest { allocation_id: convert::allocation_id(allocation_id), cause };
-                    self.config.channels.notify_task_executor(task_manager.address, "free slot", move |mut c| async move {
-                        c.free_slot(req).await
-                    });
+                    self.config
+                        .channels
+                        .notify(task_manager.address, TaskExecutorNotice::FreeSlot { allocation_id, cause });
                 }
                 JobMasterAction::JobFinished { status, error } => {
                     self.finalizing = true;

@@ -37,7 +37,7 @@ impl pb::job_master_gateway_server::JobMasterGateway for JobMasterService {
         let (reply, rx) = oneshot::channel();
         tx.send(JmMsg::Offer(offer, reply)).map_err(gone)?;
         let accepted = rx.await.map_err(gone)?;
-        Ok(Response::new(pb::OfferSlotsResponse { accepted: accepted.iter().map(|a| convert::uuid(a.0)).collect() }))
+        Ok(Response::new(convert::accepted_offers(&accepted)))
     }
 
     async fn update_task_execution_state(
@@ -56,17 +56,13 @@ impl pb::job_master_gateway_server::JobMasterGateway for JobMasterService {
         let Ok(tx) = self.route(req.job_id) else {
             return Ok(Response::new(pb::HeartbeatReply { known: false }));
         };
-        let job_master_id = convert::to_job_master_id(req.job_master_id, "job_master_id").map_err(bad)?;
-        let mut allocations = Vec::with_capacity(req.allocations.len());
-        for a in req.allocations {
-            allocations.push(convert::to_allocation_id(Some(a), "allocations").map_err(bad)?);
-        }
+        let hb = convert::to_jm_heartbeat(req).map_err(bad)?;
         let (reply, rx) = oneshot::channel();
         tx.send(JmMsg::Heartbeat {
-            resource_id: common::ids::ResourceId(req.resource_id),
-            job_master_id,
-            allocations,
-            report_version: req.report_version,
+            resource_id: hb.resource_id,
+            job_master_id: hb.job_master_id,
+            allocations: hb.allocations,
+            report_version: hb.report_version,
             reply,
         })
         .map_err(gone)?;

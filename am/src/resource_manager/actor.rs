@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use common::ids::{AllocationId, InstanceId, JobId, JobMasterId, ResourceId, ResourceManagerId};
 use common::protocol::{RegisterTaskExecutor, RequestSlot, ResourceRequirement, SlotReport};
-use common::rpc::{self, convert, pb, Channels, RpcTimeouts};
+use common::rpc::{Channels, RpcTimeouts, TaskExecutorNotice};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
@@ -381,20 +381,9 @@ impl<D: ResourceManagerDriver> ResourceManager<D> {
                         job_master_address: jm.address.clone(),
                         job_master_id: jm.job_master_id,
                     };
-                    let (address, client, deadline, tx) = (
-                        te.address.clone(),
-                        self.channels.task_executor(&te.address),
-                        self.channels.timeouts().call,
-                        self.tx.clone(),
-                    );
+                    let (gateway, tx) = (self.channels.task_executor_gateway(&te.address), self.tx.clone());
                     tokio::spawn(async move {
-                        let result = async {
-                            let mut c = client?;
-                            rpc::call(&address, deadline, c.request_slot(convert::request_slot(&req))).await
-                        }
-                        .await
-                        .map(|r| r.report_version)
-                        .map_err(|e| e.to_string());
+                        let result = async { gateway?.request_slot(&req).await }.await.map_err(|e| e.to_string());
                         let _ = tx.send(RmMsg::AllocationAnswered { allocation_id, resource_id, result });
                     });
                 }
@@ -402,10 +391,7 @@ impl<D: ResourceManagerDriver> ResourceManager<D> {
                     debug!(%slot_id, %allocation_id, %job_id, "freeing slot of an ended job");
                     if let Some(te) = self.task_executors.get(&slot_id.resource_id) {
                         let cause = "job ended".to_owned();
-                        let req = pb::FreeSlotRequest { allocation_id: convert::allocation_id(allocation_id), cause };
-                        self.channels.notify_task_executor(te.address.clone(), "free slot", move |mut c| async move {
-                            c.free_slot(req).await
-                        });
+                        self.channels.notify(te.address.clone(), TaskExecutorNotice::FreeSlot { allocation_id, cause });
                     }
                 }
                 Action::StartWorker(spec) => {
@@ -419,10 +405,8 @@ impl<D: ResourceManagerDriver> ResourceManager<D> {
                 Action::ReleaseWorker { resource_id, reason } => {
                     info!(%resource_id, %reason, "releasing TaskManager");
                     if let Some(te) = self.task_executors.remove(&resource_id) {
-                        let req = pb::ShutdownRequest { rm_id: convert::rm_id(self.rm_id), reason };
-                        self.channels.notify_task_executor(te.address.clone(), "shutdown", move |mut c| async move {
-                            c.shutdown(req).await
-                        });
+                        let notice = TaskExecutorNotice::Shutdown { rm_id: self.rm_id, reason };
+                        self.channels.notify(te.address.clone(), notice);
                         self.channels.forget(&te.address);
                     }
                     self.driver.release_worker(&resource_id);

@@ -1,6 +1,6 @@
 //! The ResourceManager's gRPC endpoint for TaskExecutors.
 
-use common::ids::ResourceId;
+use common::protocol::RegistrationAccepted;
 use common::rpc::{convert, pb};
 use tokio::sync::{mpsc, oneshot};
 use tonic::{Request, Response, Status};
@@ -17,15 +17,13 @@ fn gone<T>(_: T) -> Status {
 
 impl ResourceManagerService {
     async fn heartbeat_inner(&self, hb: pb::TaskExecutorHeartbeat) -> Result<Response<pb::HeartbeatReply>, Status> {
-        let instance_id = convert::to_instance_id(hb.instance_id, "instance_id")
-            .map_err(|e| Status::invalid_argument(e.to_string()))?;
-        let report = convert::to_slot_report(hb.slot_report).map_err(|e| Status::invalid_argument(e.to_string()))?;
+        let hb = convert::to_te_heartbeat(hb).map_err(|e| Status::invalid_argument(e.to_string()))?;
         let (reply, rx) = oneshot::channel();
         self.tx
             .send(RmMsg::Heartbeat {
-                resource_id: ResourceId(hb.resource_id),
-                instance_id,
-                report,
+                resource_id: hb.resource_id,
+                instance_id: hb.instance_id,
+                report: hb.slot_report,
                 report_version: hb.report_version,
                 reply,
             })
@@ -45,13 +43,9 @@ impl pb::resource_manager_gateway_server::ResourceManagerGateway for ResourceMan
             convert::to_register(req.into_inner()).map_err(|e| Status::invalid_argument(e.to_string()))?;
         let (reply, rx) = oneshot::channel();
         self.tx.send(RmMsg::Register(reg, report, reply)).map_err(gone)?;
-        let (rm_id, instance_id, interval, timeout) = rx.await.map_err(gone)?;
-        Ok(Response::new(pb::RegisterTaskExecutorResponse {
-            rm_id: convert::rm_id(rm_id),
-            instance_id: convert::instance_id(instance_id),
-            heartbeat_interval_ms: interval.as_millis() as u64,
-            heartbeat_timeout_ms: timeout.as_millis() as u64,
-        }))
+        let (rm_id, instance_id, heartbeat_interval, heartbeat_timeout) = rx.await.map_err(gone)?;
+        let accepted = RegistrationAccepted { rm_id, instance_id, heartbeat_interval, heartbeat_timeout };
+        Ok(Response::new(convert::registration_accepted(&accepted)))
     }
 
     async fn heartbeat(&self, req: Request<pb::TaskExecutorHeartbeat>) -> Result<Response<pb::HeartbeatReply>, Status> {

@@ -36,16 +36,6 @@ pub struct SlotStatus {
     pub allocation: Option<(AllocationId, JobId)>,
 }
 
-/// JobMaster -> ResourceManager: the whole of what the job needs now
-/// (absolute, FLIP-138). Declaring an empty list withdraws the job's needs.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct DeclareResourceRequirements {
-    pub job_id: JobId,
-    pub job_master_id: JobMasterId,
-    pub job_master_address: String,
-    pub requirements: Vec<ResourceRequirement>,
-}
-
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct ResourceRequirement {
     pub profile: RequestedProfile,
@@ -86,10 +76,33 @@ pub struct OfferSlots {
     pub report_version: u64,
 }
 
-/// The ResourceManager's heartbeat payload from a TaskExecutor.
+/// The ResourceManager's heartbeat payload from a TaskExecutor (also sent
+/// at once when its slots change).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TaskExecutorHeartbeat {
     pub resource_id: ResourceId,
     pub instance_id: InstanceId,
     pub slot_report: SlotReport,
+    /// The slot table's version the report was taken at.
+    pub report_version: u64,
+}
+
+/// ResourceManager -> TaskExecutor: registered, and how to heartbeat.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RegistrationAccepted {
+    pub rm_id: ResourceManagerId,
+    pub instance_id: InstanceId,
+    pub heartbeat_interval: std::time::Duration,
+    pub heartbeat_timeout: std::time::Duration,
+}
+
+/// TaskExecutor -> JobMaster: alive, and holding these of the job's allocations.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobMasterHeartbeat {
+    pub resource_id: ResourceId,
+    pub job_id: JobId,
+    pub job_master_id: JobMasterId,
+    /// The JobMaster fails attempts whose slot vanished.
+    pub allocations: Vec<AllocationId>,
+    pub report_version: u64,
 }

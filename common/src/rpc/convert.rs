@@ -411,10 +411,112 @@ pub fn to_register(r: pb::RegisterTaskExecutorRequest) -> Result<(RegisterTaskEx
     ))
 }
 
+pub fn te_heartbeat(h: &TaskExecutorHeartbeat) -> pb::TaskExecutorHeartbeat {
+    pb::TaskExecutorHeartbeat {
+        resource_id: h.resource_id.0.clone(),
+        instance_id: instance_id(h.instance_id),
+        slot_report: Some(slot_report(&h.slot_report)),
+        report_version: h.report_version,
+    }
+}
+
+pub fn to_te_heartbeat(h: pb::TaskExecutorHeartbeat) -> Result<TaskExecutorHeartbeat, ConvertError> {
+    Ok(TaskExecutorHeartbeat {
+        resource_id: ResourceId(h.resource_id),
+        instance_id: to_instance_id(h.instance_id, "instance_id")?,
+        slot_report: to_slot_report(h.slot_report)?,
+        report_version: h.report_version,
+    })
+}
+
+pub fn registration_accepted(r: &RegistrationAccepted) -> pb::RegisterTaskExecutorResponse {
+    pb::RegisterTaskExecutorResponse {
+        rm_id: rm_id(r.rm_id),
+        instance_id: instance_id(r.instance_id),
+        heartbeat_interval_ms: u64::try_from(r.heartbeat_interval.as_millis()).unwrap_or(u64::MAX),
+        heartbeat_timeout_ms: u64::try_from(r.heartbeat_timeout.as_millis()).unwrap_or(u64::MAX),
+    }
+}
+
+/// Intervals under 10 ms and timeouts under 50 ms are raised to that: a
+/// zero from a confused peer must not make a TaskExecutor spin.
+pub fn to_registration_accepted(r: pb::RegisterTaskExecutorResponse) -> Result<RegistrationAccepted, ConvertError> {
+    Ok(RegistrationAccepted {
+        rm_id: to_rm_id(r.rm_id, "rm_id")?,
+        instance_id: to_instance_id(r.instance_id, "instance_id")?,
+        heartbeat_interval: std::time::Duration::from_millis(r.heartbeat_interval_ms.max(10)),
+        heartbeat_timeout: std::time::Duration::from_millis(r.heartbeat_timeout_ms.max(50)),
+    })
+}
+
+pub fn jm_heartbeat(h: &JobMasterHeartbeat) -> pb::JobMasterHeartbeat {
+    pb::JobMasterHeartbeat {
+        resource_id: h.resource_id.0.clone(),
+        job_id: job_id(h.job_id),
+        job_master_id: job_master_id(h.job_master_id),
+        allocations: h.allocations.iter().map(|a| uuid(a.0)).collect(),
+        report_version: h.report_version,
+    }
+}
+
+pub fn to_jm_heartbeat(h: pb::JobMasterHeartbeat) -> Result<JobMasterHeartbeat, ConvertError> {
+    let mut allocations = Vec::with_capacity(h.allocations.len());
+    for a in h.allocations {
+        allocations.push(to_allocation_id(Some(a), "allocations")?);
+    }
+    Ok(JobMasterHeartbeat {
+        resource_id: ResourceId(h.resource_id),
+        job_id: to_job_id(h.job_id, "job_id")?,
+        job_master_id: to_job_master_id(h.job_master_id, "job_master_id")?,
+        allocations,
+        report_version: h.report_version,
+    })
+}
+
+pub fn accepted_offers(accepted: &[AllocationId]) -> pb::OfferSlotsResponse {
+    pb::OfferSlotsResponse { accepted: accepted.iter().map(|a| uuid(a.0)).collect() }
+}
+
+pub fn to_accepted_offers(r: pb::OfferSlotsResponse) -> Result<Vec<AllocationId>, ConvertError> {
+    r.accepted.into_iter().map(|a| to_allocation_id(Some(a), "accepted")).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::resources::MIB;
+
+    #[test]
+    fn heartbeats_and_registrations_round_trip_and_zero_timings_are_raised() {
+        let te = TaskExecutorHeartbeat {
+            resource_id: ResourceId::new("tm-1"),
+            instance_id: InstanceId::random(),
+            slot_report: SlotReport::default(),
+            report_version: 7,
+        };
+        assert_eq!(to_te_heartbeat(te_heartbeat(&te)).unwrap(), te);
+        let jm = JobMasterHeartbeat {
+            resource_id: ResourceId::new("tm-1"),
+            job_id: JobId::random(),
+            job_master_id: JobMasterId::random(),
+            allocations: vec![AllocationId::random(), AllocationId::random()],
+            report_version: 3,
+        };
+        assert_eq!(to_jm_heartbeat(jm_heartbeat(&jm)).unwrap(), jm);
+        let accepted = RegistrationAccepted {
+            rm_id: ResourceManagerId::random(),
+            instance_id: InstanceId::random(),
+            heartbeat_interval: std::time::Duration::from_millis(100),
+            heartbeat_timeout: std::time::Duration::from_secs(2),
+        };
+        assert_eq!(to_registration_accepted(registration_accepted(&accepted)).unwrap(), accepted);
+        let zero = pb::RegisterTaskExecutorResponse { heartbeat_interval_ms: 0, ..registration_accepted(&accepted) };
+        assert_eq!(to_registration_accepted(zero).unwrap().heartbeat_interval, std::time::Duration::from_millis(10));
+        let missing = pb::RegisterTaskExecutorResponse { rm_id: None, ..registration_accepted(&accepted) };
+        assert!(matches!(to_registration_accepted(missing), Err(ConvertError::Missing("rm_id"))));
+        let ids = vec![AllocationId::random()];
+        assert_eq!(to_accepted_offers(accepted_offers(&ids)).unwrap(), ids);
+    }
 
     #[test]
     fn tdd_round_trips() {

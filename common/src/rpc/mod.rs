@@ -7,6 +7,7 @@
 
 pub mod auth;
 pub mod convert;
+pub mod gateway;
 pub mod listen;
 
 use std::collections::HashMap;
@@ -15,6 +16,7 @@ use std::time::Duration;
 
 pub use auth::{AppSecret, AuthInterceptor, ClientAuth};
 pub use convert::ConvertError;
+pub use gateway::{JobMasterGateway, ResourceManagerGateway, TaskExecutorGateway, TaskExecutorNotice};
 pub use listen::ListenerLimits;
 
 /// The generated protobuf messages and service stubs.
@@ -166,27 +168,6 @@ impl Channels {
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
-    }
-
-    /// Calls a TaskExecutor without waiting for the answer: for notifications
-    /// whose loss the heartbeats make up for (cancel, free slot, shutdown).
-    /// Failures are logged at debug level.
-    pub fn notify_task_executor<T, F, Fut>(&self, address: String, what: &'static str, f: F)
-    where
-        F: FnOnce(TaskExecutorClient) -> Fut + Send + 'static,
-        Fut: std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>> + Send + 'static,
-        T: Send + 'static,
-    {
-        let (client, deadline) = (self.task_executor(&address), self.timeouts.call);
-        tokio::spawn(async move {
-            let r = match client {
-                Ok(c) => call(&address, deadline, f(c)).await.map(|_| ()),
-                Err(e) => Err(e),
-            };
-            if let Err(e) = r {
-                tracing::debug!(%address, error = %e, "{what} failed");
-            }
-        });
     }
 }
 

@@ -18,11 +18,11 @@ use std::time::Duration;
 
 use common::ids::{AllocationId, ExecutionAttemptId, InstanceId, JobId, ResourceId, ResourceManagerId};
 use common::protocol::{
-    ExecutionState, OfferSlots, RegisterTaskExecutor, RequestSlot, SlotOffer, SlotReport, TaskDeploymentDescriptor,
-    TaskExecutionState,
+    ExecutionState, JobMasterHeartbeat, OfferSlots, RegisterTaskExecutor, RegistrationAccepted, RequestSlot, SlotOffer,
+    SlotReport, TaskDeploymentDescriptor, TaskExecutionState, TaskExecutorHeartbeat,
 };
 use common::resources::ResourceProfile;
-use common::rpc::{self, convert, pb, AppSecret, Channels, RpcTimeouts};
+use common::rpc::{self, AppSecret, Channels, RpcTimeouts};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
@@ -304,22 +304,12 @@ impl TaskExecutor {
             }],
             report_version: self.slots.version(),
         };
-        let address = req.job_master_address;
-        let (client, deadline, tx) =
-            (self.channels.job_master(&address), self.channels.timeouts().call, self.tx.clone());
+        let (gateway, tx) = (self.channels.job_master_gateway(&req.job_master_address), self.tx.clone());
         tokio::spawn(async move {
-            let accepted = match client {
-                Ok(mut c) => {
-                    match rpc::call(&address, deadline, c.offer_slots(convert::offer_slots(&offer))).await {
-                        Ok(resp) => resp.accepted.iter().any(|a| convert::uuid(req.allocation_id.0) == *a),
-                        Err(e) => {
-                            warn!(error = %e, "offering a slot to the JobMaster failed");
-                            false
-                        }
-                    }
-                }
+            let accepted = match async { gateway?.offer_slots(&offer).await }.await {
+                Ok(accepted) => accepted.contains(&req.allocation_id),
                 Err(e) => {
-                    warn!(error = %e, "bad JobMaster address");
+                    warn!(error = %e, "offering a slot to the JobMaster failed");
                     false
                 }
             };
@@ -405,11 +395,7 @@ impl TaskExecutor {
         tokio::spawn(async move {
             // A lost final state would leave the JobMaster waiting for a heartbeat
             // timeout: retry a few times.
-            let attempt = || async {
-                let mut c = channels.job_master(&address)?;
-                rpc::call(&address, channels.timeouts().call, c.update_task_execution_state(convert::task_state(&state)))
-                    .await
-            };
+            let attempt = || async { channels.job_master_gateway(&address)?.update_task_state(&state).await };
             use backon::Retryable;
             let policy = backon::ExponentialBuilder::default().with_max_times(5);
             if let Err(e) = attempt.retry(policy).when(|e: &rpc::RpcError| !e.is_unauthenticated()).await {
@@ -421,20 +407,17 @@ impl TaskExecutor {
     fn heartbeat_job_masters(&mut self) {
         for (job_id, address, jm_id) in self.slots.jobs() {
             let allocations = self.slots.allocations_of(job_id);
-            let msg = pb::JobMasterHeartbeat {
-                resource_id: self.config.resource_id.0.clone(),
-                job_id: convert::job_id(job_id),
-                job_master_id: convert::job_master_id(jm_id),
-                allocations: allocations.iter().map(|a| convert::uuid(a.0)).collect(),
+            let hb = JobMasterHeartbeat {
+                resource_id: self.config.resource_id.clone(),
+                job_id,
+                job_master_id: jm_id,
+                allocations,
                 report_version: self.slots.version(),
             };
-            let (client, tx) = (self.channels.job_master(&address), self.tx.clone());
+            let (gateway, tx) = (self.channels.job_master_gateway(&address), self.tx.clone());
             let deadline = self.heartbeat_interval.max(Duration::from_millis(100)) * 2;
             tokio::spawn(async move {
-                let ok = match client {
-                    Ok(mut c) => matches!(rpc::call(&address, deadline, c.heartbeat(msg)).await, Ok(r) if r.known),
-                    Err(_) => false,
-                };
+                let ok = matches!(async { gateway?.heartbeat(&hb, deadline).await }.await, Ok(true));
                 let _ = tx.send(Msg::JobMasterHeartbeat { job_id, ok });
             });
         }
@@ -446,19 +429,16 @@ impl TaskExecutor {
 
     fn send_slot_report_now(&self) {
         let Some((_, instance_id)) = self.rm else { return };
-        let msg = pb::TaskExecutorHeartbeat {
-            resource_id: self.config.resource_id.0.clone(),
-            instance_id: convert::instance_id(instance_id),
-            slot_report: Some(convert::slot_report(&self.slots.report())),
+        let hb = TaskExecutorHeartbeat {
+            resource_id: self.config.resource_id.clone(),
+            instance_id,
+            slot_report: self.slots.report(),
             report_version: self.slots.version(),
         };
-        let address = self.config.rm_address.clone();
-        let (client, deadline) = (self.channels.resource_manager(&address), self.channels.timeouts().call);
+        let gateway = self.channels.resource_manager_gateway(&self.config.rm_address);
         tokio::spawn(async move {
-            if let Ok(mut c) = client {
-                if let Err(e) = rpc::call(&address, deadline, c.slot_report_update(msg)).await {
-                    debug!(error = %e, "slot report update failed; the next heartbeat carries it");
-                }
+            if let Err(e) = async { gateway?.slot_report_update(&hb).await }.await {
+                debug!(error = %e, "slot report update failed; the next heartbeat carries it");
             }
         });
     }
@@ -495,7 +475,7 @@ async fn rm_connection(
     stop: CancellationToken,
 ) -> Result<(), TaskExecutorError> {
     let address = config.rm_address.clone();
-    let mut client = channels.resource_manager(&address).map_err(|e| {
+    let mut gateway = channels.resource_manager_gateway(&address).map_err(|e| {
         TaskExecutorError::RegistrationTimeout {
             address: address.clone(),
             timeout: config.registration_timeout,
@@ -510,23 +490,13 @@ async fn rm_connection(
             if stop.is_cancelled() {
                 return Ok(());
             }
-            let req = convert::register(&registration, &report.borrow().0);
-            let answer = rpc::call(&address, config.rpc.call, client.register_task_executor(req)).await;
+            let slots = report.borrow().0.clone();
             // A malformed answer is retried like a failed call: with backoff, within the
             // registration timeout (it used to spin without either).
-            let answer = answer.and_then(|r| {
-                match (convert::to_rm_id(r.rm_id, "rm_id"), convert::to_instance_id(r.instance_id, "instance_id")) {
-                    (Ok(rm_id), Ok(instance_id)) => Ok((r, rm_id, instance_id)),
-                    (Err(e), _) | (_, Err(e)) => {
-                        warn!(error = %e, "malformed registration answer from the ResourceManager");
-                        Err(rpc::RpcError::Malformed { peer: address.clone(), source: e })
-                    }
-                }
-            });
-            match answer {
-                Ok((r, rm_id, instance_id)) => {
-                    let interval = Duration::from_millis(r.heartbeat_interval_ms.max(10));
-                    let timeout = Duration::from_millis(r.heartbeat_timeout_ms.max(50));
+            match gateway.register(&registration, &slots).await {
+                Ok(accepted) => {
+                    let RegistrationAccepted { rm_id, instance_id, heartbeat_interval: interval, heartbeat_timeout: timeout } =
+                        accepted;
                     info!(%rm_id, %instance_id, "registered with the ResourceManager");
                     let _ = tx.send(Msg::Registered { rm_id, instance_id, interval, timeout });
                     last_accepted = Instant::now();
@@ -537,6 +507,9 @@ async fn rm_connection(
                     return Err(TaskExecutorError::Unauthenticated { address, detail: e.to_string() });
                 }
                 Err(e) => {
+                    if matches!(e, rpc::RpcError::Malformed { .. }) {
+                        warn!(error = %e, "malformed registration answer from the ResourceManager");
+                    }
                     if last_accepted.elapsed() > config.registration_timeout {
                         stop.cancel();
                         return Err(TaskExecutorError::RegistrationTimeout {
@@ -563,18 +536,18 @@ async fn rm_connection(
                 _ = stop.cancelled() => return Ok(()),
                 _ = tick.tick() => {}
             }
-            let msg = {
+            let hb = {
                 let r = report.borrow();
-                pb::TaskExecutorHeartbeat {
-                    resource_id: registration.resource_id.0.clone(),
-                    instance_id: convert::instance_id(instance_id),
-                    slot_report: Some(convert::slot_report(&r.0)),
+                TaskExecutorHeartbeat {
+                    resource_id: registration.resource_id.clone(),
+                    instance_id,
+                    slot_report: r.0.clone(),
                     report_version: r.1,
                 }
             };
-            match rpc::call(&address, interval.max(Duration::from_millis(100)) * 2, client.heartbeat(msg)).await {
-                Ok(r) if r.known => last_accepted = Instant::now(),
-                Ok(_) => {
+            match gateway.heartbeat(&hb, interval.max(Duration::from_millis(100)) * 2).await {
+                Ok(true) => last_accepted = Instant::now(),
+                Ok(false) => {
                     info!("the ResourceManager no longer knows us; registering again");
                     break;
                 }
