@@ -31,18 +31,21 @@ impl TaskExecutorNotice {
     }
 }
 
+#[derive(Clone)]
 pub struct TaskExecutorGateway {
     address: String,
     client: TaskExecutorClient,
     deadline: Duration,
 }
 
+#[derive(Clone)]
 pub struct JobMasterGateway {
     address: String,
     client: JobMasterClient,
     deadline: Duration,
 }
 
+#[derive(Clone)]
 pub struct ResourceManagerGateway {
     address: String,
     client: ResourceManagerClient,

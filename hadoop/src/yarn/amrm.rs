@@ -412,21 +412,39 @@ impl AmRmClient {
             tracking_url: tracking_url.map(str::to_string),
             final_application_status: Some(pb::FinalApplicationStatusProto::from(status) as i32),
         };
-        for attempt in 0..self.config.finish_max_attempts.max(1) {
-            let response: pb::FinishApplicationMasterResponseProto =
-                self.proxy.call("finishApplicationMaster", &request).await?;
-            if response.is_unregistered() {
-                return Ok(());
-            }
-            tracing::debug!(attempt, "the ResourceManager is still unregistering the application");
-            tokio::time::sleep(self.config.finish_poll_interval).await;
+        // Hadoop's AMRMClient polls the same way: the RM confirms the unregistration
+        // once its state store has it. Call errors are the proxy's to retry.
+        use backon::Retryable as _;
+        enum Finish {
+            Pending,
+            Failed(Error),
         }
-        Err(Error::BadResponse {
-            method: "finishApplicationMaster",
-            detail: format!(
-                "the ResourceManager did not confirm the unregistration after {} calls",
-                self.config.finish_max_attempts
-            ),
-        })
+        let proxy = &self.proxy;
+        let poll = || async {
+            match proxy.call::<_, pb::FinishApplicationMasterResponseProto>("finishApplicationMaster", &request).await {
+                Ok(r) if r.is_unregistered() => Ok(()),
+                Ok(_) => Err(Finish::Pending),
+                Err(e) => Err(Finish::Failed(e)),
+            }
+        };
+        let policy = backon::ConstantBuilder::default()
+            .with_delay(self.config.finish_poll_interval)
+            .with_max_times(self.config.finish_max_attempts.max(1) - 1);
+        let polled = poll
+            .retry(policy)
+            .when(|f| matches!(f, Finish::Pending))
+            .notify(|_, _| tracing::debug!("the ResourceManager is still unregistering the application"))
+            .await;
+        match polled {
+            Ok(()) => Ok(()),
+            Err(Finish::Failed(e)) => Err(e),
+            Err(Finish::Pending) => Err(Error::BadResponse {
+                method: "finishApplicationMaster",
+                detail: format!(
+                    "the ResourceManager did not confirm the unregistration after {} calls",
+                    self.config.finish_max_attempts
+                ),
+            }),
+        }
     }
 }

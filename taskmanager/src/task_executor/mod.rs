@@ -16,6 +16,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use backon::Retryable as _;
 use common::ids::{AllocationId, ExecutionAttemptId, InstanceId, JobId, ResourceId, ResourceManagerId};
 use common::protocol::{
     ExecutionState, JobMasterHeartbeat, OfferSlots, RegisterTaskExecutor, RegistrationAccepted, RequestSlot, SlotOffer,
@@ -396,7 +397,6 @@ impl TaskExecutor {
             // A lost final state would leave the JobMaster waiting for a heartbeat
             // timeout: retry a few times.
             let attempt = || async { channels.job_master_gateway(&address)?.update_task_state(&state).await };
-            use backon::Retryable;
             let policy = backon::ExponentialBuilder::default().with_max_times(5);
             if let Err(e) = attempt.retry(policy).when(|e: &rpc::RpcError| !e.is_unauthenticated()).await {
                 warn!(error = %e, "could not report a task state to the JobMaster");
@@ -483,51 +483,55 @@ async fn rm_connection(
         }
     })?;
     let mut last_accepted = Instant::now();
-    let mut backoff = Duration::from_millis(20);
     loop {
-        // Register.
-        let (instance_id, interval, timeout) = loop {
-            if stop.is_cancelled() {
-                return Ok(());
-            }
-            let slots = report.borrow().0.clone();
-            // A malformed answer is retried like a failed call: with backoff, within the
-            // registration timeout (it used to spin without either).
-            match gateway.register(&registration, &slots).await {
-                Ok(accepted) => {
-                    let RegistrationAccepted { rm_id, instance_id, heartbeat_interval: interval, heartbeat_timeout: timeout } =
-                        accepted;
-                    info!(%rm_id, %instance_id, "registered with the ResourceManager");
-                    let _ = tx.send(Msg::Registered { rm_id, instance_id, interval, timeout });
-                    last_accepted = Instant::now();
-                    break (instance_id, interval, timeout);
-                }
-                Err(e) if e.is_unauthenticated() => {
-                    stop.cancel();
-                    return Err(TaskExecutorError::Unauthenticated { address, detail: e.to_string() });
-                }
-                Err(e) => {
-                    if matches!(e, rpc::RpcError::Malformed { .. }) {
-                        warn!(error = %e, "malformed registration answer from the ResourceManager");
-                    }
-                    if last_accepted.elapsed() > config.registration_timeout {
-                        stop.cancel();
-                        return Err(TaskExecutorError::RegistrationTimeout {
-                            address,
-                            timeout: config.registration_timeout,
-                            last_error: e.to_string(),
-                        });
-                    }
+        // Register, retrying (doubling from 20 ms to 2 s) until the registration timeout
+        // since the ResourceManager last accepted us. A malformed answer is retried like
+        // a failed call; a refused secret is final.
+        let attempt = || {
+            let (mut gateway, registration, slots) = (gateway.clone(), registration.clone(), report.borrow().0.clone());
+            async move { gateway.register(&registration, &slots).await }
+        };
+        let policy = backon::ExponentialBuilder::default()
+            .with_min_delay(Duration::from_millis(20))
+            .with_max_delay(Duration::from_secs(2))
+            .with_total_delay(Some(config.registration_timeout.saturating_sub(last_accepted.elapsed())))
+            .without_max_times();
+        let registered = attempt
+            .retry(policy)
+            .when(|e: &rpc::RpcError| !e.is_unauthenticated())
+            .notify(|e, _| {
+                if matches!(e, rpc::RpcError::Malformed { .. }) {
+                    warn!(error = %e, "malformed registration answer from the ResourceManager");
+                } else {
                     debug!(error = %e, "registration failed; retrying");
-                    tokio::select! {
-                        _ = stop.cancelled() => return Ok(()),
-                        _ = tokio::time::sleep(backoff) => {}
-                    }
-                    backoff = (backoff * 2).min(Duration::from_secs(2));
                 }
+            });
+        let answer = tokio::select! {
+            _ = stop.cancelled() => return Ok(()),
+            answer = registered => answer,
+        };
+        let (instance_id, interval, timeout) = match answer {
+            Ok(accepted) => {
+                let RegistrationAccepted { rm_id, instance_id, heartbeat_interval: interval, heartbeat_timeout: timeout } =
+                    accepted;
+                info!(%rm_id, %instance_id, "registered with the ResourceManager");
+                let _ = tx.send(Msg::Registered { rm_id, instance_id, interval, timeout });
+                last_accepted = Instant::now();
+                (instance_id, interval, timeout)
+            }
+            Err(e) if e.is_unauthenticated() => {
+                stop.cancel();
+                return Err(TaskExecutorError::Unauthenticated { address, detail: e.to_string() });
+            }
+            Err(e) => {
+                stop.cancel();
+                return Err(TaskExecutorError::RegistrationTimeout {
+                    address,
+                    timeout: config.registration_timeout,
+                    last_error: e.to_string(),
+                });
             }
         };
-        backoff = Duration::from_millis(20);
         // Heartbeat until the ResourceManager forgets us or stays silent too long.
         let mut tick = tokio::time::interval(interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
