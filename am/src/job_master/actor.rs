@@ -104,7 +104,6 @@ pub fn spawn(
         started,
         started_at: Instant::now(),
         last_heartbeat: BTreeMap::new(),
-        min_report_version: BTreeMap::new(),
         // `publish` below fills in the real details.
         details: watch::channel(JobDetails::default()).0,
         finalizing: false,
@@ -130,9 +129,6 @@ struct JobMaster {
     started_at: Instant,
     /// When each TaskExecutor holding our slots last heartbeated.
     last_heartbeat: BTreeMap<ResourceId, Instant>,
-    /// Per TaskExecutor, the slot-table version of its newest accepted offer:
-    /// an older heartbeat may not list that slot yet.
-    min_report_version: BTreeMap<ResourceId, u64>,
     details: watch::Sender<JobDetails>,
     /// The job ended and its output is being committed: nothing is published
     /// until that is done (no one sees FINISHED before the output is there).
@@ -201,9 +197,7 @@ impl JobMaster {
                     data_address: offer.data_address.clone(),
                 };
                 self.last_heartbeat.entry(offer.resource_id.clone()).or_insert_with(Instant::now);
-                let v = self.min_report_version.entry(offer.resource_id.clone()).or_default();
-                *v = (*v).max(offer.report_version);
-                let result = self.scheduler.offer_slots(location, offer.offers, now());
+                let result = self.scheduler.offer_slots(location, offer.offers, offer.report_version, now());
                 let _ = reply.send(result.accepted.iter().map(|o| o.allocation_id).collect());
                 result.actions
             }
@@ -220,22 +214,7 @@ impl JobMaster {
                     return vec![];
                 }
                 self.last_heartbeat.insert(resource_id.clone(), Instant::now());
-                if report_version < self.min_report_version.get(&resource_id).copied().unwrap_or(0) {
-                    return vec![];
-                }
-                // Slots the TaskExecutor no longer holds are lost to us.
-                let gone: Vec<AllocationId> = self
-                    .scheduler
-                    .pool()
-                    .slots()
-                    .filter(|s| s.location.resource_id == resource_id && !allocations.contains(&s.allocation_id))
-                    .map(|s| s.allocation_id)
-                    .collect();
-                let mut actions = Vec::new();
-                for a in gone {
-                    actions.extend(self.scheduler.release_slot(&a, "the TaskExecutor no longer holds the slot", now()));
-                }
-                actions
+                self.scheduler.task_manager_heartbeat(&resource_id, &allocations, report_version, now())
             }
         }
     }

@@ -18,7 +18,7 @@
 //! - With no restart left the job goes FAILING, cancels everything, and ends
 //!   FAILED with the root cause once every attempt is terminal.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -133,6 +133,9 @@ pub struct Scheduler {
     last_failure: Option<String>,
     start_time: Option<Instant>,
     end_time: Option<Instant>,
+    /// Per TaskExecutor, its slot-table version with our newest accepted
+    /// offer in it: a heartbeat taken before that may not list the slot yet.
+    min_report_version: BTreeMap<ResourceId, u64>,
 }
 
 impl Scheduler {
@@ -147,6 +150,7 @@ impl Scheduler {
             last_failure: None,
             start_time: None,
             end_time: None,
+            min_report_version: BTreeMap::new(),
         }
     }
 
@@ -204,10 +208,12 @@ impl Scheduler {
     /// A TaskExecutor offers slots. Each offer goes to the first pending slot
     /// request (lowest region first, so regions fill one at a time) whose
     /// profile it satisfies; offers nothing needs are rejected.
+    /// `report_version`: the TaskExecutor's slot-table version with the offered slots in it.
     pub fn offer_slots(
         &mut self,
         task_manager: TaskManagerLocation,
         offers: Vec<SlotOffer>,
+        report_version: u64,
         now: Instant,
     ) -> OfferResult {
         let mut accepted = Vec::new();
@@ -215,6 +221,8 @@ impl Scheduler {
         if !self.graph.status.is_active() {
             return OfferResult { accepted, actions };
         }
+        let v = self.min_report_version.entry(task_manager.resource_id.clone()).or_default();
+        *v = (*v).max(report_version);
         let needed = self.graph.needed_requests();
         let mut pending: Vec<usize> =
             (0..self.graph.slot_requests.len()).filter(|&r| !self.pool.is_assigned(r) && needed[r]).collect();
@@ -304,6 +312,33 @@ impl Scheduler {
 
     /// A TaskExecutor took back one slot (e.g. it freed it on its own): the
     /// attempts in it fail.
+    /// A TaskExecutor's heartbeat: the allocations of this job it still
+    /// holds, at its slot-table version `report_version`. Slots we hold there
+    /// that it no longer lists are lost (their tasks fail over), unless the
+    /// heartbeat predates an offer we accepted from it.
+    pub fn task_manager_heartbeat(
+        &mut self,
+        resource_id: &ResourceId,
+        allocations: &[AllocationId],
+        report_version: u64,
+        now: Instant,
+    ) -> Vec<JobMasterAction> {
+        if report_version < self.min_report_version.get(resource_id).copied().unwrap_or(0) {
+            return Vec::new();
+        }
+        let gone: Vec<AllocationId> = self
+            .pool
+            .slots()
+            .filter(|s| s.location.resource_id == *resource_id && !allocations.contains(&s.allocation_id))
+            .map(|s| s.allocation_id)
+            .collect();
+        let mut actions = Vec::new();
+        for a in gone {
+            actions.extend(self.release_slot(&a, "the TaskExecutor no longer holds the slot", now));
+        }
+        actions
+    }
+
     pub fn release_slot(&mut self, allocation_id: &AllocationId, cause: &str, now: Instant) -> Vec<JobMasterAction> {
         let mut actions = Vec::new();
         if self.pool.remove(allocation_id).is_none() {

@@ -43,6 +43,8 @@ struct Harness {
     attempt_names: HashMap<ExecutionAttemptId, String>,
     /// The TDDs of the latest deployments, by "vertex[subtask]".
     tdds: HashMap<String, TaskDeploymentDescriptor>,
+    /// The slot-table version offers are made at.
+    report_version: u64,
 }
 
 impl Harness {
@@ -59,6 +61,7 @@ impl Harness {
             slot_names: HashMap::new(),
             attempt_names: HashMap::new(),
             tdds: HashMap::new(),
+            report_version: 0,
         };
         h.learn_attempts();
         h
@@ -124,9 +127,21 @@ impl Harness {
                 SlotOffer { allocation_id, slot_index: i as u32, profile: p.clone() }
             })
             .collect();
-        let result = self.s.offer_slots(tm(tm_name), offers, self.now);
+        let result = self.s.offer_slots(tm(tm_name), offers, self.report_version, self.now);
         let n = result.accepted.len();
         (n, self.render(result.actions))
+    }
+
+    /// A heartbeat from `tm` listing the named slots, taken at `version`.
+    fn heartbeat(&mut self, tm_name: &str, slots: &[&str], version: u64) -> Vec<String> {
+        let allocations: Vec<AllocationId> = self
+            .slot_names
+            .iter()
+            .filter(|(_, name)| slots.contains(&name.as_str()))
+            .map(|(id, _)| *id)
+            .collect();
+        let a = self.s.task_manager_heartbeat(&ResourceId::new(tm_name), &allocations, version, self.now);
+        self.render(a)
     }
 
     fn attempt(&self, vertex: &str, subtask: u32) -> ExecutionAttemptId {
@@ -603,6 +618,25 @@ partitioning = "broadcast"
     assert_eq!(wiring, [(1, 0, 2), (1, 1, 2)]);
 }
 
+/// Issue 9: the guard was the JobMaster actor's. A TaskExecutor's heartbeat
+/// taken before it offered a slot does not list that slot: it must not fail
+/// the slot's tasks. A newer heartbeat without the slot does.
+#[test]
+fn a_heartbeat_older_than_an_accepted_offer_does_not_lose_its_slot() {
+    let mut h = Harness::new(FORWARD_JOB);
+    h.start();
+    h.report_version = 5;
+    h.offer("tm-a", &[profile(1000, 1024), profile(1000, 1024)]);
+    h.report_all(ExecutionState::Running);
+    assert!(h.heartbeat("tm-a", &[], 4).is_empty(), "taken before the offer");
+    assert!(h.heartbeat("tm-a", &["slot1", "slot2"], 5).is_empty(), "both held");
+    assert_eq!(
+        h.heartbeat("tm-a", &["slot2"], 6),
+        lines(&["cancel b[0]#0 on tm-a"]),
+        "slot1 (a[0]) is gone: its region fails over"
+    );
+}
+
 #[test]
 fn a_finished_region_frees_its_slots_and_leaves_the_declaration() {
     let mut h = running_forward_job();
@@ -620,9 +654,9 @@ fn repeated_offers_and_foreign_updates_are_harmless() {
     h.start();
     let offer = SlotOffer { allocation_id: AllocationId::from_u128(99), slot_index: 0, profile: profile(500, 256) };
     h.slot_names.insert(offer.allocation_id, "slot99".into());
-    assert_eq!(h.s.offer_slots(tm("tm-a"), vec![offer.clone()], h.now).accepted.len(), 1);
-    assert_eq!(h.s.offer_slots(tm("tm-a"), vec![offer.clone()], h.now).accepted.len(), 1, "same answer again");
-    assert!(h.s.offer_slots(tm("tm-x"), vec![offer], h.now).accepted.is_empty(), "not from another TaskManager");
+    assert_eq!(h.s.offer_slots(tm("tm-a"), vec![offer.clone()], 0, h.now).accepted.len(), 1);
+    assert_eq!(h.s.offer_slots(tm("tm-a"), vec![offer.clone()], 0, h.now).accepted.len(), 1, "same answer again");
+    assert!(h.s.offer_slots(tm("tm-x"), vec![offer], 0, h.now).accepted.is_empty(), "not from another TaskManager");
     assert_eq!(h.s.pool().len(), 1);
 
     let foreign = TaskExecutionState {

@@ -56,7 +56,6 @@ pub(crate) enum RmMsg {
     /// Ok carries the TaskExecutor's slot-table version after the allocation.
     AllocationAnswered {
         allocation_id: AllocationId,
-        resource_id: ResourceId,
         result: Result<u64, String>,
     },
     Driver(DriverEvent),
@@ -123,9 +122,6 @@ struct TaskExecutorEntry {
     address: String,
     data_address: String,
     last_heartbeat: Instant,
-    /// Reports older than this slot-table version predate an allocation we
-    /// saw confirmed: they would wrongly free it.
-    min_report_version: u64,
 }
 
 struct JobMasterEntry {
@@ -215,7 +211,6 @@ impl<D: ResourceManagerDriver> ResourceManager<D> {
                         address: reg.address.clone(),
                         data_address: reg.data_address.clone(),
                         last_heartbeat: Instant::now(),
-                        min_report_version: 0,
                     },
                 );
                 let actions = self.slot_manager.register_task_manager(
@@ -238,16 +233,16 @@ impl<D: ResourceManagerDriver> ResourceManager<D> {
                 self.execute(actions);
             }
             RmMsg::Heartbeat { resource_id, instance_id, report, report_version, reply } => {
-                let (known, fresh) = match self.task_executors.get_mut(&resource_id) {
+                let known = match self.task_executors.get_mut(&resource_id) {
                     Some(te) if te.instance_id == instance_id => {
                         te.last_heartbeat = Instant::now();
-                        (true, report_version >= te.min_report_version)
+                        true
                     }
-                    _ => (false, false),
+                    _ => false,
                 };
                 let _ = reply.send(known);
-                if fresh {
-                    let actions = self.slot_manager.report_slot_status(now(), &resource_id, &report);
+                if known {
+                    let actions = self.slot_manager.report_slot_status(now(), &resource_id, &report, report_version);
                     self.execute(actions);
                 }
             }
@@ -263,13 +258,8 @@ impl<D: ResourceManagerDriver> ResourceManager<D> {
                 let actions = self.slot_manager.clear_job(now(), job_id);
                 self.execute(actions);
             }
-            RmMsg::AllocationAnswered { allocation_id, resource_id, result } => match result {
-                Ok(version) => {
-                    if let Some(te) = self.task_executors.get_mut(&resource_id) {
-                        te.min_report_version = te.min_report_version.max(version);
-                    }
-                    self.slot_manager.slot_allocation_confirmed(allocation_id)
-                }
+            RmMsg::AllocationAnswered { allocation_id, result } => match result {
+                Ok(version) => self.slot_manager.slot_allocation_confirmed(allocation_id, version),
                 Err(e) => {
                     warn!(%allocation_id, error = %e, "slot allocation failed");
                     let actions = self.slot_manager.slot_allocation_failed(now(), allocation_id);
@@ -366,12 +356,10 @@ impl<D: ResourceManagerDriver> ResourceManager<D> {
                     else {
                         let _ = self.tx.send(RmMsg::AllocationAnswered {
                             allocation_id,
-                            resource_id: slot_id.resource_id.clone(),
                             result: Err("the TaskExecutor or the JobMaster is gone".into()),
                         });
                         continue;
                     };
-                    let resource_id = slot_id.resource_id.clone();
                     let req = RequestSlot {
                         rm_id: self.rm_id,
                         slot_id,
@@ -384,7 +372,7 @@ impl<D: ResourceManagerDriver> ResourceManager<D> {
                     let (gateway, tx) = (self.channels.task_executor_gateway(&te.address), self.tx.clone());
                     tokio::spawn(async move {
                         let result = async { gateway?.request_slot(&req).await }.await.map_err(|e| e.to_string());
-                        let _ = tx.send(RmMsg::AllocationAnswered { allocation_id, resource_id, result });
+                        let _ = tx.send(RmMsg::AllocationAnswered { allocation_id, result });
                     });
                 }
                 Action::FreeSlot { slot_id, allocation_id, job_id } => {

@@ -8,6 +8,8 @@
 //! - `service`: its gRPC endpoint for TaskExecutors.
 
 mod actor;
+#[cfg(test)]
+mod actor_tests;
 pub mod driver;
 pub(crate) mod service;
 pub mod slot_manager;

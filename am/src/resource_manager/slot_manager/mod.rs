@@ -328,14 +328,27 @@ impl SlotManager {
     /// Reconciles the books with a TaskExecutor's slot report (the TaskExecutor
     /// is right): unknown allocations are adopted, confirmed slots it no
     /// longer holds are freed, slots whose RequestSlot may still be in flight
-    /// are kept. Also lifts the pause after a refused allocation.
+    /// are kept. Also lifts the pause after a refused allocation. A report
+    /// older (by `version`, the TaskExecutor's slot-table version) than the
+    /// newest allocation it confirmed is ignored: it was taken before that
+    /// slot existed, and would free it.
     #[must_use = "the actions are the decisions; carry them out"]
-    pub fn report_slot_status(&mut self, now: Instant, id: &ResourceId, report: &SlotReport) -> Vec<Action> {
+    pub fn report_slot_status(
+        &mut self,
+        now: Instant,
+        id: &ResourceId,
+        report: &SlotReport,
+        version: u64,
+    ) -> Vec<Action> {
         let mut actions = Vec::new();
         let Some(tm) = self.task_managers.get(id) else {
             tracing::debug!(resource_id = %id, "slot report from an unregistered TaskManager, ignored");
             return actions;
         };
+        if version < tm.min_report_version {
+            tracing::debug!(resource_id = %id, version, newer = tm.min_report_version, "stale slot report, ignored");
+            return actions;
+        }
         let mut changed = !tm.accepting;
         let reported: BTreeMap<AllocationId, (u32, JobId, &ResourceProfile)> = report
             .slots
@@ -359,7 +372,7 @@ impl SlotManager {
             })
             .collect();
         for aid in reported.keys() {
-            self.task_managers.confirm(aid);
+            self.task_managers.confirm(aid, None);
         }
         self.task_managers.set_accepting(now, id, true);
         for aid in gone {
@@ -401,20 +414,11 @@ impl SlotManager {
         actions
     }
 
-    /// The slot is free again (the JobMaster released it).
-    #[must_use = "the actions are the decisions; carry them out"]
-    pub fn free_slot(&mut self, now: Instant, allocation_id: AllocationId) -> Vec<Action> {
-        let mut actions = Vec::new();
-        if let Some((_, slot)) = self.task_managers.remove_slot(now, &allocation_id) {
-            self.jobs.remove_slot(slot.job_id, &slot.profile);
-            self.check_requirements(now, &mut actions);
-        }
-        actions
-    }
-
-    /// The TaskExecutor accepted the RequestSlot.
-    pub fn slot_allocation_confirmed(&mut self, allocation_id: AllocationId) {
-        self.task_managers.confirm(&allocation_id);
+    /// The TaskExecutor accepted the RequestSlot; `report_version` is its
+    /// slot table's version with the slot in it. (A slot the JobMaster frees
+    /// comes back through the TaskExecutor's next slot report, as in Flink.)
+    pub fn slot_allocation_confirmed(&mut self, allocation_id: AllocationId, report_version: u64) {
+        self.task_managers.confirm(&allocation_id, Some(report_version));
     }
 
     /// The TaskExecutor refused the RequestSlot or could not be reached. The

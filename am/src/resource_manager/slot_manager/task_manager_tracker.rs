@@ -40,6 +40,9 @@ pub(crate) struct TaskManager {
     /// False after it refused an allocation, until its next slot report, so a
     /// broken TaskExecutor is not asked again and again.
     pub accepting: bool,
+    /// Its slot table's version when it confirmed our newest allocation: a
+    /// report older than that was taken before the slot existed.
+    pub min_report_version: u64,
 }
 
 impl TaskManager {
@@ -91,6 +94,7 @@ impl TaskManagerTracker {
             slots: BTreeMap::new(),
             idle_since: Some(now),
             accepting: true,
+            min_report_version: 0,
         };
         if let Some(key) = tm.group_key() {
             self.groups.entry(key).or_default().insert(id.clone());
@@ -225,10 +229,17 @@ impl TaskManagerTracker {
         out
     }
 
-    pub fn confirm(&mut self, allocation_id: &AllocationId) {
+    /// The slot is the TaskExecutor's (it said so); `version`, its slot
+    /// table's version then, if it told.
+    pub fn confirm(&mut self, allocation_id: &AllocationId, version: Option<u64>) {
         let Some(sid) = self.allocations.get(allocation_id) else { return };
-        if let Some(slot) = self.tms.get_mut(&sid.resource_id).and_then(|tm| tm.slots.get_mut(&sid.index)) {
-            slot.confirmed = true;
+        if let Some(tm) = self.tms.get_mut(&sid.resource_id) {
+            if let Some(v) = version {
+                tm.min_report_version = tm.min_report_version.max(v);
+            }
+            if let Some(slot) = tm.slots.get_mut(&sid.index) {
+                slot.confirmed = true;
+            }
         }
     }
 

@@ -10,9 +10,10 @@
 //!   `idle=30s`, `max_worker=(..)`, `max_slot=(..)`, `max_total=(..)`, `max_failures=3`. First line only.
 //! - `register tm1 4x(1cpu,1g) [total=(..)] [0:a1:job1:(1cpu,1g)..]`: registration
 //!   with a slot report; `total=` overrides the total (default slot stays).
-//! - `unregister tm1`, `report tm1 [0:a1:job1:(1cpu,1g)..]`
+//! - `unregister tm1`, `report tm1 [@version] [0:a1:job1:(1cpu,1g)..]` (the
+//!   TaskExecutor's slot-table version; 0 if not given)
 //! - `declare job1 [2x(1cpu,1g)..]`, `clear job1`
-//! - `free a1`, `failed a1`, `confirm a1`, `worker-failed 4x(1cpu,1g) [reason..]`
+//! - `failed a1`, `confirm a1 [@version]`, `worker-failed 4x(1cpu,1g) [reason..]`
 //! - `advance 30s`, `tick`, `overview`
 
 use std::collections::BTreeMap;
@@ -241,6 +242,27 @@ fn gpu_workers_are_started_when_sized_to_the_requirement() {
     );
 }
 
+/// Issue 9: the guard was the RM actor's, out of the transcripts' reach. A
+/// TaskExecutor's report taken before it carved a slot (an older slot-table
+/// version than the one it confirmed the slot with) must not free that slot.
+#[test]
+fn a_report_older_than_a_confirmed_allocation_does_not_free_it() {
+    check(
+        "
+        register tm1 2x(1cpu,1g)
+        declare job1 1x(1cpu,1g)
+          allocate tm1/0 a1 job1 (1cpu,1g)
+        confirm a1 @3
+        # in flight before the allocation: without a1, but stale
+        report tm1 @2
+        report tm1 @3 0:a1:job1:(1cpu,1g)
+        # the job's slot goes: the next report says so, and the still-declared need is served again
+        report tm1 @4
+          allocate tm1/0 a2 job1 (1cpu,1g)
+        ",
+    );
+}
+
 #[test]
 fn idle_task_managers_are_released_after_the_timeout_and_not_before() {
     check(
@@ -255,11 +277,13 @@ fn idle_task_managers_are_released_after_the_timeout_and_not_before() {
         advance 1s
         tick
           release tm2: idle for 30.0 s (the idle timeout is 30.0 s)
-        # tm1 is idle from the moment its slot goes
-        free a1
+        # tm1 is idle from the moment its slot goes (freed: not in its report)
+        confirm a1
+        report tm1
           allocate tm1/0 a2 job1 (1cpu,1g)
         declare job1
-        free a2
+        confirm a2
+        report tm1
         advance 29s
         tick
         advance 1s
@@ -582,7 +606,6 @@ fn random_run(seed: u64) -> Vec<Action> {
                 sm.declare_requirements(now, job, &reqs)
             }
             5 => sm.clear_job(now, job),
-            6 if !slots.is_empty() => sm.free_slot(now, slots[rng.below(slots.len())].allocation_id),
             7 if !slots.is_empty() => sm.slot_allocation_failed(now, slots[rng.below(slots.len())].allocation_id),
             8 if !tms.is_empty() => {
                 // The TaskExecutor confirms some slots and has dropped others.
@@ -597,7 +620,7 @@ fn random_run(seed: u64) -> Vec<Action> {
                         })
                         .collect(),
                 };
-                sm.report_slot_status(now, &tm.resource_id.clone(), &report)
+                sm.report_slot_status(now, &tm.resource_id.clone(), &report, 0)
             }
             9 if !o.pending_workers.is_empty() => {
                 let s = o.pending_workers[rng.below(o.pending_workers.len())].0.clone();
@@ -650,6 +673,14 @@ fn check_invariants(seed: u64, sm: &SlotManager) {
 }
 
 // ---------------------------------------------------------------------------
+/// `@7 rest..` -> (7, rest); no `@` -> (0, all).
+fn versioned<'a, 'b>(args: &'a [&'b str]) -> (u64, &'a [&'b str]) {
+    match args.first().and_then(|a| a.strip_prefix('@')) {
+        Some(v) => (v.parse().unwrap_or_else(|_| panic!("`@{v}` is not a version")), &args[1..]),
+        None => (0, args),
+    }
+}
+
 // The scenario driver.
 
 /// Runs the commands of `scenario` and compares the transcript with it.
@@ -783,9 +814,11 @@ impl Driver {
                 self.sm.register_task_manager(now, reg)
             }
             "unregister" => self.sm.unregister_task_manager(now, &ResourceId::new(args[0])),
+            // `report tm1 [@version] [slots..]`
             "report" => {
-                let report = self.report(args[0], &args[1..]);
-                self.sm.report_slot_status(now, &ResourceId::new(args[0]), &report)
+                let (version, slots) = versioned(&args[1..]);
+                let report = self.report(args[0], slots);
+                self.sm.report_slot_status(now, &ResourceId::new(args[0]), &report, version)
             }
             "declare" => {
                 let job = self.job(args[0]);
@@ -796,17 +829,14 @@ impl Driver {
                 let job = self.job(args[0]);
                 self.sm.clear_job(now, job)
             }
-            "free" => {
-                let a = self.allocation(args[0]);
-                self.sm.free_slot(now, a)
-            }
             "failed" => {
                 let a = self.allocation(args[0]);
                 self.sm.slot_allocation_failed(now, a)
             }
+            // `confirm a1 [@version]`
             "confirm" => {
                 let a = self.allocation(args[0]);
-                self.sm.slot_allocation_confirmed(a);
+                self.sm.slot_allocation_confirmed(a, versioned(&args[1..]).0);
                 vec![]
             }
             // `worker-failed 4x(1cpu,1g) [reason words..]`
