@@ -326,6 +326,10 @@ impl CallHandler for ResourceManager {
 pub struct NodeManager {
     pub containers: Mutex<HashMap<ContainerId, (ContainerLaunchContext, pb::ContainerStateProto)>>,
     launcher: OnceLock<Arc<ContainerLauncher>>,
+    /// Fault to inject: the next startContainers request fails with this
+    /// YarnException message, as a NodeManager refuses one (in
+    /// `failed_requests`, the call itself succeeding).
+    refuse_next: Mutex<Option<String>>,
 }
 
 impl NodeManager {
@@ -345,6 +349,11 @@ impl NodeManager {
             }
         });
         let _ = self.launcher.set(launcher);
+    }
+
+    /// The next container start is refused with `message`.
+    pub fn refuse_next_start(&self, message: &str) {
+        *self.refuse_next.lock().unwrap() = Some(message.to_owned());
     }
 
     pub fn launcher(&self) -> Option<&Arc<ContainerLauncher>> {
@@ -373,6 +382,18 @@ impl NodeManager {
                     let launch =
                         start.container_launch_context.as_ref().map(ContainerLaunchContext::from).unwrap_or_default();
                     let cid = ContainerId::from(&id);
+                    if let Some(message) = self.refuse_next.lock().unwrap().take() {
+                        resp.failed_requests.push(pb::ContainerExceptionMapProto {
+                            container_id: Some(id),
+                            exception: Some(pb::SerializedExceptionProto {
+                                message: Some(message),
+                                trace: None,
+                                class_name: Some("org.apache.hadoop.yarn.exceptions.YarnException".into()),
+                                cause: None,
+                            }),
+                        });
+                        continue;
+                    }
                     if containers.get(&cid).is_some_and(|c| c.1 == pb::ContainerStateProto::CRunning) {
                         resp.failed_requests.push(pb::ContainerExceptionMapProto {
                             container_id: Some(id),
