@@ -140,6 +140,35 @@ fn token_names(conf: &hadoop::conf::HadoopConf, authority: &str) -> (String, Vec
     (address.clone(), vec![address])
 }
 
+/// Removes the directory `url` names (`file:` or `hdfs:`), with everything
+/// in it; absent is fine. The ApplicationMaster removes its application's
+/// staging dir so once it has unregistered; on a secure cluster the HDFS
+/// client authenticates with the container's delegation tokens.
+pub async fn remove_dir_url(url: &str, conf_dir: Option<&std::path::Path>) -> Result<(), HdfsIoError> {
+    let url = url.trim_end_matches('/');
+    if let Some(path) = url.strip_prefix("file://").or_else(|| url.strip_prefix("file:")) {
+        return match tokio::fs::remove_dir_all(path).await {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                Err(HdfsIoError::Op { op: "remove", path: url.to_owned(), detail: e.to_string() })
+            }
+            _ => Ok(()),
+        };
+    }
+    let (fs, path) = split_url(url)?;
+    let mut b = ClientBuilder::new();
+    if let Some(fs) = fs {
+        b = b.with_url(fs);
+    }
+    if let Some(dir) = conf_dir {
+        b = b.with_config_dir(dir.display().to_string());
+    }
+    let client = b.build().map_err(|e| HdfsIoError::Connect { url: url.to_owned(), detail: e.to_string() })?;
+    match client.delete(&path, true).await {
+        Ok(_) | Err(HdfsError::FileNotFound(_)) => Ok(()),
+        Err(e) => Err(HdfsIoError::op("remove", &path)(e)),
+    }
+}
+
 /// [`connect`] from async code: its DNS lookup, reachability check and token
 /// file work run on a blocking thread, not on an async worker.
 pub async fn connect_async(url: &str) -> Result<(Client, String), HdfsIoError> {

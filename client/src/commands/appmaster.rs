@@ -29,7 +29,7 @@ pub async fn run() -> Result<ExitCode> {
     // The application is over for YARN: its staged files are not needed by
     // any later attempt (the content cache beside them stays).
     if let (true, Some(dir)) = (outcome.unregistered, staging) {
-        match crate::yarn::staging::remove_url(&dir, conf.conf_dir.as_deref()).await {
+        match common::hdfs::remove_dir_url(&dir, conf.conf_dir.as_deref()).await {
             Ok(()) => eprintln!("yarn-flink appmaster: removed the staging dir {dir}"),
             Err(e) => eprintln!("yarn-flink appmaster: could not remove the staging dir {dir}: {e}"),
         }

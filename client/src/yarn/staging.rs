@@ -411,32 +411,6 @@ impl Staging for FileStaging {
     }
 }
 
-/// Removes the directory a staging URL names (`file:` or `hdfs:`): what the
-/// ApplicationMaster does with its application's staging dir once it has
-/// unregistered. Absent is fine. On secure clusters the HDFS client
-/// authenticates with the container's delegation tokens.
-pub async fn remove_url(url: &str, conf_dir: Option<&Path>) -> Result<(), StagingError> {
-    let url = url.trim_end_matches('/');
-    if url.starts_with("file:") {
-        let (parent, name) = url.rsplit_once('/').ok_or_else(|| StagingError::Unsupported(url.to_owned()))?;
-        return FileStaging::new(parent).remove_dir(name).await;
-    }
-    let (fs, path) = common::hdfs::split_url(url).map_err(|_| StagingError::Unsupported(url.to_owned()))?;
-    let mut b = hdfs_native::ClientBuilder::new();
-    if let Some(fs) = fs {
-        b = b.with_url(fs);
-    }
-    if let Some(dir) = conf_dir {
-        b = b.with_config_dir(dir.display().to_string());
-    }
-    let hdfs =
-        |e: hdfs_native::HdfsError| StagingError::Hdfs { op: "remove", path: url.to_owned(), detail: e.to_string() };
-    let client = b.build().map_err(hdfs)?;
-    match client.delete(&path, true).await {
-        Ok(_) | Err(hdfs_native::HdfsError::FileNotFound(_)) => Ok(()),
-        Err(e) => Err(hdfs(e)),
-    }
-}
 
 /// What [`upload_cached`] did with one file.
 #[derive(Clone, Debug)]
@@ -602,12 +576,12 @@ mod tests {
         fs.remove_dir("application_1_0001").await.unwrap();
         assert!(fs.stat("application_1_0001/x").await.unwrap().is_none());
         fs.remove_dir("application_1_0001").await.unwrap();
-        // The AM's cleanup, by URL.
+        // The AM's cleanup, by URL (common::hdfs::remove_dir_url: it runs in the cluster).
         fs.write("application_1_0002/x", b"y").await.unwrap();
-        remove_url(&format!("{}/application_1_0002", fs.root()), None).await.unwrap();
+        common::hdfs::remove_dir_url(&format!("{}/application_1_0002", fs.root()), None).await.unwrap();
         assert!(fs.stat("application_1_0002/x").await.unwrap().is_none());
         assert!(fs.stat("blob").await.is_ok(), "the cache stays");
-        assert!(matches!(remove_url("s3://b/x", None).await, Err(StagingError::Unsupported(_))));
+        assert!(matches!(common::hdfs::remove_dir_url("s3://b/x", None).await, Err(common::hdfs::HdfsIoError::BadUrl(_))));
     }
 
     #[test]
