@@ -1,9 +1,11 @@
 //! What a control-plane call costs with a channel per call (how every
 //! heartbeat, offer, state report and deployment went before issue 9) and
-//! with one shared channel per peer (`rpc::Channels`), against the AM's real
-//! gRPC server on loopback: a TaskExecutor's heartbeat to a JobMaster (the
-//! most frequent call) and to the ResourceManager. Prints microseconds per
-//! call and the TCP connections each way opened; asserts nothing.
+//! with one shared channel per peer (`rpc::Channels`), against real gRPC
+//! servers on loopback: a TaskExecutor's heartbeat to a JobMaster (the most
+//! frequent call) and to the ResourceManager, and a deployment (a task
+//! deployment descriptor, JobMaster -> TaskExecutor; the TaskExecutor answers
+//! at once, as it holds no slot for it). Prints microseconds per call and the
+//! TCP connections each way opened; asserts nothing.
 //!
 //! `cargo bench -p am --bench rpc_channels` (or `scripts/bench`).
 
@@ -100,6 +102,47 @@ fn main() {
             let _ = rpc::call(&addr, t.call, c.heartbeat(rm_heartbeat())).await;
         })
         .await;
+
+        // A TaskExecutor registered with the AM, to deploy to.
+        let (rpc_l, data_l, te_addr) = taskmanager::task_executor::bind("127.0.0.1").await.expect("bind");
+        let te_config = taskmanager::TaskExecutorConfig {
+            resource_id: ResourceId::new("tm-bench"),
+            rm_address: addr.clone(),
+            total: common::resources::ResourceProfile::new(1000, 256 << 20),
+            default_slot: common::resources::ResourceProfile::new(1000, 256 << 20),
+            num_slots: 1,
+            advertised_host: "127.0.0.1".into(),
+            work_dir: std::env::temp_dir().join("yf-bench-tm"),
+            secret: secret.clone(),
+            rpc: t,
+            registration_timeout: Duration::from_secs(10),
+            data_plane: Default::default(),
+        };
+        let stop = tokio_util::sync::CancellationToken::new();
+        let s = stop.clone();
+        let te = tokio::spawn(taskmanager::run(te_config, rpc_l, data_l, async move { s.cancelled().await }));
+        let te_port = te_addr.port();
+        let te_addr = te_addr.to_string();
+        let tdd = || {
+            let mut tdd = pb::TaskDeploymentDescriptor::default();
+            tdd.job_name = "wordcount".into();
+            tdd.vertex_name = "tokenize".into();
+            tdd.bundle_dir = "/tmp/bundle".into();
+            tdd.job_master_address = addr.clone();
+            tdd
+        };
+        measure("JM -> TE deployment, a channel per call (before)", te_port, || async {
+            let mut c = rpc::task_executor_client(&te_addr, &secret, t).expect("client");
+            let _ = rpc::call(&te_addr, t.call, c.submit_task(tdd())).await;
+        })
+        .await;
+        measure("JM -> TE deployment, one channel per peer (after)", te_port, || async {
+            let mut c = channels.task_executor(&te_addr).expect("client");
+            let _ = rpc::call(&te_addr, t.call, c.submit_task(tdd())).await;
+        })
+        .await;
+        stop.cancel();
+        let _ = te.await;
         cluster.shutdown().await;
     });
 }
