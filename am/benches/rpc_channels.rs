@@ -123,13 +123,12 @@ fn main() {
         let te = tokio::spawn(taskmanager::run(te_config, rpc_l, data_l, async move { s.cancelled().await }));
         let te_port = te_addr.port();
         let te_addr = te_addr.to_string();
-        let tdd = || {
-            let mut tdd = pb::TaskDeploymentDescriptor::default();
-            tdd.job_name = "wordcount".into();
-            tdd.vertex_name = "tokenize".into();
-            tdd.bundle_dir = "/tmp/bundle".into();
-            tdd.job_master_address = addr.clone();
-            tdd
+        let tdd = || pb::TaskDeploymentDescriptor {
+            job_name: "wordcount".into(),
+            vertex_name: "tokenize".into(),
+            bundle_dir: "/tmp/bundle".into(),
+            job_master_address: addr.clone(),
+            ..Default::default()
         };
         measure("JM -> TE deployment, a channel per call (before)", te_port, || async {
             let mut c = rpc::task_executor_client(&te_addr, &secret, t).expect("client");
