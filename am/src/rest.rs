@@ -312,7 +312,8 @@ async fn receive_upload(
     let (mut hash, mut size) = (sha2::Sha256::new(), 0u64);
     let mut stream = body.into_data_stream();
     while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|e| Box::new(error(StatusCode::BAD_REQUEST, format!("the upload broke off: {e}"))))?;
+        let chunk =
+            chunk.map_err(|e| Box::new(error(StatusCode::BAD_REQUEST, format!("the upload broke off: {e}"))))?;
         size += chunk.len() as u64;
         if size > limit {
             return Err(too_large());

@@ -52,6 +52,13 @@ pub enum Command {
     },
     /// Check this edge node's Hadoop setup: configuration, login, reachability.
     Doctor(DoctorArgs),
+    /// When the Kerberos ticket and each Hadoop delegation token expire, with the fix for each.
+    Credentials(CredentialsArgs),
+    /// The staging dir on the cluster's file system: list it, or clean what ended applications left.
+    #[command(subcommand)]
+    Staging(StagingCommand),
+    /// The logs of a YARN application's containers (running, or aggregated once ended).
+    Logs(LogsArgs),
     /// Internal: the TaskManager entry point, started by a driver.
     #[command(hide = true)]
     Taskmanager,
@@ -143,6 +150,82 @@ pub struct DoctorArgs {
     /// Time limit for each network check.
     #[arg(long, default_value = "5s", value_parser = parse_positive_duration)]
     pub timeout: Duration,
+}
+
+#[derive(Args, Debug)]
+pub struct CredentialsArgs {
+    /// A Hadoop token file (default: HADOOP_TOKEN_FILE_LOCATION, as inside a YARN container).
+    #[arg(long, env = "HADOOP_TOKEN_FILE_LOCATION")]
+    pub token_file: Option<PathBuf>,
+    /// Anything expiring within this many hours is a warning.
+    #[arg(long, default_value_t = 24)]
+    pub hours: u64,
+    /// The ticket cache (e.g. FILE:/tmp/krb5cc_1000; default: KRB5CCNAME, then krb5.conf's
+    /// default_ccache_name); `none` checks no ticket.
+    #[arg(long)]
+    pub ccache: Option<String>,
+    /// One JSON object per line instead of tab-separated lines.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// How the operations commands reach the cluster: its configuration and, on a
+/// Kerberized one, the login.
+#[derive(Args, Debug, Clone)]
+pub struct ClusterLogin {
+    #[command(flatten)]
+    pub yarn: YarnArgs,
+    /// Log in from this keytab (with --principal) instead of the ticket cache.
+    #[arg(long, requires = "principal")]
+    pub keytab: Option<PathBuf>,
+    #[arg(long, requires = "keytab")]
+    pub principal: Option<String>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum StagingCommand {
+    /// List the per-application staging dirs with their application's state.
+    List(StagingArgs),
+    /// Delete the staging dirs of ended or unknown applications (and old cache entries).
+    Clean(StagingCleanArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct StagingArgs {
+    #[command(flatten)]
+    pub login: ClusterLogin,
+    /// Dirs modified more recently are kept whatever the RM says (a submit may be in progress).
+    #[arg(long, default_value = "1h", value_parser = parse_duration)]
+    pub older_than: Duration,
+    /// One JSON object per line instead of tab-separated lines.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct StagingCleanArgs {
+    #[command(flatten)]
+    pub staging: StagingArgs,
+    /// Also delete content-cache entries uploaded more than DAYS ago that no live application uses.
+    #[arg(long, value_name = "DAYS")]
+    pub prune_cache: Option<u64>,
+    /// Say what would be deleted; delete nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct LogsArgs {
+    #[command(flatten)]
+    pub login: ClusterLogin,
+    /// Only this container's logs.
+    #[arg(long)]
+    pub container: Option<String>,
+    /// Only list the containers and their log files.
+    #[arg(long)]
+    pub list: bool,
+    /// `application_<cluster>_<n>`.
+    pub application_id: String,
 }
 
 impl Command {

@@ -402,7 +402,10 @@ mod tests {
         assert!(matches!(split_url("/local"), Err(HdfsIoError::BadUrl(_))));
         assert!(matches!(split_url("s3://bucket/a"), Err(HdfsIoError::BadUrl(_))));
         // A nameservice keeps its case (Hadoop's keys are case-sensitive); paths are decoded.
-        assert_eq!(split_url("hdfs://MyCluster/in/a%20b").unwrap(), (Some("hdfs://MyCluster".into()), "/in/a b".into()));
+        assert_eq!(
+            split_url("hdfs://MyCluster/in/a%20b").unwrap(),
+            (Some("hdfs://MyCluster".into()), "/in/a b".into())
+        );
         assert_eq!(split_url("hdfs:///in/a b").unwrap(), (None, "/in/a b".into()));
     }
 }

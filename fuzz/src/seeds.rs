@@ -32,7 +32,10 @@ pub fn seeds(target: &str, src: &Sources) -> Vec<Vec<u8>> {
     let w = &src.wire;
     match target {
         "ipc_frame" => files(&[w.join("ipc"), w.join("kerberos/ipc")], ".bin"),
-        "sasl" => files(&[w.join("ipc"), w.join("kerberos/ipc")], ".s2c.bin").iter().filter_map(|c| sasl_exchange(c)).collect(),
+        "sasl" => files(&[w.join("ipc"), w.join("kerberos/ipc")], ".s2c.bin")
+            .iter()
+            .filter_map(|c| sasl_exchange(c))
+            .collect(),
         "token_file" => files(&[w.join("tokens"), w.join("kerberos/tokens")], ".tokens"),
         "site_xml" => files(
             &[

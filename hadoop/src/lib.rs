@@ -3,7 +3,8 @@
 //! Layout:
 //! - [`conf`]: `HADOOP_CONF_DIR` site files, defaults, substitution, HA addresses.
 //! - [`credentials`]: tokens, secret keys and the token storage file.
-//! - [`kerberos`]: Kerberos login (ticket cache or keytab) through GSSAPI.
+//! - [`kerberos`]: Kerberos login (ticket cache or keytab) through GSSAPI; [`ccache`]: what a
+//!   `FILE:` ticket cache holds (end and renewable-until times, as klist shows).
 //! - [`doctor`]: the checks an operator runs first on an edge node.
 //! - [`sasl`]: SASL mechanisms for Hadoop IPC (DIGEST-MD5 for tokens, GSSAPI for Kerberos)
 //!   and the negotiation driver that runs them on call id -33.
@@ -19,6 +20,7 @@
 //!   exceptions apart from I/O, framing and SASL failures.
 
 pub mod auth_to_local;
+pub mod ccache;
 pub mod conf;
 pub mod credentials;
 pub mod doctor;

@@ -135,7 +135,11 @@ fn a_session_refuses_bundles_over_its_limits_and_keeps_nothing() {
     let mut s = std::net::TcpStream::connect(&addr).unwrap();
     s.write_all(chunked.as_bytes()).unwrap();
     for piece in noise.chunks(256 << 10) {
-        if s.write_all(format!("{:x}\r\n", piece.len()).as_bytes()).and_then(|_| s.write_all(piece)).and_then(|_| s.write_all(b"\r\n")).is_err() {
+        if s.write_all(format!("{:x}\r\n", piece.len()).as_bytes())
+            .and_then(|_| s.write_all(piece))
+            .and_then(|_| s.write_all(b"\r\n"))
+            .is_err()
+        {
             break; // the session stopped reading: it answered already
         }
     }

@@ -452,3 +452,90 @@ async fn a_failing_report_does_not_end_the_follow_loop() {
     assert!(t.contains("Final status: SUCCEEDED (FINISHED)"), "{t}");
     assert_eq!(output_lines(&out), expected_output());
 }
+
+/// Issue 13: `logs` reads a running application's container logs from its
+/// NodeManagers' web services (no Hadoop install), and `staging clean`
+/// removes what a killed application left, with its unused cache entries.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logs_of_a_running_application_then_staging_clean_after_it_is_killed() {
+    let c = Cluster::start(MiniYarnConfig::default()).await;
+    let bundle = two_vertex_bundle(&c.root().join("bundle"), &c.root().join("out"), "600");
+    let mut args = vec!["submit", "--detached"];
+    args.extend(FAST);
+    args.push(bundle.to_str().unwrap());
+    let o = c.yf(&args).await;
+    assert!(o.status.success(), "{}\n{}", text(&o), c.logs());
+    let id = String::from_utf8_lossy(&o.stdout).trim().to_owned();
+    let start = Instant::now();
+    let listing = loop {
+        let l = c.yf(&["logs", "--list", &id]).await;
+        let t = String::from_utf8_lossy(&l.stdout).into_owned();
+        // The AM's container and both TaskManagers', each with its own log files.
+        let containers: std::collections::BTreeSet<&str> = t.lines().filter_map(|l| l.split('\t').next()).collect();
+        if l.status.success() && containers.len() >= 3 && t.contains("taskmanager.err") {
+            break t;
+        }
+        assert!(start.elapsed() < Duration::from_secs(30), "no TaskManager logs listed:\n{}\n{}", text(&l), c.logs());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let am = format!("container_{}_01_000001", id.trim_start_matches("application_"));
+    assert!(listing.lines().any(|l| l.starts_with(&format!("{am}\t")) && l.contains("\tappmaster.err\t")), "{listing}");
+
+    let all = c.yf(&["logs", &id]).await;
+    assert!(all.status.success(), "{}", text(&all));
+    let out = String::from_utf8_lossy(&all.stdout);
+    assert!(out.contains(&format!("==> {am} on ")) && out.contains(": appmaster.err <=="), "{out}");
+    assert!(out.contains("JobMaster started"), "the AM's own log lines come through: {out}");
+    assert!(out.contains(": taskmanager.err <=="), "{out}");
+    let one = c.yf(&["logs", "--container", &am, &id]).await;
+    assert!(
+        one.status.success() && !String::from_utf8_lossy(&one.stdout).contains("taskmanager.err"),
+        "{}",
+        text(&one)
+    );
+    let bogus = c.yf(&["logs", "--container", "container_1_0001_01_000099", &id]).await;
+    assert!(!bogus.status.success() && text(&bogus).contains("container_1_0001_01_000099"), "{}", text(&bogus));
+
+    let Some(d) = &c.double else { return };
+    // Killed behind the client's back (as by `yarn application -kill` or a crashed
+    // client): its staging dir stays behind.
+    let killed = reqwest::Client::new()
+        .put(format!("{}/ws/v1/cluster/apps/{id}/state?user.name=tester", d.rm.url()))
+        .json(&serde_json::json!({"state": "KILLED"}))
+        .send()
+        .await
+        .unwrap();
+    assert!(killed.status().is_success());
+    let start = Instant::now();
+    while d.rm.app(&id).is_none_or(|r| r.state != "KILLED") {
+        assert!(start.elapsed() < Duration::from_secs(20), "not KILLED");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let ended = c.yf(&["logs", &id]).await;
+    assert!(!ended.status.success() && text(&ended).contains("has ended (KILLED)"), "{}", text(&ended));
+    assert!(text(&ended).contains(&format!("yarn logs -applicationId {id}")), "{}", text(&ended));
+
+    let staging = d.root.join("fs/user/tester/.yarn-flink");
+    let forgotten = staging.join("application_1795750141222_9999");
+    std::fs::create_dir_all(&forgotten).unwrap();
+    let list = c.yf(&["staging", "list", "--older-than", "0s"]).await;
+    assert!(list.status.success(), "{}", text(&list));
+    let lines = String::from_utf8_lossy(&list.stdout).into_owned();
+    let line =
+        |app: &str| lines.lines().find(|l| l.contains(app)).unwrap_or_else(|| panic!("{app} in:\n{lines}")).to_owned();
+    assert!(line(&id).starts_with("stale\tapp-dir\t") && line(&id).ends_with("\tKILLED"), "{lines}");
+    assert!(line("_9999").contains("unknown to the ResourceManager"), "{lines}");
+    let young = c.yf(&["staging", "clean", "--dry-run"]).await;
+    assert!(String::from_utf8_lossy(&young.stdout).contains("young\tapp-dir"), "{}", text(&young));
+
+    let clean = c.yf(&["staging", "clean", "--older-than", "0s", "--prune-cache", "0", "--json"]).await;
+    assert!(clean.status.success(), "{}", text(&clean));
+    let items: Vec<serde_json::Value> =
+        String::from_utf8_lossy(&clean.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert!(items.iter().all(|i| i["status"] == "deleted"), "{items:?}");
+    assert_eq!(items.iter().filter(|i| i["kind"] == "app-dir").count(), 2, "{items:?}");
+    assert!(items.iter().any(|i| i["kind"] == "cache-entry"), "the unused binary and bundle go too: {items:?}");
+    let left: Vec<_> = std::fs::read_dir(&staging).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(left, ["cache"], "only the (now empty) cache dir is left");
+    c.assert_nothing_left().await;
+}

@@ -14,9 +14,9 @@ use am::resource_manager::driver::DriverEvent;
 use am::resource_manager::slot_manager::SlotManagerConfig;
 use am::resource_manager::ResourceManagerConfig;
 use common::ids::ResourceId;
-use in_process::NoWorkers;
 use common::resources::{ResourceProfile, MIB};
 use common::rpc::{self, pb, AppSecret, ListenerLimits, RpcTimeouts};
+use in_process::NoWorkers;
 use taskmanager::data_plane::DataPlaneConfig;
 use taskmanager::TaskExecutorConfig;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -40,7 +40,10 @@ struct Endpoints {
 impl Endpoints {
     async fn start() -> Endpoints {
         let secret = AppSecret::generate();
-        let rpc = RpcTimeouts { listener: ListenerLimits { handshake: HANDSHAKE, ..Default::default() }, ..Default::default() };
+        let rpc = RpcTimeouts {
+            listener: ListenerLimits { handshake: HANDSHAKE, ..Default::default() },
+            ..Default::default()
+        };
         let config = ClusterConfig {
             resource_manager: ResourceManagerConfig {
                 slot_manager: SlotManagerConfig::default(),
@@ -102,10 +105,16 @@ impl Endpoints {
         let t = RpcTimeouts::default();
         let mut rm = rpc::resource_manager_client(&self.am_rpc.to_string(), &self.secret, t).unwrap();
         let r = rpc::call("rm", t.call, rm.heartbeat(pb::TaskExecutorHeartbeat::default())).await;
-        assert!(!matches!(&r, Err(e) if e.is_unauthenticated() || matches!(e, rpc::RpcError::DeadlineExceeded { .. })), "{r:?}");
+        assert!(
+            !matches!(&r, Err(e) if e.is_unauthenticated() || matches!(e, rpc::RpcError::DeadlineExceeded { .. })),
+            "{r:?}"
+        );
         let mut te = rpc::task_executor_client(&self.te_rpc.to_string(), &self.secret, t).unwrap();
         let r = rpc::call("te", t.call, te.cancel_task(pb::CancelTaskRequest { attempt_id: None })).await;
-        assert!(!matches!(&r, Err(e) if e.is_unauthenticated() || matches!(e, rpc::RpcError::DeadlineExceeded { .. })), "{r:?}");
+        assert!(
+            !matches!(&r, Err(e) if e.is_unauthenticated() || matches!(e, rpc::RpcError::DeadlineExceeded { .. })),
+            "{r:?}"
+        );
     }
 
     async fn stop(self) {
@@ -199,7 +208,8 @@ async fn huge_lengths_and_headers_are_refused_without_being_read() {
     let (answer, _) = send_and_wait_for_close(e.am_rest, big_head.as_bytes(), Duration::from_secs(5)).await;
     assert!(answer.starts_with(b"HTTP/1.1 431"), "{}", String::from_utf8_lossy(&answer));
     // ...and 401 to a terabyte body without the secret, reading none of it.
-    let huge_body = "POST /jobs HTTP/1.1\r\nHost: x\r\nContent-Type: application/gzip\r\nContent-Length: 1099511627776\r\n\r\n";
+    let huge_body =
+        "POST /jobs HTTP/1.1\r\nHost: x\r\nContent-Type: application/gzip\r\nContent-Length: 1099511627776\r\n\r\n";
     let (answer, closed_after) = send_and_wait_for_close(e.am_rest, huge_body.as_bytes(), Duration::from_secs(5)).await;
     assert!(answer.starts_with(b"HTTP/1.1 401"), "{}", String::from_utf8_lossy(&answer));
     assert!(closed_after < HANDSHAKE + Duration::from_secs(1), "held for {closed_after:?}");

@@ -11,9 +11,9 @@ use am::resource_manager::driver::DriverEvent;
 use am::resource_manager::slot_manager::SlotManagerConfig;
 use am::resource_manager::ResourceManagerConfig;
 use common::ids::ResourceId;
-use in_process::NoWorkers;
 use common::resources::{ResourceProfile, MIB};
 use common::rpc::{self, pb, AppSecret, RpcTimeouts};
+use in_process::NoWorkers;
 use taskmanager::data_plane::DataPlaneConfig;
 use taskmanager::{TaskExecutorConfig, TaskExecutorError};
 

@@ -194,7 +194,8 @@ async fn a_cancelled_request_lowers_the_outstanding_ask() {
 #[tokio::test]
 async fn a_release_during_a_stuck_allocate_is_carried_out_at_once() {
     // A standby RM keeps each allocate retrying for about 4 s.
-    let slow = RetryPolicy { max_retries: 40, min_delay: Duration::from_millis(100), max_delay: Duration::from_millis(100) };
+    let slow =
+        RetryPolicy { max_retries: 40, min_delay: Duration::from_millis(100), max_delay: Duration::from_millis(100) };
     let mut s = setup_retrying(None, slow).await;
     s.driver.request_worker(&spec(1000, 512));
     let id = match next(&mut s.events).await {

@@ -134,12 +134,8 @@ impl Harness {
 
     /// A heartbeat from `tm` listing the named slots, taken at `version`.
     fn heartbeat(&mut self, tm_name: &str, slots: &[&str], version: u64) -> Vec<String> {
-        let allocations: Vec<AllocationId> = self
-            .slot_names
-            .iter()
-            .filter(|(_, name)| slots.contains(&name.as_str()))
-            .map(|(id, _)| *id)
-            .collect();
+        let allocations: Vec<AllocationId> =
+            self.slot_names.iter().filter(|(_, name)| slots.contains(&name.as_str())).map(|(id, _)| *id).collect();
         let a = self.s.task_manager_heartbeat(&ResourceId::new(tm_name), &allocations, version, self.now);
         self.render(a)
     }

@@ -2,10 +2,14 @@
 //! that `main` prints.
 
 mod appmaster;
+mod credentials;
 mod doctor;
 mod local;
+mod logs;
 mod progress;
+pub mod report;
 mod session;
+mod staging;
 mod taskmanager;
 mod yarn;
 
@@ -74,6 +78,9 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Doctor(args) => doctor::run(args).await,
+        Command::Credentials(args) => credentials::run(&args),
+        Command::Staging(cmd) => staging::run(cmd).await,
+        Command::Logs(args) => logs::run(args).await,
         Command::Taskmanager => taskmanager::run().await,
         Command::Appmaster => appmaster::run().await,
     }

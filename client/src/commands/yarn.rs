@@ -17,7 +17,7 @@ use crate::yarn::rest::{RestResource, RmRestClient};
 use crate::yarn::staging;
 use crate::yarn::submit::{self, KerberosIdentity, Mode, SubmitPlan};
 
-fn load_conf(args: &YarnArgs) -> Result<HadoopConf> {
+pub(super) fn load_conf(args: &YarnArgs) -> Result<HadoopConf> {
     Ok(match &args.conf_dir {
         Some(d) => HadoopConf::load_dir(d)?,
         None => HadoopConf::load_from_env()?,
@@ -46,7 +46,11 @@ pub fn cluster_shape(c: &ClusterArgs) -> Result<ClusterShape> {
 }
 
 /// The Kerberos login on a secure cluster (keytab + principal, else the ticket cache); `None` on simple auth.
-fn kerberos(conf: &HadoopConf, keytab: Option<&Path>, principal: Option<&str>) -> Result<Option<KerberosIdentity>> {
+pub(super) fn kerberos(
+    conf: &HadoopConf,
+    keytab: Option<&Path>,
+    principal: Option<&str>,
+) -> Result<Option<KerberosIdentity>> {
     if conf.security()? != hadoop::conf::SecurityMode::Kerberos {
         if keytab.is_some() {
             bail!("--keytab was given but hadoop.security.authentication is not kerberos in core-site.xml; drop --keytab/--principal or point HADOOP_CONF_DIR at the secure cluster's configuration");

@@ -14,7 +14,9 @@
 //! Architecture invariant: nothing here runs inside the cluster; the AM side
 //! reads only what the contract module defines.
 
+pub mod cleanup;
 pub mod cluster_binary;
+pub mod logs;
 pub mod rest;
 pub mod staging;
 pub mod submit;

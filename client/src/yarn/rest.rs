@@ -146,6 +146,28 @@ impl AppReport {
     }
 }
 
+/// One element of `GET /apps/{id}/appattempts`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct AppAttempt {
+    pub id: i64,
+    /// `appattempt_<cluster>_<app>_<n>`.
+    pub app_attempt_id: String,
+    /// The AM's container.
+    pub container_id: String,
+    /// `host:port` of the NodeManager's web server.
+    pub node_http_address: String,
+}
+
+/// One element of `GET /apps/{id}/appattempts/{attempt}/containers`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct ContainerReport {
+    pub container_id: String,
+    pub node_http_address: String,
+    pub container_state: String,
+}
+
 #[derive(Deserialize)]
 struct AppWrapper {
     app: AppReport,
@@ -501,6 +523,32 @@ impl RmRestClient {
         answers::delegation_token(&resp)
     }
 
+    /// `GET /apps/{id}/appattempts` (shape: `rest/10-GET-..._appattempts.response`).
+    pub async fn app_attempts(&self, id: &str) -> Result<Vec<AppAttempt>, RmError> {
+        let (status, body) = self.call(reqwest::Method::GET, &format!("/apps/{id}/appattempts"), &[], None).await?;
+        if !status.is_success() {
+            return Err(Self::error(status, &body, id));
+        }
+        answers::app_attempts(&body)
+    }
+
+    /// `GET /apps/{id}/appattempts/{attempt}/containers`: the attempt's live
+    /// containers (no capture holds this answer: its shape is from Hadoop's
+    /// `ContainersInfo`/`ContainerInfo` DAOs, unverified).
+    pub async fn attempt_containers(&self, id: &str, attempt: &str) -> Result<Vec<ContainerReport>, RmError> {
+        let path = format!("/apps/{id}/appattempts/{attempt}/containers");
+        let (status, body) = self.call(reqwest::Method::GET, &path, &[], None).await?;
+        if !status.is_success() {
+            return Err(Self::error(status, &body, id));
+        }
+        answers::containers(&body)
+    }
+
+    /// How this client authenticates, for the NodeManagers' web services.
+    pub fn auth(&self) -> &RestAuth {
+        &self.auth
+    }
+
     /// `GET /apps?applicationTypes=yarn-flink`.
     pub async fn list(&self) -> Result<Vec<AppReport>, RmError> {
         let (status, body) =
@@ -537,6 +585,36 @@ pub mod answers {
 
     pub fn state(body: &[u8], what: &str) -> Result<String, RmError> {
         Ok(RmRestClient::parse::<AppState>(body, what)?.state)
+    }
+
+    pub fn app_attempts(body: &[u8]) -> Result<Vec<AppAttempt>, RmError> {
+        #[derive(Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Wrapper {
+            app_attempts: Option<List>,
+        }
+        #[derive(Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct List {
+            #[serde(default)]
+            app_attempt: Vec<AppAttempt>,
+        }
+        let w: Wrapper = RmRestClient::parse(body, "GET /apps/{id}/appattempts")?;
+        Ok(w.app_attempts.map(|l| l.app_attempt).unwrap_or_default())
+    }
+
+    pub fn containers(body: &[u8]) -> Result<Vec<ContainerReport>, RmError> {
+        #[derive(Deserialize)]
+        struct Wrapper {
+            containers: Option<List>,
+        }
+        #[derive(Deserialize)]
+        struct List {
+            #[serde(default)]
+            container: Vec<ContainerReport>,
+        }
+        let w: Wrapper = RmRestClient::parse(body, "GET /apps/{id}/appattempts/{attempt}/containers")?;
+        Ok(w.containers.map(|l| l.container).unwrap_or_default())
     }
 
     pub fn delegation_token(body: &[u8]) -> Result<hadoop::credentials::Token, RmError> {

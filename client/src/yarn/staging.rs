@@ -55,6 +55,19 @@ pub trait Staging {
     async fn write(&self, rel: &str, bytes: &[u8]) -> Result<RemoteFile, StagingError>;
     /// Removes a directory and everything under it; absent is fine.
     async fn remove_dir(&self, rel: &str) -> Result<(), StagingError>;
+    /// The entries of a directory (absent: none), for `staging list|clean`.
+    async fn list(&self, rel: &str) -> Result<Vec<DirEntry>, StagingError>;
+    /// A small file's bytes (at most `max`; larger is an error), `None` when absent.
+    async fn read(&self, rel: &str, max: u64) -> Result<Option<Vec<u8>>, StagingError>;
+}
+
+/// One entry of a staging directory.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DirEntry {
+    pub name: String,
+    pub is_dir: bool,
+    /// Modification time (ms since the epoch).
+    pub modified_ms: i64,
 }
 
 /// The staging dir URL for `user` on the default file system `default_fs`.
@@ -122,6 +135,26 @@ impl Staging for AnyStaging {
             AnyStaging::File(s) => s.remove_dir(rel).await,
             AnyStaging::Hdfs(s) => s.remove_dir(rel).await,
         }
+    }
+    async fn list(&self, rel: &str) -> Result<Vec<DirEntry>, StagingError> {
+        match self {
+            AnyStaging::File(s) => s.list(rel).await,
+            AnyStaging::Hdfs(s) => s.list(rel).await,
+        }
+    }
+    async fn read(&self, rel: &str, max: u64) -> Result<Option<Vec<u8>>, StagingError> {
+        match self {
+            AnyStaging::File(s) => s.read(rel, max).await,
+            AnyStaging::Hdfs(s) => s.read(rel, max).await,
+        }
+    }
+}
+
+fn too_large(path: &str, max: u64) -> StagingError {
+    StagingError::Io {
+        op: "read",
+        path: path.to_owned(),
+        source: std::io::Error::other(format!("larger than {max} bytes: not a file yarn-flink wrote")),
     }
 }
 
@@ -271,6 +304,38 @@ impl Staging for HdfsStaging {
             Err(e) => Err(Self::err("remove", &path)(e)),
         }
     }
+
+    async fn list(&self, rel: &str) -> Result<Vec<DirEntry>, StagingError> {
+        let path = self.path(rel);
+        let statuses = match self.client.list_status(&path, false).await {
+            Ok(s) => s,
+            Err(hdfs_native::HdfsError::FileNotFound(_)) => return Ok(vec![]),
+            Err(e) => return Err(Self::err("list", &path)(e)),
+        };
+        Ok(statuses
+            .into_iter()
+            .map(|s| DirEntry {
+                name: s.path.rsplit('/').next().unwrap_or_default().to_owned(),
+                is_dir: s.isdir,
+                modified_ms: s.modification_time as i64,
+            })
+            .collect())
+    }
+
+    async fn read(&self, rel: &str, max: u64) -> Result<Option<Vec<u8>>, StagingError> {
+        let path = self.path(rel);
+        let reader = match self.client.read(&path).await {
+            Ok(r) => r,
+            Err(hdfs_native::HdfsError::FileNotFound(_)) => return Ok(None),
+            Err(e) => return Err(Self::err("read", &path)(e)),
+        };
+        let len = reader.file_length();
+        if len as u64 > max {
+            return Err(too_large(&path, max));
+        }
+        let bytes = reader.read_range(0, len).await.map_err(Self::err("read", &path))?;
+        Ok(Some(bytes.to_vec()))
+    }
 }
 
 /// `file://` staging (Hadoop's `LocalFileSystem`).
@@ -409,8 +474,36 @@ impl Staging for FileStaging {
             _ => Ok(()),
         }
     }
-}
 
+    async fn list(&self, rel: &str) -> Result<Vec<DirEntry>, StagingError> {
+        let p = self.path(rel);
+        let mut dir = match tokio::fs::read_dir(&p).await {
+            Ok(d) => d,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(vec![]),
+            Err(e) => return Err(Self::io("list", &p)(e)),
+        };
+        let mut out = Vec::new();
+        while let Some(e) = dir.next_entry().await.map_err(Self::io("list", &p))? {
+            let Ok(meta) = e.metadata().await else { continue };
+            out.push(DirEntry {
+                name: e.file_name().to_string_lossy().into_owned(),
+                is_dir: meta.is_dir(),
+                modified_ms: self.remote(rel, &meta).timestamp_ms,
+            });
+        }
+        Ok(out)
+    }
+
+    async fn read(&self, rel: &str, max: u64) -> Result<Option<Vec<u8>>, StagingError> {
+        let p = self.path(rel);
+        match tokio::fs::metadata(&p).await {
+            Ok(m) if m.len() > max => Err(too_large(&p.display().to_string(), max)),
+            Ok(_) => tokio::fs::read(&p).await.map(Some).map_err(Self::io("read", &p)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(Self::io("read", &p)(e)),
+        }
+    }
+}
 
 /// What [`upload_cached`] did with one file.
 #[derive(Clone, Debug)]
@@ -446,10 +539,9 @@ pub async fn upload_cached<S: Staging>(
 ) -> Result<Upload, StagingError> {
     // Hashing reads the whole file: off the async workers.
     let path = local.to_owned();
-    let sha256 = tokio::task::spawn_blocking(move || sha256_file(&path)).await.map_err(|e| StagingError::Local {
-        path: local.display().to_string(),
-        source: std::io::Error::other(e),
-    })??;
+    let sha256 = tokio::task::spawn_blocking(move || sha256_file(&path))
+        .await
+        .map_err(|e| StagingError::Local { path: local.display().to_string(), source: std::io::Error::other(e) })??;
     let rel = format!("cache/{sha256}/{name}");
     let size = tokio::fs::metadata(local)
         .await
@@ -581,7 +673,10 @@ mod tests {
         common::hdfs::remove_dir_url(&format!("{}/application_1_0002", fs.root()), None).await.unwrap();
         assert!(fs.stat("application_1_0002/x").await.unwrap().is_none());
         assert!(fs.stat("blob").await.is_ok(), "the cache stays");
-        assert!(matches!(common::hdfs::remove_dir_url("s3://b/x", None).await, Err(common::hdfs::HdfsIoError::BadUrl(_))));
+        assert!(matches!(
+            common::hdfs::remove_dir_url("s3://b/x", None).await,
+            Err(common::hdfs::HdfsIoError::BadUrl(_))
+        ));
     }
 
     #[test]

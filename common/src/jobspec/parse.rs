@@ -894,4 +894,3 @@ pub(crate) fn closest<'a>(word: &str, candidates: impl Iterator<Item = &'a str>)
         .min_by_key(|(d, _)| *d)
         .map(|(_, c)| c.to_owned())
 }
-

@@ -363,7 +363,8 @@ fn bundles_load_from_dirs_spec_files_and_archives() {
     let work = tempfile::tempdir().expect("work dir");
     let spec_path = write_spec(dir.path(), "[[vertex]]\nname = \"a\"\nshell = \"./count\"\n");
 
-    let b = Bundle::load(dir.path(), work.path().join("unused"), &BundleLimits::default()).unwrap_or_else(|e| panic!("{e}"));
+    let b = Bundle::load(dir.path(), work.path().join("unused"), &BundleLimits::default())
+        .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(b.dir, dir.path());
     assert_eq!(b.spec_path, spec_path);
     assert!(!work.path().join("unused").exists(), "a directory bundle extracts nothing");
@@ -389,7 +390,8 @@ fn bundles_load_from_dirs_spec_files_and_archives() {
     // An archive with the spec at its root.
     let archive = work.path().join("flat.tar.gz");
     tgz(&archive, &[("job.toml", b"[[vertex]]\nname = \"a\"\ncommand = [\"cat\"]\n", 0o644)]);
-    let b = Bundle::load(&archive, work.path().join("flat"), &BundleLimits::default()).unwrap_or_else(|e| panic!("{e}"));
+    let b =
+        Bundle::load(&archive, work.path().join("flat"), &BundleLimits::default()).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(b.dir, work.path().join("flat"));
 }
 
@@ -516,7 +518,9 @@ fn an_archive_with_more_entries_than_the_limit_is_refused() {
     assert!(matches!(e, BundleError::TooLarge { what: LimitKind::Entries, .. }), "{e:?}");
     assert!(e.to_string().contains("more than 10 entries") && e.to_string().contains("--bundle-max-entries"), "{e}");
     assert!(!into.exists());
-    assert!(Bundle::load(&archive, work.path().join("ok"), &BundleLimits { max_bytes: 1 << 20, max_entries: 21 }).is_ok());
+    assert!(
+        Bundle::load(&archive, work.path().join("ok"), &BundleLimits { max_bytes: 1 << 20, max_entries: 21 }).is_ok()
+    );
 }
 
 /// tar reads a pax record into memory whole, sized by its header: a 64 MiB

@@ -199,7 +199,9 @@ impl DigestParams<'_> {
         let a2 =
             if authenticate { format!("AUTHENTICATE:{}", self.digest_uri) } else { format!(":{}", self.digest_uri) };
         let ha2 = hex::encode(Md5::digest(a2.as_bytes()));
-        hex::encode(Md5::digest(format!("{ha1}:{}:{}:{}:{}:{ha2}", self.nonce, self.nc, self.cnonce, self.qop).as_bytes()))
+        hex::encode(Md5::digest(
+            format!("{ha1}:{}:{}:{}:{}:{ha2}", self.nonce, self.nc, self.cnonce, self.qop).as_bytes(),
+        ))
     }
 }
 

@@ -487,7 +487,10 @@ async fn a_bad_hdfs_input_url_is_reported_clearly() {
     let err = p.run_task(tdd, tmp.path().join("w"), vec![], CancellationToken::new()).await.unwrap_err();
     // Named as a bad URL, with the form to write instead (not a failed connection attempt).
     let err = err.to_string();
-    assert!(err.contains("\"hdfs://nn:noport/x\" is not an HDFS URL") && err.contains("hdfs://<namenode:port>/<path>"), "{err}");
+    assert!(
+        err.contains("\"hdfs://nn:noport/x\" is not an HDFS URL") && err.contains("hdfs://<namenode:port>/<path>"),
+        "{err}"
+    );
 }
 
 // ---- source splits ----

@@ -98,8 +98,14 @@ pub async fn run(
     };
     // One channel per peer: the ResourceManager, and the JobMasters (in practice the AM's one address).
     let channels = Channels::new(config.secret.clone(), config.rpc);
-    let rm_link =
-        tokio::spawn(rm_connection(config.clone(), channels.clone(), registration, report_rx, tx.clone(), stop.clone()));
+    let rm_link = tokio::spawn(rm_connection(
+        config.clone(),
+        channels.clone(),
+        registration,
+        report_rx,
+        tx.clone(),
+        stop.clone(),
+    ));
 
     let mut te = TaskExecutor {
         slots: SlotTable::new(config.resource_id.clone(), config.total.clone()),
@@ -475,13 +481,12 @@ async fn rm_connection(
     stop: CancellationToken,
 ) -> Result<(), TaskExecutorError> {
     let address = config.rm_address.clone();
-    let mut gateway = channels.resource_manager_gateway(&address).map_err(|e| {
-        TaskExecutorError::RegistrationTimeout {
+    let mut gateway =
+        channels.resource_manager_gateway(&address).map_err(|e| TaskExecutorError::RegistrationTimeout {
             address: address.clone(),
             timeout: config.registration_timeout,
             last_error: e.to_string(),
-        }
-    })?;
+        })?;
     let mut last_accepted = Instant::now();
     loop {
         // Register, retrying (doubling from 20 ms to 2 s) until the registration timeout
@@ -496,24 +501,25 @@ async fn rm_connection(
             .with_max_delay(Duration::from_secs(2))
             .with_total_delay(Some(config.registration_timeout.saturating_sub(last_accepted.elapsed())))
             .without_max_times();
-        let registered = attempt
-            .retry(policy)
-            .when(|e: &rpc::RpcError| !e.is_unauthenticated())
-            .notify(|e, _| {
-                if matches!(e, rpc::RpcError::Malformed { .. }) {
-                    warn!(error = %e, "malformed registration answer from the ResourceManager");
-                } else {
-                    debug!(error = %e, "registration failed; retrying");
-                }
-            });
+        let registered = attempt.retry(policy).when(|e: &rpc::RpcError| !e.is_unauthenticated()).notify(|e, _| {
+            if matches!(e, rpc::RpcError::Malformed { .. }) {
+                warn!(error = %e, "malformed registration answer from the ResourceManager");
+            } else {
+                debug!(error = %e, "registration failed; retrying");
+            }
+        });
         let answer = tokio::select! {
             _ = stop.cancelled() => return Ok(()),
             answer = registered => answer,
         };
         let (instance_id, interval, timeout) = match answer {
             Ok(accepted) => {
-                let RegistrationAccepted { rm_id, instance_id, heartbeat_interval: interval, heartbeat_timeout: timeout } =
-                    accepted;
+                let RegistrationAccepted {
+                    rm_id,
+                    instance_id,
+                    heartbeat_interval: interval,
+                    heartbeat_timeout: timeout,
+                } = accepted;
                 info!(%rm_id, %instance_id, "registered with the ResourceManager");
                 let _ = tx.send(Msg::Registered { rm_id, instance_id, interval, timeout });
                 last_accepted = Instant::now();

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use hadoop::yarn::NodeId;
 
+use super::node_web::NodeWeb;
 use super::rest::{RestRm, RestRmConfig};
 use crate::hadoop_ipc_server::launcher::{ContainerLauncher, LauncherConfig};
 use crate::hadoop_ipc_server::sasl::SecretManager;
@@ -44,6 +45,7 @@ pub struct MiniYarn {
     /// `fs.defaultFS` (a `file://` dir under `root`).
     pub default_fs: String,
     _nm_servers: Vec<ServerHandle>,
+    _nm_webs: Vec<NodeWeb>,
 }
 
 pub(crate) fn site_xml(props: &[(&str, String)]) -> String {
@@ -75,6 +77,7 @@ impl MiniYarn {
         let mut nodes = Vec::new();
         let mut servers = Vec::new();
         let mut nms = Vec::new();
+        let mut webs = Vec::new();
         for i in 0..config.nodes.max(1) {
             let nm = Arc::new(NodeManager::default());
             let server = ipc::start(
@@ -84,7 +87,10 @@ impl MiniYarn {
             )
             .await?;
             let node = NodeId { host: "127.0.0.1".into(), port: i32::from(server.addr().port()) };
-            let mut lc = LauncherConfig::new(root.join(format!("nm{i}")), node.clone());
+            let nm_root = root.join(format!("nm{i}"));
+            let web = NodeWeb::start(&nm_root, node.to_string()).await?;
+            let mut lc = LauncherConfig::new(nm_root, node.clone());
+            lc.http_port = web.port();
             lc.env.push(("HADOOP_CONF_DIR".into(), conf_dir.display().to_string()));
             lc.env.extend(config.env.iter().cloned());
             lc.stop_grace = Duration::from_secs(2);
@@ -92,8 +98,10 @@ impl MiniYarn {
             nodes.push((node, launcher));
             nms.push(nm);
             servers.push(server);
+            webs.push(web);
         }
         let mut rc = RestRmConfig::new(root.join("rm"), &default_fs, secrets, nodes.clone());
+        rc.node_http_addresses = webs.iter().map(NodeWeb::http_address).collect();
         rc.max_allocation = config.max_allocation;
         rc.min_allocation = config.min_allocation;
         rc.node_capacity = config.node_capacity;
@@ -112,6 +120,7 @@ impl MiniYarn {
             conf_dir,
             default_fs,
             _nm_servers: servers,
+            _nm_webs: webs,
         })
     }
 

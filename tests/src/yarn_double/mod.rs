@@ -5,5 +5,6 @@
 //! (RM REST double, NodeManager doubles, client configuration) for tests.
 
 pub mod mini;
+pub mod node_web;
 pub mod proxy;
 pub mod rest;

@@ -68,6 +68,8 @@ pub struct RestRmConfig {
     pub nodes: Vec<(NodeId, Arc<ContainerLauncher>)>,
     /// `fs.defaultFS` written into the AM's core-site.xml.
     pub default_fs: String,
+    /// Each node's web address (`host:port`, its `nodeHttpAddress`), in `nodes`' order.
+    pub node_http_addresses: Vec<String>,
     pub containers_per_allocate: usize,
     /// Each NodeManager's (memory MB, vcores), shared by every application's
     /// containers, AMs included; `None` = unlimited.
@@ -89,6 +91,7 @@ impl RestRmConfig {
             secrets,
             nodes,
             default_fs: default_fs.to_owned(),
+            node_http_addresses: Vec::new(),
             containers_per_allocate: 4,
             node_capacity: None,
         }
@@ -247,6 +250,8 @@ impl RestRm {
             .route("/ws/v1/cluster/apps", post(submit).get(list))
             .route("/ws/v1/cluster/apps/{id}", get(app_report))
             .route("/ws/v1/cluster/apps/{id}/state", get(app_state).put(put_state))
+            .route("/ws/v1/cluster/apps/{id}/appattempts", get(app_attempts))
+            .route("/ws/v1/cluster/apps/{id}/appattempts/{attempt}/containers", get(attempt_containers))
             .route("/proxy/{id}", axum::routing::any(proxy))
             .route("/proxy/{id}/", axum::routing::any(proxy))
             .route("/proxy/{id}/{*rest}", axum::routing::any(proxy))
@@ -729,6 +734,71 @@ async fn proxy(
             .and_then(|s| s.record.tracking_url.clone())
     };
     super::proxy::forward(method, uri.path(), target.as_deref(), &rest, &headers, body).await
+}
+
+/// `node id -> nodeHttpAddress` as the RM reports it.
+fn node_http(inner: &Inner, node: &NodeId) -> String {
+    let i = inner.config.nodes.iter().position(|(n, _)| n == node);
+    i.and_then(|i| inner.config.node_http_addresses.get(i)).cloned().unwrap_or_else(|| format!("{}:0", node.host))
+}
+
+/// The captured shape (`rest/10-GET-..._appattempts.response`); one attempt,
+/// its AM container on the first node.
+async fn app_attempts(State(inner): State<Arc<Inner>>, UrlPath(id): UrlPath<String>) -> Response {
+    let apps = inner.apps.lock().unwrap();
+    let Some(s) = parse_app_id(&id, inner.config.cluster_timestamp).and_then(|n| apps.get(&n)).and_then(|s| s.as_ref())
+    else {
+        return not_found(&id);
+    };
+    let r = &s.record;
+    let attempt = ApplicationAttemptId { application: r.id, attempt: 1 };
+    let container = ContainerId { attempt, id: 1 };
+    let node = &inner.config.nodes[0].0;
+    let http = node_http(&inner, node);
+    Json(json!({"appAttempts": {"appAttempt": [{
+        "id": 1, "startTime": r.started_ms, "finishedTime": r.finished_ms, "containerId": container.to_string(),
+        "nodeHttpAddress": http, "nodeId": node.to_string(),
+        "logsLink": format!("http://{http}/node/containerlogs/{container}/{}", r.user),
+        "blacklistedNodes": "", "nodesBlacklistedBySystem": "", "appAttemptId": attempt.to_string(), "exportPorts": "null",
+    }]}}))
+    .into_response()
+}
+
+/// The attempt's live containers, AM included. No capture holds this answer:
+/// the shape is Hadoop's `ContainersInfo` of `ContainerInfo` (unverified).
+async fn attempt_containers(
+    State(inner): State<Arc<Inner>>,
+    UrlPath((id, attempt)): UrlPath<(String, String)>,
+) -> Response {
+    let apps = inner.apps.lock().unwrap();
+    let Some(s) = parse_app_id(&id, inner.config.cluster_timestamp).and_then(|n| apps.get(&n)).and_then(|s| s.as_ref())
+    else {
+        return not_found(&id);
+    };
+    let am_attempt = ApplicationAttemptId { application: s.record.id, attempt: 1 };
+    if attempt != am_attempt.to_string() {
+        return remote(
+            StatusCode::NOT_FOUND,
+            "NotFoundException",
+            &format!("java.lang.Exception: appAttempt with id: {attempt} not found"),
+            "org.apache.hadoop.yarn.webapp.NotFoundException",
+        );
+    }
+    let mut live: Vec<(ContainerId, NodeId)> = vec![];
+    if s.record.state == "RUNNING" {
+        live.push((ContainerId { attempt: am_attempt, id: 1 }, inner.config.nodes[0].0.clone()));
+    }
+    if let Some(rm) = &s.scheduler {
+        live.extend(rm.state.lock().unwrap().live.iter().map(|(c, n)| (*c, n.clone())));
+    }
+    let containers: Vec<Value> = live
+        .iter()
+        .map(|(c, n)| {
+            json!({"containerId": c.to_string(), "containerState": "RUNNING", "nodeId": n.to_string(),
+                "nodeHttpAddress": format!("http://{}", node_http(&inner, n)), "priority": 0, "containerExitStatus": 0})
+        })
+        .collect();
+    Json(json!({"containers": {"container": containers}})).into_response()
 }
 
 async fn app_state(State(inner): State<Arc<Inner>>, UrlPath(id): UrlPath<String>) -> Response {

@@ -16,8 +16,8 @@ use hadoop::ipc::RetryPolicy;
 use hadoop::yarn::amrm::{AmRmClient, AmRmConfig};
 use hadoop::yarn::nm::NmClient;
 use hadoop::yarn::{
-    ApplicationAttemptId, ApplicationId, ContainerId, LocalResource, LocalResourceType, LocalResourceVisibility, NodeId,
-    Resource, YarnUrl,
+    ApplicationAttemptId, ApplicationId, ContainerId, LocalResource, LocalResourceType, LocalResourceVisibility,
+    NodeId, Resource, YarnUrl,
 };
 use integration_tests::hadoop_ipc_server::capacity::Capacity;
 use integration_tests::hadoop_ipc_server::sasl::SecretManager;
@@ -45,7 +45,8 @@ pub async fn setup() -> Setup {
 
 /// `room`: the node's (memory MB, vcores) when the cluster is bounded.
 pub async fn setup_with(room: Option<(i64, i32)>) -> Setup {
-    let fast = RetryPolicy { max_retries: 2, min_delay: Duration::from_millis(5), max_delay: Duration::from_millis(20) };
+    let fast =
+        RetryPolicy { max_retries: 2, min_delay: Duration::from_millis(5), max_delay: Duration::from_millis(20) };
     setup_retrying(room, fast).await
 }
 
@@ -130,4 +131,3 @@ pub fn spec(cpu_millis: u64, mem_mb: u64) -> WorkerSpec {
 pub fn container_of(id: &ResourceId) -> ContainerId {
     id.as_str().parse().unwrap()
 }
-

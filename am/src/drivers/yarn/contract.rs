@@ -18,11 +18,11 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
+use common::jobspec::BundleLimits;
 use common::resources::{parse_cpu, parse_memory, ResourceProfile};
 use common::rpc::RpcTimeouts;
 use hadoop::yarn::launch_env::{self, UnsafeEnvValue};
 use hadoop::yarn::{LocalResource, LocalResourceType, LocalResourceVisibility};
-use common::jobspec::BundleLimits;
 use serde::{Deserialize, Serialize};
 
 use super::resources::{parse_url, url_string};

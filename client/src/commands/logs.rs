@@ -1,0 +1,83 @@
+//! `yarn-flink logs <appId>`: every container's log files, each under a
+//! `==> <container> on <node>: <file> <==` header (as `tail` marks files),
+//! or with `--list` one line per file. Exit 0 when every file was read, 2
+//! when any could not be.
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use anyhow::{bail, Result};
+
+use super::yarn::{kerberos, load_conf};
+use crate::cli::LogsArgs;
+use crate::yarn::logs::{self, NodeLogs};
+use crate::yarn::rest::RmRestClient;
+use crate::yarn::submit;
+
+pub async fn run(args: LogsArgs) -> Result<ExitCode> {
+    let app = &args.application_id;
+    if !app.starts_with("application_") {
+        bail!("{app} is not a YARN application id (application_<cluster>_<n>); `yarn-flink list` shows them");
+    }
+    let conf = load_conf(&args.login.yarn)?;
+    let k = kerberos(&conf, args.login.keytab.as_deref(), args.login.principal.as_deref())?;
+    let user = submit::hadoop_user(&conf, k.as_ref().map(|k| k.login.principal()))?;
+    let rm = RmRestClient::from_conf(&conf, submit::rest_auth(&user, k.as_ref()))?;
+    let report = rm.app(app).await?;
+    if report.is_terminal() {
+        bail!(
+            "{app} has ended ({}): its NodeManagers no longer serve its logs. With log aggregation on \
+             (yarn.log-aggregation-enable) they are on HDFS under yarn.nodemanager.remote-app-log-dir; reading \
+             them is not built into yarn-flink yet: use `yarn logs -applicationId {app}` on a node with Hadoop",
+            report.state
+        );
+    }
+    let nodes = NodeLogs::new(rm.auth().clone());
+    let mut containers = logs::containers(&rm, &nodes, app).await?;
+    if let Some(only) = &args.container {
+        containers.retain(|c, _| c == only);
+        if containers.is_empty() {
+            bail!("{app} has no container {only} that a NodeManager serves logs of; `yarn-flink logs --list {app}` lists them");
+        }
+    }
+    if containers.is_empty() {
+        bail!("{app} has no container yet ({}): try again once it is RUNNING", report.state);
+    }
+    let mut failed = 0;
+    let mut out = std::io::stdout().lock();
+    for (container, node) in &containers {
+        let files = match nodes.log_files(node, container).await {
+            Ok(f) => f,
+            Err(e) => {
+                eprintln!("{container} on {node}: cannot list its logs: {e}");
+                failed += 1;
+                continue;
+            }
+        };
+        for f in files {
+            if args.list {
+                let size = f.size.map_or("-".to_owned(), |s| s.to_string());
+                writeln!(out, "{container}\t{node}\t{}\t{size}", f.name)?;
+                continue;
+            }
+            match nodes.log(node, container, &f.name).await {
+                Ok(bytes) => {
+                    writeln!(out, "==> {container} on {node}: {} <==", f.name)?;
+                    out.write_all(&bytes)?;
+                    if !bytes.ends_with(b"\n") && !bytes.is_empty() {
+                        writeln!(out)?;
+                    }
+                    if bytes.len() >= logs::MAX_LOG_BYTES {
+                        writeln!(out, "(cut at {} MiB)", logs::MAX_LOG_BYTES >> 20)?;
+                    }
+                }
+                Err(e) => {
+                    eprintln!("{container} on {node}: cannot read {}: {e}", f.name);
+                    failed += 1;
+                }
+            }
+        }
+    }
+    out.flush()?;
+    Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::from(2) })
+}

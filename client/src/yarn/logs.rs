@@ -1,0 +1,236 @@
+//! `yarn-flink logs <appId>`: the containers' logs of a running application,
+//! read from the NodeManagers' web services, with no Hadoop install.
+//!
+//! Which containers: the AM of each attempt (`/appattempts`, captured), the
+//! attempt's live containers (`/appattempts/<a>/containers`), and every
+//! container each of those NodeManagers still keeps for the application
+//! (`/ws/v1/node/apps/<app>`: finished TaskManagers whose logs wait for
+//! aggregation). Then per container `/ws/v1/node/containers/<c>/logs` lists
+//! the files and `/ws/v1/node/containerlogs/<c>/<file>` gives each one.
+//! No capture holds a NodeManager's web answers: their shapes follow
+//! Hadoop's NodeManager REST documentation and DAOs, and the reader accepts
+//! both forms Jersey gives a one-element list (docs/yarn.md: unverified).
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use super::rest::{spnego_header, RestAuth, RmError, RmRestClient};
+
+/// A log file's bytes are capped: a runaway container log is cut, not loaded whole.
+pub const MAX_LOG_BYTES: usize = 64 << 20;
+
+#[derive(Debug, thiserror::Error)]
+pub enum LogsError {
+    #[error(transparent)]
+    Rm(#[from] RmError),
+    #[error("cannot reach the NodeManager at {node}: {cause}; check yarn.nodemanager.webapp.address and that it runs")]
+    Unreachable { node: String, cause: String },
+    #[error("the NodeManager at {node} answered {status} to {what}{detail}")]
+    Status { node: String, status: u16, what: String, detail: String },
+    #[error("the NodeManager at {node} answered {what} with something else than Hadoop 3 sends: {detail}")]
+    BadAnswer { node: String, what: String, detail: String },
+}
+
+/// A log file a NodeManager lists.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LogFile {
+    pub name: String,
+    pub size: Option<u64>,
+}
+
+/// Reads container logs from NodeManagers' web services.
+pub struct NodeLogs {
+    http: reqwest::Client,
+    auth: RestAuth,
+}
+
+impl NodeLogs {
+    pub fn new(auth: RestAuth) -> Self {
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(5))
+            .timeout(Duration::from_secs(120))
+            .build()
+            .unwrap_or_default();
+        Self { http, auth }
+    }
+
+    async fn get(&self, node: &str, path: &str, what: &str) -> Result<Vec<u8>, LogsError> {
+        let base = if node.contains("://") { node.to_owned() } else { format!("http://{node}") };
+        let mut url = url::Url::parse(&format!("{base}{path}"))
+            .map_err(|e| LogsError::Unreachable { node: node.into(), cause: format!("not a URL: {e}") })?;
+        let mut authorization = None;
+        match &self.auth {
+            RestAuth::Simple { user } => {
+                url.query_pairs_mut().append_pair("user.name", user);
+            }
+            RestAuth::Kerberos { login } => authorization = Some(spnego_header(login, &base)?),
+        }
+        let mut req = self.http.get(url).header("Accept", "application/json");
+        if let Some(a) = authorization {
+            req = req.header("Authorization", a);
+        }
+        let unreachable = |e: reqwest::Error| LogsError::Unreachable { node: node.into(), cause: e.to_string() };
+        let resp = req.send().await.map_err(unreachable)?;
+        let status = resp.status();
+        let mut body = Vec::new();
+        let mut resp = resp;
+        while let Some(chunk) = resp.chunk().await.map_err(unreachable)? {
+            let room = MAX_LOG_BYTES.saturating_sub(body.len());
+            body.extend_from_slice(&chunk[..chunk.len().min(room)]);
+            if room < chunk.len() {
+                break;
+            }
+        }
+        if !status.is_success() {
+            let detail = hadoop::error::without_java_trace(&String::from_utf8_lossy(&body[..body.len().min(400)]));
+            let detail = match super::rest::RestRemoteException::parse(&body) {
+                Some(r) => format!(": {} ({})", r.short_message(), r.exception),
+                None if detail.trim().is_empty() => String::new(),
+                None => format!(": {}", detail.trim()),
+            };
+            return Err(LogsError::Status { node: node.into(), status: status.as_u16(), what: what.into(), detail });
+        }
+        Ok(body)
+    }
+
+    /// The containers this NodeManager keeps for `app` (running or finished).
+    pub async fn app_containers(&self, node: &str, app: &str) -> Result<Vec<String>, LogsError> {
+        let what = format!("GET /ws/v1/node/apps/{app}");
+        let body = self.get(node, &format!("/ws/v1/node/apps/{app}"), &what).await?;
+        answers::node_app(&body).map_err(|detail| LogsError::BadAnswer { node: node.into(), what, detail })
+    }
+
+    pub async fn log_files(&self, node: &str, container: &str) -> Result<Vec<LogFile>, LogsError> {
+        let what = format!("GET /ws/v1/node/containers/{container}/logs");
+        let body = self.get(node, &format!("/ws/v1/node/containers/{container}/logs"), &what).await?;
+        answers::log_files(&body).map_err(|detail| LogsError::BadAnswer { node: node.into(), what, detail })
+    }
+
+    pub async fn log(&self, node: &str, container: &str, file: &str) -> Result<Vec<u8>, LogsError> {
+        let path = format!("/ws/v1/node/containerlogs/{container}/{file}");
+        self.get(node, &path, &format!("GET {path}")).await
+    }
+}
+
+/// The containers of `app` that may have logs, each with its NodeManager's
+/// web address, AM containers first.
+pub async fn containers(rm: &RmRestClient, nodes: &NodeLogs, app: &str) -> Result<BTreeMap<String, String>, LogsError> {
+    let mut found: BTreeMap<String, String> = BTreeMap::new();
+    let attempts = rm.app_attempts(app).await?;
+    for a in &attempts {
+        if !a.container_id.is_empty() && !a.node_http_address.is_empty() {
+            found.insert(a.container_id.clone(), a.node_http_address.clone());
+        }
+    }
+    if let Some(last) = attempts.iter().max_by_key(|a| a.id) {
+        match rm.attempt_containers(app, &last.app_attempt_id).await {
+            Ok(cs) => {
+                for c in cs.into_iter().filter(|c| !c.node_http_address.is_empty()) {
+                    found.entry(c.container_id).or_insert(c.node_http_address);
+                }
+            }
+            // Older RMs lack this call; the NodeManagers below still list what they hold.
+            Err(e) => tracing::debug!(error = %e, "the RM did not list the attempt's containers"),
+        }
+    }
+    let mut nodes_seen: Vec<String> = found.values().cloned().collect();
+    nodes_seen.sort();
+    nodes_seen.dedup();
+    for node in nodes_seen {
+        match nodes.app_containers(&node, app).await {
+            Ok(ids) => {
+                for id in ids {
+                    found.entry(id).or_insert_with(|| node.clone());
+                }
+            }
+            Err(e) => tracing::debug!(%node, error = %e, "the NodeManager did not list the application's containers"),
+        }
+    }
+    Ok(found)
+}
+
+/// How the client reads each NodeManager answer (the fuzz targets call these too).
+pub mod answers {
+    use super::*;
+
+    /// Jersey writes a one-element list either as a list or as the element.
+    fn list(v: &Value) -> Vec<&Value> {
+        match v {
+            Value::Array(a) => a.iter().collect(),
+            Value::Null => vec![],
+            other => vec![other],
+        }
+    }
+
+    /// `{"app":{"id":..,"containerids":[..]}}` (NodeManager REST docs).
+    pub fn node_app(body: &[u8]) -> Result<Vec<String>, String> {
+        let v: Value = serde_json::from_slice(body).map_err(|e| e.to_string())?;
+        let app = v.get("app").ok_or("no \"app\" object")?;
+        Ok(list(app.get("containerids").unwrap_or(&Value::Null))
+            .into_iter()
+            .filter_map(|c| c.as_str().map(str::to_owned))
+            .collect())
+    }
+
+    /// `containerLogsInfo` entries (a list, or wrapped in an object of that
+    /// name), each with `containerLogInfo` file entries; only the node's own
+    /// (`LOCAL`) files, not aggregated ones it may also name.
+    pub fn log_files(body: &[u8]) -> Result<Vec<LogFile>, String> {
+        let v: Value = serde_json::from_slice(body).map_err(|e| e.to_string())?;
+        let infos = match v.get("containerLogsInfo") {
+            Some(inner) => list(inner),
+            None if v.is_array() => list(&v),
+            None => return Err("no \"containerLogsInfo\"".into()),
+        };
+        let mut out = Vec::new();
+        for info in infos {
+            if info.get("logAggregationType").and_then(Value::as_str).is_some_and(|t| t != "LOCAL") {
+                continue;
+            }
+            for f in list(info.get("containerLogInfo").unwrap_or(&Value::Null)) {
+                let Some(name) = f.get("fileName").and_then(Value::as_str) else { continue };
+                // A name with a path in it is not a log file name: never put it in a URL.
+                if name.is_empty() || name.contains('/') || name == ".." {
+                    continue;
+                }
+                let size = match f.get("fileSize") {
+                    Some(Value::String(s)) => s.parse().ok(),
+                    Some(Value::Number(n)) => n.as_u64(),
+                    _ => None,
+                };
+                out.push(LogFile { name: name.to_owned(), size });
+            }
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::answers::*;
+    use super::LogFile;
+
+    #[test]
+    fn a_node_app_lists_its_containers_in_either_list_form() {
+        let many = br#"{"app":{"id":"application_1_0001","state":"RUNNING","user":"alice","containerids":["container_1_0001_01_000001","container_1_0001_01_000002"]}}"#;
+        assert_eq!(node_app(many).unwrap().len(), 2);
+        let one = br#"{"app":{"id":"application_1_0001","containerids":"container_1_0001_01_000001"}}"#;
+        assert_eq!(node_app(one).unwrap(), ["container_1_0001_01_000001"]);
+        let none = br#"{"app":{"id":"application_1_0001","state":"INITING"}}"#;
+        assert!(node_app(none).unwrap().is_empty());
+        assert!(node_app(b"<html>").is_err());
+    }
+
+    #[test]
+    fn log_files_are_the_local_ones_and_names_with_paths_are_dropped() {
+        let body = br#"{"containerLogsInfo":[
+            {"containerLogInfo":[{"fileName":"stderr","fileSize":"12","lastModifiedTime":"x"},{"fileName":"../etc/passwd","fileSize":"1"}],
+             "logAggregationType":"LOCAL","containerId":"c","nodeId":"n"},
+            {"containerLogInfo":{"fileName":"old","fileSize":"3"},"logAggregationType":"AGGREGATED"}]}"#;
+        assert_eq!(log_files(body).unwrap(), [LogFile { name: "stderr".into(), size: Some(12) }]);
+        let bare = br#"[{"containerLogInfo":{"fileName":"taskmanager.log","fileSize":7}}]"#;
+        assert_eq!(log_files(bare).unwrap(), [LogFile { name: "taskmanager.log".into(), size: Some(7) }]);
+    }
+}

@@ -1,0 +1,133 @@
+//! The NodeManager's web services, as far as `yarn-flink logs` reads them:
+//! an application's containers on this node, a container's log files, and a
+//! log file's text, served from the container launcher's log dirs
+//! ([`crate::hadoop_ipc_server::launcher`]: `<root>/logs/<app>/<container>/`, where a real NodeManager keeps them
+//! until the application ends).
+//!
+//! No capture holds a NodeManager's web answers. The shapes follow the
+//! NodeManager REST documentation (`/ws/v1/node/apps/{appid}`) and Hadoop
+//! 3.3's DAOs (`ContainerLogsInfo`, `ContainerLogFileInfo`, written by
+//! Jackson, so a list is a JSON array): unverified (docs/yarn.md).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use axum::extract::{Path as UrlPath, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::json;
+
+pub struct NodeWeb {
+    addr: SocketAddr,
+    task: tokio::task::JoinHandle<()>,
+}
+
+struct Node {
+    logs: PathBuf,
+    node_id: String,
+}
+
+fn not_found(message: String) -> Response {
+    (
+        StatusCode::NOT_FOUND,
+        Json(json!({"RemoteException": {"exception": "NotFoundException",
+            "message": format!("java.lang.Exception: {message}"),
+            "javaClassName": "org.apache.hadoop.yarn.webapp.NotFoundException"}})),
+    )
+        .into_response()
+}
+
+/// Ids are names of dirs: nothing with a path in it reaches the file system.
+fn plain(s: &str) -> bool {
+    !s.is_empty() && !s.contains('/') && s != "." && s != ".."
+}
+
+fn app_of(container: &str) -> Option<String> {
+    // container_<ts>_<app>_<attempt>_<n> -> application_<ts>_<app>
+    let mut parts = container.strip_prefix("container_")?.split('_');
+    // container_e<epoch>_<ts>_... carries an epoch first.
+    let mut ts = parts.next()?;
+    if ts.starts_with('e') {
+        ts = parts.next()?;
+    }
+    Some(format!("application_{ts}_{}", parts.next()?))
+}
+
+impl NodeWeb {
+    /// Serves the logs a [`ContainerLauncher`] with this `root` writes, for `node_id`.
+    pub async fn start(root: &std::path::Path, node_id: String) -> std::io::Result<NodeWeb> {
+        let node = Arc::new(Node { logs: root.join("logs"), node_id });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let app = Router::new()
+            .route("/ws/v1/node/apps/{app}", get(app_info))
+            .route("/ws/v1/node/containers/{container}/logs", get(log_files))
+            .route("/ws/v1/node/containerlogs/{container}/{file}", get(log_file))
+            .with_state(node);
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Ok(NodeWeb { addr, task })
+    }
+
+    /// `host:port`, as the RM reports a node's `nodeHttpAddress`.
+    pub fn http_address(&self) -> String {
+        self.addr.to_string()
+    }
+
+    pub fn port(&self) -> u16 {
+        self.addr.port()
+    }
+}
+
+impl Drop for NodeWeb {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn app_info(State(node): State<Arc<Node>>, UrlPath(app): UrlPath<String>) -> Response {
+    let dir = node.logs.join(&app);
+    let Ok(entries) = (if plain(&app) { std::fs::read_dir(&dir) } else { Err(std::io::ErrorKind::NotFound.into()) })
+    else {
+        return not_found(format!("app with id {app} not found"));
+    };
+    let mut ids: Vec<String> =
+        entries.filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().into_owned()).collect();
+    ids.sort();
+    Json(json!({"app": {"id": app, "state": "RUNNING", "user": "", "containerids": ids}})).into_response()
+}
+
+fn container_dir(node: &Node, container: &str) -> Option<PathBuf> {
+    let dir = node.logs.join(app_of(container)?).join(container);
+    (plain(container) && dir.is_dir()).then_some(dir)
+}
+
+async fn log_files(State(node): State<Arc<Node>>, UrlPath(container): UrlPath<String>) -> Response {
+    let Some(dir) = container_dir(&node, &container) else {
+        return not_found(format!("container with id, {container}, not found"));
+    };
+    let mut files = Vec::new();
+    for e in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+        let Ok(meta) = e.metadata() else { continue };
+        if meta.is_file() {
+            files.push(json!({"fileName": e.file_name().to_string_lossy(), "fileSize": meta.len().to_string(),
+                "lastModifiedTime": "Mon Dec 07 00:00:00 +0000 2026"}));
+        }
+    }
+    files.sort_by(|a, b| a["fileName"].as_str().cmp(&b["fileName"].as_str()));
+    Json(json!([{"containerLogInfo": files, "logAggregationType": "LOCAL", "containerId": container,
+        "nodeId": node.node_id}]))
+    .into_response()
+}
+
+async fn log_file(State(node): State<Arc<Node>>, UrlPath((container, file)): UrlPath<(String, String)>) -> Response {
+    let found = container_dir(&node, &container).filter(|_| plain(&file)).map(|d| d.join(&file));
+    match found.map(std::fs::read) {
+        Some(Ok(bytes)) => ([("content-type", "text/plain; charset=utf-8")], bytes).into_response(),
+        _ => not_found(format!("Cannot find this log on the local disk: {file}")),
+    }
+}
