@@ -76,6 +76,8 @@ pub fn token_file(data: &[u8]) {
         let again = Token::from_writable_bytes(&token.to_writable_bytes()).expect("a token must read back");
         assert!(again == token, "a token changed in a round trip");
     }
+    // A Kerberos ticket cache is the other credentials file `yarn-flink credentials` reads.
+    let _ = hadoop::ccache::parse(data);
 }
 
 /// A `*-site.xml`, then every key read back (with `${var}` expansion).
@@ -154,7 +156,7 @@ pub fn control_proto(data: &[u8]) {
 pub fn rest_json(data: &[u8]) {
     use client::yarn::rest::answers;
     let Some((&kind, body)) = data.split_first() else { return };
-    match kind % 8 {
+    match kind % 12 {
         0 => {
             let _ = answers::error(400 + u16::from(kind % 4), body, "fuzz").to_string();
         }
@@ -177,6 +179,18 @@ pub fn rest_json(data: &[u8]) {
             if let Ok(v) = serde_json::from_slice::<serde_json::Value>(body) {
                 let _ = Credentials::from_rest_json(&v);
             }
+        }
+        8 => {
+            let _ = answers::app_attempts(body);
+        }
+        9 => {
+            let _ = answers::containers(body);
+        }
+        10 => {
+            let _ = client::yarn::logs::answers::node_app(body);
+        }
+        11 => {
+            let _ = client::yarn::logs::answers::log_files(body);
         }
         _ => {
             if let Ok(text) = std::str::from_utf8(body) {

@@ -57,7 +57,7 @@ pub fn seeds(target: &str, src: &Sources) -> Vec<Vec<u8>> {
                 files(&[w.join("rest"), w.join("kerberos/rest")], ".response").iter().map(|r| http_body(r)).collect();
             bodies.extend(files(&[w.join("rest"), w.join("kerberos/rest")], ".json"));
             // Each body under every kind byte: which reader gets it is the first byte.
-            bodies.iter().flat_map(|b| (0u8..8).map(move |k| [&[k][..], b].concat())).collect()
+            bodies.iter().flat_map(|b| (0u8..12).map(move |k| [&[k][..], b].concat())).collect()
         }
         _ => Vec::new(),
     }

@@ -196,7 +196,8 @@ pub fn parse(bytes: &[u8]) -> Result<Ccache, String> {
         if server_realm == CONF_REALM {
             continue;
         }
-        let renewable = flags & TKT_FLG_RENEWABLE != 0 && renew_till > end;
+        // As klist: the flag decides; renew-till may equal the end (nothing left to renew).
+        let renewable = flags & TKT_FLG_RENEWABLE != 0;
         tickets.push(Ticket { server, end: time(end), renew_till: renewable.then(|| time(renew_till)) });
     }
     Ok(Ccache { principal, tickets })

@@ -539,3 +539,24 @@ async fn logs_of_a_running_application_then_staging_clean_after_it_is_killed() {
     assert_eq!(left, ["cache"], "only the (now empty) cache dir is left");
     c.assert_nothing_left().await;
 }
+
+/// The operator scripts are thin wrappers of the binary: the same output and
+/// exit codes, for cron and monitoring. The captured token is past its
+/// maximum date (it was issued in November 2026 for 7 days), so exit 2.
+#[test]
+fn the_operator_scripts_call_the_binary_and_keep_its_exit_codes() {
+    let wire = PathBuf::from(std::env::var("HADOOP_WIRE_FIXTURES").expect("scripts/test sets HADOOP_WIRE_FIXTURES"));
+    let tokens = wire.join("kerberos/tokens/alice-hdfs-delegation.tokens");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/check-credentials");
+    let o = std::process::Command::new(&script)
+        .env("YARN_FLINK", support::bin())
+        .args(["--ccache", "none", "--token-file"])
+        .arg(&tokens)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    let line = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(line.starts_with("expired\ttoken\tHDFS_DELEGATION_TOKEN "), "{line}");
+    let missing = std::process::Command::new(&script).env("YARN_FLINK", "/nonexistent/yarn-flink").output().unwrap();
+    assert!(!missing.status.success());
+}

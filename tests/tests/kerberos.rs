@@ -264,3 +264,48 @@ async fn an_ipc_connection_authenticates_with_kerberos() {
     let answer = conn.call_raw("whoami", &[]).await.unwrap();
     assert_eq!(String::from_utf8(answer).unwrap(), "Some(\"GSSAPI\") Some(\"alice@YARNFLINK.TEST\")");
 }
+
+/// The ticket cache as MIT's own tools write and read it: `hadoop::ccache`
+/// must give the principal and the times `klist` prints for the same cache,
+/// for a renewable ticket and for one that is not.
+#[test]
+fn the_ticket_cache_reads_as_klist_shows_it() {
+    let kdc = TestKdc::start().unwrap();
+    let alice = TestKdc::principal("alice");
+    for (renewable, cache_name) in [(true, "cc-renewable"), (false, "cc-plain")] {
+        let cache = format!("FILE:{}", kdc.dir.path().join(cache_name).display());
+        let mut kinit = std::process::Command::new("kinit");
+        kinit.args(["-c", &cache, "-k", "-t"]).arg(kdc.keytab("alice"));
+        kinit.args(["-l", "1h"]);
+        if renewable {
+            kinit.args(["-r", "2h"]);
+        }
+        let out = kinit.arg(&alice).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let c = hadoop::ccache::read(&cache).unwrap();
+        assert_eq!(c.principal, alice);
+        let tgt = c.tgt().expect("a TGT");
+        // klist in the C locale and UTC: "MM/DD/YY HH:MM:SS  MM/DD/YY HH:MM:SS  krbtgt/..." then "renew until ...".
+        let klist = std::process::Command::new("klist")
+            .arg("-c")
+            .arg(&cache)
+            .env("LC_ALL", "C")
+            .env("TZ", "UTC")
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&klist.stdout).into_owned();
+        let parse = |s: &str| {
+            let t = jiff::civil::DateTime::strptime("%m/%d/%y %H:%M:%S", s.trim()).unwrap();
+            t.to_zoned(jiff::tz::TimeZone::UTC).unwrap().timestamp().as_second()
+        };
+        let secs = |t: std::time::SystemTime| t.duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+        let line = text.lines().find(|l| l.contains("krbtgt/")).unwrap_or_else(|| panic!("{text}"));
+        assert_eq!(parse(&line[19..36]), secs(tgt.end), "expiry differs from klist:\n{text}");
+        let renew = text.lines().find_map(|l| l.trim().strip_prefix("renew until "));
+        match (renewable, renew, tgt.renew_till) {
+            (true, Some(r), Some(ours)) => assert_eq!(parse(r), secs(ours), "{text}"),
+            (false, None, None) => {}
+            other => panic!("renewable {renewable}: klist and ccache disagree: {other:?}\n{text}"),
+        }
+    }
+}
