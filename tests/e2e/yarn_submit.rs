@@ -183,11 +183,10 @@ async fn two_vertex_job_finishes_and_a_repeat_submit_uploads_nothing_new() {
     assert!(text(&status).contains("FINISHED (final status SUCCEEDED)"), "{}", text(&status));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn detached_returns_at_running_and_kill_ends_it_killed() {
-    let c = Cluster::start(MiniYarnConfig::default()).await;
-    let out = c.root().join("out");
-    let bundle = two_vertex_bundle(&c.root().join("bundle"), &out, "600");
+/// `submit --detached` of the two-vertex job whose generators sleep 10 minutes:
+/// the client's output and the application id it printed.
+async fn submit_long_job_detached(c: &Cluster) -> (Output, String) {
+    let bundle = two_vertex_bundle(&c.root().join("bundle"), &c.root().join("out"), "600");
     let mut args = vec!["submit", "--detached"];
     args.extend(FAST);
     args.push(bundle.to_str().unwrap());
@@ -195,6 +194,13 @@ async fn detached_returns_at_running_and_kill_ends_it_killed() {
     assert!(o.status.success(), "{}\n{}", text(&o), c.logs());
     let id = String::from_utf8_lossy(&o.stdout).trim().to_owned();
     assert!(id.starts_with("application_"), "stdout: {id:?}\n{}", text(&o));
+    (o, id)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn detached_returns_at_running_and_kill_ends_it_killed() {
+    let c = Cluster::start(MiniYarnConfig::default()).await;
+    let (o, id) = submit_long_job_detached(&c).await;
     assert!(text(&o).contains(": RUNNING after"), "{}", text(&o));
     let status = c.yf(&["status", &id]).await;
     assert!(text(&status).contains("state:        RUNNING"), "{}", text(&status));
@@ -459,13 +465,7 @@ async fn a_failing_report_does_not_end_the_follow_loop() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn logs_of_a_running_application_then_staging_clean_after_it_is_killed() {
     let c = Cluster::start(MiniYarnConfig::default()).await;
-    let bundle = two_vertex_bundle(&c.root().join("bundle"), &c.root().join("out"), "600");
-    let mut args = vec!["submit", "--detached"];
-    args.extend(FAST);
-    args.push(bundle.to_str().unwrap());
-    let o = c.yf(&args).await;
-    assert!(o.status.success(), "{}\n{}", text(&o), c.logs());
-    let id = String::from_utf8_lossy(&o.stdout).trim().to_owned();
+    let (_, id) = submit_long_job_detached(&c).await;
     let start = Instant::now();
     let listing = loop {
         let l = c.yf(&["logs", "--list", &id]).await;

@@ -189,7 +189,7 @@ mod tests {
         };
         let path = wire.join("kerberos/tokens/alice-hdfs-delegation.tokens");
         let creds = Credentials::read_file(&path).unwrap();
-        let (_, token) = creds.tokens.iter().next().unwrap();
+        let (_, token) = creds.tokens.first().unwrap();
         let TokenIdentifier::Delegation(d) = token.decode_identifier() else { panic!("a delegation token") };
         let max = UNIX_EPOCH + Duration::from_millis(d.max_date_ms as u64);
         let run = |now: SystemTime| check(None, Some((path.clone(), Credentials::read_file(&path))), now, 24 * H);

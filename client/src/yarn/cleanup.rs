@@ -104,7 +104,7 @@ pub async fn run<S: Staging, R: AppStates>(staging: &S, rm: &R, opts: &Options, 
                 format!("modified within --older-than {}: kept (a submit may be in progress)", human(opts.older_than)),
                 false,
             ),
-            Ok(AppState::Ended(s)) => ("stale", Severity::Ok, format!("{s}"), true),
+            Ok(AppState::Ended(s)) => ("stale", Severity::Ok, s.clone(), true),
             Ok(AppState::Unknown) => ("stale", Severity::Ok, "unknown to the ResourceManager".into(), true),
         };
         // What it may still localize: alive, being submitted (young and unknown),
@@ -225,9 +225,9 @@ async fn recheck<S: Staging>(staging: &S, before: &[&DirEntry], deleted: &BTreeS
 
 fn human(d: Duration) -> String {
     let s = d.as_secs();
-    if s % 86400 == 0 && s > 0 {
+    if s > 0 && s.is_multiple_of(86400) {
         format!("{} d", s / 86400)
-    } else if s % 3600 == 0 && s > 0 {
+    } else if s > 0 && s.is_multiple_of(3600) {
         format!("{} h", s / 3600)
     } else {
         format!("{s} s")
