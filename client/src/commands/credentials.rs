@@ -47,7 +47,7 @@ pub fn check(
                     .note("no ticket cache: run `kinit <principal>` (or scripts/kinit-renew with a keytab); on a cluster without Kerberos pass --ccache none"),
             ),
             Err(e) => r.push(Item::new("unreadable", Severity::Fail, "ticket", name).note(e.to_string())),
-            Ok(c) => ticket(&mut r, &c, now, horizon, hours),
+            Ok(c) => ticket(&mut r, &c, now, horizon),
         }
     }
     if let Some((path, creds)) = tokens {
@@ -90,7 +90,8 @@ pub fn check(
     r
 }
 
-fn ticket(r: &mut Report, c: &Ccache, now: SystemTime, horizon: Duration, hours: u64) {
+fn ticket(r: &mut Report, c: &Ccache, now: SystemTime, horizon: Duration) {
+    let hours = horizon.as_secs() / 3600;
     let Some(tgt) = c.tgt() else {
         r.push(
             Item::new("missing", Severity::Fail, "ticket", &c.principal)

@@ -72,10 +72,9 @@ impl NodeLogs {
             req = req.header("Authorization", a);
         }
         let unreachable = |e: reqwest::Error| LogsError::Unreachable { node: node.into(), cause: e.to_string() };
-        let resp = req.send().await.map_err(unreachable)?;
+        let mut resp = req.send().await.map_err(unreachable)?;
         let status = resp.status();
         let mut body = Vec::new();
-        let mut resp = resp;
         while let Some(chunk) = resp.chunk().await.map_err(unreachable)? {
             let room = MAX_LOG_BYTES.saturating_sub(body.len());
             body.extend_from_slice(&chunk[..chunk.len().min(room)]);
@@ -84,11 +83,16 @@ impl NodeLogs {
             }
         }
         if !status.is_success() {
-            let detail = hadoop::error::without_java_trace(&String::from_utf8_lossy(&body[..body.len().min(400)]));
             let detail = match super::rest::RestRemoteException::parse(&body) {
                 Some(r) => format!(": {} ({})", r.short_message(), r.exception),
-                None if detail.trim().is_empty() => String::new(),
-                None => format!(": {}", detail.trim()),
+                None => {
+                    let text = String::from_utf8_lossy(&body[..body.len().min(400)]).trim().to_owned();
+                    if text.is_empty() {
+                        text
+                    } else {
+                        format!(": {}", hadoop::error::without_java_trace(&text))
+                    }
+                }
             };
             return Err(LogsError::Status { node: node.into(), status: status.as_u16(), what: what.into(), detail });
         }

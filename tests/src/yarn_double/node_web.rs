@@ -90,9 +90,7 @@ impl Drop for NodeWeb {
 }
 
 async fn app_info(State(node): State<Arc<Node>>, UrlPath(app): UrlPath<String>) -> Response {
-    let dir = node.logs.join(&app);
-    let Ok(entries) = (if plain(&app) { std::fs::read_dir(&dir) } else { Err(std::io::ErrorKind::NotFound.into()) })
-    else {
+    let Some(entries) = plain(&app).then(|| std::fs::read_dir(node.logs.join(&app)).ok()).flatten() else {
         return not_found(format!("app with id {app} not found"));
     };
     let mut ids: Vec<String> =

@@ -709,7 +709,7 @@ async fn app_report(State(inner): State<Arc<Inner>>, UrlPath(id): UrlPath<String
         return (StatusCode::SERVICE_UNAVAILABLE, "This is standby RM. The redirect url is: ").into_response();
     }
     let apps = inner.apps.lock().unwrap();
-    match parse_app_id(&id, inner.config.cluster_timestamp).and_then(|n| apps.get(&n)).and_then(|s| s.as_ref()) {
+    match find(&inner, &apps, &id) {
         Some(s) => Json(json!({"app": app_json(&s.record, inner.addr)})).into_response(),
         None => not_found(&id),
     }
@@ -727,13 +727,14 @@ async fn proxy(
     let rest = params.get("rest").cloned().unwrap_or_default();
     let target = {
         let apps = inner.apps.lock().unwrap();
-        parse_app_id(&id, inner.config.cluster_timestamp)
-            .and_then(|n| apps.get(&n))
-            .and_then(|s| s.as_ref())
-            .filter(|s| s.record.state == "RUNNING")
-            .and_then(|s| s.record.tracking_url.clone())
+        find(&inner, &apps, &id).filter(|s| s.record.state == "RUNNING").and_then(|s| s.record.tracking_url.clone())
     };
     super::proxy::forward(method, uri.path(), target.as_deref(), &rest, &headers, body).await
+}
+
+/// The submitted application `id` names, in the (locked) table.
+fn find<'a>(inner: &Inner, apps: &'a BTreeMap<i32, Option<AppSlot>>, id: &str) -> Option<&'a AppSlot> {
+    parse_app_id(id, inner.config.cluster_timestamp).and_then(|n| apps.get(&n)).and_then(|s| s.as_ref())
 }
 
 /// `node id -> nodeHttpAddress` as the RM reports it.
@@ -746,8 +747,7 @@ fn node_http(inner: &Inner, node: &NodeId) -> String {
 /// its AM container on the first node.
 async fn app_attempts(State(inner): State<Arc<Inner>>, UrlPath(id): UrlPath<String>) -> Response {
     let apps = inner.apps.lock().unwrap();
-    let Some(s) = parse_app_id(&id, inner.config.cluster_timestamp).and_then(|n| apps.get(&n)).and_then(|s| s.as_ref())
-    else {
+    let Some(s) = find(&inner, &apps, &id) else {
         return not_found(&id);
     };
     let r = &s.record;
@@ -771,8 +771,7 @@ async fn attempt_containers(
     UrlPath((id, attempt)): UrlPath<(String, String)>,
 ) -> Response {
     let apps = inner.apps.lock().unwrap();
-    let Some(s) = parse_app_id(&id, inner.config.cluster_timestamp).and_then(|n| apps.get(&n)).and_then(|s| s.as_ref())
-    else {
+    let Some(s) = find(&inner, &apps, &id) else {
         return not_found(&id);
     };
     let am_attempt = ApplicationAttemptId { application: s.record.id, attempt: 1 };
@@ -803,7 +802,7 @@ async fn attempt_containers(
 
 async fn app_state(State(inner): State<Arc<Inner>>, UrlPath(id): UrlPath<String>) -> Response {
     let apps = inner.apps.lock().unwrap();
-    match parse_app_id(&id, inner.config.cluster_timestamp).and_then(|n| apps.get(&n)).and_then(|s| s.as_ref()) {
+    match find(&inner, &apps, &id) {
         Some(s) => Json(json!({"state": s.record.state})).into_response(),
         None => not_found(&id),
     }
@@ -823,9 +822,7 @@ async fn put_state(
         return bad_request("Only 'KILLED' is allowed as a target state.");
     }
     let apps = inner.apps.lock().unwrap();
-    let Some(slot) =
-        parse_app_id(&id, inner.config.cluster_timestamp).and_then(|n| apps.get(&n)).and_then(|s| s.as_ref())
-    else {
+    let Some(slot) = find(&inner, &apps, &id) else {
         return not_found(&id);
     };
     if is_terminal(&slot.record.state) {
