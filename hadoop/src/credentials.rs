@@ -686,6 +686,23 @@ impl TokenIdentifier {
     }
 }
 
+impl DelegationTokenIdentifier {
+    /// The Writable form HDFS (and MapReduce, KMS) tokens carry: version 0,
+    /// owner, renewer, real user (Text), issue and max dates (vlong),
+    /// sequence number and master key id (vint).
+    pub fn to_writable_bytes(&self) -> Vec<u8> {
+        let mut out = vec![0];
+        for text in [&self.owner, &self.renewer, &self.real_user] {
+            write_vbytes(&mut out, text.as_bytes());
+        }
+        write_vlong(&mut out, self.issue_date_ms);
+        write_vlong(&mut out, self.max_date_ms);
+        write_vlong(&mut out, i64::from(self.sequence_number));
+        write_vlong(&mut out, i64::from(self.master_key_id));
+        out
+    }
+}
+
 fn decode_writable_delegation(bytes: &[u8]) -> Option<DelegationTokenIdentifier> {
     let mut r = Reader::new(bytes);
     if r.u8().ok()? != 0 {

@@ -57,6 +57,8 @@ fn the_hdfs_delegation_token_identifier_decodes() {
     assert_eq!((id.sequence_number, id.master_key_id), (7, 10));
     // Seven days of max lifetime, as Hadoop's default says.
     assert_eq!(id.max_date_ms - id.issue_date_ms, 7 * 24 * 3600 * 1000);
+    // What a NameNode writes, byte for byte (the HDFS double issues identifiers this way).
+    assert_eq!(id.to_writable_bytes(), token.identifier);
 }
 
 #[test]

@@ -49,6 +49,11 @@ pub trait ServerSaslMechanism: Send {
     fn step(&mut self, token: &[u8]) -> Result<ServerSaslReply, String>;
     /// Who authenticated (token identifier in base64, or the principal).
     fn user(&self) -> Option<String>;
+    /// The Java class a refusal is sent with (Hadoop's server sends the true
+    /// cause: `SecretManager$InvalidToken` for an expired token).
+    fn error_class(&self) -> &'static str {
+        "javax.security.sasl.SaslException"
+    }
 }
 
 pub type ServerSaslFactory = Arc<dyn Fn() -> Box<dyn ServerSaslMechanism> + Send + Sync>;
@@ -234,7 +239,7 @@ async fn serve_connection(
                 loop {
                     match mechanism.step(&token) {
                         Err(message) => {
-                            refuse(&mut stream, SASL_CALL_ID, "javax.security.sasl.SaslException", message).await?;
+                            refuse(&mut stream, SASL_CALL_ID, mechanism.error_class(), message).await?;
                             return Ok(());
                         }
                         Ok(ServerSaslReply::Success(last)) => {

@@ -14,15 +14,30 @@ use hmac::{Hmac, KeyInit, Mac};
 
 use super::{ServerSaslFactory, ServerSaslMechanism, ServerSaslReply};
 
+/// Whether a token identifier may still be used (an issuer's expiry check);
+/// `Err` is the `InvalidToken` message.
+pub type TokenCheck = Arc<dyn Fn(&[u8]) -> Result<(), String> + Send + Sync>;
+
+/// The class Hadoop refuses an expired or unknown token with.
+pub const INVALID_TOKEN: &str = "org.apache.hadoop.security.token.SecretManager$InvalidToken";
+
 /// Issues tokens and recomputes their passwords from the identifier.
 #[derive(Clone)]
 pub struct SecretManager {
     key: Vec<u8>,
+    check: Option<TokenCheck>,
 }
 
 impl SecretManager {
     pub fn new(key: &[u8]) -> Self {
-        Self { key: key.to_vec() }
+        Self { key: key.to_vec(), check: None }
+    }
+
+    /// Tokens are also checked by `check` before their password is computed,
+    /// as Hadoop's `AbstractDelegationTokenSecretManager.retrievePassword` does.
+    pub fn with_check(mut self, check: TokenCheck) -> Self {
+        self.check = Some(check);
+        self
     }
 
     pub fn random() -> Self {
@@ -50,11 +65,12 @@ pub struct DigestMd5Server {
     secrets: SecretManager,
     nonce: String,
     user: Option<String>,
+    invalid_token: bool,
 }
 
 impl DigestMd5Server {
     pub fn new(secrets: SecretManager) -> Self {
-        Self { secrets, nonce: BASE64.encode(rand::random::<[u8; 30]>()), user: None }
+        Self { secrets, nonce: BASE64.encode(rand::random::<[u8; 30]>()), user: None, invalid_token: false }
     }
 }
 
@@ -80,6 +96,9 @@ impl ServerSaslMechanism for DigestMd5Server {
             return Err("DIGEST-MD5: digest response format violation. Mismatched nonce.".into());
         }
         let identifier = BASE64.decode(get("username")).map_err(|_| "DIGEST-MD5: bad username".to_string())?;
+        if let Some(check) = &self.secrets.check {
+            check(&identifier).inspect_err(|_| self.invalid_token = true)?;
+        }
         let password = BASE64.encode(self.secrets.password(&identifier));
         let params = DigestParams {
             username: get("username"),
@@ -100,5 +119,13 @@ impl ServerSaslMechanism for DigestMd5Server {
 
     fn user(&self) -> Option<String> {
         self.user.clone()
+    }
+
+    fn error_class(&self) -> &'static str {
+        if self.invalid_token {
+            INVALID_TOKEN
+        } else {
+            "javax.security.sasl.SaslException"
+        }
     }
 }

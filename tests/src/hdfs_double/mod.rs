@@ -12,6 +12,7 @@
 
 mod datanode;
 mod namenode;
+pub mod tokens;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -31,17 +32,30 @@ pub const CLIENT_PROTOCOL: &str = "org.apache.hadoop.hdfs.protocol.ClientProtoco
 /// Block id -> bytes, shared by the NameNode (for lengths) and the DataNode.
 pub(crate) type Blocks = Arc<Mutex<HashMap<u64, Vec<u8>>>>;
 
-/// Sizes the double announces in `getServerDefaults`.
+/// Sizes the double announces in `getServerDefaults`, and its security.
 #[derive(Clone, Debug)]
 pub struct HdfsDoubleConfig {
     /// Small by default so that modest test files span several blocks.
     pub block_size: u64,
     pub bytes_per_checksum: u32,
+    /// `None`: SIMPLE authentication, as on an unsecured cluster.
+    pub security: Option<HdfsSecurity>,
+}
+
+/// A Kerberized NameNode: SIMPLE is refused; clients authenticate with a
+/// delegation token (DIGEST-MD5, offered first, as a real NameNode does) or
+/// with Kerberos as `nn/localhost` (GSSAPI). The DataNode checks no block
+/// tokens (`dfs.block.access.token.enable=false`: *unverified*, a simplification).
+#[derive(Clone, Debug)]
+pub struct HdfsSecurity {
+    /// The keytab of `nn/localhost` (the test KDC's `nn.keytab`).
+    pub nn_keytab: std::path::PathBuf,
+    pub lifetimes: tokens::TokenLifetimes,
 }
 
 impl Default for HdfsDoubleConfig {
     fn default() -> Self {
-        Self { block_size: 1 << 20, bytes_per_checksum: 512 }
+        Self { block_size: 1 << 20, bytes_per_checksum: 512, security: None }
     }
 }
 
@@ -59,9 +73,18 @@ impl HdfsDouble {
     pub async fn start_with(config: HdfsDoubleConfig) -> std::io::Result<Self> {
         let blocks: Blocks = Arc::default();
         let datanode = datanode::start(blocks.clone()).await?;
-        let namespace = Arc::new(namenode::NameNode::new(config, blocks, datanode.addr()));
-        let mut server = ServerConfig::default().with_handler(CLIENT_PROTOCOL, namespace.clone());
-        server.allow_simple = true;
+        let tokens = config.security.as_ref().map(|s| tokens::TokenStore::new(s.lifetimes.clone()));
+        let mut server = ServerConfig::default();
+        match (&config.security, &tokens) {
+            (Some(security), Some(tokens)) => {
+                server = server
+                    .with_sasl(tokens.secrets().digest_md5())
+                    .with_sasl(crate::gssapi_acceptor::gssapi_server(&security.nn_keytab, "nn", "localhost"));
+            }
+            _ => server.allow_simple = true,
+        }
+        let namespace = Arc::new(namenode::NameNode::new(config, blocks, datanode.addr(), tokens));
+        let server = server.with_handler(CLIENT_PROTOCOL, namespace.clone());
         let namenode = ipc::start(server).await?;
         Ok(Self { namenode, datanode, namespace })
     }

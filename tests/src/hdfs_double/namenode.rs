@@ -11,6 +11,7 @@ use hadoop::RemoteException;
 use prost::Message;
 
 use super::proto as pb;
+use super::tokens::TokenStore;
 use super::{Blocks, HdfsDoubleConfig};
 use crate::hadoop_ipc_server::{CallContext, CallHandler, HandlerFuture};
 
@@ -40,6 +41,8 @@ pub(crate) struct NameNode {
     blocks: Blocks,
     datanode: SocketAddr,
     state: Mutex<State>,
+    /// Security on: the delegation tokens.
+    tokens: Option<TokenStore>,
 }
 
 fn remote(class: &str, message: String) -> RemoteException {
@@ -78,12 +81,17 @@ fn subtree<'a>(nodes: &'a BTreeMap<String, Inode>, path: &'a str) -> impl Iterat
 }
 
 impl NameNode {
-    pub(crate) fn new(config: HdfsDoubleConfig, blocks: Blocks, datanode: SocketAddr) -> Self {
+    pub(crate) fn new(
+        config: HdfsDoubleConfig,
+        blocks: Blocks,
+        datanode: SocketAddr,
+        tokens: Option<TokenStore>,
+    ) -> Self {
         let mut state = State { next_id: 16386, ..Default::default() };
         state
             .nodes
             .insert("/".into(), Inode { dir: true, file_id: 16385, mtime: now_ms(), blocks: vec![], complete: true });
-        Self { config, blocks, datanode, state: Mutex::new(state) }
+        Self { config, blocks, datanode, state: Mutex::new(state), tokens }
     }
 
     fn block_len(&self, id: u64) -> u64 {
@@ -393,8 +401,11 @@ impl NameNode {
 }
 
 impl CallHandler for NameNode {
-    fn call(&self, _ctx: CallContext, method: String, payload: Vec<u8>) -> HandlerFuture {
-        let result = self.handle(&method, &payload);
+    fn call(&self, ctx: CallContext, method: String, payload: Vec<u8>) -> HandlerFuture {
+        let result = match self.tokens.as_ref().and_then(|t| t.call(&ctx, &method, &payload)) {
+            Some(r) => r,
+            None => self.handle(&method, &payload),
+        };
         Box::pin(async move { result })
     }
 }
