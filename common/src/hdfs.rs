@@ -95,6 +95,22 @@ pub fn alias_container_token(fs: Option<&str>) {
     }
 }
 
+/// Every read-modify-write of this process's token file goes through this
+/// lock: an alias being added must not write back tokens just replaced.
+static TOKEN_FILE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Inside a container: the HDFS delegation tokens of `token_file` (a token
+/// storage file's bytes, as the ResourceManager sends fresh ones) replace the
+/// container's, in `HADOOP_TOKEN_FILE_LOCATION`, which hdfs-native reads again
+/// at every new connection. `None` when the variable is unset. Blocking.
+pub fn replace_container_tokens(token_file: &[u8]) -> Result<Option<usize>, hadoop::credentials::CredentialsError> {
+    let Some(file) = std::env::var_os("HADOOP_TOKEN_FILE_LOCATION") else { return Ok(None) };
+    let fresh = hadoop::credentials::Credentials::from_bytes(token_file)
+        .map_err(|e| e.at("the delegation tokens sent by the ResourceManager"))?;
+    let _guard = TOKEN_FILE.lock().unwrap_or_else(|e| e.into_inner());
+    hadoop::credentials::Credentials::replace_hdfs_tokens_in_file(std::path::Path::new(&file), &fresh).map(Some)
+}
+
 /// [`alias_container_token`] without the environment: the token file and the
 /// configuration given. Returns the service added, if any.
 pub fn alias_token_in(
@@ -119,6 +135,7 @@ pub fn alias_token_in(
         same_as.push(a.clone());
         same_as.push(hadoop::credentials::token_service(a, true));
     }
+    let _guard = TOKEN_FILE.lock().unwrap_or_else(|e| e.into_inner());
     let added = hadoop::credentials::Credentials::alias_hdfs_token_in_file(file, &wanted, &same_as)?;
     Ok(added.then_some(wanted))
 }

@@ -109,7 +109,7 @@ pub struct DecodeError {
 }
 
 impl DecodeError {
-    fn at(self, origin: &str) -> CredentialsError {
+    pub fn at(self, origin: &str) -> CredentialsError {
         CredentialsError::Corrupt { origin: origin.to_owned(), offset: self.offset, detail: self.detail }
     }
 }
@@ -407,6 +407,31 @@ impl Credentials {
         std::fs::rename(&tmp, path)
             .map_err(|source| CredentialsError::Write { path: path.display().to_string(), source })?;
         Ok(true)
+    }
+
+    /// Replaces every HDFS delegation token (aliases included: a later
+    /// [`Credentials::alias_hdfs_token`] files the new ones under those names
+    /// again) with `fresh`'s; other tokens and the secrets stay. Returns how
+    /// many HDFS tokens there are now.
+    pub fn replace_hdfs_tokens(&mut self, fresh: &Credentials) -> usize {
+        self.tokens.retain(|(_, t)| t.kind != HDFS_DELEGATION_TOKEN);
+        let new: Vec<(String, Token)> =
+            fresh.tokens.iter().filter(|(_, t)| t.kind == HDFS_DELEGATION_TOKEN).cloned().collect();
+        let n = new.len();
+        self.tokens.extend(new);
+        n
+    }
+
+    /// [`Credentials::replace_hdfs_tokens`] on a token file in place (temp
+    /// file and rename, as [`Credentials::alias_hdfs_token_in_file`]).
+    pub fn replace_hdfs_tokens_in_file(path: &Path, fresh: &Credentials) -> Result<usize, CredentialsError> {
+        let mut creds = Credentials::read_file(path)?;
+        let n = creds.replace_hdfs_tokens(fresh);
+        let tmp = path.with_extension(format!("fresh.{}", std::process::id()));
+        creds.write_file(&tmp)?;
+        std::fs::rename(&tmp, path)
+            .map_err(|source| CredentialsError::Write { path: path.display().to_string(), source })?;
+        Ok(n)
     }
 
     /// Reads a token storage file. Errors name the file (and the offset when

@@ -19,6 +19,8 @@ pub enum TaskExecutorNotice {
     CancelTask(ExecutionAttemptId),
     FreeSlot { allocation_id: AllocationId, cause: String },
     Shutdown { rm_id: ResourceManagerId, reason: String },
+    /// A Hadoop token storage file whose HDFS delegation tokens replace the TaskExecutor's.
+    UpdateDelegationTokens { rm_id: ResourceManagerId, token_file: std::sync::Arc<Vec<u8>> },
 }
 
 impl TaskExecutorNotice {
@@ -27,6 +29,7 @@ impl TaskExecutorNotice {
             TaskExecutorNotice::CancelTask(_) => "cancel task",
             TaskExecutorNotice::FreeSlot { .. } => "free slot",
             TaskExecutorNotice::Shutdown { .. } => "shutdown",
+            TaskExecutorNotice::UpdateDelegationTokens { .. } => "update delegation tokens",
         }
     }
 }
@@ -113,6 +116,10 @@ impl TaskExecutorGateway {
             TaskExecutorNotice::Shutdown { rm_id, reason } => {
                 let req = pb::ShutdownRequest { rm_id: convert::rm_id(rm_id), reason };
                 call(address, deadline, self.client.shutdown(req)).await.map(|_| ())
+            }
+            TaskExecutorNotice::UpdateDelegationTokens { rm_id, token_file } => {
+                let req = pb::DelegationTokens { rm_id: convert::rm_id(rm_id), token_file: token_file.to_vec() };
+                call(address, deadline, self.client.update_delegation_tokens(req)).await.map(|_| ())
             }
         }
     }

@@ -192,3 +192,29 @@ fn token_services_use_the_ip_and_a_token_is_found_under_the_name_a_job_uses() {
     // A token of another NameNode is not handed out under this name.
     assert!(!Credentials::alias_hdfs_token_in_file(&path, "other:9000", &["10.9.9.9:9000".into()]).unwrap());
 }
+
+#[test]
+fn fresh_hdfs_tokens_replace_the_old_ones_and_their_aliases_and_nothing_else() {
+    let hdfs = |id: &[u8], service: &str| Token {
+        identifier: id.to_vec(),
+        password: b"p".to_vec(),
+        kind: HDFS_DELEGATION_TOKEN.into(),
+        service: service.into(),
+    };
+    let amrm = Token { identifier: b"a".to_vec(), password: b"p".to_vec(), kind: "YARN_AM_RM_TOKEN".into(), service: String::new() };
+    let mut creds = Credentials::default();
+    creds.tokens.push((String::new(), amrm.clone()));
+    creds.tokens.push(("127.0.0.1:9000".into(), hdfs(b"old", "127.0.0.1:9000")));
+    creds.secrets.push(("app.secret".into(), b"s".to_vec()));
+    assert!(creds.alias_hdfs_token("localhost:9000", &["127.0.0.1:9000".into()]));
+    let mut fresh = Credentials::default();
+    fresh.tokens.push(("127.0.0.1:9000".into(), hdfs(b"new", "127.0.0.1:9000")));
+    fresh.tokens.push((String::new(), amrm.clone()));
+    assert_eq!(creds.replace_hdfs_tokens(&fresh), 1);
+    let ids: Vec<&[u8]> = creds.tokens.iter().map(|(_, t)| t.identifier.as_slice()).collect();
+    assert_eq!(ids, [&b"a"[..], b"new"], "the AMRMToken stays once; the old token and its alias go");
+    assert_eq!(creds.secrets.len(), 1);
+    // The alias comes back, now of the new token.
+    assert!(creds.alias_hdfs_token("localhost:9000", &["127.0.0.1:9000".into()]));
+    assert_eq!(creds.tokens[2].1.identifier, b"new");
+}

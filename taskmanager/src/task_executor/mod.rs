@@ -141,6 +141,8 @@ pub(crate) enum Msg {
     SubmitTask(Box<TaskDeploymentDescriptor>, oneshot::Sender<Result<(), tonic::Status>>),
     CancelTask(ExecutionAttemptId),
     Shutdown(ResourceManagerId, String),
+    /// A token storage file whose HDFS delegation tokens replace ours.
+    UpdateDelegationTokens(ResourceManagerId, Vec<u8>),
     Registered { rm_id: ResourceManagerId, instance_id: InstanceId, interval: Duration, timeout: Duration },
     OfferAnswered { allocation_id: AllocationId, accepted: bool },
     TaskEnded { attempt: ExecutionAttemptId, state: ExecutionState, error: Option<String> },
@@ -264,6 +266,18 @@ impl TaskExecutor {
                         self.free_slot(a, "the JobMaster is gone");
                     }
                 }
+            }
+            Msg::UpdateDelegationTokens(rm_id, token_file) => {
+                if self.rm.map(|(id, _)| id) != Some(rm_id) {
+                    warn!("ignoring delegation tokens from a ResourceManager that is not our leader");
+                    return;
+                }
+                // The next HDFS connection of any subtask reads the file again (hdfs-native).
+                tokio::task::spawn_blocking(move || match common::hdfs::replace_container_tokens(&token_file) {
+                    Ok(Some(n)) => info!(tokens = n, "HDFS delegation tokens replaced"),
+                    Ok(None) => warn!("delegation tokens arrived, but this container has no HADOOP_TOKEN_FILE_LOCATION"),
+                    Err(e) => warn!(error = %e, "cannot replace the HDFS delegation tokens"),
+                });
             }
             Msg::Shutdown(..) | Msg::Registered { .. } => {}
         }

@@ -90,4 +90,11 @@ impl pb::task_executor_gateway_server::TaskExecutorGateway for Service {
         self.send(Msg::Shutdown(rm_id, r.reason))?;
         Ok(Response::new(pb::Ack {}))
     }
+
+    async fn update_delegation_tokens(&self, req: Request<pb::DelegationTokens>) -> Result<Response<pb::Ack>, Status> {
+        let r = req.into_inner();
+        let rm_id = convert::to_rm_id(r.rm_id, "rm_id").map_err(bad)?;
+        self.send(Msg::UpdateDelegationTokens(rm_id, r.token_file))?;
+        Ok(Response::new(pb::Ack {}))
+    }
 }
