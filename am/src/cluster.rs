@@ -46,6 +46,12 @@ pub enum ClusterError {
 }
 
 impl Cluster {
+    /// The ResourceManager, e.g. to hand fresh delegation tokens to every
+    /// TaskExecutor (`drivers::yarn::delegation_tokens`).
+    pub fn resource_manager(&self) -> &ResourceManagerHandle {
+        &self.rm
+    }
+
     /// `rpc_listener` must be bound before the driver is built, since the
     /// driver tells workers where the ResourceManager listens.
     pub async fn start<D: ResourceManagerDriver>(

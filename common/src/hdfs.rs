@@ -105,10 +105,18 @@ static TOKEN_FILE: std::sync::Mutex<()> = std::sync::Mutex::new(());
 /// at every new connection. `None` when the variable is unset. Blocking.
 pub fn replace_container_tokens(token_file: &[u8]) -> Result<Option<usize>, hadoop::credentials::CredentialsError> {
     let Some(file) = std::env::var_os("HADOOP_TOKEN_FILE_LOCATION") else { return Ok(None) };
-    let fresh = hadoop::credentials::Credentials::from_bytes(token_file)
-        .map_err(|e| e.at("the delegation tokens sent by the ResourceManager"))?;
+    replace_tokens_in(std::path::Path::new(&file), token_file).map(Some)
+}
+
+/// [`replace_container_tokens`] on the token file `path`.
+pub fn replace_tokens_in(
+    path: &std::path::Path,
+    token_file: &[u8],
+) -> Result<usize, hadoop::credentials::CredentialsError> {
+    let fresh =
+        hadoop::credentials::Credentials::from_bytes(token_file).map_err(|e| e.at("the fresh delegation tokens"))?;
     let _guard = TOKEN_FILE.lock().unwrap_or_else(|e| e.into_inner());
-    hadoop::credentials::Credentials::replace_hdfs_tokens_in_file(std::path::Path::new(&file), &fresh).map(Some)
+    hadoop::credentials::Credentials::replace_hdfs_tokens_in_file(path, &fresh)
 }
 
 /// [`alias_container_token`] without the environment: the token file and the

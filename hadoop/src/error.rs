@@ -118,6 +118,16 @@ pub enum Error {
     /// A response that decodes but lacks a field the protocol requires.
     #[error("unexpected response to {method}: {detail}")]
     BadResponse { method: &'static str, detail: String },
+
+    /// The client configuration does not say what a call needs (boxed: it is large).
+    #[error(transparent)]
+    Conf(Box<crate::conf::ConfError>),
+}
+
+impl From<crate::conf::ConfError> for Error {
+    fn from(e: crate::conf::ConfError) -> Self {
+        Error::Conf(Box::new(e))
+    }
 }
 
 impl Error {

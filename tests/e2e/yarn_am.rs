@@ -42,8 +42,26 @@ struct MiniYarn {
     _servers: (ServerHandle, ServerHandle),
 }
 
+/// A Kerberized HDFS the containers use (its NameNode, as `localhost:<port>`).
+struct SecureHdfs {
+    namenode_port: u16,
+}
+
+/// What an AM container gets beyond the secret and its AMRMToken.
+#[derive(Default)]
+struct AmExtras {
+    /// The HDFS delegation token a submission would have obtained.
+    hdfs_token: Option<hadoop::credentials::Token>,
+    /// `submit --keytab`: (keytab, principal).
+    keytab: Option<(PathBuf, String)>,
+}
+
 impl MiniYarn {
     async fn start(maximum_allocation: Resource) -> Self {
+        Self::start_with(maximum_allocation, None).await
+    }
+
+    async fn start_with(maximum_allocation: Resource, secure: Option<SecureHdfs>) -> Self {
         let tmp = tempfile::tempdir().unwrap();
         let secrets = SecretManager::random();
         let nm = Arc::new(NodeManager::default());
@@ -86,6 +104,20 @@ impl MiniYarn {
         )
         .unwrap();
         let mut config = LauncherConfig::new(tmp.path().join("nm"), node);
+        if let Some(h) = &secure {
+            // The cluster's own configuration, as a Kerberized cluster has it.
+            let prop = |k: &str, v: String| format!("<property><name>{k}</name><value>{v}</value></property>");
+            let core = [
+                prop("fs.defaultFS", format!("hdfs://localhost:{}", h.namenode_port)),
+                prop("hadoop.security.authentication", "kerberos".into()),
+            ];
+            std::fs::write(conf_dir.join("core-site.xml"), format!("<configuration>{}</configuration>", core.concat()))
+                .unwrap();
+            let hdfs = prop("dfs.namenode.kerberos.principal", "nn/_HOST@YARNFLINK.TEST".into());
+            std::fs::write(conf_dir.join("hdfs-site.xml"), format!("<configuration>{hdfs}</configuration>")).unwrap();
+            // The nodes' krb5.conf: the test KDC's.
+            config.env.push(("KRB5_CONFIG".into(), std::env::var("KRB5_CONFIG").unwrap()));
+        }
         config.env.push(("HADOOP_CONF_DIR".into(), conf_dir.display().to_string()));
         config.env.push(("RUST_LOG".into(), "info".into()));
         config.stop_grace = Duration::from_secs(2);
@@ -118,6 +150,16 @@ impl MiniYarn {
     /// Starts `yarn-flink appmaster` in container 1, as the RM would after a
     /// submission: the binary packed as the client packs it, the contract file.
     fn launch_am(&self, mode: &str, bundle: Option<&Path>, shape: &ClusterShape) -> LaunchedContainer {
+        self.launch_am_with(mode, bundle, shape, AmExtras::default())
+    }
+
+    fn launch_am_with(
+        &self,
+        mode: &str,
+        bundle: Option<&Path>,
+        shape: &ClusterShape,
+        extras: AmExtras,
+    ) -> LaunchedContainer {
         let archive = self.tmp.path().join("yarn-flink.tar.gz");
         if !archive.exists() {
             let status = std::process::Command::new("tar")
@@ -143,13 +185,22 @@ impl MiniYarn {
             staging_dir: Some(format!("file://{}", self.staging_dir().display())),
             local_resources: tm_resources.iter().map(|(k, r)| (k.clone(), LocalResourceEntry::from_yarn(r))).collect(),
             cluster: shape.clone(),
+            keytab_login: extras.keytab.as_ref().map(|(_, principal)| contract::KeytabLogin {
+                principal: principal.clone(),
+                keytab: contract::KEYTAB_LINK.into(),
+            }),
         };
         let contract_file = self.staging_dir().join(CONTRACT_LINK);
         std::fs::write(&contract_file, c.to_json()).unwrap();
         let mut resources = tm_resources;
         resources.insert(CONTRACT_LINK.to_string(), Self::resource(&contract_file));
+        if let Some((keytab, _)) = &extras.keytab {
+            resources.insert(contract::KEYTAB_LINK.to_string(), Self::resource(keytab));
+        }
+        let mut tokens = vec![(String::new(), self.rm.amrm_token())];
+        tokens.extend(extras.hdfs_token.map(|t| (t.service.clone(), t)));
         let creds = Credentials {
-            tokens: vec![(String::new(), self.rm.amrm_token())],
+            tokens,
             secrets: vec![(YARN_SECRET_ALIAS.into(), self.secret.to_hex().into_bytes())],
             ..Default::default()
         };
@@ -408,4 +459,65 @@ async fn session_mode_takes_a_job_over_rest_and_stops_on_delete_cluster() {
     let exit = wait_exit(&mut am, Duration::from_secs(30), &yarn).await;
     assert_eq!(exit.exit_status, 0, "{}", yarn.logs());
     assert_eq!(yarn.rm.state.lock().unwrap().final_status, Some(SUCCEEDED));
+}
+
+/// Issue 13: with `--keytab`, the AM logs in from the shipped keytab and
+/// obtains fresh HDFS delegation tokens before the submitted one expires; its
+/// TaskManagers get them. A job that runs past the first token's expiry still
+/// writes to (and commits on) a Kerberized HDFS. Without the keytab the same
+/// job fails with the NameNode's "is expired", which is what the first half
+/// guards against.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_am_with_a_keytab_keeps_hdfs_tokens_fresh_past_the_first_one_s_expiry() {
+    use integration_tests::hdfs_double::tokens::TokenLifetimes;
+    use integration_tests::hdfs_double::{HdfsDouble, HdfsDoubleConfig, HdfsSecurity};
+    let kdc = integration_tests::kdc::TestKdc::start().unwrap();
+    // A 3 s renew interval stands for the NameNode's 24 h.
+    let lifetimes = TokenLifetimes { renew_interval: Duration::from_secs(3), max_lifetime: Duration::from_secs(600) };
+    let security = HdfsSecurity { nn_keytab: kdc.keytab("nn"), lifetimes };
+    let hdfs =
+        HdfsDouble::start_with(HdfsDoubleConfig { security: Some(security), ..Default::default() }).await.unwrap();
+    let port = hdfs.namenode_addr().port();
+    let alice = integration_tests::kdc::TestKdc::principal("alice");
+
+    for with_keytab in [true, false] {
+        let yarn = MiniYarn::start_with(Resource::new(8192, 8), Some(SecureHdfs { namenode_port: port })).await;
+        let conf = hadoop::conf::HadoopConf::load_dir(&yarn.tmp.path().join("conf")).unwrap();
+        let login = hadoop::kerberos::KerberosLogin::from_keytab(&kdc.keytab("alice"), &alice).unwrap();
+        // What `submit` obtains: a token the RM would renew (here nobody does).
+        let token = hadoop::hdfs::delegation::obtain_for_default_fs(&conf, &login, "rm/localhost@YARNFLINK.TEST")
+            .await
+            .unwrap()
+            .unwrap();
+        let out = format!("/out-{with_keytab}");
+        let toml = format!(
+            "[job]\nname = \"outlives-its-token\"\nrestart = {{ strategy = \"none\" }}\n\
+             [[vertex]]\nname = \"gen\"\nparallelism = 1\n\
+             shell = \"sleep 5; printf 'a\\\\tb\\\\n'\"\n\
+             [[vertex]]\nname = \"sink\"\nparallelism = 1\n\
+             sink = {{ type = \"text\", path = \"hdfs://localhost:{port}{out}\" }}\n\
+             [[edge]]\nfrom = \"gen\"\nto = \"sink\"\npartitioning = \"forward\"\n"
+        );
+        let bundle = support::bundle(&yarn.tmp.path().join("bundle"), &toml, &[]);
+        let extras =
+            AmExtras { hdfs_token: Some(token), keytab: with_keytab.then(|| (kdc.keytab("alice"), alice.clone())) };
+        let t0 = Instant::now();
+        let mut am = yarn.launch_am_with("application", Some(&bundle), &shape(), extras);
+        let exit = wait_exit(&mut am, Duration::from_secs(60), &yarn).await;
+        eprintln!("with keytab {with_keytab}: the AM exited after {:?}", t0.elapsed());
+        let state = yarn.rm.state.lock().unwrap();
+        if with_keytab {
+            assert_eq!(exit.exit_status, 0, "AM exit {exit:?}\n{}", yarn.logs());
+            assert_eq!(state.final_status, Some(SUCCEEDED), "{:?}\n{}", state.final_diagnostics, yarn.logs());
+            let parts: Vec<String> =
+                hdfs.paths().into_iter().filter(|p| p.starts_with(&format!("{out}/part-"))).collect();
+            assert_eq!(parts.len(), 1, "{:?}", hdfs.paths());
+            assert_eq!(hdfs.read(&parts[0]).unwrap(), b"a\tb\n");
+            assert!(yarn.logs().contains("fresh HDFS delegation tokens obtained"), "{}", yarn.logs());
+        } else {
+            assert_eq!(state.final_status, Some(FAILED), "{}", yarn.logs());
+            let why = format!("{:?}", state.final_diagnostics);
+            assert!(why.contains("is expired"), "the job fails on the expired token: {why}\n{}", yarn.logs());
+        }
+    }
 }

@@ -45,7 +45,8 @@ fn write_tokens(path: &std::path::Path, token: &Token) {
 async fn write(url: &str, path: &str) -> Result<(), String> {
     let mut config = HashMap::new();
     config.insert("hadoop.security.authentication".to_owned(), "kerberos".to_owned());
-    let client = hdfs_native::ClientBuilder::new().with_url(url).with_config(config).build().map_err(|e| e.to_string())?;
+    let client =
+        hdfs_native::ClientBuilder::new().with_url(url).with_config(config).build().map_err(|e| e.to_string())?;
     let mut f = client.create(path, hdfs_native::WriteOptions::default()).await.map_err(|e| e.to_string())?;
     f.write_bytes(bytes::Bytes::from_static(b"x\n")).await.map_err(|e| e.to_string())?;
     f.close().await.map_err(|e| e.to_string())
@@ -58,7 +59,8 @@ async fn an_expired_token_is_refused_and_a_token_file_replaced_in_place_is_used(
     // (`User::get_token`): the maximum lifetime is kept well above that.
     let lifetimes = TokenLifetimes { renew_interval: Duration::from_secs(2), max_lifetime: Duration::from_secs(600) };
     let security = HdfsSecurity { nn_keytab: kdc.keytab("nn"), lifetimes };
-    let hdfs = HdfsDouble::start_with(HdfsDoubleConfig { security: Some(security), ..Default::default() }).await.unwrap();
+    let hdfs =
+        HdfsDouble::start_with(HdfsDoubleConfig { security: Some(security), ..Default::default() }).await.unwrap();
     let port = hdfs.namenode_addr().port();
     let login = KerberosLogin::from_keytab(&kdc.keytab("alice"), "alice").unwrap();
     let nn = hadoop::hdfs::delegation::NameNodeClient::new(vec![format!("localhost:{port}")], kerberos_auth(&login));

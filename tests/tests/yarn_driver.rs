@@ -53,7 +53,7 @@ async fn each_worker_spec_gets_its_own_priority_and_containers_of_its_size() {
     assert_eq!(ctx.commands, vec![task_manager_command()]);
     assert!(ctx.commands[0].contains("1><LOG_DIR>/taskmanager.out 2><LOG_DIR>/taskmanager.err"));
     assert_eq!(ctx.local_resources, s.config.local_resources);
-    assert_eq!(ctx.tokens, s.config.tokens);
+    assert_eq!(ctx.tokens, **s.config.tokens.borrow());
     assert_eq!(ctx.environment.get("YF_RESOURCE_ID"), Some(&started.keys().next().unwrap().to_string()));
     assert_eq!(ctx.environment.get("YF_SECRET_CREDENTIALS_ALIAS").map(String::as_str), Some("yarn-flink.secret"));
     assert_eq!(ctx.environment.get("YF_RM_ADDRESS").map(String::as_str), Some("127.0.0.1:4242"));

@@ -4,6 +4,7 @@
 //! come back as messages.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use common::ids::{AllocationId, InstanceId, JobId, JobMasterId, ResourceId, ResourceManagerId};
@@ -59,6 +60,8 @@ pub(crate) enum RmMsg {
         result: Result<u64, String>,
     },
     Driver(DriverEvent),
+    /// Fresh HDFS delegation tokens (a token storage file) for every TaskExecutor.
+    DelegationTokens(Arc<Vec<u8>>),
     Overview(oneshot::Sender<ResourceManagerOverview>),
     Shutdown(oneshot::Sender<()>),
 }
@@ -86,6 +89,12 @@ impl ResourceManagerHandle {
         notices: mpsc::UnboundedSender<JobMasterNotice>,
     ) {
         let _ = self.tx.send(RmMsg::RegisterJobMaster { job_id, job_master_id, address, notices });
+    }
+
+    /// Hands fresh HDFS delegation tokens to every TaskExecutor, now and as
+    /// each one registers (Flink's DelegationTokenManager → TaskExecutors).
+    pub fn update_delegation_tokens(&self, token_file: Vec<u8>) {
+        let _ = self.tx.send(RmMsg::DelegationTokens(Arc::new(token_file)));
     }
 
     /// Declares the job's whole current need (absolute, FLIP-138).
@@ -141,6 +150,8 @@ pub struct ResourceManager<D: ResourceManagerDriver> {
     /// Workers the driver started whose TaskExecutor has not registered yet.
     starting_workers: HashMap<ResourceId, super::worker::WorkerSpec>,
     job_masters: HashMap<JobId, JobMasterEntry>,
+    /// The newest delegation tokens handed out, for TaskExecutors that register later.
+    delegation_tokens: Option<Arc<Vec<u8>>>,
     tx: mpsc::UnboundedSender<RmMsg>,
 }
 
@@ -162,6 +173,7 @@ pub fn spawn<D: ResourceManagerDriver>(
         task_executors: HashMap::new(),
         starting_workers: HashMap::new(),
         job_masters: HashMap::new(),
+        delegation_tokens: None,
         tx: tx.clone(),
     };
     let join = tokio::spawn(rm.run(rx, driver_events));
@@ -230,7 +242,26 @@ impl<D: ResourceManagerDriver> ResourceManager<D> {
                     self.config.heartbeat_interval,
                     self.config.heartbeat_timeout,
                 ));
+                // Started before the newest tokens: it gets them now.
+                if let Some(token_file) = &self.delegation_tokens {
+                    let notice = TaskExecutorNotice::UpdateDelegationTokens {
+                        rm_id: self.rm_id,
+                        token_file: token_file.clone(),
+                    };
+                    self.channels.notify(reg.address.clone(), notice);
+                }
                 self.execute(actions);
+            }
+            RmMsg::DelegationTokens(token_file) => {
+                info!(task_executors = self.task_executors.len(), "handing out fresh delegation tokens");
+                for te in self.task_executors.values() {
+                    let notice = TaskExecutorNotice::UpdateDelegationTokens {
+                        rm_id: self.rm_id,
+                        token_file: token_file.clone(),
+                    };
+                    self.channels.notify(te.address.clone(), notice);
+                }
+                self.delegation_tokens = Some(token_file);
             }
             RmMsg::Heartbeat { resource_id, instance_id, report, report_version, reply } => {
                 let known = match self.task_executors.get_mut(&resource_id) {

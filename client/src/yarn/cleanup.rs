@@ -287,6 +287,7 @@ mod tests {
             staging_dir: None,
             local_resources,
             cluster: ClusterShape::default(),
+            keytab_login: None,
         };
         c.to_json().into_bytes()
     }

@@ -59,6 +59,8 @@ pub trait Staging {
     async fn list(&self, rel: &str) -> Result<Vec<DirEntry>, StagingError>;
     /// A small file's bytes (at most `max`; larger is an error), `None` when absent.
     async fn read(&self, rel: &str, max: u64) -> Result<Option<Vec<u8>>, StagingError>;
+    /// Readable by its owner only (0400): for a keytab.
+    async fn make_private(&self, rel: &str) -> Result<(), StagingError>;
 }
 
 /// One entry of a staging directory.
@@ -146,6 +148,12 @@ impl Staging for AnyStaging {
         match self {
             AnyStaging::File(s) => s.read(rel, max).await,
             AnyStaging::Hdfs(s) => s.read(rel, max).await,
+        }
+    }
+    async fn make_private(&self, rel: &str) -> Result<(), StagingError> {
+        match self {
+            AnyStaging::File(s) => s.make_private(rel).await,
+            AnyStaging::Hdfs(s) => s.make_private(rel).await,
         }
     }
 }
@@ -336,6 +344,11 @@ impl Staging for HdfsStaging {
         let bytes = reader.read_range(0, len).await.map_err(Self::err("read", &path))?;
         Ok(Some(bytes.to_vec()))
     }
+
+    async fn make_private(&self, rel: &str) -> Result<(), StagingError> {
+        let path = self.path(rel);
+        self.client.set_permission(&path, 0o400).await.map_err(Self::err("restrict", &path))
+    }
 }
 
 /// `file://` staging (Hadoop's `LocalFileSystem`).
@@ -503,6 +516,12 @@ impl Staging for FileStaging {
             Err(e) => Err(Self::io("read", &p)(e)),
         }
     }
+
+    async fn make_private(&self, rel: &str) -> Result<(), StagingError> {
+        use std::os::unix::fs::PermissionsExt;
+        let p = self.path(rel);
+        tokio::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o400)).await.map_err(Self::io("restrict", &p))
+    }
 }
 
 /// What [`upload_cached`] did with one file.
@@ -665,6 +684,13 @@ mod tests {
         std::fs::write(&local, b"changed").unwrap();
         assert!(!upload_cached(&fs, &local, "blob", &mut |_, _| {}).await.unwrap().reused);
         fs.write("application_1_0001/x", b"y").await.unwrap();
+        // A keytab is readable by its owner alone.
+        fs.make_private("application_1_0001/x").await.unwrap();
+        let mode = std::fs::metadata(t.path().join("user/alice/.yarn-flink/application_1_0001/x"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o400);
         fs.remove_dir("application_1_0001").await.unwrap();
         assert!(fs.stat("application_1_0001/x").await.unwrap().is_none());
         fs.remove_dir("application_1_0001").await.unwrap();

@@ -14,7 +14,9 @@ use hadoop::credentials::Credentials;
 
 use hadoop::kerberos::KerberosLogin;
 
-use am::drivers::yarn::contract::{self, AmContract, ClusterShape, LocalResourceEntry, CONTRACT_VERSION};
+use am::drivers::yarn::contract::{
+    self, AmContract, ClusterShape, KeytabLogin, LocalResourceEntry, CONTRACT_VERSION, KEYTAB_LINK,
+};
 pub use am::drivers::yarn::contract::{Mode, BINARY_LINK, BUNDLE_LINK, CONTRACT_LINK, SECRET_ALIAS};
 
 use super::cluster_binary;
@@ -107,33 +109,10 @@ pub async fn delegation_tokens(
         .context("yarn.resourcemanager.principal is not set in yarn-site.xml; a Kerberized cluster needs it (the renewer of the AM's delegation tokens)")?;
     let use_ip = conf.token_service_use_ip()?;
     let mut out = Vec::new();
-    let namenodes = conf.namenode_addresses()?;
-    if !namenodes.is_empty() {
-        let nn_principal = conf.get("dfs.namenode.kerberos.principal")?;
-        let l = login.clone();
-        let auth = hadoop::ipc::Auth::sasl(
-            move || {
-                let mut g = hadoop::sasl::gssapi::Gssapi::new(l.clone());
-                if let Some(p) = &nn_principal {
-                    g = g.with_server_principal(p.clone());
-                }
-                vec![Box::new(g) as Box<dyn hadoop::sasl::SaslMechanism>]
-            },
-            Some(login.principal().to_owned()),
-        );
-        let nn =
-            hadoop::hdfs::delegation::NameNodeClient::new(namenodes.iter().map(|e| e.address.clone()).collect(), auth);
-        let mut token = nn
-            .get_delegation_token(&renewer)
-            .await
-            .context("cannot get an HDFS delegation token for the AM from the NameNode")?;
-        let default_fs = conf.default_fs()?;
-        let authority = default_fs.trim_start_matches("hdfs://").split('/').next().unwrap_or_default();
-        token.service = if conf.is_nameservice(authority)? {
-            format!("ha-hdfs:{authority}")
-        } else {
-            hadoop::credentials::token_service(&namenodes[0].address, use_ip)
-        };
+    let hdfs = hadoop::hdfs::delegation::obtain_for_default_fs(conf, login, &renewer)
+        .await
+        .context("cannot get an HDFS delegation token for the AM from the NameNode")?;
+    if let Some(token) = hdfs {
         eprintln!("  HDFS delegation token for {} (renewer {renewer})", token.service);
         out.push((token.service.clone(), token));
     }
@@ -267,6 +246,11 @@ pub fn am_contract(
         staging_dir: Some(staging_dir.to_owned()),
         local_resources: resources,
         cluster: plan.cluster.clone(),
+        keytab_login: plan.kerberos.as_ref().and_then(|k| {
+            k.keytab
+                .as_ref()
+                .map(|_| KeytabLogin { principal: k.login.principal().to_owned(), keytab: KEYTAB_LINK.into() })
+        }),
     }
 }
 
@@ -276,11 +260,16 @@ pub fn am_container_spec(
     plan: &SubmitPlan,
     contract: &AmContract,
     contract_file: &staging::RemoteFile,
+    keytab: Option<&staging::RemoteFile>,
     credentials: &Credentials,
 ) -> Result<AmContainerSpec> {
     let mut resources: BTreeMap<String, RestLocalResource> =
         contract.local_resources.iter().map(|(k, e)| (k.clone(), rest_resource(e))).collect();
     resources.insert(CONTRACT_LINK.into(), rest_resource(&entry(contract_file, "FILE")));
+    // The AM's alone: TaskManagers never get it (they get the tokens it obtains).
+    if let Some(k) = keytab {
+        resources.insert(KEYTAB_LINK.into(), rest_resource(&entry(k, "FILE")));
+    }
     let simple = plan.conf.security()? == hadoop::conf::SecurityMode::Simple;
     let rust_log = std::env::var("RUST_LOG").ok();
     let env = contract::am_environment(simple.then_some(plan.user.as_str()), rust_log.as_deref())?;
@@ -373,7 +362,22 @@ pub async fn submit(plan: SubmitPlan) -> Result<ExitCode> {
         }
         let contract = am_contract(&plan, &app_dir, resources);
         let contract_file = staging.write(&format!("{id}/{CONTRACT_LINK}"), contract.to_json().as_bytes()).await?;
-        let spec = am_container_spec(&plan, &contract, &contract_file, &credentials)?;
+        // --keytab: into this application's dir (never the shared cache), readable by
+        // its owner alone, localized with APPLICATION visibility, removed with the dir.
+        let keytab = match plan.kerberos.as_ref().and_then(|k| k.keytab.as_ref()) {
+            Some(local) => {
+                let rel = format!("{id}/{KEYTAB_LINK}");
+                let file = staging.put(local, &rel, &mut |_, _| {}).await?;
+                staging.make_private(&rel).await?;
+                eprintln!(
+                    "  keytab for {} shipped to the ApplicationMaster: it obtains fresh delegation tokens",
+                    plan.user
+                );
+                Some(file)
+            }
+            None => None,
+        };
+        let spec = am_container_spec(&plan, &contract, &contract_file, keytab.as_ref(), &credentials)?;
         let mut tags = plan.tags.clone();
         tags.sort();
         tags.dedup();
@@ -615,7 +619,7 @@ mod tests {
         let mut creds = Credentials::default();
         creds.secrets.push((SECRET_ALIAS.into(), b"00ff".to_vec()));
         let contract_file = file("file:///s/application_1_0001/yarn-flink-am.json");
-        let spec = am_container_spec(&plan, &contract, &contract_file, &creds).unwrap();
+        let spec = am_container_spec(&plan, &contract, &contract_file, None, &creds).unwrap();
         let env: BTreeMap<_, _> = spec.environment.entry.iter().map(|e| (e.key.clone(), e.value.clone())).collect();
         assert_eq!(env["HADOOP_USER_NAME"], "alice");
         // Nothing structured in the environment: every value reaches bash unchanged.
@@ -632,6 +636,17 @@ mod tests {
         assert!(!back.local_resources.contains_key(CONTRACT_LINK), "TaskManagers do not need the AM's contract");
         let back = Credentials::from_rest_json(&spec.credentials).unwrap();
         assert_eq!(back.secrets, vec![(SECRET_ALIAS.to_string(), b"00ff".to_vec())]);
+
+        // --keytab: the keytab goes to the AM alone, as a FILE of this application
+        // (never PUBLIC), and is named nowhere in its environment or command.
+        let keytab = file("file:///s/application_1_0001/krb5.keytab");
+        let spec = am_container_spec(&plan, &contract, &contract_file, Some(&keytab), &creds).unwrap();
+        let lr: BTreeMap<_, _> = spec.local_resources.entry.iter().map(|e| (e.key.as_str(), &e.value)).collect();
+        assert_eq!(lr[KEYTAB_LINK].kind, "FILE");
+        assert_eq!(lr[KEYTAB_LINK].visibility, "APPLICATION");
+        assert!(!contract.local_resources.contains_key(KEYTAB_LINK), "TaskManagers never get the keytab");
+        assert!(!spec.commands.command.contains("keytab"));
+        assert!(spec.environment.entry.iter().all(|e| !e.value.contains("keytab")));
     }
 
     /// Real-cluster report, point 8: staging went to `/user/root` (the Unix

@@ -17,10 +17,19 @@ use crate::protocol::{
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum TaskExecutorNotice {
     CancelTask(ExecutionAttemptId),
-    FreeSlot { allocation_id: AllocationId, cause: String },
-    Shutdown { rm_id: ResourceManagerId, reason: String },
+    FreeSlot {
+        allocation_id: AllocationId,
+        cause: String,
+    },
+    Shutdown {
+        rm_id: ResourceManagerId,
+        reason: String,
+    },
     /// A Hadoop token storage file whose HDFS delegation tokens replace the TaskExecutor's.
-    UpdateDelegationTokens { rm_id: ResourceManagerId, token_file: std::sync::Arc<Vec<u8>> },
+    UpdateDelegationTokens {
+        rm_id: ResourceManagerId,
+        token_file: std::sync::Arc<Vec<u8>>,
+    },
 }
 
 impl TaskExecutorNotice {

@@ -201,7 +201,12 @@ fn fresh_hdfs_tokens_replace_the_old_ones_and_their_aliases_and_nothing_else() {
         kind: HDFS_DELEGATION_TOKEN.into(),
         service: service.into(),
     };
-    let amrm = Token { identifier: b"a".to_vec(), password: b"p".to_vec(), kind: "YARN_AM_RM_TOKEN".into(), service: String::new() };
+    let amrm = Token {
+        identifier: b"a".to_vec(),
+        password: b"p".to_vec(),
+        kind: "YARN_AM_RM_TOKEN".into(),
+        service: String::new(),
+    };
     let mut creds = Credentials::default();
     creds.tokens.push((String::new(), amrm.clone()));
     creds.tokens.push(("127.0.0.1:9000".into(), hdfs(b"old", "127.0.0.1:9000")));

@@ -63,3 +63,52 @@ impl NameNodeClient {
         Ok(())
     }
 }
+
+/// A new HDFS delegation token for `fs.defaultFS`, obtained over Kerberos as
+/// `login`, renewable by `renewer` (a full principal: the NameNode shortens it
+/// by its own rules). Its service is what Hadoop files it under:
+/// `ha-hdfs:<nameservice>` for an HA file system, else the NameNode's address
+/// (by IP with `hadoop.security.token.service.use_ip`). `None` when the default
+/// file system is not HDFS. Used by the client at submission and by an AM that
+/// obtains fresh tokens from a keytab.
+pub async fn obtain_for_default_fs(
+    conf: &crate::conf::HadoopConf,
+    login: &crate::kerberos::KerberosLogin,
+    renewer: &str,
+) -> Result<Option<Token>, Error> {
+    let namenodes = conf.namenode_addresses()?;
+    if namenodes.is_empty() {
+        return Ok(None);
+    }
+    let mut token = kerberos_client(conf, login)?.get_delegation_token(renewer).await?;
+    let default_fs = conf.default_fs()?;
+    let authority = default_fs.trim_start_matches("hdfs://").split('/').next().unwrap_or_default();
+    token.service = if conf.is_nameservice(authority)? {
+        format!("ha-hdfs:{authority}")
+    } else {
+        crate::credentials::token_service(&namenodes[0].address, conf.token_service_use_ip()?)
+    };
+    Ok(Some(token))
+}
+
+/// A client of `fs.defaultFS`'s NameNode(s) that authenticates as `login`
+/// (GSSAPI, to `dfs.namenode.kerberos.principal`).
+pub fn kerberos_client(
+    conf: &crate::conf::HadoopConf,
+    login: &crate::kerberos::KerberosLogin,
+) -> Result<NameNodeClient, Error> {
+    let namenodes = conf.namenode_addresses()?;
+    let nn_principal = conf.get("dfs.namenode.kerberos.principal")?;
+    let l = login.clone();
+    let auth = crate::ipc::Auth::sasl(
+        move || {
+            let mut g = crate::sasl::gssapi::Gssapi::new(l.clone());
+            if let Some(p) = &nn_principal {
+                g = g.with_server_principal(p.clone());
+            }
+            vec![Box::new(g) as Box<dyn crate::sasl::SaslMechanism>]
+        },
+        Some(login.principal().to_owned()),
+    );
+    Ok(NameNodeClient::new(namenodes.iter().map(|e| e.address.clone()).collect(), auth))
+}

@@ -143,10 +143,25 @@ pub(crate) enum Msg {
     Shutdown(ResourceManagerId, String),
     /// A token storage file whose HDFS delegation tokens replace ours.
     UpdateDelegationTokens(ResourceManagerId, Vec<u8>),
-    Registered { rm_id: ResourceManagerId, instance_id: InstanceId, interval: Duration, timeout: Duration },
-    OfferAnswered { allocation_id: AllocationId, accepted: bool },
-    TaskEnded { attempt: ExecutionAttemptId, state: ExecutionState, error: Option<String> },
-    JobMasterHeartbeat { job_id: JobId, ok: bool },
+    Registered {
+        rm_id: ResourceManagerId,
+        instance_id: InstanceId,
+        interval: Duration,
+        timeout: Duration,
+    },
+    OfferAnswered {
+        allocation_id: AllocationId,
+        accepted: bool,
+    },
+    TaskEnded {
+        attempt: ExecutionAttemptId,
+        state: ExecutionState,
+        error: Option<String>,
+    },
+    JobMasterHeartbeat {
+        job_id: JobId,
+        ok: bool,
+    },
 }
 
 struct RunningTask {
@@ -268,14 +283,18 @@ impl TaskExecutor {
                 }
             }
             Msg::UpdateDelegationTokens(rm_id, token_file) => {
-                if self.rm.map(|(id, _)| id) != Some(rm_id) {
+                // Sent right after our registration, they may overtake its answer:
+                // before we know our leader, any authenticated ResourceManager's are taken.
+                if self.rm.is_some_and(|(id, _)| id != rm_id) {
                     warn!("ignoring delegation tokens from a ResourceManager that is not our leader");
                     return;
                 }
                 // The next HDFS connection of any subtask reads the file again (hdfs-native).
                 tokio::task::spawn_blocking(move || match common::hdfs::replace_container_tokens(&token_file) {
                     Ok(Some(n)) => info!(tokens = n, "HDFS delegation tokens replaced"),
-                    Ok(None) => warn!("delegation tokens arrived, but this container has no HADOOP_TOKEN_FILE_LOCATION"),
+                    Ok(None) => {
+                        warn!("delegation tokens arrived, but this container has no HADOOP_TOKEN_FILE_LOCATION")
+                    }
                     Err(e) => warn!(error = %e, "cannot replace the HDFS delegation tokens"),
                 });
             }

@@ -96,7 +96,12 @@ impl TokenStore {
     }
 
     /// Answers the delegation token calls; `None` for any other method.
-    pub(crate) fn call(&self, ctx: &CallContext, method: &str, payload: &[u8]) -> Option<Result<Vec<u8>, RemoteException>> {
+    pub(crate) fn call(
+        &self,
+        ctx: &CallContext,
+        method: &str,
+        payload: &[u8],
+    ) -> Option<Result<Vec<u8>, RemoteException>> {
         let io = |e: prost::DecodeError| remote("java.io.IOException", e.to_string());
         Some(match method {
             "getDelegationToken" => {
@@ -105,9 +110,9 @@ impl TokenStore {
             "renewDelegationToken" => {
                 pc::RenewDelegationTokenRequestProto::decode(payload).map_err(io).and_then(|req| self.renew(ctx, &req))
             }
-            "cancelDelegationToken" => pc::CancelDelegationTokenRequestProto::decode(payload)
-                .map_err(io)
-                .and_then(|req| self.cancel(&req)),
+            "cancelDelegationToken" => {
+                pc::CancelDelegationTokenRequestProto::decode(payload).map_err(io).and_then(|req| self.cancel(&req))
+            }
             _ => return None,
         })
     }
@@ -164,7 +169,11 @@ impl TokenStore {
         if caller != t.id.renewer {
             return Err(remote(
                 "org.apache.hadoop.security.AccessControlException",
-                format!("Client {caller} tries to renew a token ({}) with non-matching renewer {}", describe(&t.id), t.id.renewer),
+                format!(
+                    "Client {caller} tries to renew a token ({}) with non-matching renewer {}",
+                    describe(&t.id),
+                    t.id.renewer
+                ),
             ));
         }
         let now = now_ms();

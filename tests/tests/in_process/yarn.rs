@@ -86,7 +86,7 @@ pub async fn setup_retrying(room: Option<(i64, i32)>, retry: RetryPolicy) -> Set
     config.max_allocate_failures = 3;
     config.fast_heartbeat = Duration::from_millis(10);
     config.slow_heartbeat = Duration::from_millis(40);
-    config.tokens = b"HDTS\0\0\0".to_vec();
+    config.tokens = tokio::sync::watch::channel(std::sync::Arc::new(b"HDTS\0\0\0".to_vec())).1;
     config.env = BTreeMap::from([("RUST_LOG".to_string(), "debug".to_string())]);
     config.local_resources = BTreeMap::from([(
         "yarn-flink".to_string(),

@@ -8,6 +8,7 @@
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use common::jobspec::{Bundle, BundleLimits};
 use common::launch::ENV_HADOOP_TOKEN_FILE;
@@ -20,8 +21,8 @@ use hadoop::yarn::{ContainerId, FinalStatus, LocalResource};
 use tokio::net::TcpListener;
 use tracing::{info, warn};
 
-use super::contract::{AmContract, ClusterShape, ContractError, Mode, SECRET_ALIAS};
-use super::{self as driver, resources, YarnDriverConfig};
+use super::contract::{AmContract, ClusterShape, ContractError, KeytabLogin, Mode, SECRET_ALIAS};
+use super::{self as driver, delegation_tokens, resources, YarnDriverConfig};
 use crate::cluster::{Cluster, ClusterConfig};
 use crate::dispatcher::JobDetails;
 
@@ -77,6 +78,8 @@ pub struct AmEnv {
     pub cluster: ClusterShape,
     /// Passed on to TaskManagers (RUST_LOG).
     pub task_manager_env: BTreeMap<String, String>,
+    /// `submit --keytab`: obtain fresh delegation tokens from this login.
+    pub keytab_login: Option<KeytabLogin>,
 }
 
 impl AmEnv {
@@ -124,6 +127,7 @@ impl AmEnv {
             local_resources,
             cluster: contract.cluster,
             task_manager_env,
+            keytab_login: contract.keytab_login,
         })
     }
 }
@@ -224,12 +228,27 @@ pub async fn run(env: AmEnv, conf: &HadoopConf, shutdown: impl Future<Output = (
     let mut driver_config =
         YarnDriverConfig::new(format!("{}:{rpc_port}", env.nm_host), registration.maximum_capability.clone());
     driver_config.local_resources = env.local_resources.clone();
-    driver_config.tokens = creds.for_containers.clone();
+    let (launch_tokens, tokens_rx) = tokio::sync::watch::channel(Arc::new(creds.for_containers.clone()));
+    driver_config.tokens = tokens_rx;
     driver_config.env = env.task_manager_env.clone();
     let (events_tx, events) = tokio::sync::mpsc::unbounded_channel();
     let (yarn_driver, yarn) = driver::start(client, NmClient::default(), driver_config, events_tx);
     let cluster = Cluster::start(config, rpc, Some(rest), yarn_driver, events).await?;
     info!(elapsed_ms = started.elapsed().as_millis() as u64, mode = ?env.mode, "ApplicationMaster up");
+    let renewing = tokio_util::sync::CancellationToken::new();
+    if let Some(k) = &env.keytab_login {
+        info!(principal = %k.principal, "obtaining fresh delegation tokens from the shipped keytab");
+        let renewal = delegation_tokens::Renewal {
+            principal: k.principal.clone(),
+            keytab: PathBuf::from(&k.keytab),
+            conf: conf.clone(),
+            token_file: env.token_file.clone(),
+            ratio: delegation_tokens::RATIO,
+        };
+        let rm = cluster.resource_manager().clone();
+        let hand_out = move |tokens: Vec<u8>| rm.update_delegation_tokens(tokens);
+        tokio::spawn(delegation_tokens::run(renewal, launch_tokens, hand_out, renewing.clone()));
+    }
 
     tokio::pin!(shutdown);
     let outcome = match env.mode {
@@ -245,6 +264,7 @@ pub async fn run(env: AmEnv, conf: &HadoopConf, shutdown: impl Future<Output = (
             }
         }
     };
+    renewing.cancel();
     cluster.shutdown().await;
     let mut outcome = outcome;
     if yarn.lost_reason().is_none() {
@@ -378,6 +398,7 @@ mod tests {
                 },
             )]),
             cluster: ClusterShape { tm_slots: 2, idle_timeout: Duration::from_secs(5), ..ClusterShape::default() },
+            keytab_login: None,
         };
         let path = dir.join("yarn-flink-am.json");
         std::fs::write(&path, contract.to_json()).unwrap();

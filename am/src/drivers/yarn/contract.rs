@@ -64,7 +64,24 @@ pub struct AmContract {
     /// Localized into every TaskManager container (the binary, the bundle).
     pub local_resources: BTreeMap<String, LocalResourceEntry>,
     pub cluster: ClusterShape,
+    /// `submit --keytab`: the AM logs in from this keytab (a link in its
+    /// working dir, localized for the AM alone) and obtains fresh delegation
+    /// tokens before the submitted ones expire.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keytab_login: Option<KeytabLogin>,
 }
+
+/// Where the AM finds its keytab, and as whom it logs in.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeytabLogin {
+    pub principal: String,
+    /// The keytab's link name ([`KEYTAB_LINK`]).
+    pub keytab: String,
+}
+
+/// The keytab's link name in the AM container. The file itself is never
+/// named in an environment value or a command line.
+pub const KEYTAB_LINK: &str = "krb5.keytab";
 
 #[derive(Debug, thiserror::Error)]
 pub enum ContractError {
@@ -326,6 +343,7 @@ mod tests {
                 (BUNDLE_LINK.into(), entry("hdfs://127.0.0.1:9000/c/cd/bundle.tar.gz", "ARCHIVE")),
             ]),
             cluster: ClusterShape { tm_slots: 2, ..ClusterShape::default() },
+            keytab_login: None,
         }
     }
 

@@ -21,6 +21,7 @@
 
 pub mod application_master;
 pub mod contract;
+pub mod delegation_tokens;
 pub mod resources;
 
 use std::collections::{BTreeMap, HashMap};
@@ -53,7 +54,8 @@ pub struct YarnDriverConfig {
     pub local_resources: BTreeMap<String, LocalResource>,
     /// The token storage file (`HDTS`) every TaskManager container gets:
     /// the AM's credentials minus the AMRMToken (the secret key included).
-    pub tokens: Vec<u8>,
+    /// The newest at each launch: an AM with a keytab replaces its HDFS tokens.
+    pub tokens: tokio::sync::watch::Receiver<std::sync::Arc<Vec<u8>>>,
     /// Extra environment for TaskManagers (e.g. RUST_LOG).
     pub env: BTreeMap<String, String>,
     /// The scheduler's largest container (from the registration).
@@ -70,7 +72,7 @@ impl YarnDriverConfig {
         Self {
             rm_address,
             local_resources: BTreeMap::new(),
-            tokens: Vec::new(),
+            tokens: tokio::sync::watch::channel(std::sync::Arc::new(Vec::new())).1,
             env: BTreeMap::new(),
             maximum_capability,
             fast_heartbeat: Duration::from_millis(150),
@@ -574,7 +576,7 @@ impl Allocator {
             local_resources: self.config.local_resources.clone(),
             environment,
             commands: vec![task_manager_command()],
-            tokens: self.config.tokens.clone(),
+            tokens: self.config.tokens.borrow().to_vec(),
         })
     }
 
