@@ -64,6 +64,7 @@ pub async fn serve(
         .route("/jobs/overview", get(jobs_overview))
         .route("/jobs/{id}", get(job).patch(cancel_job))
         .route("/taskmanagers", get(taskmanagers))
+        .route("/taskmanagers/{id}/log", get(taskmanager_log))
         .route("/cluster", axum::routing::delete(stop_cluster))
         .route("/config", get(config))
         .layer(axum::middleware::from_fn_with_state(ctx.clone(), authenticate))
@@ -371,10 +372,44 @@ async fn taskmanagers(State(ctx): State<Ctx>) -> Response {
                 "freeResource": res(&t.free),
                 // Why it has its shape (yarn-flink's own field).
                 "why": t.why,
+                // Its log through this API, where the AM can read it (local processes).
+                "log": o.log_files.contains_key(&t.resource_id).then(|| format!("/taskmanagers/{}/log", t.resource_id)),
             })
         })
         .collect();
     Json(json!({ "taskmanagers": tms, "pendingWorkers": o.slots.pending_workers.iter().map(|(s, n)| json!({"total": res(&s.total), "slots": s.num_slots, "count": n})).collect::<Vec<_>>() })).into_response()
+}
+
+/// The most of a TaskManager log one request returns: its end.
+const LOG_TAIL: u64 = 16 << 20;
+
+/// A TaskManager's log (Flink's `/taskmanagers/:id/log`), its last 16 MiB,
+/// as text.
+async fn taskmanager_log(State(ctx): State<Ctx>, axum::extract::Path(id): axum::extract::Path<String>) -> Response {
+    let Some(o) = ctx.dispatcher.resource_manager().overview().await else {
+        return error(StatusCode::SERVICE_UNAVAILABLE, "the ResourceManager is gone");
+    };
+    let Some(path) = o.log_files.get(&common::ids::ResourceId::new(&id)).cloned() else {
+        return error(
+            StatusCode::NOT_FOUND,
+            &format!("no log of TaskManager {id} here: it is not registered, or its cluster manager keeps its logs (on YARN: yarn-flink logs <application id>)"),
+        );
+    };
+    let read = tokio::task::spawn_blocking(move || -> std::io::Result<Vec<u8>> {
+        use std::io::{Read, Seek, SeekFrom};
+        let mut f = std::fs::File::open(&path)?;
+        let len = f.metadata()?.len();
+        f.seek(SeekFrom::Start(len.saturating_sub(LOG_TAIL)))?;
+        let mut out = Vec::new();
+        f.take(LOG_TAIL).read_to_end(&mut out)?;
+        Ok(out)
+    })
+    .await;
+    match read {
+        Ok(Ok(bytes)) => ([(axum::http::header::CONTENT_TYPE, "text/plain; charset=utf-8")], bytes).into_response(),
+        Ok(Err(e)) => error(StatusCode::NOT_FOUND, &format!("cannot read the log of TaskManager {id}: {e}")),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+    }
 }
 
 async fn config(State(ctx): State<Ctx>) -> Response {

@@ -218,14 +218,21 @@ pub struct StagingCleanArgs {
 pub struct LogsArgs {
     #[command(flatten)]
     pub login: ClusterLogin,
-    /// Only this container's logs.
+    /// Only this container's logs (with -m: this TaskManager's).
     #[arg(long)]
     pub container: Option<String>,
     /// Only list the containers and their log files.
     #[arg(long)]
     pub list: bool,
+    /// A session's REST address (host:port): its TaskManagers' logs, as the session serves them.
+    #[arg(short = 'm', long = "jobmanager", conflicts_with = "application_id")]
+    pub jobmanager: Option<String>,
+    /// The session's application secret (default: the one `session start` saved).
+    #[arg(long, requires = "jobmanager")]
+    pub secret_file: Option<PathBuf>,
     /// `application_<cluster>_<n>`.
-    pub application_id: String,
+    #[arg(required_unless_present = "jobmanager")]
+    pub application_id: Option<String>,
 }
 
 impl Command {

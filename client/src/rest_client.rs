@@ -67,6 +67,22 @@ impl RestClient {
         self.send(self.http.get(format!("{}{path}", self.base))).await
     }
 
+    /// A text answer (a log).
+    pub async fn get_text(&self, path: &str) -> Result<Vec<u8>> {
+        let resp =
+            self.http.get(format!("{}{path}", self.base)).bearer_auth(self.secret.to_hex()).send().await.with_context(
+                || format!("cannot reach the session at {}; is it running? (`yarn-flink session start`)", self.base),
+            )?;
+        let status = resp.status();
+        let body = resp.bytes().await?.to_vec();
+        if !status.is_success() {
+            let v: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+            let msg = v["errors"].get(0).and_then(|v| v.as_str()).unwrap_or("no details").to_owned();
+            bail!("the session answered {status}: {msg}");
+        }
+        Ok(body)
+    }
+
     /// Submits a bundle. A session of local processes reads it in place (so
     /// relative output paths land beside it); any other session gets the
     /// bundle itself as a `.tar.gz`, which its TaskManagers fetch by content.

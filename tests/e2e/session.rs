@@ -83,6 +83,20 @@ fn a_session_takes_jobs_until_stopped() {
     let o = run(state, &["list", "-m", &addr, "--secret-file", wrong.to_str().unwrap()]);
     assert!(!o.status.success() && text(&o).contains("401"), "{}", text(&o));
 
+    // Issue 13: `logs -m` reads each TaskManager's log through the session's API.
+    let o = run(state, &["logs", "--list", "-m", &addr]);
+    assert!(o.status.success(), "{}", text(&o));
+    let listed = String::from_utf8_lossy(&o.stdout).into_owned();
+    let tm = listed.lines().next().and_then(|l| l.split('\t').next()).unwrap_or_else(|| panic!("{listed}")).to_owned();
+    assert!(listed.contains(&format!("/taskmanagers/{tm}/log")), "{listed}");
+    let o = run(state, &["logs", "-m", &addr, "--container", &tm]);
+    assert!(o.status.success(), "{}", text(&o));
+    let logs = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(logs.starts_with(&format!("==> {tm} on {addr}: taskmanager log <==")), "{logs}");
+    assert!(logs.contains("registered with the ResourceManager") && logs.contains("deploying task"), "{logs}");
+    let o = run(state, &["logs", "-m", &addr, "--container", "tm-nope"]);
+    assert!(!o.status.success() && text(&o).contains("no TaskManager tm-nope"), "{}", text(&o));
+
     let o = run(state, &["session", "stop", "-m", &addr]);
     assert!(o.status.success(), "{}", text(&o));
     wait_for(Duration::from_secs(20), "the session and its TaskManagers to exit", || {
@@ -161,6 +175,20 @@ fn a_session_refuses_bundles_over_its_limits_and_keeps_nothing() {
     let ok = bundle(&tmp.path().join("ok"), "[[vertex]]\nname = \"a\"\nshell = \"true\"\n", &[]);
     let o = run(state, &["run", "-m", &addr, "--upload", ok.to_str().unwrap()]);
     assert!(o.status.success(), "{}", text(&o));
+
+    // Issue 13: `logs -m` reads each TaskManager's log through the session's API.
+    let o = run(state, &["logs", "--list", "-m", &addr]);
+    assert!(o.status.success(), "{}", text(&o));
+    let listed = String::from_utf8_lossy(&o.stdout).into_owned();
+    let tm = listed.lines().next().and_then(|l| l.split('\t').next()).unwrap_or_else(|| panic!("{listed}")).to_owned();
+    assert!(listed.contains(&format!("/taskmanagers/{tm}/log")), "{listed}");
+    let o = run(state, &["logs", "-m", &addr, "--container", &tm]);
+    assert!(o.status.success(), "{}", text(&o));
+    let logs = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(logs.starts_with(&format!("==> {tm} on {addr}: taskmanager log <==")), "{logs}");
+    assert!(logs.contains("registered with the ResourceManager") && logs.contains("deploying task"), "{logs}");
+    let o = run(state, &["logs", "-m", &addr, "--container", "tm-nope"]);
+    assert!(!o.status.success() && text(&o).contains("no TaskManager tm-nope"), "{}", text(&o));
 
     let o = run(state, &["session", "stop", "-m", &addr]);
     assert!(o.status.success(), "{}", text(&o));

@@ -177,6 +177,10 @@ impl ResourceManagerDriver for ProcessDriver {
         // A local process starts at once: there is no request left to withdraw.
     }
 
+    fn log_file(&self, resource_id: &ResourceId) -> Option<std::path::PathBuf> {
+        Some(self.config.work_dir.join(format!("{resource_id}.log")))
+    }
+
     fn release_worker(&mut self, resource_id: &ResourceId) {
         self.collect_reaped();
         if let Some(stop) = self.workers.get(resource_id) {

@@ -78,6 +78,8 @@ pub struct ResourceManagerOverview {
     pub driver: &'static str,
     pub slots: SlotManagerOverview,
     pub addresses: HashMap<ResourceId, (String, String)>,
+    /// TaskManager log files the AM can read (local processes).
+    pub log_files: HashMap<ResourceId, std::path::PathBuf>,
 }
 
 impl ResourceManagerHandle {
@@ -307,6 +309,11 @@ impl<D: ResourceManagerDriver> ResourceManager<D> {
                         .task_executors
                         .iter()
                         .map(|(id, te)| (id.clone(), (te.address.clone(), te.data_address.clone())))
+                        .collect(),
+                    log_files: self
+                        .task_executors
+                        .keys()
+                        .filter_map(|id| Some((id.clone(), self.driver.log_file(id)?)))
                         .collect(),
                 });
             }

@@ -36,4 +36,10 @@ pub trait ResourceManagerDriver: Send + 'static {
     fn release_worker(&mut self, resource_id: &ResourceId);
     /// Stops every worker and resolves when they are gone. Called once, last.
     fn terminate(&mut self) -> BoxFuture<'static, ()>;
+    /// Where a worker's TaskManager log can be read by the REST API, if
+    /// this driver keeps it where the AM can read it (local processes). On
+    /// YARN the NodeManagers serve container logs (`yarn-flink logs`).
+    fn log_file(&self, _resource_id: &ResourceId) -> Option<std::path::PathBuf> {
+        None
+    }
 }

@@ -15,7 +15,10 @@ use crate::yarn::rest::RmRestClient;
 use crate::yarn::submit;
 
 pub async fn run(args: LogsArgs) -> Result<ExitCode> {
-    let app = &args.application_id;
+    if let Some(session) = &args.jobmanager {
+        return session_logs(session, &args).await;
+    }
+    let Some(app) = &args.application_id else { bail!("name an application id, or a session with -m") };
     if !app.starts_with("application_") {
         bail!("{app} is not a YARN application id (application_<cluster>_<n>); `yarn-flink list` shows them");
     }
@@ -76,6 +79,57 @@ pub async fn run(args: LogsArgs) -> Result<ExitCode> {
                     failed += 1;
                 }
             }
+        }
+    }
+    out.flush()?;
+    Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::from(2) })
+}
+
+/// `logs -m <session>`: each TaskManager's log as the session serves it
+/// (`/taskmanagers/<id>/log`). A session on YARN is read with
+/// `logs <application id>` instead: its NodeManagers keep the logs.
+async fn session_logs(session: &str, args: &LogsArgs) -> Result<ExitCode> {
+    let client = super::session_client(session, args.secret_file.as_deref()).await?;
+    let v = client.get("/taskmanagers").await?;
+    let tms = v["taskmanagers"].as_array().cloned().unwrap_or_default();
+    let mut out = std::io::stdout().lock();
+    let mut failed = 0;
+    let mut shown = 0;
+    for tm in &tms {
+        let id = tm["id"].as_str().unwrap_or("?");
+        if args.container.as_deref().is_some_and(|c| c != id) {
+            continue;
+        }
+        shown += 1;
+        let Some(path) = tm["log"].as_str() else {
+            eprintln!("{id}: this session's cluster manager keeps its log (on YARN: yarn-flink logs <application id>)");
+            failed += 1;
+            continue;
+        };
+        if args.list {
+            writeln!(out, "{id}\t{session}\t{path}")?;
+            continue;
+        }
+        match client.get_text(path).await {
+            Ok(bytes) => {
+                writeln!(out, "==> {id} on {session}: taskmanager log <==")?;
+                out.write_all(&bytes)?;
+                if !bytes.is_empty() && !bytes.ends_with(b"\n") {
+                    writeln!(out)?;
+                }
+            }
+            Err(e) => {
+                eprintln!("{id}: {e}");
+                failed += 1;
+            }
+        }
+    }
+    if shown == 0 {
+        match &args.container {
+            Some(c) => bail!(
+                "the session at {session} has no TaskManager {c}; `yarn-flink logs --list -m {session}` lists them"
+            ),
+            None => eprintln!("the session at {session} has no TaskManager now (idle ones are released)"),
         }
     }
     out.flush()?;
