@@ -392,7 +392,7 @@ async fn taskmanager_log(State(ctx): State<Ctx>, axum::extract::Path(id): axum::
     let Some(path) = o.log_files.get(&common::ids::ResourceId::new(&id)).cloned() else {
         return error(
             StatusCode::NOT_FOUND,
-            &format!("no log of TaskManager {id} here: it is not registered, or its cluster manager keeps its logs (on YARN: yarn-flink logs <application id>)"),
+            format!("no log of TaskManager {id} here: it is not registered, or its cluster manager keeps its logs (on YARN: yarn-flink logs <application id>)"),
         );
     };
     let read = tokio::task::spawn_blocking(move || -> std::io::Result<Vec<u8>> {
@@ -407,8 +407,8 @@ async fn taskmanager_log(State(ctx): State<Ctx>, axum::extract::Path(id): axum::
     .await;
     match read {
         Ok(Ok(bytes)) => ([(axum::http::header::CONTENT_TYPE, "text/plain; charset=utf-8")], bytes).into_response(),
-        Ok(Err(e)) => error(StatusCode::NOT_FOUND, &format!("cannot read the log of TaskManager {id}: {e}")),
-        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+        Ok(Err(e)) => error(StatusCode::NOT_FOUND, format!("cannot read the log of TaskManager {id}: {e}")),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e),
     }
 }
 
