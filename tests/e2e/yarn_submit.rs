@@ -220,6 +220,8 @@ async fn detached_returns_at_running_and_kill_ends_it_killed() {
     let k = c.yf(&["kill", &id]).await;
     assert!(k.status.success(), "{}\n{}", text(&k), c.logs());
     assert!(text(&k).contains(&format!("{id} KILLED KILLED")), "{}", text(&k));
+    let ended = c.yf(&["logs", &id]).await;
+    assert!(!ended.status.success() && text(&ended).contains("log aggregation is off"), "{}", text(&ended));
     let status = c.yf(&["status", &id]).await;
     assert!(text(&status).contains("KILLED (final status KILLED)"), "{}", text(&status));
     assert!(text(&status).contains("was killed by user"), "{}", text(&status));
@@ -464,7 +466,7 @@ async fn a_failing_report_does_not_end_the_follow_loop() {
 /// removes what a killed application left, with its unused cache entries.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn logs_of_a_running_application_then_staging_clean_after_it_is_killed() {
-    let c = Cluster::start(MiniYarnConfig::default()).await;
+    let c = Cluster::start(MiniYarnConfig { log_aggregation: true, ..MiniYarnConfig::default() }).await;
     let (_, id) = submit_long_job_detached(&c).await;
     let start = Instant::now();
     let listing = loop {
@@ -511,9 +513,21 @@ async fn logs_of_a_running_application_then_staging_clean_after_it_is_killed() {
         assert!(start.elapsed() < Duration::from_secs(20), "not KILLED");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let ended = c.yf(&["logs", &id]).await;
-    assert!(!ended.status.success() && text(&ended).contains("has ended (KILLED)"), "{}", text(&ended));
-    assert!(text(&ended).contains(&format!("yarn logs -applicationId {id}")), "{}", text(&ended));
+    // Ended: the NodeManagers aggregated the logs (one TFile per node); `logs` reads them there.
+    let start = Instant::now();
+    let ended = loop {
+        let o = c.yf(&["logs", &id]).await;
+        if o.status.success() {
+            break String::from_utf8_lossy(&o.stdout).into_owned();
+        }
+        assert!(text(&o).contains("no aggregated logs"), "{}", text(&o));
+        assert!(start.elapsed() < Duration::from_secs(20), "never aggregated: {}", text(&o));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(ended.contains(&format!("==> {am} on 127.0.0.1_")) && ended.contains("JobMaster started"), "{ended}");
+    assert!(ended.contains(": taskmanager.err <=="), "{ended}");
+    let aggregated = d.root.join("fs/tmp/logs/tester/bucket-logs-tfile");
+    assert!(aggregated.is_dir(), "the double aggregates where Hadoop 3.3 does");
 
     let staging = d.root.join("fs/user/tester/.yarn-flink");
     let forgotten = staging.join("application_1795750141222_9999");

@@ -28,12 +28,25 @@ pub async fn run(args: LogsArgs) -> Result<ExitCode> {
     let rm = RmRestClient::from_conf(&conf, submit::rest_auth(&user, k.as_ref()))?;
     let report = rm.app(app).await?;
     if report.is_terminal() {
-        bail!(
-            "{app} has ended ({}): its NodeManagers no longer serve its logs. With log aggregation on \
-             (yarn.log-aggregation-enable) they are on HDFS under yarn.nodemanager.remote-app-log-dir; reading \
-             them is not built into yarn-flink yet: use `yarn logs -applicationId {app}` on a node with Hadoop",
-            report.state
-        );
+        if !conf.get_bool("yarn.log-aggregation-enable")?.unwrap_or(false) {
+            bail!(
+                "{app} has ended ({}) and log aggregation is off (yarn.log-aggregation-enable): its logs stay on \
+                 each NodeManager's local log dirs until yarn.nodemanager.log.retain-seconds; read them there",
+                report.state
+            );
+        }
+        let principal = k.as_ref().map(|k| k.login.principal().to_owned());
+        let kerberos = principal.as_deref().map(|p| (p, args.login.keytab.as_deref()));
+        let owner = if report.user.is_empty() { user.clone() } else { report.user.clone() };
+        let Some((dir, nodes)) = logs::aggregated(&conf, &owner, app, kerberos).await? else {
+            bail!(
+                "{app} has ended ({}), but no aggregated logs are under {}/{owner}/ yet: aggregation starts when \
+                 the application ends on each node; try again in a moment",
+                report.state,
+                conf.get("yarn.nodemanager.remote-app-log-dir")?.unwrap_or_else(|| "/tmp/logs".into())
+            );
+        };
+        return print_aggregated(&dir, nodes, &args);
     }
     let nodes = NodeLogs::new(rm.auth().clone());
     let mut containers = logs::containers(&rm, &nodes, app).await?;
@@ -134,4 +147,41 @@ async fn session_logs(session: &str, args: &LogsArgs) -> Result<ExitCode> {
     }
     out.flush()?;
     Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::from(2) })
+}
+
+/// An ended application's aggregated logs, in the same form as a running one's.
+fn print_aggregated(
+    dir: &str,
+    nodes: Vec<(String, hadoop::yarn::aggregated_logs::AggregatedLogs)>,
+    args: &LogsArgs,
+) -> Result<ExitCode> {
+    let mut out = std::io::stdout().lock();
+    let mut shown = 0;
+    for (node, logs) in &nodes {
+        for c in &logs.containers {
+            if args.container.as_deref().is_some_and(|only| only != c.container) {
+                continue;
+            }
+            shown += 1;
+            for (name, bytes) in &c.files {
+                if args.list {
+                    writeln!(out, "{}\t{node}\t{name}\t{}", c.container, bytes.len())?;
+                    continue;
+                }
+                writeln!(out, "==> {} on {node}: {name} <==", c.container)?;
+                out.write_all(bytes)?;
+                if !bytes.is_empty() && !bytes.ends_with(b"\n") {
+                    writeln!(out)?;
+                }
+            }
+        }
+    }
+    out.flush()?;
+    if shown == 0 {
+        match &args.container {
+            Some(c) => bail!("the aggregated logs under {dir} have no container {c}"),
+            None => bail!("the aggregated logs under {dir} hold no container"),
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }

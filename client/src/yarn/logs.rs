@@ -155,6 +155,39 @@ pub async fn containers(rm: &RmRestClient, nodes: &NodeLogs, app: &str) -> Resul
     Ok(found)
 }
 
+/// The most of one node's aggregated file read at once.
+const MAX_AGGREGATED_BYTES: u64 = 512 << 20;
+
+/// An ended application's logs, as its NodeManagers aggregated them (one
+/// TFile per node, `hadoop::yarn::aggregated_logs`), read through the same
+/// HDFS client and login as `submit`: (node file name, its containers' logs).
+/// `Ok(None)` when no aggregated file is there (yet).
+pub async fn aggregated(
+    conf: &hadoop::conf::HadoopConf,
+    owner: &str,
+    app: &str,
+    kerberos: Option<(&str, Option<&std::path::Path>)>,
+) -> anyhow::Result<Option<(String, Vec<(String, hadoop::yarn::aggregated_logs::AggregatedLogs)>)>> {
+    use super::staging::Staging;
+    let default_fs = conf.default_fs()?;
+    for dir in hadoop::yarn::aggregated_logs::app_log_dirs(conf, owner, app) {
+        let fs = super::staging::open_dir(&default_fs, &dir, owner, conf.conf_dir.as_deref(), kerberos)?;
+        let mut files: Vec<_> = fs.list("").await?.into_iter().filter(|e| !e.is_dir).collect();
+        if files.is_empty() {
+            continue;
+        }
+        files.sort_by(|a, b| a.name.cmp(&b.name));
+        let mut nodes = Vec::new();
+        for f in files {
+            let Some(bytes) = fs.read(&f.name, MAX_AGGREGATED_BYTES).await? else { continue };
+            let logs = tokio::task::spawn_blocking(move || hadoop::yarn::aggregated_logs::parse(&bytes)).await?;
+            nodes.push((f.name.clone(), logs.map_err(|e| anyhow::anyhow!("{dir}/{}: {e}", f.name))?));
+        }
+        return Ok(Some((dir, nodes)));
+    }
+    Ok(None)
+}
+
 /// How the client reads each NodeManager answer (the fuzz targets call these too).
 pub mod answers {
     use super::*;

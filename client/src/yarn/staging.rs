@@ -96,6 +96,37 @@ pub fn open(
     }
 }
 
+/// A directory of the cluster's file systems, read through the same code:
+/// `dir` is a URL (`hdfs://nn:9000/tmp/logs`, `file:///tmp/logs`) or a path
+/// on `fs.defaultFS` (`/tmp/logs`), as Hadoop's configuration names dirs.
+pub fn open_dir(
+    default_fs: &str,
+    dir: &str,
+    user: &str,
+    conf_dir: Option<&Path>,
+    kerberos: Option<(&str, Option<&Path>)>,
+) -> Result<AnyStaging, StagingError> {
+    let url = if dir.contains("://") || dir.starts_with("file:") {
+        dir.to_owned()
+    } else {
+        format!("{}{dir}", default_fs.trim_end_matches('/'))
+    };
+    if url.starts_with("file:") {
+        Ok(AnyStaging::File(FileStaging::new(&url)))
+    } else if let Some(rest) = url.strip_prefix("hdfs://") {
+        let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
+        Ok(AnyStaging::Hdfs(HdfsStaging::at(
+            &format!("hdfs://{authority}"),
+            &format!("/{path}"),
+            user,
+            conf_dir,
+            kerberos,
+        )?))
+    } else {
+        Err(StagingError::Unsupported(url))
+    }
+}
+
 /// One of the implementations, chosen at run time.
 pub enum AnyStaging {
     File(FileStaging),
@@ -181,6 +212,17 @@ impl HdfsStaging {
         conf_dir: Option<&Path>,
         kerberos: Option<(&str, Option<&Path>)>,
     ) -> Result<Self, StagingError> {
+        Self::at(default_fs, &format!("/user/{user}/.yarn-flink"), user, conf_dir, kerberos)
+    }
+
+    /// Rooted at `root_path` (absolute) of the file system `fs` (`hdfs://authority`).
+    pub fn at(
+        default_fs: &str,
+        root_path: &str,
+        user: &str,
+        conf_dir: Option<&Path>,
+        kerberos: Option<(&str, Option<&Path>)>,
+    ) -> Result<Self, StagingError> {
         // In the AM container (its staging cleanup): find the token by the name written here.
         common::hdfs::alias_container_token(Some(default_fs));
         let mut b = hdfs_native::ClientBuilder::new().with_url(default_fs);
@@ -201,7 +243,8 @@ impl HdfsStaging {
             path: default_fs.into(),
             detail: e.to_string(),
         })?;
-        Ok(Self { client, root_url: staging_root(default_fs, user), root_path: format!("/user/{user}/.yarn-flink") })
+        let root_path = root_path.trim_end_matches('/').to_owned();
+        Ok(Self { client, root_url: format!("{}{root_path}", default_fs.trim_end_matches('/')), root_path })
     }
 
     fn path(&self, rel: &str) -> String {

@@ -3,6 +3,7 @@
 //! (ContainerManagementProtocol, to each NodeManager), over the plain domain
 //! types of [`types`]. The prost types stay inside this module.
 
+pub mod aggregated_logs;
 pub mod amrm;
 pub mod launch_env;
 pub mod nm;

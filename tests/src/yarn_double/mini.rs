@@ -28,11 +28,20 @@ pub struct MiniYarnConfig {
     pub node_capacity: Option<(u64, u32)>,
     /// `yarn.scheduler.minimum-allocation-mb` / `-vcores`.
     pub min_allocation: (u64, u32),
+    /// `yarn.log-aggregation-enable`: ended applications' logs go to `<root>/fs/tmp/logs`.
+    pub log_aggregation: bool,
 }
 
 impl Default for MiniYarnConfig {
     fn default() -> Self {
-        Self { nodes: 1, max_allocation: (8192, 8), env: Vec::new(), node_capacity: None, min_allocation: (128, 1) }
+        Self {
+            nodes: 1,
+            max_allocation: (8192, 8),
+            env: Vec::new(),
+            node_capacity: None,
+            min_allocation: (128, 1),
+            log_aggregation: false,
+        }
     }
 }
 
@@ -105,6 +114,10 @@ impl MiniYarn {
         rc.max_allocation = config.max_allocation;
         rc.min_allocation = config.min_allocation;
         rc.node_capacity = config.node_capacity;
+        let remote_logs = root.join("fs/tmp/logs");
+        if config.log_aggregation {
+            rc.remote_app_log_dir = Some(remote_logs.clone());
+        }
         std::fs::create_dir_all(&rc.work_root)?;
         let rm = RestRm::start(rc).await?;
         for (nm, (_, launcher)) in nms.iter().zip(&nodes) {
@@ -113,6 +126,14 @@ impl MiniYarn {
             launcher.on_exit(rm.exit_router());
         }
         write_client_conf(&conf_dir, &rm.addr().to_string(), &default_fs)?;
+        if config.log_aggregation {
+            let yarn = [
+                ("yarn.resourcemanager.webapp.address", rm.addr().to_string()),
+                ("yarn.log-aggregation-enable", "true".into()),
+                ("yarn.nodemanager.remote-app-log-dir", format!("file://{}", remote_logs.display())),
+            ];
+            std::fs::write(conf_dir.join("yarn-site.xml"), site_xml(&yarn))?;
+        }
         Ok(MiniYarn {
             root: root.to_owned(),
             rm,

@@ -70,6 +70,9 @@ pub struct RestRmConfig {
     pub default_fs: String,
     /// Each node's web address (`host:port`, its `nodeHttpAddress`), in `nodes`' order.
     pub node_http_addresses: Vec<String>,
+    /// Log aggregation on: where each node writes an ended application's logs
+    /// (`yarn.nodemanager.remote-app-log-dir`, a local dir here).
+    pub remote_app_log_dir: Option<PathBuf>,
     pub containers_per_allocate: usize,
     /// Each NodeManager's (memory MB, vcores), shared by every application's
     /// containers, AMs included; `None` = unlimited.
@@ -92,6 +95,7 @@ impl RestRmConfig {
             nodes,
             default_fs: default_fs.to_owned(),
             node_http_addresses: Vec::new(),
+            remote_app_log_dir: None,
             containers_per_allocate: 4,
             node_capacity: None,
         }
@@ -502,6 +506,67 @@ fn end(inner: &Inner, id: ApplicationId, state: &str, final_status: &str, diagno
             if c.attempt.application == id {
                 stop_container(l, &c);
             }
+        }
+    }
+    if let Some(remote) = inner.config.remote_app_log_dir.clone() {
+        let user = inner.apps.lock().unwrap().get(&id.id).and_then(|s| s.as_ref()).map(|s| s.record.user.clone());
+        let nodes = inner.config.nodes.clone();
+        tokio::spawn(aggregate_logs(remote, user.unwrap_or_default(), id, nodes));
+    }
+}
+
+/// What each NodeManager does once an application's containers on it are
+/// gone, with log aggregation on: one TFile per node of every container's log
+/// files (`AggregatedLogFormat`, uncompressed, the default compression-type
+/// `none`), at `<remote>/<user>/bucket-logs-tfile/<nnnn>/<app>/<host>_<port>`,
+/// then the local logs are deleted. *Unverified*: modelled on Hadoop 3.3's
+/// `AppLogAggregatorImpl`, `LogAggregationTFileController` and
+/// `LogAggregationUtils` (docs/yarn.md); the file is written complete under a
+/// temporary name, then renamed, as the NodeManager does.
+async fn aggregate_logs(
+    remote: PathBuf,
+    user: String,
+    id: ApplicationId,
+    nodes: Vec<(NodeId, Arc<ContainerLauncher>)>,
+) {
+    use hadoop::yarn::aggregated_logs::{write, ContainerLogs};
+    for _ in 0..1500 {
+        if nodes.iter().all(|(_, l)| l.running().iter().all(|c| c.attempt.application != id)) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let app = id.to_string();
+    let dir = remote.join(&user).join("bucket-logs-tfile").join(format!("{:04}", id.id % 10000)).join(&app);
+    for (node, launcher) in nodes {
+        let local = launcher.config().root.join("logs").join(&app);
+        let Ok(entries) = std::fs::read_dir(&local) else { continue };
+        let mut containers = Vec::new();
+        let mut ids: Vec<_> = entries.flatten().map(|e| e.path()).collect();
+        ids.sort();
+        for c in ids {
+            let mut files: Vec<_> = std::fs::read_dir(&c).into_iter().flatten().flatten().map(|e| e.path()).collect();
+            files.sort();
+            let files = files
+                .into_iter()
+                .filter(|f| f.is_file())
+                .map(|f| {
+                    (
+                        f.file_name().unwrap_or_default().to_string_lossy().into_owned(),
+                        std::fs::read(&f).unwrap_or_default(),
+                    )
+                })
+                .collect();
+            containers.push(ContainerLogs {
+                container: c.file_name().unwrap_or_default().to_string_lossy().into_owned(),
+                files,
+            });
+        }
+        let _ = std::fs::create_dir_all(&dir);
+        let target = dir.join(format!("{}_{}", node.host, node.port));
+        let tmp = dir.join(format!(".{}_{}.tmp", node.host, node.port));
+        if std::fs::write(&tmp, write(&user, &containers)).and_then(|()| std::fs::rename(&tmp, &target)).is_ok() {
+            let _ = std::fs::remove_dir_all(&local);
         }
     }
 }
