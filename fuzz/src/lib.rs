@@ -199,3 +199,15 @@ pub fn rest_json(data: &[u8]) {
         }
     }
 }
+
+/// An aggregated YARN log file (TFile of `AggregatedLogFormat`): decoded, and
+/// what decodes is written again and must read back the same.
+pub fn aggregated_logs(data: &[u8]) {
+    use hadoop::yarn::aggregated_logs::{parse, write};
+    let _ = hadoop::yarn::aggregated_logs::tfile_records(data);
+    if let Ok(logs) = parse(data) {
+        let again =
+            parse(&write(logs.owner.as_deref().unwrap_or(""), &logs.containers)).expect("what we wrote must read back");
+        assert!(again.containers == logs.containers, "aggregated logs changed in a round trip");
+    }
+}

@@ -8,7 +8,8 @@ use hadoop::ipc::frame::{self, ResponseBody};
 use prost::Message;
 
 /// Every target, by name (the names of `fuzz_targets/*.rs`).
-pub const TARGETS: &[&str] = &["ipc_frame", "sasl", "token_file", "site_xml", "job_toml", "control_proto", "rest_json"];
+pub const TARGETS: &[&str] =
+    &["ipc_frame", "sasl", "token_file", "site_xml", "job_toml", "control_proto", "rest_json", "aggregated_logs"];
 
 /// Where the checkouts are: `repo` (this repository) and `wire`
 /// (`shared/wire/hadoop-3.3.6`).
@@ -58,6 +59,23 @@ pub fn seeds(target: &str, src: &Sources) -> Vec<Vec<u8>> {
             bodies.extend(files(&[w.join("rest"), w.join("kerberos/rest")], ".json"));
             // Each body under every kind byte: which reader gets it is the first byte.
             bodies.iter().flat_map(|b| (0u8..12).map(move |k| [&[k][..], b].concat())).collect()
+        }
+        // No capture of an aggregated log file exists: what the writer (the
+        // YARN double's NodeManager) produces.
+        "aggregated_logs" => {
+            use hadoop::yarn::aggregated_logs::{write, ContainerLogs};
+            let c = |id: &str, files: &[(&str, &[u8])]| ContainerLogs {
+                container: id.into(),
+                files: files.iter().map(|(n, b)| (n.to_string(), b.to_vec())).collect(),
+            };
+            vec![
+                write("alice", &[]),
+                write(
+                    "alice",
+                    &[c("container_1_0001_01_000001", &[("appmaster.err", b"started\n"), ("prelaunch.out", b"")])],
+                ),
+                write("bob", &[c("container_1_0001_01_000002", &[("taskmanager.err", &[b'x'; 300])]), c("c2", &[])]),
+            ]
         }
         _ => Vec::new(),
     }

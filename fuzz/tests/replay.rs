@@ -82,6 +82,11 @@ fn rest_json() {
 }
 
 #[test]
+fn aggregated_logs() {
+    replay("aggregated_logs", yarn_flink_fuzz::aggregated_logs);
+}
+
+#[test]
 fn every_target_is_replayed() {
     let here = include_str!("replay.rs");
     for t in TARGETS {
