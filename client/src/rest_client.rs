@@ -46,7 +46,7 @@ impl RestClient {
         let secret = AppSecret::read_from(path).with_context(|| {
             format!("no secret for the session at {address}; pass --secret-file, or start the session with `yarn-flink session start`")
         })?;
-        let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).build()?;
+        let http = common::http::client_builder()?.timeout(Duration::from_secs(30)).build()?;
         Ok(Self { base: format!("http://{address}"), secret, http })
     }
 

@@ -10,6 +10,7 @@
 //! - [`rpc`]: its gRPC wire form, authentication and deadlines.
 
 pub mod hdfs;
+pub mod http;
 pub mod ids;
 pub mod jobspec;
 pub mod launch;

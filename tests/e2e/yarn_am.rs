@@ -272,7 +272,7 @@ fn expected_two_size_output() -> Vec<String> {
 
 /// Polls the AM's REST API with the application secret.
 async fn rest_get(url: &str, secret: &AppSecret) -> Option<serde_json::Value> {
-    let http = reqwest::Client::builder().timeout(Duration::from_secs(5)).build().ok()?;
+    let http = common::http::client_builder().ok()?.timeout(Duration::from_secs(5)).build().ok()?;
     let r = http.get(url).bearer_auth(secret.to_hex()).send().await.ok()?;
     if !r.status().is_success() {
         return None;
@@ -432,7 +432,7 @@ async fn session_mode_takes_a_job_over_rest_and_stops_on_delete_cluster() {
     let bundle = two_size_bundle(&yarn.tmp.path().join("bundle"), "0");
     let mut am = yarn.launch_am("session", None, &shape());
     let url = wait_until(Duration::from_secs(30), "the AM to register", async || yarn.tracking_url()).await;
-    let http = reqwest::Client::new();
+    let http = common::http::client_builder().unwrap().build().unwrap();
     let submitted: serde_json::Value = http
         .post(format!("{url}jobs"))
         .bearer_auth(yarn.secret.to_hex())

@@ -286,7 +286,7 @@ async fn a_yarn_session_takes_jobs_with_run_m_until_stopped() {
     if let Some(d) = &c.double {
         let secret = std::fs::read_to_string(c.root().join("state/sessions").join(&id).join("secret")).unwrap();
         let proxy = format!("{}/proxy/{id}", d.rm.url());
-        let http = reqwest::Client::new();
+        let http = common::http::client_builder().unwrap().build().unwrap();
         let get = http.get(format!("{proxy}/overview")).bearer_auth(secret.trim()).send().await.unwrap();
         assert_eq!(get.status().as_u16(), 401, "the proxy must not forward Authorization");
         let post = http.post(format!("{proxy}/jobs")).bearer_auth(secret.trim()).send().await.unwrap();
@@ -501,7 +501,10 @@ async fn logs_of_a_running_application_then_staging_clean_after_it_is_killed() {
     let Some(d) = &c.double else { return };
     // Killed behind the client's back (as by `yarn application -kill` or a crashed
     // client): its staging dir stays behind.
-    let killed = reqwest::Client::new()
+    let killed = common::http::client_builder()
+        .unwrap()
+        .build()
+        .unwrap()
         .put(format!("{}/ws/v1/cluster/apps/{id}/state?user.name=tester", d.rm.url()))
         .json(&serde_json::json!({"state": "KILLED"}))
         .send()

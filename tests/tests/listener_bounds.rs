@@ -94,7 +94,10 @@ impl Endpoints {
 
     /// Authenticated calls to the AM's REST and RPC and the TaskExecutor's RPC are answered.
     async fn still_serving(&self) {
-        let overview = reqwest::Client::new()
+        let overview = common::http::client_builder()
+            .unwrap()
+            .build()
+            .unwrap()
             .get(format!("http://{}/overview", self.am_rest))
             .bearer_auth(self.secret.to_hex())
             .timeout(Duration::from_secs(5))

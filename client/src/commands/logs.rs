@@ -48,7 +48,8 @@ pub async fn run(args: LogsArgs) -> Result<ExitCode> {
         };
         return print_aggregated(&dir, nodes, &args);
     }
-    let nodes = NodeLogs::new(rm.auth().clone());
+    let https = conf.http_policy()? == hadoop::conf::HttpPolicy::HttpsOnly;
+    let nodes = NodeLogs::new(rm.auth().clone(), https)?;
     let mut containers = logs::containers(&rm, &nodes, app).await?;
     if let Some(only) = &args.container {
         containers.retain(|c, _| c == only);

@@ -44,20 +44,34 @@ pub struct LogFile {
 pub struct NodeLogs {
     http: reqwest::Client,
     auth: RestAuth,
+    /// `yarn.http.policy=HTTPS_ONLY`: a bare `host:port` is an HTTPS address.
+    https: bool,
 }
 
 impl NodeLogs {
-    pub fn new(auth: RestAuth) -> Self {
-        let http = reqwest::Client::builder()
+    pub fn new(auth: RestAuth, https: bool) -> Result<Self, LogsError> {
+        let builder = common::http::client_builder()
+            .map_err(|e| LogsError::Unreachable { node: "(every NodeManager)".into(), cause: e.to_string() })?;
+        Self::with(builder, auth, https)
+    }
+
+    /// Over a client builder of the caller's (e.g. trusting a given CA).
+    pub fn with(builder: reqwest::ClientBuilder, auth: RestAuth, https: bool) -> Result<Self, LogsError> {
+        let setup = |cause: String| LogsError::Unreachable { node: "(every NodeManager)".into(), cause };
+        let http = builder
             .connect_timeout(Duration::from_secs(5))
             .timeout(Duration::from_secs(120))
             .build()
-            .unwrap_or_default();
-        Self { http, auth }
+            .map_err(|e| setup(e.to_string()))?;
+        Ok(Self { http, auth, https })
     }
 
     async fn get(&self, node: &str, path: &str, what: &str) -> Result<Vec<u8>, LogsError> {
-        let base = if node.contains("://") { node.to_owned() } else { format!("http://{node}") };
+        let base = if node.contains("://") {
+            node.to_owned()
+        } else {
+            format!("{}://{node}", if self.https { "https" } else { "http" })
+        };
         let mut url = url::Url::parse(&format!("{base}{path}"))
             .map_err(|e| LogsError::Unreachable { node: node.into(), cause: format!("not a URL: {e}") })?;
         let mut authorization = None;
@@ -247,7 +261,40 @@ pub mod answers {
 #[cfg(test)]
 mod tests {
     use super::answers::*;
-    use super::LogFile;
+    use super::{LogFile, NodeLogs, RestAuth};
+
+    /// `yarn.http.policy=HTTPS_ONLY`: the NodeManager answers TLS only, with a
+    /// certificate of the cluster's own CA. Trusting that CA (what
+    /// `YF_TLS_CA_FILE` names) reads the logs; without it, or over plain HTTP,
+    /// the read fails naming the node.
+    #[tokio::test]
+    async fn an_https_only_node_manager_is_read_over_tls_when_its_ca_is_trusted() {
+        let tmp = tempfile::tempdir().unwrap();
+        let container = "container_1795750141222_0001_01_000002";
+        let dir = tmp.path().join("logs/application_1795750141222_0001").join(container);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("taskmanager.err"), b"over TLS\n").unwrap();
+        let (web, ca) =
+            integration_tests::yarn_double::node_web::NodeWeb::start_https(tmp.path(), "127.0.0.1:1".into())
+                .await
+                .unwrap();
+        let node = web.http_address();
+        let ca_file = tmp.path().join("cluster-ca.pem");
+        std::fs::write(&ca_file, ca).unwrap();
+        let auth = RestAuth::Simple { user: "alice".into() };
+
+        let trusted = common::http::client_builder_with(Some(&ca_file)).unwrap();
+        let nodes = NodeLogs::with(trusted, auth.clone(), true).unwrap();
+        let files = nodes.log_files(&node, container).await.unwrap();
+        assert_eq!(files, [LogFile { name: "taskmanager.err".into(), size: Some(9) }]);
+        assert_eq!(nodes.log(&node, container, "taskmanager.err").await.unwrap(), b"over TLS\n");
+
+        let untrusted = NodeLogs::with(common::http::client_builder_with(None).unwrap(), auth.clone(), true).unwrap();
+        let err = untrusted.log_files(&node, container).await.unwrap_err().to_string();
+        assert!(err.contains(&node), "{err}");
+        let plain = NodeLogs::with(common::http::client_builder_with(Some(&ca_file)).unwrap(), auth, false).unwrap();
+        assert!(plain.log_files(&node, container).await.is_err(), "plain HTTP to an HTTPS-only NodeManager");
+    }
 
     #[test]
     fn a_node_app_lists_its_containers_in_either_list_form() {

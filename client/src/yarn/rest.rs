@@ -312,13 +312,15 @@ impl RmRestClient {
         if bases.is_empty() {
             return Err(RmError::Unreachable { tried: "(none)".into(), cause: "no RM web address configured".into() });
         }
-        let http = reqwest::Client::builder()
+        let unreachable = |cause: String| RmError::Unreachable { tried: bases.join(", "), cause };
+        let http = common::http::client_builder()
+            .map_err(|e| unreachable(e.to_string()))?
             .connect_timeout(Duration::from_secs(5))
             .timeout(Duration::from_secs(60))
             // A standby RM redirects to the active one: we go through the list ourselves.
             .redirect(reqwest::redirect::Policy::none())
             .build()
-            .map_err(|e| RmError::Unreachable { tried: bases.join(", "), cause: e.to_string() })?;
+            .map_err(|e| unreachable(e.to_string()))?;
         Ok(Self {
             bases: bases.into_iter().map(|b| b.trim_end_matches('/').to_owned()).collect(),
             active: 0.into(),

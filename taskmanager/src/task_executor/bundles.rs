@@ -53,7 +53,11 @@ impl BundleCache {
 /// The blob's bytes, no more than the session's upload limit (its unpacked
 /// size limit: a blob larger than that cannot be a bundle it took).
 async fn fetch(blob: &BundleBlob, secret: &AppSecret) -> Result<Vec<u8>, String> {
-    let http = reqwest::Client::builder().timeout(Duration::from_secs(120)).build().map_err(|e| e.to_string())?;
+    let http = common::http::client_builder()
+        .map_err(|e| e.to_string())?
+        .timeout(Duration::from_secs(120))
+        .build()
+        .map_err(|e| e.to_string())?;
     let mut resp = http
         .get(&blob.url)
         .bearer_auth(secret.to_hex())

@@ -59,18 +59,57 @@ fn app_of(container: &str) -> Option<String> {
 impl NodeWeb {
     /// Serves the logs a [`ContainerLauncher`] with this `root` writes, for `node_id`.
     pub async fn start(root: &std::path::Path, node_id: String) -> std::io::Result<NodeWeb> {
-        let node = Arc::new(Node { logs: root.join("logs"), node_id });
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
-        let app = Router::new()
-            .route("/ws/v1/node/apps/{app}", get(app_info))
-            .route("/ws/v1/node/containers/{container}/logs", get(log_files))
-            .route("/ws/v1/node/containerlogs/{container}/{file}", get(log_file))
-            .with_state(node);
+        let app = router(root, node_id);
         let task = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
         Ok(NodeWeb { addr, task })
+    }
+
+    /// The same over HTTPS only (`yarn.http.policy=HTTPS_ONLY`), with a
+    /// certificate for `localhost` and `127.0.0.1` from a CA of its own,
+    /// returned as PEM for the client's trust (`YF_TLS_CA_FILE`).
+    pub async fn start_https(root: &std::path::Path, node_id: String) -> std::io::Result<(NodeWeb, String)> {
+        use hyper_util::rt::{TokioExecutor, TokioIo};
+        use hyper_util::service::TowerToHyperService;
+        let err = |e: rcgen::Error| std::io::Error::other(e.to_string());
+        let ca_key = rcgen::KeyPair::generate().map_err(err)?;
+        let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).map_err(err)?;
+        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        let ca = ca_params.self_signed(&ca_key).map_err(err)?;
+        let key = rcgen::KeyPair::generate().map_err(err)?;
+        let params = rcgen::CertificateParams::new(vec!["localhost".into(), "127.0.0.1".into()]).map_err(err)?;
+        let cert = params.signed_by(&key, &ca, &ca_key).map_err(err)?;
+        #[allow(deprecated)] // ring's provider: see common::http
+        let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(std::io::Error::other)?
+            .with_no_client_auth()
+            .with_single_cert(
+                vec![cert.der().clone()],
+                rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
+            )
+            .map_err(std::io::Error::other)?;
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let app = router(root, node_id);
+        let task = tokio::spawn(async move {
+            while let Ok((tcp, _)) = listener.accept().await {
+                let (acceptor, app) = (acceptor.clone(), app.clone());
+                tokio::spawn(async move {
+                    // A plain-HTTP client fails the handshake, as at a real HTTPS-only NodeManager.
+                    let Ok(tls) = acceptor.accept(tcp).await else { return };
+                    let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                        .serve_connection(TokioIo::new(tls), TowerToHyperService::new(app))
+                        .await;
+                });
+            }
+        });
+        Ok((NodeWeb { addr, task }, ca.pem()))
     }
 
     /// `host:port`, as the RM reports a node's `nodeHttpAddress`.
@@ -87,6 +126,15 @@ impl Drop for NodeWeb {
     fn drop(&mut self) {
         self.task.abort();
     }
+}
+
+fn router(root: &std::path::Path, node_id: String) -> Router {
+    let node = Arc::new(Node { logs: root.join("logs"), node_id });
+    Router::new()
+        .route("/ws/v1/node/apps/{app}", get(app_info))
+        .route("/ws/v1/node/containers/{container}/logs", get(log_files))
+        .route("/ws/v1/node/containerlogs/{container}/{file}", get(log_file))
+        .with_state(node)
 }
 
 async fn app_info(State(node): State<Arc<Node>>, UrlPath(app): UrlPath<String>) -> Response {

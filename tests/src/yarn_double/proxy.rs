@@ -58,7 +58,7 @@ pub async fn forward(
             .into_response();
     };
     let url = format!("{}/{}", target.trim_end_matches('/'), rest.trim_start_matches('/'));
-    let client = reqwest::Client::new();
+    let client = common::http::client_builder().unwrap().build().unwrap();
     let mut req = client.request(method, &url).body(body.to_vec());
     for (name, value) in headers {
         if FORWARDED_HEADERS.contains(&name.as_str()) {

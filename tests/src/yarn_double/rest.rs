@@ -941,7 +941,11 @@ mod tests {
     }
 
     async fn call(rm: &RestRm, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
-        let mut req = reqwest::Client::new().request(method, format!("{}/ws/v1/cluster{path}", rm.url()));
+        let mut req = common::http::client_builder()
+            .unwrap()
+            .build()
+            .unwrap()
+            .request(method, format!("{}/ws/v1/cluster{path}", rm.url()));
         if let Some(b) = body {
             req = req.json(&b);
         }
