@@ -379,6 +379,40 @@ mod tests {
         assert!(hdfs.unknown_methods().is_empty(), "{:?}", hdfs.unknown_methods());
     }
 
+    /// With security on: a Kerberized NameNode (SIMPLE refused), reached with a
+    /// keytab login through the client's own configuration, as `submit` does.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn hdfs_staging_clean_works_on_a_kerberized_name_node() {
+        use integration_tests::hdfs_double::tokens::TokenLifetimes;
+        use integration_tests::hdfs_double::{HdfsDouble, HdfsDoubleConfig, HdfsSecurity};
+        let kdc = integration_tests::kdc::TestKdc::start().unwrap();
+        let lifetimes =
+            TokenLifetimes { renew_interval: Duration::from_secs(60), max_lifetime: Duration::from_secs(600) };
+        let security = Some(HdfsSecurity { nn_keytab: kdc.keytab("nn"), lifetimes });
+        let hdfs = HdfsDouble::start_with(HdfsDoubleConfig { security, ..Default::default() }).await.unwrap();
+        let fs = format!("hdfs://localhost:{}", hdfs.namenode_addr().port());
+        let conf = tempfile::tempdir().unwrap();
+        let prop = |k: &str, v: &str| format!("<property><name>{k}</name><value>{v}</value></property>");
+        let core = format!(
+            "<configuration>{}{}</configuration>",
+            prop("fs.defaultFS", &fs),
+            prop("hadoop.security.authentication", "kerberos")
+        );
+        std::fs::write(conf.path().join("core-site.xml"), core).unwrap();
+        let hdfs_site = prop("dfs.namenode.kerberos.principal", "nn/_HOST@YARNFLINK.TEST");
+        std::fs::write(conf.path().join("hdfs-site.xml"), format!("<configuration>{hdfs_site}</configuration>"))
+            .unwrap();
+        let alice = integration_tests::kdc::TestKdc::principal("alice");
+        let keytab = kdc.keytab("alice");
+        let s = HdfsStaging::new(&fs, "alice", Some(conf.path()), Some((&alice, Some(&keytab)))).unwrap();
+        exactly_the_dirs_of_ended_applications_go(&s).await;
+        // Without a login, the same NameNode refuses the client (hdfs-native retries
+        // a refused connection for minutes: a few seconds of it show no listing).
+        let anonymous = HdfsStaging::new(&fs, "alice", None, None).unwrap();
+        let refused = tokio::time::timeout(Duration::from_secs(3), anonymous.list("")).await;
+        assert!(!matches!(refused, Ok(Ok(_))), "SIMPLE must not list a Kerberized NameNode");
+    }
+
     #[tokio::test]
     async fn an_unreadable_state_keeps_the_dir_fails_the_run_and_stops_the_pruning() {
         let t = tempfile::tempdir().unwrap();
