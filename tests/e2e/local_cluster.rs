@@ -48,6 +48,14 @@ fn a_job_runs_across_several_task_managers_of_two_sizes() {
     let o = run(tmp.path(), &["run", "--tm-slots", "2", "--work-dir", work.to_str().unwrap(), b.to_str().unwrap()]);
     assert!(o.status.success(), "{}", text(&o));
     assert!(text(&o).contains("FINISHED"), "{}", text(&o));
+    // Issue 15: on a pipe, one progress line per state of the job and nothing
+    // else (it printed one per subtask step before: 16 lines for a 0.3 s job).
+    let err = String::from_utf8_lossy(&o.stderr).into_owned();
+    let states = ["CREATED", "RUNNING", "FAILING", "FAILED", "CANCELLING", "CANCELED", "FINISHED", "RESTARTING"];
+    let progress: Vec<&str> = err.lines().filter(|l| states.iter().any(|s| l.starts_with(&format!("{s} ")))).collect();
+    let mut seen = std::collections::BTreeSet::new();
+    assert!(progress.iter().all(|l| seen.insert(l.split_whitespace().next())), "a state printed twice:\n{err}");
+    assert!(err.lines().count() <= 5, "{err}");
     // Each key was produced by two of the four generators, 50 each.
     assert_eq!(output_lines(&b.join("out")), vec!["k0\t100", "k1\t100"]);
     // Fit sizing: TaskManagers shaped for 0.5 cpu and for 1 cpu slots.

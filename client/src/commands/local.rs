@@ -164,6 +164,7 @@ pub async fn run(args: RunArgs) -> Result<ExitCode> {
     }
     let last = cluster.dispatcher.wait(job_id).await?;
     cluster.shutdown().await;
+    drop(progress);
     let code = progress::finish(&last);
     if last.state != "FINISHED" {
         let kept = work.keep();

@@ -6,7 +6,7 @@ mod credentials;
 mod doctor;
 mod local;
 mod logs;
-mod progress;
+pub(crate) mod progress;
 pub mod report;
 mod session;
 mod staging;

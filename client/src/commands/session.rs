@@ -96,15 +96,13 @@ pub async fn run_on_session(address: &str, args: &RunArgs) -> Result<ExitCode> {
         println!("{job}");
         return Ok(ExitCode::SUCCESS);
     }
-    let mut last_state = String::new();
+    let mut progress = super::progress::Progress::new();
     loop {
         let v = client.get(&format!("/jobs/{job}")).await?;
         let details: am::dispatcher::JobDetails = serde_json::from_value(v.clone()).unwrap_or_else(|_| fallback(&v));
-        if details.state != last_state {
-            eprintln!("{}", details.state);
-            last_state = details.state.clone();
-        }
+        progress.show(&details);
         if details.is_terminal() {
+            drop(progress);
             return Ok(super::progress::finish(&details));
         }
         tokio::time::sleep(Duration::from_millis(20)).await;

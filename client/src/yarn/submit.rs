@@ -156,20 +156,20 @@ pub fn bytes(n: u64) -> String {
 /// Uploads `local` through the cache, printing what happened.
 async fn stage_one<S: Staging>(staging: &S, local: &Path, name: &str) -> Result<Upload> {
     let started = Instant::now();
-    let mut last_quarter = 0;
+    // A bar on a terminal; on a pipe only the summary line below.
+    let mut bar: Option<indicatif::ProgressBar> = None;
     let mut progress = |done: u64, total: u64| {
-        // Progress only for uploads worth watching.
-        if total >= 16 << 20 {
-            let quarter = done * 4 / total.max(1);
-            if quarter > last_quarter {
-                last_quarter = quarter;
-                eprintln!("  {name}: {} of {} ({}%)", bytes(done), bytes(total), quarter * 25);
-            }
-        }
+        let b = bar.get_or_insert_with(|| {
+            crate::commands::progress::upload_bar(name, total).unwrap_or_else(indicatif::ProgressBar::hidden)
+        });
+        b.set_position(done);
     };
     let up = staging::upload_cached(staging, local, name, &mut progress)
         .await
         .with_context(|| format!("cannot stage {}", local.display()))?;
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
     if up.reused {
         eprintln!("  {name}: reused ({}, cached as {})", bytes(up.file.size), &up.sha256[..12]);
     } else {
