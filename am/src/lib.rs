@@ -15,5 +15,6 @@ pub mod cluster;
 pub mod dispatcher;
 pub mod drivers;
 pub mod job_master;
+pub mod metrics;
 pub mod resource_manager;
 pub mod rest;

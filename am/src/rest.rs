@@ -67,6 +67,7 @@ pub async fn serve(
         .route("/taskmanagers/{id}/log", get(taskmanager_log))
         .route("/cluster", axum::routing::delete(stop_cluster))
         .route("/config", get(config))
+        .route("/metrics", get(metrics))
         .layer(axum::middleware::from_fn_with_state(ctx.clone(), authenticate))
         .with_state(ctx);
     serve_http1(listener, app, listener_limits, shutdown).await;
@@ -378,6 +379,16 @@ async fn taskmanagers(State(ctx): State<Ctx>) -> Response {
         })
         .collect();
     Json(json!({ "taskmanagers": tms, "pendingWorkers": o.slots.pending_workers.iter().map(|(s, n)| json!({"total": res(&s.total), "slots": s.num_slots, "count": n})).collect::<Vec<_>>() })).into_response()
+}
+
+/// Prometheus' scrape target (OpenMetrics text), with the application secret
+/// as a bearer token (`authorization` in the scrape config).
+async fn metrics(State(ctx): State<Ctx>) -> Response {
+    let Some(o) = ctx.dispatcher.resource_manager().overview().await else {
+        return error(StatusCode::SERVICE_UNAVAILABLE, "the ResourceManager is gone");
+    };
+    let page = crate::metrics::render(&o, &ctx.dispatcher.list());
+    ([(axum::http::header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)], page).into_response()
 }
 
 /// The most of a TaskManager log one request returns: its end.

@@ -80,6 +80,10 @@ pub struct ResourceManagerOverview {
     pub addresses: HashMap<ResourceId, (String, String)>,
     /// TaskManager log files the AM can read (local processes).
     pub log_files: HashMap<ResourceId, std::path::PathBuf>,
+    /// Worker requests the cluster manager could not serve, since start.
+    pub failed_worker_requests: u64,
+    /// TaskExecutors that missed their heartbeats past the timeout, since start.
+    pub heartbeat_misses: u64,
 }
 
 impl ResourceManagerHandle {
@@ -154,6 +158,8 @@ pub struct ResourceManager<D: ResourceManagerDriver> {
     job_masters: HashMap<JobId, JobMasterEntry>,
     /// The newest delegation tokens handed out, for TaskExecutors that register later.
     delegation_tokens: Option<Arc<Vec<u8>>>,
+    failed_worker_requests: u64,
+    heartbeat_misses: u64,
     tx: mpsc::UnboundedSender<RmMsg>,
 }
 
@@ -176,6 +182,8 @@ pub fn spawn<D: ResourceManagerDriver>(
         starting_workers: HashMap::new(),
         job_masters: HashMap::new(),
         delegation_tokens: None,
+        failed_worker_requests: 0,
+        heartbeat_misses: 0,
         tx: tx.clone(),
     };
     let join = tokio::spawn(rm.run(rx, driver_events));
@@ -315,6 +323,8 @@ impl<D: ResourceManagerDriver> ResourceManager<D> {
                         .keys()
                         .filter_map(|id| Some((id.clone(), self.driver.log_file(id)?)))
                         .collect(),
+                    failed_worker_requests: self.failed_worker_requests,
+                    heartbeat_misses: self.heartbeat_misses,
                 });
             }
             RmMsg::Shutdown(_) => {}
@@ -329,6 +339,7 @@ impl<D: ResourceManagerDriver> ResourceManager<D> {
             }
             DriverEvent::WorkerRequestFailed { spec, reason } => {
                 warn!(total = %spec.total, %reason, "worker request failed");
+                self.failed_worker_requests += 1;
                 let actions = self.slot_manager.worker_request_failed(now(), &spec, &reason);
                 self.execute(actions);
             }
@@ -378,6 +389,7 @@ impl<D: ResourceManagerDriver> ResourceManager<D> {
             .collect();
         for id in dead {
             warn!(resource_id = %id, ?timeout, "TaskExecutor heartbeat timed out");
+            self.heartbeat_misses += 1;
             self.lose_task_executor(&id, &format!("no heartbeat for {timeout:?}"));
             self.driver.release_worker(&id);
         }

@@ -112,6 +112,10 @@ async fn a_silent_task_executor_is_lost_at_the_heartbeat_timeout_and_its_worker_
     tokio::time::sleep(INTERVAL * 3).await;
     assert_eq!(registered(&rm).await, 0);
     assert_eq!(driver.log(), ["release tm-1"]);
+    // Counted for /metrics (yarn_flink_heartbeat_misses): once.
+    let o = rm.overview().await.unwrap();
+    assert_eq!(o.heartbeat_misses, 1);
+    assert!(crate::metrics::render(&o, &[]).contains("yarn_flink_heartbeat_misses_total 1"));
     // Its next heartbeat is refused, so it registers again.
     assert!(!heartbeat(&rm, "tm-1", id).await);
 }
@@ -155,4 +159,7 @@ async fn a_worker_that_dies_before_registering_is_asked_for_again_while_the_job_
     let log = driver.log();
     assert_eq!(log.len(), 2, "asked again: {log:?}");
     assert_eq!(log[0], log[1]);
+    let o = rm.overview().await.unwrap();
+    assert_eq!(o.failed_worker_requests, 1, "counted for yarn_flink_worker_requests_failed");
+    assert!(crate::metrics::render(&o, &[]).contains("yarn_flink_workers_pending 1"), "asked again: pending");
 }
