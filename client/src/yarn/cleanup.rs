@@ -406,6 +406,11 @@ mod tests {
         let keytab = kdc.keytab("alice");
         let s = HdfsStaging::new(&fs, "alice", Some(conf.path()), Some((&alice, Some(&keytab)))).unwrap();
         exactly_the_dirs_of_ended_applications_go(&s).await;
+        // `submit --keytab` ships the keytab readable by its owner only.
+        s.write("application_1795750141222_0009/krb5.keytab", b"k").await.unwrap();
+        s.make_private("application_1795750141222_0009/krb5.keytab").await.unwrap();
+        let shipped = "/user/alice/.yarn-flink/application_1795750141222_0009/krb5.keytab";
+        assert_eq!(hdfs.permission(shipped), Some(0o400));
         // Without a login, the same NameNode refuses the client (hdfs-native retries
         // a refused connection for minutes: a few seconds of it show no listing).
         let anonymous = HdfsStaging::new(&fs, "alice", None, None).unwrap();

@@ -107,6 +107,11 @@ impl HdfsDouble {
         self.namespace.contents(path)
     }
 
+    /// A path's permission bits (e.g. `0o400` after a keytab was made private).
+    pub fn permission(&self, path: &str) -> Option<u32> {
+        self.namespace.permission(path)
+    }
+
     /// Every path in the namespace (directories too), sorted.
     pub fn paths(&self) -> Vec<String> {
         self.namespace.paths()

@@ -27,6 +27,8 @@ struct Inode {
     /// Block ids, in file order (files only).
     blocks: Vec<u64>,
     complete: bool,
+    /// Set by setPermission; the defaults are 0755 (dirs) and 0644 (files).
+    perm: Option<u32>,
 }
 
 #[derive(Default)]
@@ -88,9 +90,10 @@ impl NameNode {
         tokens: Option<TokenStore>,
     ) -> Self {
         let mut state = State { next_id: 16386, ..Default::default() };
-        state
-            .nodes
-            .insert("/".into(), Inode { dir: true, file_id: 16385, mtime: now_ms(), blocks: vec![], complete: true });
+        state.nodes.insert(
+            "/".into(),
+            Inode { dir: true, file_id: 16385, mtime: now_ms(), blocks: vec![], complete: true, perm: None },
+        );
         Self { config, blocks, datanode, state: Mutex::new(state), tokens }
     }
 
@@ -103,6 +106,11 @@ impl NameNode {
         let node = state.nodes.get(&normalize(path)).filter(|n| !n.dir && n.complete)?;
         let blocks = self.blocks.lock().unwrap();
         Some(node.blocks.iter().flat_map(|b| blocks.get(b).cloned().unwrap_or_default()).collect())
+    }
+
+    pub(crate) fn permission(&self, path: &str) -> Option<u32> {
+        let state = self.state.lock().unwrap();
+        state.nodes.get(&normalize(path)).map(|n| n.perm.unwrap_or(if n.dir { 0o755 } else { 0o644 }))
     }
 
     pub(crate) fn paths(&self) -> Vec<String> {
@@ -125,7 +133,7 @@ impl NameNode {
             file_type: if node.dir { FileType::IsDir } else { FileType::IsFile } as i32,
             path: name.as_bytes().to_vec(),
             length: node.blocks.iter().map(|b| self.block_len(*b)).sum(),
-            permission: pb::FsPermissionProto { perm: if node.dir { 0o755 } else { 0o644 } },
+            permission: pb::FsPermissionProto { perm: node.perm.unwrap_or(if node.dir { 0o755 } else { 0o644 }) },
             owner: "hdfs-double".into(),
             group: "supergroup".into(),
             modification_time: node.mtime,
@@ -174,9 +182,10 @@ impl NameNode {
             }
             state.next_id += 1;
             let id = state.next_id;
-            state
-                .nodes
-                .insert(p.clone(), Inode { dir: true, file_id: id, mtime: now_ms(), blocks: vec![], complete: true });
+            state.nodes.insert(
+                p.clone(),
+                Inode { dir: true, file_id: id, mtime: now_ms(), blocks: vec![], complete: true, perm: None },
+            );
             at = parent(&p);
         }
     }
@@ -308,8 +317,14 @@ impl NameNode {
                     None => return Err(remote(FILE_NOT_FOUND, format!("Parent directory doesn't exist: {dir}"))),
                 }
                 state.next_id += 1;
-                let node =
-                    Inode { dir: false, file_id: state.next_id, mtime: now_ms(), blocks: vec![], complete: false };
+                let node = Inode {
+                    dir: false,
+                    file_id: state.next_id,
+                    mtime: now_ms(),
+                    blocks: vec![],
+                    complete: false,
+                    perm: None,
+                };
                 state.nodes.insert(path.clone(), node.clone());
                 pb::CreateResponseProto { fs: Some(self.status(state, &path, "", &node)) }.encode_to_vec()
             }
@@ -363,6 +378,15 @@ impl NameNode {
                     }
                 };
                 pb::DeleteResponseProto { result }.encode_to_vec()
+            }
+            "setPermission" => {
+                let req = pb::SetPermissionRequestProto::decode(payload).map_err(bad)?;
+                let path = normalize(&req.src);
+                let Some(node) = state.nodes.get_mut(&path) else {
+                    return Err(remote(FILE_NOT_FOUND, format!("File does not exist: {path}")));
+                };
+                node.perm = Some(req.permission.perm & 0o7777);
+                pb::SetPermissionResponseProto {}.encode_to_vec()
             }
             "mkdirs" => {
                 let req = pb::MkdirsRequestProto::decode(payload).map_err(bad)?;
