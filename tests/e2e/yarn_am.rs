@@ -472,8 +472,9 @@ async fn an_am_with_a_keytab_keeps_hdfs_tokens_fresh_past_the_first_one_s_expiry
     use integration_tests::hdfs_double::tokens::TokenLifetimes;
     use integration_tests::hdfs_double::{HdfsDouble, HdfsDoubleConfig, HdfsSecurity};
     let kdc = integration_tests::kdc::TestKdc::start().unwrap();
-    // A 3 s renew interval stands for the NameNode's 24 h.
-    let lifetimes = TokenLifetimes { renew_interval: Duration::from_secs(3), max_lifetime: Duration::from_secs(600) };
+    // A 6 s renew interval stands for the NameNode's 24 h: the AM obtains tokens every 4.5 s, so
+    // one round (keytab login, get, renew) may take up to 1.5 s on a loaded machine.
+    let lifetimes = TokenLifetimes { renew_interval: Duration::from_secs(6), max_lifetime: Duration::from_secs(600) };
     let security = HdfsSecurity { nn_keytab: kdc.keytab("nn"), lifetimes };
     let hdfs =
         HdfsDouble::start_with(HdfsDoubleConfig { security: Some(security), ..Default::default() }).await.unwrap();
@@ -493,7 +494,7 @@ async fn an_am_with_a_keytab_keeps_hdfs_tokens_fresh_past_the_first_one_s_expiry
         let toml = format!(
             "[job]\nname = \"outlives-its-token\"\nrestart = {{ strategy = \"none\" }}\n\
              [[vertex]]\nname = \"gen\"\nparallelism = 1\n\
-             shell = \"sleep 5; printf 'a\\\\tb\\\\n'\"\n\
+             shell = \"sleep 8; printf 'a\\\\tb\\\\n'\"\n\
              [[vertex]]\nname = \"sink\"\nparallelism = 1\n\
              sink = {{ type = \"text\", path = \"hdfs://localhost:{port}{out}\" }}\n\
              [[edge]]\nfrom = \"gen\"\nto = \"sink\"\npartitioning = \"forward\"\n"
