@@ -26,6 +26,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::blob_store::BlobStore;
 use crate::dispatcher::{Dispatcher, DispatcherError};
+use crate::resource_manager::driver::LogLocation;
 
 #[derive(Clone)]
 struct Ctx {
@@ -373,8 +374,14 @@ async fn taskmanagers(State(ctx): State<Ctx>) -> Response {
                 "freeResource": res(&t.free),
                 // Why it has its shape (yarn-flink's own field).
                 "why": t.why,
-                // Its log through this API, where the AM can read it (local processes).
-                "log": o.log_files.contains_key(&t.resource_id).then(|| format!("/taskmanagers/{}/log", t.resource_id)),
+                // What the cluster manager calls it, and its log: through this API where the
+                // AM can read it (local processes), else where the cluster manager serves it.
+                "container": o.workers.get(&t.resource_id).and_then(|w| w.container.clone()),
+                "log": match o.workers.get(&t.resource_id).and_then(|w| w.log.clone()) {
+                    Some(LogLocation::File(_)) => Some(format!("/taskmanagers/{}/log", t.resource_id)),
+                    Some(LogLocation::Url(u)) => Some(u),
+                    None => None,
+                },
             })
         })
         .collect();
@@ -400,7 +407,8 @@ async fn taskmanager_log(State(ctx): State<Ctx>, axum::extract::Path(id): axum::
     let Some(o) = ctx.dispatcher.resource_manager().overview().await else {
         return error(StatusCode::SERVICE_UNAVAILABLE, "the ResourceManager is gone");
     };
-    let Some(path) = o.log_files.get(&common::ids::ResourceId::new(&id)).cloned() else {
+    let log = o.workers.get(&common::ids::ResourceId::new(&id)).and_then(|w| w.log.clone());
+    let Some(LogLocation::File(path)) = log else {
         return error(
             StatusCode::NOT_FOUND,
             format!("no log of TaskManager {id} here: it is not registered, or its cluster manager keeps its logs (on YARN: yarn-flink logs <application id>)"),

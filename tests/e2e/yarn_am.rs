@@ -79,6 +79,7 @@ impl MiniYarn {
                 minimum_allocation: Resource::new(128, 1),
                 maximum_allocation,
                 nodes: vec![node.clone()],
+                node_http_addresses: Vec::new(),
                 containers_per_allocate: 8,
                 finish_pending_calls: 1,
                 capacity: None,

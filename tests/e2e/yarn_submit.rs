@@ -211,6 +211,15 @@ async fn detached_returns_at_running_and_kill_ends_it_killed() {
         if s.contains("taskmanagers: 2") {
             assert!(s.contains("asked for job") && s.contains("shaped to fit"), "{s}");
             assert!(s.contains("2.5 cpu, 1280 MB, 1 slots"), "gen[0] + sink[0] share a slot: {s}");
+            // Each names its container and the NodeManager's page of its log.
+            let prefix = format!("container_{}_01_", id.trim_start_matches("application_"));
+            let containers: Vec<&str> =
+                s.lines().filter(|l| l.trim_start().starts_with(&format!("container {prefix}"))).collect();
+            assert_eq!(containers.len(), 2, "{s}");
+            assert!(
+                containers.iter().all(|l| l.contains("/node/containerlogs/container_") && l.ends_with("/tester")),
+                "{s}"
+            );
             break;
         }
         assert!(start.elapsed() < Duration::from_secs(30), "no TaskManagers in status:\n{s}\n{}", c.logs());

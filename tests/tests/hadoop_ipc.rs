@@ -37,6 +37,7 @@ async fn rm_server(secrets: &SecretManager, nodes: Vec<NodeId>) -> (Arc<Resource
             minimum_allocation: Resource::new(128, 1),
             maximum_allocation: Resource::new(8192, 8),
             nodes,
+            node_http_addresses: Vec::new(),
             containers_per_allocate: 1,
             finish_pending_calls: 1,
             capacity: None,

@@ -177,8 +177,13 @@ impl ResourceManagerDriver for ProcessDriver {
         // A local process starts at once: there is no request left to withdraw.
     }
 
-    fn log_file(&self, resource_id: &ResourceId) -> Option<std::path::PathBuf> {
-        Some(self.config.work_dir.join(format!("{resource_id}.log")))
+    fn worker_details(&self, resource_id: &ResourceId) -> crate::resource_manager::driver::WorkerDetails {
+        crate::resource_manager::driver::WorkerDetails {
+            container: None,
+            log: Some(crate::resource_manager::driver::LogLocation::File(
+                self.config.work_dir.join(format!("{resource_id}.log")),
+            )),
+        }
     }
 
     fn release_worker(&mut self, resource_id: &ResourceId) {

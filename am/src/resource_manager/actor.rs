@@ -78,8 +78,8 @@ pub struct ResourceManagerOverview {
     pub driver: &'static str,
     pub slots: SlotManagerOverview,
     pub addresses: HashMap<ResourceId, (String, String)>,
-    /// TaskManager log files the AM can read (local processes).
-    pub log_files: HashMap<ResourceId, std::path::PathBuf>,
+    /// What the cluster manager calls each registered worker, and where its log is.
+    pub workers: HashMap<ResourceId, super::driver::WorkerDetails>,
     /// Worker requests the cluster manager could not serve, since start.
     pub failed_worker_requests: u64,
     /// TaskExecutors that missed their heartbeats past the timeout, since start.
@@ -318,10 +318,10 @@ impl<D: ResourceManagerDriver> ResourceManager<D> {
                         .iter()
                         .map(|(id, te)| (id.clone(), (te.address.clone(), te.data_address.clone())))
                         .collect(),
-                    log_files: self
+                    workers: self
                         .task_executors
                         .keys()
-                        .filter_map(|id| Some((id.clone(), self.driver.log_file(id)?)))
+                        .map(|id| (id.clone(), self.driver.worker_details(id)))
                         .collect(),
                     failed_worker_requests: self.failed_worker_requests,
                     heartbeat_misses: self.heartbeat_misses,

@@ -36,10 +36,25 @@ pub trait ResourceManagerDriver: Send + 'static {
     fn release_worker(&mut self, resource_id: &ResourceId);
     /// Stops every worker and resolves when they are gone. Called once, last.
     fn terminate(&mut self) -> BoxFuture<'static, ()>;
-    /// Where a worker's TaskManager log can be read by the REST API, if
-    /// this driver keeps it where the AM can read it (local processes). On
-    /// YARN the NodeManagers serve container logs (`yarn-flink logs`).
-    fn log_file(&self, _resource_id: &ResourceId) -> Option<std::path::PathBuf> {
-        None
+    /// What the cluster manager calls a worker, and where its log is, for
+    /// `/taskmanagers` and `yarn-flink status`.
+    fn worker_details(&self, _resource_id: &ResourceId) -> WorkerDetails {
+        WorkerDetails::default()
     }
+}
+
+/// A worker as its cluster manager knows it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct WorkerDetails {
+    /// The cluster manager's name for it (a YARN container id, a pod name).
+    pub container: Option<String>,
+    pub log: Option<LogLocation>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LogLocation {
+    /// A file the AM can read and serve (`/taskmanagers/<id>/log`): local processes.
+    File(std::path::PathBuf),
+    /// Where the cluster manager serves it (a NodeManager's container log page).
+    Url(String),
 }

@@ -178,5 +178,8 @@ fn print_task_managers(v: &serde_json::Value) {
             t["allocatedSlots"],
             t["why"].as_str().unwrap_or("not started by this ResourceManager")
         );
+        if let Some(c) = t["container"].as_str() {
+            println!("    container {c}{}", t["log"].as_str().map(|l| format!(", log {l}")).unwrap_or_default());
+        }
     }
 }

@@ -119,6 +119,9 @@ struct State {
     /// NodeManager keeps APPLICATION resources for all of an app's containers.
     localized: HashMap<(String, String, i64), PathBuf>,
     next_filecache: u32,
+    /// Each application's user (its submitter), as a NodeManager learns it from
+    /// the container token; absent: this process's user.
+    app_users: HashMap<String, String>,
 }
 
 pub struct ContainerLauncher {
@@ -208,6 +211,11 @@ impl ContainerLauncher {
         }
     }
 
+    /// The user `app`'s containers run as (`USER`, the usercache dir): its submitter.
+    pub fn set_app_user(&self, app: &str, user: &str) {
+        self.state.lock().unwrap().app_users.insert(app.to_owned(), user.to_owned());
+    }
+
     /// Localizes and starts the container. Must run inside a Tokio runtime.
     pub fn launch(
         self: &Arc<Self>,
@@ -218,7 +226,8 @@ impl ContainerLauncher {
             return Err(LaunchError::Duplicate(id));
         }
         let app = id.attempt.application.to_string();
-        let user = std::env::var("USER").unwrap_or_else(|_| "yarn".into());
+        let user = self.state.lock().unwrap().app_users.get(&app).cloned();
+        let user = user.unwrap_or_else(|| std::env::var("USER").unwrap_or_else(|_| "yarn".into()));
         let user_dir = self.config.root.join("local").join("usercache").join(&user);
         let app_local = user_dir.join("appcache").join(&app);
         let work_dir = app_local.join(id.to_string());

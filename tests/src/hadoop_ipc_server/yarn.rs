@@ -26,6 +26,9 @@ pub struct RmConfig {
     pub maximum_allocation: Resource,
     /// NodeManagers containers are placed on, round robin.
     pub nodes: Vec<NodeId>,
+    /// Each node's web address (`host:port`), as its NodeManager registered it,
+    /// in `nodes`' order; a node without one is given `<host>:8042` (the default port).
+    pub node_http_addresses: Vec<String>,
     pub containers_per_allocate: usize,
     /// finishApplicationMaster answers `isUnregistered = false` this many times first.
     pub finish_pending_calls: u32,
@@ -261,7 +264,14 @@ impl ResourceManager {
                     allocated.push(pb::ContainerProto {
                         id: Some((&id).into()),
                         node_id: Some((&node).into()),
-                        node_http_address: Some(format!("{}:8042", node.host)),
+                        node_http_address: Some(
+                            self.config
+                                .nodes
+                                .iter()
+                                .position(|n| *n == node)
+                                .and_then(|i| self.config.node_http_addresses.get(i).cloned())
+                                .unwrap_or_else(|| format!("{}:8042", node.host)),
+                        ),
                         resource: Some((&capability).into()),
                         priority: Some(pb::PriorityProto { priority: Some(priority) }),
                         container_token: Some(token_proto(&container_token)),

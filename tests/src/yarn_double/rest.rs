@@ -602,12 +602,20 @@ async fn run_app(
         return end(&inner, id, "FAILED", "FAILED", "the RM double has no NodeManager to run the AM on".into());
     };
     let attempt = ApplicationAttemptId { application: id, attempt: 1 };
+    // Every NodeManager runs the application's containers as its submitter.
+    let user = inner.apps.lock().unwrap().get(&id.id).and_then(|s| s.as_ref().map(|s| s.record.user.clone()));
+    if let Some(user) = user.filter(|u| !u.is_empty()) {
+        for (_, l) in &c.nodes {
+            l.set_app_user(&id.to_string(), &user);
+        }
+    }
     let rm = ResourceManager::new(
         RmConfig {
             attempt,
             minimum_allocation: Resource::new(c.min_allocation.0 as i64, c.min_allocation.1 as i32),
             maximum_allocation: Resource::new(c.max_allocation.0 as i64, c.max_allocation.1 as i32),
             nodes: c.nodes.iter().map(|(n, _)| n.clone()).collect(),
+            node_http_addresses: c.node_http_addresses.clone(),
             containers_per_allocate: c.containers_per_allocate,
             finish_pending_calls: 1,
             capacity: inner.capacity.clone(),

@@ -66,6 +66,7 @@ pub async fn setup_retrying(room: Option<(i64, i32)>, retry: RetryPolicy) -> Set
             minimum_allocation: Resource::new(128, 1),
             maximum_allocation: Resource::new(4096, 4),
             nodes: vec![node.clone()],
+            node_http_addresses: Vec::new(),
             containers_per_allocate: 8,
             finish_pending_calls: 1,
             capacity: room.map(|r| Arc::new(Capacity::new(&[node], r))),

@@ -80,6 +80,8 @@ pub struct AmEnv {
     pub task_manager_env: BTreeMap<String, String>,
     /// `submit --keytab`: obtain fresh delegation tokens from this login.
     pub keytab_login: Option<KeytabLogin>,
+    /// The application's user (`USER`, which the NodeManager sets).
+    pub user: String,
 }
 
 impl AmEnv {
@@ -128,6 +130,7 @@ impl AmEnv {
             cluster: contract.cluster,
             task_manager_env,
             keytab_login: contract.keytab_login,
+            user: get("USER").unwrap_or_default(),
         })
     }
 }
@@ -231,6 +234,10 @@ pub async fn run(env: AmEnv, conf: &HadoopConf, shutdown: impl Future<Output = (
     let (launch_tokens, tokens_rx) = tokio::sync::watch::channel(Arc::new(creds.for_containers.clone()));
     driver_config.tokens = tokens_rx;
     driver_config.env = env.task_manager_env.clone();
+    driver_config.user = env.user.clone();
+    if conf.http_policy().is_ok_and(|p| p == hadoop::conf::HttpPolicy::HttpsOnly) {
+        driver_config.nm_web_scheme = "https";
+    }
     let (events_tx, events) = tokio::sync::mpsc::unbounded_channel();
     let (yarn_driver, yarn) = driver::start(client, NmClient::default(), driver_config, events_tx);
     let cluster = Cluster::start(config, rpc, Some(rest), yarn_driver, events).await?;

@@ -41,7 +41,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-use crate::resource_manager::driver::{DriverEvent, ResourceManagerDriver};
+use crate::resource_manager::driver::{DriverEvent, LogLocation, ResourceManagerDriver, WorkerDetails};
 use crate::resource_manager::worker::WorkerSpec;
 
 pub use contract::BINARY_LINK;
@@ -58,6 +58,10 @@ pub struct YarnDriverConfig {
     pub tokens: tokio::sync::watch::Receiver<std::sync::Arc<Vec<u8>>>,
     /// Extra environment for TaskManagers (e.g. RUST_LOG).
     pub env: BTreeMap<String, String>,
+    /// For TaskManagers' log links: the application's user and the
+    /// NodeManagers' web scheme (`https` with `yarn.http.policy=HTTPS_ONLY`).
+    pub user: String,
+    pub nm_web_scheme: &'static str,
     /// The scheduler's largest container (from the registration).
     pub maximum_capability: Resource,
     /// Allocate interval while asks are outstanding, and otherwise.
@@ -74,6 +78,8 @@ impl YarnDriverConfig {
             local_resources: BTreeMap::new(),
             tokens: tokio::sync::watch::channel(std::sync::Arc::new(Vec::new())).1,
             env: BTreeMap::new(),
+            user: String::new(),
+            nm_web_scheme: "http",
             maximum_capability,
             fast_heartbeat: Duration::from_millis(150),
             slow_heartbeat: Duration::from_secs(1),
@@ -115,7 +121,12 @@ pub struct YarnDriver {
     cmds: mpsc::UnboundedSender<Cmd>,
     events: mpsc::UnboundedSender<DriverEvent>,
     maximum_capability: Resource,
+    /// Where each worker runs, kept by the allocate loop: for `/taskmanagers`.
+    placed: Placed,
 }
+
+/// Resource id -> its container and the container's log page on its NodeManager.
+type Placed = Arc<Mutex<HashMap<ResourceId, (ContainerId, String)>>>;
 
 /// The half the ApplicationMaster keeps: progress, the "RM gave up on us"
 /// signal, and the scheduler connection back for finishApplicationMaster.
@@ -163,8 +174,13 @@ pub fn start(
     let progress = Progress::default();
     let lost = CancellationToken::new();
     let lost_reason = Arc::new(Mutex::new(None));
-    let driver =
-        YarnDriver { cmds: cmds_tx, events: events.clone(), maximum_capability: config.maximum_capability.clone() };
+    let placed = Placed::default();
+    let driver = YarnDriver {
+        cmds: cmds_tx,
+        events: events.clone(),
+        maximum_capability: config.maximum_capability.clone(),
+        placed: placed.clone(),
+    };
     let (launched_tx, launched) = mpsc::unbounded_channel();
     let state = Allocator {
         client,
@@ -177,6 +193,7 @@ pub fn start(
         outstanding: BTreeMap::new(),
         containers: HashMap::new(),
         by_resource: HashMap::new(),
+        placed,
         launched_tx,
         failures: 0,
         lost: lost.clone(),
@@ -210,6 +227,16 @@ impl ResourceManagerDriver for YarnDriver {
 
     fn release_worker(&mut self, resource_id: &ResourceId) {
         let _ = self.cmds.send(Cmd::Release(resource_id.clone()));
+    }
+
+    fn worker_details(&self, resource_id: &ResourceId) -> WorkerDetails {
+        let placed = self.placed.lock().unwrap_or_else(|e| e.into_inner());
+        match placed.get(resource_id) {
+            Some((container, log)) => {
+                WorkerDetails { container: Some(container.to_string()), log: Some(LogLocation::Url(log.clone())) }
+            }
+            None => WorkerDetails::default(),
+        }
     }
 
     fn terminate(&mut self) -> BoxFuture<'static, ()> {
@@ -249,6 +276,7 @@ struct Allocator {
     outstanding: BTreeMap<i64, i32>,
     containers: HashMap<ContainerId, Worker>,
     by_resource: HashMap<ResourceId, ContainerId>,
+    placed: Placed,
     launched_tx: mpsc::UnboundedSender<Launched>,
     failures: u32,
     lost: CancellationToken,
@@ -256,6 +284,21 @@ struct Allocator {
 }
 
 impl Allocator {
+    fn place(&mut self, resource_id: &ResourceId, container: &Container) {
+        self.by_resource.insert(resource_id.clone(), container.id);
+        // The NodeManager's own log page of the container (its web UI, as YARN links it).
+        let log = format!(
+            "{}://{}/node/containerlogs/{}/{}",
+            self.config.nm_web_scheme, container.node_http_address, container.id, self.config.user
+        );
+        self.placed.lock().unwrap_or_else(|e| e.into_inner()).insert(resource_id.clone(), (container.id, log));
+    }
+
+    fn unplace(&mut self, resource_id: &ResourceId) -> Option<ContainerId> {
+        self.placed.lock().unwrap_or_else(|e| e.into_inner()).remove(resource_id);
+        self.by_resource.remove(resource_id)
+    }
+
     async fn run(
         mut self,
         mut cmds: mpsc::UnboundedReceiver<Cmd>,
@@ -366,7 +409,7 @@ impl Allocator {
     }
 
     fn release(&mut self, resource_id: &ResourceId) {
-        let Some(id) = self.by_resource.remove(resource_id) else { return };
+        let Some(id) = self.unplace(resource_id) else { return };
         let Some(worker) = self.containers.remove(&id) else { return };
         info!(container = %id, node = %worker.container.node, "releasing the container");
         self.client.release(id);
@@ -504,7 +547,7 @@ impl Allocator {
         };
         info!(container = %container.id, node = %container.node, resource = %container.resource,
             "launching a TaskManager");
-        self.by_resource.insert(resource_id.clone(), container.id);
+        self.place(&resource_id, &container);
         self.containers.insert(container.id, Worker { resource_id, container: container.clone(), spec });
         let (nm, done) = (self.nm.clone(), self.launched_tx.clone());
         tokio::spawn(async move {
@@ -530,7 +573,7 @@ impl Allocator {
                 warn!(%reason);
                 let spec = worker.spec.clone();
                 let resource_id = worker.resource_id.clone();
-                self.by_resource.remove(&resource_id);
+                self.unplace(&resource_id);
                 self.containers.remove(&launched.container);
                 self.client.release(launched.container);
                 let _ = self.events.send(DriverEvent::WorkerRequestFailed { spec, reason });
@@ -543,7 +586,7 @@ impl Allocator {
             debug!(container = %status.id, "completion of a container we no longer track");
             return;
         };
-        self.by_resource.remove(&worker.resource_id);
+        self.unplace(&worker.resource_id);
         let diagnostics = format!(
             "YARN container {} on {} completed with exit status {}{}",
             status.id,
@@ -589,7 +632,7 @@ impl Allocator {
         let ids: Vec<ResourceId> = self.by_resource.keys().cloned().collect();
         let mut stops = Vec::new();
         for id in ids {
-            if let Some(cid) = self.by_resource.remove(&id) {
+            if let Some(cid) = self.unplace(&id) {
                 if let Some(w) = self.containers.remove(&cid) {
                     self.client.release(cid);
                     stops.extend(self.stop_on_node(&w.container));
