@@ -66,29 +66,35 @@ impl NameNodeClient {
 
 /// A new HDFS delegation token for `fs.defaultFS`, obtained over Kerberos as
 /// `login`, renewable by `renewer` (a full principal: the NameNode shortens it
-/// by its own rules). Its service is what Hadoop files it under:
-/// `ha-hdfs:<nameservice>` for an HA file system, else the NameNode's address
-/// (by IP with `hadoop.security.token.service.use_ip`). `None` when the default
-/// file system is not HDFS. Used by the client at submission and by an AM that
-/// obtains fresh tokens from a keytab.
+/// by its own rules), with the service Hadoop files it under
+/// ([`default_fs_token_service`]). `None` when the default file system is not
+/// HDFS. Used by the client at submission and by an AM that obtains fresh
+/// tokens from a keytab.
 pub async fn obtain_for_default_fs(
     conf: &crate::conf::HadoopConf,
     login: &crate::kerberos::KerberosLogin,
     renewer: &str,
 ) -> Result<Option<Token>, Error> {
-    let namenodes = conf.namenode_addresses()?;
-    if namenodes.is_empty() {
-        return Ok(None);
-    }
+    let Some(service) = default_fs_token_service(conf)? else { return Ok(None) };
     let mut token = kerberos_client(conf, login)?.get_delegation_token(renewer).await?;
+    token.service = service;
+    Ok(Some(token))
+}
+
+/// The service an HDFS delegation token of `fs.defaultFS` is filed under:
+/// `ha-hdfs:<nameservice>` for an HA file system, else the NameNode's address
+/// (by IP with `hadoop.security.token.service.use_ip`). `None` when the default
+/// file system is not HDFS.
+pub fn default_fs_token_service(conf: &crate::conf::HadoopConf) -> Result<Option<String>, Error> {
+    let namenodes = conf.namenode_addresses()?;
+    let Some(first) = namenodes.first() else { return Ok(None) };
     let default_fs = conf.default_fs()?;
     let authority = default_fs.trim_start_matches("hdfs://").split('/').next().unwrap_or_default();
-    token.service = if conf.is_nameservice(authority)? {
+    Ok(Some(if conf.is_nameservice(authority)? {
         format!("ha-hdfs:{authority}")
     } else {
-        crate::credentials::token_service(&namenodes[0].address, conf.token_service_use_ip()?)
-    };
-    Ok(Some(token))
+        crate::credentials::token_service(&first.address, conf.token_service_use_ip()?)
+    }))
 }
 
 /// A client of `fs.defaultFS`'s NameNode(s) that authenticates as `login`

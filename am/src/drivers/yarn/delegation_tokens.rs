@@ -75,12 +75,18 @@ pub async fn obtain(r: &Renewal) -> Result<Fresh, String> {
         .await
         .map_err(|e| e.to_string())?
         .map_err(|e| e.to_string())?;
-    // Renewable by ourselves: renewing once tells the token's expiry.
-    let token = hadoop::hdfs::delegation::obtain_for_default_fs(&r.conf, &login, login.principal())
-        .await
-        .map_err(|e| format!("cannot obtain an HDFS delegation token: {e}"))?
+    use hadoop::hdfs::delegation::{default_fs_token_service, kerberos_client};
+    let service = default_fs_token_service(&r.conf)
+        .map_err(|e| e.to_string())?
         .ok_or("fs.defaultFS is not HDFS: there is no HDFS delegation token to renew")?;
-    let nn = hadoop::hdfs::delegation::kerberos_client(&r.conf, &login).map_err(|e| e.to_string())?;
+    // One connection for both calls. Renewable by ourselves: renewing once tells
+    // the token's expiry. Old tokens are left to expire, as Flink leaves them.
+    let nn = kerberos_client(&r.conf, &login).map_err(|e| e.to_string())?;
+    let mut token = nn
+        .get_delegation_token(login.principal())
+        .await
+        .map_err(|e| format!("cannot obtain an HDFS delegation token: {e}"))?;
+    token.service = service;
     let expiry_ms = nn
         .renew_delegation_token(&token)
         .await
