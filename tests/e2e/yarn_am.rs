@@ -516,6 +516,15 @@ async fn an_am_with_a_keytab_keeps_hdfs_tokens_fresh_past_the_first_one_s_expiry
             assert_eq!(parts.len(), 1, "{:?}", hdfs.paths());
             assert_eq!(hdfs.read(&parts[0]).unwrap(), b"a\tb\n");
             assert!(yarn.logs().contains("fresh HDFS delegation tokens obtained"), "{}", yarn.logs());
+            // The running TaskManager got them over the control plane (not only new containers).
+            let tm_logs: String = yarn
+                .launcher
+                .launched()
+                .iter()
+                .filter(|c| c.id.id != 1)
+                .filter_map(|c| std::fs::read_to_string(c.log_dir.join("taskmanager.err")).ok())
+                .collect();
+            assert!(tm_logs.contains("HDFS delegation tokens replaced"), "{tm_logs}");
         } else {
             assert_eq!(state.final_status, Some(FAILED), "{}", yarn.logs());
             let why = format!("{:?}", state.final_diagnostics);
