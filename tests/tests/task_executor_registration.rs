@@ -83,3 +83,89 @@ async fn a_malformed_registration_answer_is_retried_with_backoff_until_the_timeo
     assert!((2..=20).contains(&n), "{n} registration calls in 2 s");
     server.abort();
 }
+
+/// A ResourceManager that accepts the first registration, then forgets the
+/// TaskExecutor after `known_beats` heartbeats, then refuses it.
+struct ForgetfulRm {
+    registrations: Arc<AtomicU32>,
+    beats: Arc<AtomicU32>,
+    known_beats: u32,
+}
+
+#[tonic::async_trait]
+impl pb::resource_manager_gateway_server::ResourceManagerGateway for ForgetfulRm {
+    async fn register_task_executor(
+        &self,
+        _: Request<pb::RegisterTaskExecutorRequest>,
+    ) -> Result<Response<pb::RegisterTaskExecutorResponse>, Status> {
+        if self.registrations.fetch_add(1, Ordering::SeqCst) > 0 {
+            return Err(Status::unavailable("this ResourceManager takes no more TaskExecutors"));
+        }
+        Ok(Response::new(pb::RegisterTaskExecutorResponse {
+            rm_id: Some(pb::Uuid { hi: 1, lo: 2 }),
+            instance_id: Some(pb::Uuid { hi: 3, lo: 4 }),
+            heartbeat_interval_ms: 1000,
+            heartbeat_timeout_ms: 10_000,
+        }))
+    }
+
+    async fn heartbeat(&self, _: Request<pb::TaskExecutorHeartbeat>) -> Result<Response<pb::HeartbeatReply>, Status> {
+        let n = self.beats.fetch_add(1, Ordering::SeqCst) + 1;
+        Ok(Response::new(pb::HeartbeatReply { known: n <= self.known_beats }))
+    }
+
+    async fn slot_report_update(
+        &self,
+        _: Request<pb::TaskExecutorHeartbeat>,
+    ) -> Result<Response<pb::HeartbeatReply>, Status> {
+        Ok(Response::new(pb::HeartbeatReply { known: true }))
+    }
+}
+
+/// The TaskExecutor actor under a paused clock (issue 9): it heartbeats at the
+/// interval its ResourceManager gave, registers again once forgotten, and exits
+/// when no ResourceManager has taken it for its registration timeout, all in
+/// virtual time (a minute of it passes in milliseconds).
+#[tokio::test(start_paused = true)]
+async fn a_forgotten_task_executor_registers_again_and_exits_at_its_registration_timeout() {
+    let secret = AppSecret::generate();
+    let (registrations, beats) = (Arc::new(AtomicU32::new(0)), Arc::new(AtomicU32::new(0)));
+    let rm = ForgetfulRm { registrations: registrations.clone(), beats: beats.clone(), known_beats: 5 };
+    let rm_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let rm_address = rm_listener.local_addr().unwrap().to_string();
+    let service = pb::resource_manager_gateway_server::ResourceManagerGatewayServer::with_interceptor(
+        rm,
+        AuthInterceptor::new(secret.clone()),
+    );
+    let server = tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(service)
+            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(rm_listener)),
+    );
+    let work = tempfile::tempdir().unwrap();
+    let config = TaskExecutorConfig {
+        resource_id: ResourceId::new("tm-forgotten"),
+        rm_address,
+        total: ResourceProfile::new(1000, 64 << 20),
+        default_slot: ResourceProfile::new(1000, 64 << 20),
+        num_slots: 1,
+        advertised_host: "127.0.0.1".into(),
+        work_dir: work.path().to_owned(),
+        secret,
+        rpc: RpcTimeouts::default(),
+        registration_timeout: Duration::from_secs(60),
+        data_plane: DataPlaneConfig::default(),
+    };
+    let rpc = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let data = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let started = tokio::time::Instant::now();
+    let result = task_executor::run(config, rpc, data, std::future::pending()).await;
+    let took = started.elapsed();
+    assert!(matches!(result, Err(TaskExecutorError::RegistrationTimeout { .. })), "{result:?}");
+    // Forgotten after its 6th heartbeat (about 6 s at the 1 s interval), then 60 s
+    // of refused registrations.
+    assert!(beats.load(Ordering::SeqCst) >= 6, "{} heartbeats", beats.load(Ordering::SeqCst));
+    assert!(registrations.load(Ordering::SeqCst) >= 2);
+    assert!(took >= Duration::from_secs(60) && took < Duration::from_secs(75), "exited after {took:?} (virtual)");
+    server.abort();
+}
