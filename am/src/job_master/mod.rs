@@ -9,6 +9,8 @@
 //! Architecture invariant: everything here but the async actor does no I/O,
 //! reads no clock and knows no transport; time comes in as `Instant`s.
 
+#[cfg(test)]
+mod actor_tests;
 mod execution_graph;
 mod restart;
 mod scheduler;
