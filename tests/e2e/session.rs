@@ -60,10 +60,16 @@ fn a_session_takes_jobs_until_stopped() {
     let o = run(state, &["run", "-m", &addr, "--detached", slow.to_str().unwrap()]);
     assert!(o.status.success(), "{}", text(&o));
     let job = String::from_utf8_lossy(&o.stdout).trim().to_owned();
-    wait_for(Duration::from_secs(20), "the slow job to run", || {
+    let running = wait_for(Duration::from_secs(20), "the slow job to run", || {
         let o = run(state, &["status", "-m", &addr, &job]);
-        text(&o).contains("\"RUNNING\": 1").then_some(())
+        text(&o).contains("\"RUNNING\": 1").then(|| String::from_utf8_lossy(&o.stdout).into_owned())
     });
+    // Each subtask says where it runs (Flink's subtask details).
+    let v: serde_json::Value = serde_json::from_str(&running).unwrap();
+    let sub = &v["vertices"][0]["subtasks"][0];
+    assert_eq!(sub["status"], "RUNNING", "{running}");
+    assert_eq!(sub["host"], "127.0.0.1", "{running}");
+    assert!(sub["taskmanager-id"].as_str().is_some_and(|t| !t.is_empty()), "{running}");
     let o = run(state, &["cancel", "-m", &addr, &job]);
     assert!(o.status.success(), "{}", text(&o));
     wait_for(Duration::from_secs(20), "the slow job to be canceled", || {

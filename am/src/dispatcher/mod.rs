@@ -40,6 +40,20 @@ pub struct VertexDetails {
     pub parallelism: u32,
     /// Subtasks by execution state (CREATED, DEPLOYING, RUNNING, FINISHED, ...).
     pub tasks: BTreeMap<String, u32>,
+    /// Each subtask's current attempt (Flink's `/jobs/:jid/vertices/:vid` subtasks).
+    #[serde(default)]
+    pub subtasks: Vec<SubtaskDetails>,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct SubtaskDetails {
+    pub subtask: u32,
+    pub attempt: u32,
+    pub status: String,
+    #[serde(rename = "taskmanager-id", default, skip_serializing_if = "Option::is_none")]
+    pub taskmanager_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
 }
 
 impl JobDetails {

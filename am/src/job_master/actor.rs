@@ -19,7 +19,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use super::{DeploymentContext, JobMasterAction, JobSnapshot, JobStatus, Scheduler, TaskManagerLocation};
-use crate::dispatcher::{JobDetails, VertexDetails};
+use crate::dispatcher::{JobDetails, SubtaskDetails, VertexDetails};
 use crate::resource_manager::{JobMasterNotice, ResourceManagerHandle};
 
 #[derive(Clone, Debug)]
@@ -346,7 +346,18 @@ impl JobMaster {
                 .into_iter()
                 .map(|(k, n)| (k.to_owned(), n))
                 .collect();
-                VertexDetails { name: v.name.clone(), parallelism: v.parallelism, tasks }
+                let subtasks = v
+                    .subtasks
+                    .iter()
+                    .map(|t| SubtaskDetails {
+                        subtask: t.subtask,
+                        attempt: t.attempt,
+                        status: t.state.as_str().to_owned(),
+                        taskmanager_id: t.task_manager.as_ref().map(ToString::to_string),
+                        host: t.host.clone(),
+                    })
+                    .collect();
+                VertexDetails { name: v.name.clone(), parallelism: v.parallelism, tasks, subtasks }
             })
             .collect();
         JobDetails {

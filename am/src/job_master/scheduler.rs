@@ -105,6 +105,21 @@ pub struct VertexSnapshot {
     pub name: String,
     pub parallelism: u32,
     pub states: StateCounts,
+    /// Each subtask's current attempt, in subtask order.
+    pub subtasks: Vec<SubtaskSnapshot>,
+}
+
+/// One subtask's current attempt: where and how it is.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct SubtaskSnapshot {
+    pub subtask: u32,
+    /// 0 for the first attempt.
+    pub attempt: u32,
+    pub state: ExecutionState,
+    /// The TaskManager it was deployed to, once it was.
+    pub task_manager: Option<ResourceId>,
+    /// That TaskManager's host.
+    pub host: Option<String>,
 }
 
 /// The job as the REST API shows it. Times are the `now`s passed in.
@@ -419,10 +434,23 @@ impl Scheduler {
                 name: v.name.clone(),
                 parallelism: v.parallelism,
                 states: StateCounts::default(),
+                subtasks: Vec::new(),
             })
             .collect();
         for e in &self.graph.executions {
-            vertices[e.vertex].states.add(e.attempt.state);
+            let v = &mut vertices[e.vertex];
+            v.states.add(e.attempt.state);
+            let location = e.attempt.location.as_ref();
+            v.subtasks.push(SubtaskSnapshot {
+                subtask: e.subtask,
+                attempt: e.attempt.number,
+                state: e.attempt.state,
+                task_manager: location.map(|l| l.resource_id.clone()),
+                host: location.map(|l| l.address.rsplit_once(':').map_or(l.address.as_str(), |(h, _)| h).to_owned()),
+            });
+        }
+        for v in &mut vertices {
+            v.subtasks.sort_by_key(|s| s.subtask);
         }
         JobSnapshot {
             job_id: self.graph.job_id,

@@ -233,6 +233,21 @@ fn a_hash_job_deploys_only_when_every_slot_is_there_and_wires_all_to_all() {
         ])
     );
 
+    // The snapshot (REST /jobs/<id>) says where each subtask went.
+    let snap = h.s.snapshot();
+    let sum: Vec<(u32, Option<String>, Option<String>)> = snap.vertices[1]
+        .subtasks
+        .iter()
+        .map(|t| (t.subtask, t.task_manager.as_ref().map(ToString::to_string), t.host.clone()))
+        .collect();
+    assert_eq!(
+        sum,
+        [(0, Some("tm-a".into()), Some("tm-a".into())), (1, Some("tm-b".into()), Some("tm-b".into()))],
+        "{:?}",
+        snap.vertices[1]
+    );
+    assert!(snap.vertices[0].subtasks.iter().all(|t| t.attempt == 0 && t.state == ExecutionState::Deploying));
+
     let src0 = &h.tdds["src[0]"];
     assert_eq!(src0.outputs.len(), 1);
     assert_eq!(src0.outputs[0].num_subpartitions, 2);

@@ -92,6 +92,20 @@ pub enum ExecutionState {
 }
 
 impl ExecutionState {
+    /// Flink's name of the state, as the REST API shows it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ExecutionState::Created => "CREATED",
+            ExecutionState::Scheduled => "SCHEDULED",
+            ExecutionState::Deploying => "DEPLOYING",
+            ExecutionState::Running => "RUNNING",
+            ExecutionState::Finished => "FINISHED",
+            ExecutionState::Canceling => "CANCELING",
+            ExecutionState::Canceled => "CANCELED",
+            ExecutionState::Failed => "FAILED",
+        }
+    }
+
     pub fn is_terminal(self) -> bool {
         matches!(self, ExecutionState::Finished | ExecutionState::Canceled | ExecutionState::Failed)
     }
