@@ -32,6 +32,15 @@ pub struct JobDetails {
     pub vertices: Vec<VertexDetails>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// Each restart: when (ms since the epoch) and the failure that caused it.
+    #[serde(rename = "restart-history", default)]
+    pub restart_history: Vec<RestartEvent>,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct RestartEvent {
+    pub time: u64,
+    pub cause: String,
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]

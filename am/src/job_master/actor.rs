@@ -19,7 +19,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use super::{DeploymentContext, JobMasterAction, JobSnapshot, JobStatus, Scheduler, TaskManagerLocation};
-use crate::dispatcher::{JobDetails, SubtaskDetails, VertexDetails};
+use crate::dispatcher::{JobDetails, RestartEvent, SubtaskDetails, VertexDetails};
 use crate::resource_manager::{JobMasterNotice, ResourceManagerHandle};
 
 #[derive(Clone, Debug)]
@@ -370,13 +370,25 @@ impl JobMaster {
             restarts: snap.restarts,
             vertices,
             error: snap.failure.clone(),
+            restart_history: snap
+                .restart_history
+                .iter()
+                .map(|(at, cause)| {
+                    // Instants are the shell's clock: counted from when this JobMaster started.
+                    let since = at.saturating_duration_since(self.started_at.into_std()).as_millis() as u64;
+                    RestartEvent { time: epoch_ms(self.started) + since, cause: cause.clone() }
+                })
+                .collect(),
         }
     }
 
     fn publish(&self) {
         let d = self.details(&self.scheduler.snapshot());
         self.details.send_if_modified(|old| {
-            let changed = old.state != d.state || old.vertices != d.vertices || old.error != d.error;
+            let changed = old.state != d.state
+                || old.vertices != d.vertices
+                || old.error != d.error
+                || old.restart_history != d.restart_history;
             *old = d;
             changed
         });

@@ -164,5 +164,10 @@ async fn a_silent_task_executor_loses_its_task_at_the_heartbeat_timeout_not_befo
     assert_eq!(details.borrow().restarts, 0, "lost before its heartbeat timeout");
     tokio::time::sleep(INTERVAL * 4).await;
     assert_eq!(details.borrow().restarts, 1, "{:?}", details.borrow());
+    // The REST restart history says when, and why: the missed heartbeats.
+    let history = details.borrow().restart_history.clone();
+    assert_eq!(history.len(), 1, "{history:?}");
+    assert!(history[0].cause.contains("no heartbeat from tm-1"), "{history:?}");
+    assert!(history[0].time >= details.borrow().start_time, "{history:?}");
     server.abort();
 }

@@ -134,6 +134,8 @@ pub struct JobSnapshot {
     /// Why the job failed (FAILED), else the latest subtask failure, if any.
     pub failure: Option<String>,
     pub vertices: Vec<VertexSnapshot>,
+    /// Each restart: when, and the failure that caused it.
+    pub restart_history: Vec<(Instant, String)>,
 }
 
 pub struct Scheduler {
@@ -146,6 +148,8 @@ pub struct Scheduler {
     /// The root cause when the job fails.
     failure_cause: Option<String>,
     last_failure: Option<String>,
+    /// Each restart: when, and the failure that caused it.
+    restart_history: Vec<(Instant, String)>,
     start_time: Option<Instant>,
     end_time: Option<Instant>,
     /// Per TaskExecutor, its slot-table version with our newest accepted
@@ -163,6 +167,7 @@ impl Scheduler {
             declared: None,
             failure_cause: None,
             last_failure: None,
+            restart_history: Vec::new(),
             start_time: None,
             end_time: None,
             min_report_version: BTreeMap::new(),
@@ -461,6 +466,7 @@ impl Scheduler {
             restarts: self.restart.restarts(),
             failure: self.failure_cause.clone().or_else(|| self.last_failure.clone()),
             vertices,
+            restart_history: self.restart_history.clone(),
         }
     }
 
@@ -527,6 +533,7 @@ impl Scheduler {
         }
         match self.restart.on_failure(now) {
             RestartDecision::RestartAt(at) => {
+                self.restart_history.push((now, cause.clone()));
                 let regions: BTreeSet<usize> = failed.iter().map(|&x| self.graph.executions[x].region).collect();
                 for r in regions {
                     tracing::info!(job = %self.graph.job_id, region = r, restart = self.restart.restarts(), "restarting region");

@@ -472,7 +472,11 @@ fn a_failure_restarts_only_its_region_after_the_delay_with_new_attempts() {
 
     let out = h.report_all(ExecutionState::Finished);
     assert_eq!(out.last().map(String::as_str), Some("job FINISHED"));
-    assert_eq!(h.s.snapshot().restarts, 1);
+    let snap = h.s.snapshot();
+    assert_eq!(snap.restarts, 1);
+    // The restart history (REST): one entry, with the failure that caused it.
+    assert_eq!(snap.restart_history.len(), 1);
+    assert!(snap.restart_history[0].1.contains("failed"), "{:?}", snap.restart_history);
 }
 
 #[test]

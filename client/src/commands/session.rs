@@ -118,7 +118,7 @@ fn fallback(v: &serde_json::Value) -> am::dispatcher::JobDetails {
         end_time: -1,
         duration: v["duration"].as_u64().unwrap_or(0),
         restarts: 0,
-        vertices: vec![],
         error: v["error"].as_str().map(str::to_owned),
+        ..Default::default()
     }
 }
