@@ -15,8 +15,11 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
-use crate::dispatcher::JobDetails;
+use crate::dispatcher::{JobDetails, SubtaskMetrics};
 use crate::resource_manager::ResourceManagerOverview;
+
+/// A per-subtask metric: its name, help, and how to read it.
+type SubtaskFamily = (&'static str, &'static str, fn(&SubtaskMetrics) -> u64);
 
 /// What a scraper is told the body is.
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -25,6 +28,13 @@ pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; cha
 struct Shape {
     cpu_millis: u64,
     memory_mb: u64,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Task {
+    job_id: String,
+    task_name: String,
+    subtask_index: u32,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -90,9 +100,82 @@ pub fn render(rm: &ResourceManagerOverview, jobs: &[JobDetails]) -> String {
         restarts.get_or_create(&Job { job_id: j.jid.clone(), job_name: j.name.clone() }).set(u64::from(j.restarts));
     }
     r.register("flink_jobmanager_job_numRestarts", "Restarts of each job", restarts);
+    // Each running job's subtasks, as their TaskManagers last reported them
+    // (one scrape target for the whole cluster).
+    let families: [SubtaskFamily; 5] = [
+        ("flink_taskmanager_job_task_numRecordsIn", "Records read by each subtask", |m| m.read_records),
+        ("flink_taskmanager_job_task_numRecordsOut", "Records written by each subtask", |m| m.write_records),
+        ("flink_taskmanager_job_task_numBytesIn", "Bytes read by each subtask", |m| m.read_bytes),
+        ("flink_taskmanager_job_task_numBytesOut", "Bytes written by each subtask", |m| m.write_bytes),
+        (
+            "flink_taskmanager_job_task_backPressuredTimeMsPerSecond",
+            "Milliseconds per second each subtask's output waited for credits",
+            |m| m.backpressured_ms_per_second,
+        ),
+    ];
+    for (name, help, value) in families {
+        let family: Family<Task, Gauge<u64, AtomicU64>> = Family::default();
+        for j in jobs.iter().filter(|j| !j.is_terminal()) {
+            for v in &j.vertices {
+                for t in &v.subtasks {
+                    if let Some(m) = &t.metrics {
+                        let labels =
+                            Task { job_id: j.jid.clone(), task_name: v.name.clone(), subtask_index: t.subtask };
+                        family.get_or_create(&labels).set(value(m));
+                    }
+                }
+            }
+        }
+        r.register(name, help, family);
+    }
     gauge(&mut r, "flink_jobmanager_numRunningJobs", "Jobs not yet ended", running);
     let mut out = String::new();
     // Writing into a String cannot fail.
     let _ = encode(&mut out, &r);
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dispatcher::{SubtaskDetails, VertexDetails};
+
+    fn overview() -> ResourceManagerOverview {
+        ResourceManagerOverview {
+            rm_id: common::ids::ResourceManagerId::random(),
+            driver: "test",
+            slots: Default::default(),
+            addresses: Default::default(),
+            workers: Default::default(),
+            failed_worker_requests: 2,
+            heartbeat_misses: 0,
+        }
+    }
+
+    #[test]
+    fn running_subtasks_are_exported_by_flink_s_names_and_ended_jobs_are_not() {
+        let metrics = SubtaskMetrics { write_records: 5, backpressured_ms_per_second: 250, ..Default::default() };
+        let sub = SubtaskDetails { subtask: 1, status: "RUNNING".into(), metrics: Some(metrics), ..Default::default() };
+        let vertex =
+            VertexDetails { name: "tokenize".into(), parallelism: 2, subtasks: vec![sub], ..Default::default() };
+        let running = JobDetails {
+            jid: "j1".into(),
+            state: "RUNNING".into(),
+            vertices: vec![vertex.clone()],
+            ..Default::default()
+        };
+        let ended =
+            JobDetails { jid: "j2".into(), state: "FINISHED".into(), vertices: vec![vertex], ..Default::default() };
+        let page = render(&overview(), &[running, ended]);
+        assert!(
+            page.contains(
+                r#"flink_taskmanager_job_task_numRecordsOut{job_id="j1",task_name="tokenize",subtask_index="1"} 5"#
+            ),
+            "{page}"
+        );
+        assert!(page.contains(r#"flink_taskmanager_job_task_backPressuredTimeMsPerSecond{job_id="j1",task_name="tokenize",subtask_index="1"} 250"#));
+        assert!(!page.contains(r#"job_id="j2",task_name"#), "ended jobs' subtasks are not exported: {page}");
+        assert!(page.contains("yarn_flink_worker_requests_failed_total 2"));
+        assert!(page.contains("flink_jobmanager_numRunningJobs 1"));
+    }
 }

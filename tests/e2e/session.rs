@@ -37,6 +37,14 @@ fn a_session_takes_jobs_until_stopped() {
         assert!(o.status.success(), "{}", text(&o));
     }
     assert_eq!(output_lines(&quick.join("out")), vec!["hi"]);
+    // Final counts come with each attempt's final state: one record, 3 bytes, a -> s.
+    let jobs = text(&run(state, &["list", "-m", &addr]));
+    let quick_job = jobs.split_whitespace().next().unwrap_or_default().to_owned();
+    let o = run(state, &["status", "-m", &addr, &quick_job]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&o)));
+    let (a, s) = (&v["vertices"][0]["subtasks"][0]["metrics"], &v["vertices"][1]["subtasks"][0]["metrics"]);
+    assert_eq!((a["write-records"].as_u64(), a["write-bytes"].as_u64()), (Some(1), Some(3)), "{v}");
+    assert_eq!((s["read-records"].as_u64(), s["read-bytes"].as_u64()), (Some(1), Some(3)), "{v}");
 
     // An uploaded bundle: the TaskManagers fetch it from the session by content
     // and run its program from their own copy.
@@ -69,6 +77,14 @@ fn a_session_takes_jobs_until_stopped() {
     let sub = &v["vertices"][0]["subtasks"][0];
     assert_eq!(sub["status"], "RUNNING", "{running}");
     assert_eq!(sub["host"], "127.0.0.1", "{running}");
+    // Live counts from the TaskManager's heartbeats: `sleep 60` has written nothing yet.
+    let counted = wait_for(Duration::from_secs(20), "the slow job's counts", || {
+        let o = run(state, &["status", "-m", &addr, &job]);
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).ok()?;
+        let m = v["vertices"][0]["subtasks"][0]["metrics"].clone();
+        m.is_object().then_some(m)
+    });
+    assert_eq!(counted["write-records"], 0, "{counted}");
     assert!(sub["taskmanager-id"].as_str().is_some_and(|t| !t.is_empty()), "{running}");
     let o = run(state, &["cancel", "-m", &addr, &job]);
     assert!(o.status.success(), "{}", text(&o));

@@ -63,6 +63,23 @@ pub struct SubtaskDetails {
     pub taskmanager_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub host: Option<String>,
+    /// What it has moved, as its TaskManager last reported (Flink's subtask metrics).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metrics: Option<SubtaskMetrics>,
+}
+
+/// Flink's names: `read-records`, `write-bytes`, ...
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub struct SubtaskMetrics {
+    pub read_records: u64,
+    pub read_bytes: u64,
+    pub write_records: u64,
+    pub write_bytes: u64,
+    /// Back-pressured time since the attempt started.
+    pub backpressured_ms: u64,
+    /// Back-pressured milliseconds per second, between the last two reports.
+    pub backpressured_ms_per_second: u64,
 }
 
 impl JobDetails {

@@ -9,9 +9,9 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use common::ids::{AllocationId, JobId, JobMasterId, ResourceId};
+use common::ids::{AllocationId, ExecutionAttemptId, JobId, JobMasterId, ResourceId};
 use common::jobspec::{BuiltinSink, Bundle, Program};
-use common::protocol::{BundleBlob, OfferSlots, TaskExecutionState};
+use common::protocol::{BundleBlob, OfferSlots, TaskExecutionState, TaskIo};
 use common::rpc::{Channels, TaskExecutorNotice};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
@@ -19,7 +19,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use super::{DeploymentContext, JobMasterAction, JobSnapshot, JobStatus, Scheduler, TaskManagerLocation};
-use crate::dispatcher::{JobDetails, RestartEvent, SubtaskDetails, VertexDetails};
+use crate::dispatcher::{JobDetails, RestartEvent, SubtaskDetails, SubtaskMetrics, VertexDetails};
 use crate::resource_manager::{JobMasterNotice, ResourceManagerHandle};
 
 #[derive(Clone, Debug)]
@@ -40,6 +40,8 @@ pub(crate) enum JmMsg {
         job_master_id: JobMasterId,
         allocations: Vec<AllocationId>,
         report_version: u64,
+        /// The running attempts' counts so far.
+        io: Vec<(ExecutionAttemptId, TaskIo)>,
         reply: oneshot::Sender<bool>,
     },
     /// The sinks' commit (or abort) ended, with the job's final error.
@@ -108,6 +110,7 @@ pub fn spawn(
         details: watch::channel(JobDetails::default()).0,
         finalizing: false,
         ended: false,
+        io: HashMap::new(),
     };
     let rx = jm.details.subscribe();
     jm.publish();
@@ -135,6 +138,17 @@ struct JobMaster {
     finalizing: bool,
     /// The final details are published: the loop ends.
     ended: bool,
+    /// What each attempt has moved, as last reported, with when and the
+    /// back-pressure rate since the report before.
+    io: HashMap<ExecutionAttemptId, IoSample>,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct IoSample {
+    io: TaskIo,
+    at: Instant,
+    /// Back-pressured milliseconds per second since the previous report.
+    backpressured_ms_per_s: u64,
 }
 
 fn now() -> std::time::Instant {
@@ -201,22 +215,43 @@ impl JobMaster {
                 let _ = reply.send(result.accepted.iter().map(|o| o.allocation_id).collect());
                 result.actions
             }
-            JmMsg::TaskState(state) => self.scheduler.update_task_state(&state, now()),
+            JmMsg::TaskState(state) => {
+                if let Some(io) = state.io {
+                    self.record_io(state.attempt_id, io);
+                }
+                self.scheduler.update_task_state(&state, now())
+            }
             JmMsg::OutputFinalized(error) => {
                 self.publish_final(error);
                 self.ended = true;
                 vec![]
             }
-            JmMsg::Heartbeat { resource_id, job_master_id, allocations, report_version, reply } => {
+            JmMsg::Heartbeat { resource_id, job_master_id, allocations, report_version, io, reply } => {
                 let known = job_master_id == self.job_master_id;
                 let _ = reply.send(known);
                 if !known {
                     return vec![];
                 }
+                for (attempt, io) in io {
+                    self.record_io(attempt, io);
+                }
                 self.last_heartbeat.insert(resource_id.clone(), Instant::now());
                 self.scheduler.task_manager_heartbeat(&resource_id, &allocations, report_version, now())
             }
         }
+    }
+
+    fn record_io(&mut self, attempt: ExecutionAttemptId, io: TaskIo) {
+        let at = Instant::now();
+        let rate = match self.io.get(&attempt) {
+            Some(prev) if at > prev.at => {
+                let waited = io.backpressured_ms.saturating_sub(prev.io.backpressured_ms);
+                (waited * 1000 / (at - prev.at).as_millis().max(1) as u64).min(1000)
+            }
+            Some(prev) => prev.backpressured_ms_per_s,
+            None => 0,
+        };
+        self.io.insert(attempt, IoSample { io, at, backpressured_ms_per_s: rate });
     }
 
     fn check_heartbeats(&mut self) -> Vec<JobMasterAction> {
@@ -262,6 +297,7 @@ impl JobMaster {
                                     attempt_id,
                                     state: common::protocol::ExecutionState::Failed,
                                     error: Some(format!("deploying to {} failed: {e}", task_manager.resource_id)),
+                                    io: None,
                                 }));
                             }
                         }
@@ -355,6 +391,14 @@ impl JobMaster {
                         status: t.state.as_str().to_owned(),
                         taskmanager_id: t.task_manager.as_ref().map(ToString::to_string),
                         host: t.host.clone(),
+                        metrics: self.io.get(&t.attempt_id).map(|s| SubtaskMetrics {
+                            read_records: s.io.records_in,
+                            read_bytes: s.io.bytes_in,
+                            write_records: s.io.records_out,
+                            write_bytes: s.io.bytes_out,
+                            backpressured_ms: s.io.backpressured_ms,
+                            backpressured_ms_per_second: s.backpressured_ms_per_s,
+                        }),
                     })
                     .collect();
                 VertexDetails { name: v.name.clone(), parallelism: v.parallelism, tasks, subtasks }

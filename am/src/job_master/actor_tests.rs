@@ -146,6 +146,7 @@ async fn a_silent_task_executor_loses_its_task_at_the_heartbeat_timeout_not_befo
             job_master_id,
             allocations: vec![allocation_id],
             report_version: 1,
+            io: vec![],
             reply,
         });
         known

@@ -113,6 +113,7 @@ pub struct VertexSnapshot {
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct SubtaskSnapshot {
     pub subtask: u32,
+    pub attempt_id: ExecutionAttemptId,
     /// 0 for the first attempt.
     pub attempt: u32,
     pub state: ExecutionState,
@@ -448,6 +449,7 @@ impl Scheduler {
             let location = e.attempt.location.as_ref();
             v.subtasks.push(SubtaskSnapshot {
                 subtask: e.subtask,
+                attempt_id: e.attempt.id,
                 attempt: e.attempt.number,
                 state: e.attempt.state,
                 task_manager: location.map(|l| l.resource_id.clone()),

@@ -63,6 +63,7 @@ impl pb::job_master_gateway_server::JobMasterGateway for JobMasterService {
             job_master_id: hb.job_master_id,
             allocations: hb.allocations,
             report_version: hb.report_version,
+            io: hb.io,
             reply,
         })
         .map_err(gone)?;

@@ -158,7 +158,7 @@ impl Harness {
         state: ExecutionState,
         error: Option<&str>,
     ) -> Vec<String> {
-        let update = TaskExecutionState { job_id: JOB, attempt_id, state, error: error.map(str::to_owned) };
+        let update = TaskExecutionState { job_id: JOB, attempt_id, state, error: error.map(str::to_owned), io: None };
         let a = self.s.update_task_state(&update, self.now);
         self.render(a)
     }
@@ -679,6 +679,7 @@ fn repeated_offers_and_foreign_updates_are_harmless() {
         attempt_id: h.attempt("src", 0),
         state: ExecutionState::Failed,
         error: None,
+        io: None,
     };
     assert!(h.s.update_task_state(&foreign, h.now).is_empty());
     let unknown = TaskExecutionState {
@@ -686,6 +687,7 @@ fn repeated_offers_and_foreign_updates_are_harmless() {
         attempt_id: ExecutionAttemptId::from_u128(5),
         state: ExecutionState::Failed,
         error: None,
+        io: None,
     };
     assert!(h.s.update_task_state(&unknown, h.now).is_empty());
     assert_eq!(h.s.status(), JobStatus::Running);

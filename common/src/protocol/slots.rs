@@ -105,4 +105,6 @@ pub struct JobMasterHeartbeat {
     /// The JobMaster fails attempts whose slot vanished.
     pub allocations: Vec<AllocationId>,
     pub report_version: u64,
+    /// The running attempts' counts so far.
+    pub io: Vec<(crate::ids::ExecutionAttemptId, super::TaskIo)>,
 }

@@ -119,4 +119,17 @@ pub struct TaskExecutionState {
     pub state: ExecutionState,
     /// Why it failed, for FAILED; the last lines of its stderr when a process.
     pub error: Option<String>,
+    /// What it moved, with a final state.
+    pub io: Option<TaskIo>,
+}
+
+/// What a subtask attempt moved since it started (Flink's numRecordsIn/Out,
+/// numBytesIn/Out, and the time its output was back-pressured).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskIo {
+    pub records_in: u64,
+    pub bytes_in: u64,
+    pub records_out: u64,
+    pub bytes_out: u64,
+    pub backpressured_ms: u64,
 }

@@ -145,6 +145,7 @@ pub fn task_state(s: &TaskExecutionState) -> pb::TaskExecutionState {
         attempt_id: attempt_id(s.attempt_id),
         state: execution_state(s.state) as i32,
         error: s.error.clone(),
+        io: s.io.as_ref().map(task_io),
     }
 }
 
@@ -154,7 +155,28 @@ pub fn to_task_state(s: pb::TaskExecutionState) -> Result<TaskExecutionState, Co
         attempt_id: to_attempt_id(s.attempt_id, "attempt_id")?,
         state: to_execution_state(s.state)?,
         error: s.error,
+        io: s.io.map(to_task_io),
     })
+}
+
+fn task_io(io: &TaskIo) -> pb::TaskIo {
+    pb::TaskIo {
+        records_in: io.records_in,
+        bytes_in: io.bytes_in,
+        records_out: io.records_out,
+        bytes_out: io.bytes_out,
+        backpressured_ms: io.backpressured_ms,
+    }
+}
+
+fn to_task_io(io: pb::TaskIo) -> TaskIo {
+    TaskIo {
+        records_in: io.records_in,
+        bytes_in: io.bytes_in,
+        records_out: io.records_out,
+        bytes_out: io.bytes_out,
+        backpressured_ms: io.backpressured_ms,
+    }
 }
 
 fn partitioning(p: Partitioning) -> i32 {
@@ -456,6 +478,7 @@ pub fn jm_heartbeat(h: &JobMasterHeartbeat) -> pb::JobMasterHeartbeat {
         job_master_id: job_master_id(h.job_master_id),
         allocations: h.allocations.iter().map(|a| uuid(a.0)).collect(),
         report_version: h.report_version,
+        io: h.io.iter().map(|(a, io)| pb::AttemptIo { attempt_id: attempt_id(*a), io: Some(task_io(io)) }).collect(),
     }
 }
 
@@ -464,12 +487,17 @@ pub fn to_jm_heartbeat(h: pb::JobMasterHeartbeat) -> Result<JobMasterHeartbeat, 
     for a in h.allocations {
         allocations.push(to_allocation_id(Some(a), "allocations")?);
     }
+    let mut io = Vec::with_capacity(h.io.len());
+    for a in h.io {
+        io.push((to_attempt_id(a.attempt_id, "io.attempt_id")?, a.io.map(to_task_io).unwrap_or_default()));
+    }
     Ok(JobMasterHeartbeat {
         resource_id: ResourceId(h.resource_id),
         job_id: to_job_id(h.job_id, "job_id")?,
         job_master_id: to_job_master_id(h.job_master_id, "job_master_id")?,
         allocations,
         report_version: h.report_version,
+        io,
     })
 }
 
@@ -501,8 +529,20 @@ mod tests {
             job_master_id: JobMasterId::random(),
             allocations: vec![AllocationId::random(), AllocationId::random()],
             report_version: 3,
+            io: vec![(
+                ExecutionAttemptId::random(),
+                TaskIo { records_in: 1, bytes_in: 2, records_out: 3, bytes_out: 4, backpressured_ms: 5 },
+            )],
         };
         assert_eq!(to_jm_heartbeat(jm_heartbeat(&jm)).unwrap(), jm);
+        let state = TaskExecutionState {
+            job_id: JobId::random(),
+            attempt_id: ExecutionAttemptId::random(),
+            state: ExecutionState::Finished,
+            error: None,
+            io: Some(TaskIo { records_out: 9, ..TaskIo::default() }),
+        };
+        assert_eq!(to_task_state(task_state(&state)).unwrap(), state);
         let accepted = RegistrationAccepted {
             rm_id: ResourceManagerId::random(),
             instance_id: InstanceId::random(),

@@ -3,6 +3,7 @@
 //! to a consumer plane over loopback TCP, through the real handshake, credits
 //! and framing. Used by `benches/exchange.rs` and `scripts/bench-wordcount`.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -54,7 +55,8 @@ pub async fn exchange_benchmark(
     let mut writers = Vec::new();
     for (i, sender) in senders.into_iter().enumerate() {
         let buffer = buffer.clone();
-        let mut w = PartitionWriter::new(Partitioning::Forward, partition.clone(), vec![sender], buffer_size);
+        let mut w =
+            PartitionWriter::new(Partitioning::Forward, partition.clone(), vec![sender], buffer_size, Arc::default());
         writers.push(tokio::spawn(async move {
             for _ in 0..per_channel {
                 if w.write(&buffer).await.is_err() {
@@ -79,7 +81,7 @@ pub async fn exchange_benchmark(
             .collect(),
     }];
     // The consumer must see the producer as remote, or this measures memcpy-free channels.
-    let mut inputs = input::open(&consumer.inner.shared, &gates);
+    let mut inputs = input::open(&consumer.inner.shared, &gates, &Arc::default());
     let reader = tokio::spawn(async move {
         let mut bytes = 0u64;
         while let Some(buf) = inputs.next().await {

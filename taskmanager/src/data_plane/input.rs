@@ -5,6 +5,8 @@
 
 use std::pin::Pin;
 use std::sync::Arc;
+
+use super::metrics::TaskIoCounters;
 use std::time::Duration;
 
 use backon::Retryable as _;
@@ -108,13 +110,17 @@ impl Channel {
 }
 
 /// Opens every channel of every gate and merges them.
-pub(crate) fn open(shared: &Arc<Shared>, gates: &[InputGateDescriptor]) -> InputStream {
-    Box::pin(stream::select_all(open_channels(shared, gates)))
+pub(crate) fn open(shared: &Arc<Shared>, gates: &[InputGateDescriptor], io: &Arc<TaskIoCounters>) -> InputStream {
+    Box::pin(stream::select_all(open_channels(shared, gates, io)))
 }
 
 /// Every channel of every gate as a stream of its own, in gate and channel
 /// order (for consumers that keep channels apart, like the sink).
-pub(crate) fn open_channels(shared: &Arc<Shared>, gates: &[InputGateDescriptor]) -> Vec<InputStream> {
+pub(crate) fn open_channels(
+    shared: &Arc<Shared>,
+    gates: &[InputGateDescriptor],
+    io: &Arc<TaskIoCounters>,
+) -> Vec<InputStream> {
     gates
         .iter()
         .flat_map(|g| g.channels.iter().cloned())
@@ -137,6 +143,12 @@ pub(crate) fn open_channels(shared: &Arc<Shared>, gates: &[InputGateDescriptor])
                     Ok(Some(buf)) => Some((Ok(buf), State::Open(channel))),
                     Ok(None) => None,
                     Err(why) => Some((Err(why), State::Done)),
+                }
+            });
+            let io = io.clone();
+            let channel = futures::StreamExt::inspect(channel, move |r| {
+                if let Ok(buf) = r {
+                    io.read(buf);
                 }
             });
             Box::pin(channel) as InputStream

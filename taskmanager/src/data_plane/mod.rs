@@ -28,6 +28,7 @@
 pub mod diagnostics;
 pub mod hdfs_io;
 mod input;
+pub mod metrics;
 mod net;
 mod partition;
 mod process;
@@ -201,6 +202,18 @@ impl DataPlane {
         env: Vec<(String, String)>,
         cancel: CancellationToken,
     ) -> Result<(), TaskError> {
+        self.run_task_counted(tdd, work_dir, env, cancel, Arc::default()).await
+    }
+
+    /// [`DataPlane::run_task`], counting what the attempt moves into `io`.
+    pub async fn run_task_counted(
+        &self,
+        tdd: TaskDeploymentDescriptor,
+        work_dir: PathBuf,
+        env: Vec<(String, String)>,
+        cancel: CancellationToken,
+        io: Arc<metrics::TaskIoCounters>,
+    ) -> Result<(), TaskError> {
         let shared = &self.inner.shared;
         let label =
             format!("{} {}/{} (attempt {})", tdd.vertex_name, tdd.subtask_index, tdd.parallelism, tdd.attempt_number);
@@ -216,9 +229,15 @@ impl DataPlane {
                 &shared.gauge,
             );
             partitions.push(partition.clone());
-            writers.push(PartitionWriter::new(out.partitioning, partition, senders, shared.config.buffer_size));
+            writers.push(PartitionWriter::new(
+                out.partitioning,
+                partition,
+                senders,
+                shared.config.buffer_size,
+                io.clone(),
+            ));
         }
-        let writer = RecordWriter::new(writers);
+        let writer = RecordWriter::new(writers, io.clone());
         let result = self.run_program(&tdd, &label, work_dir, env, writer, &cancel).await;
         match &result {
             Ok(()) => info!(task = %label, "finished"),
@@ -245,6 +264,8 @@ impl DataPlane {
         writer: RecordWriter,
         cancel: &CancellationToken,
     ) -> Result<(), TaskError> {
+        // Inputs count into the same counters as the writer's outputs.
+        let io = &writer.io().clone();
         let shared = &self.inner.shared;
         let has_inputs = tdd.inputs.iter().any(|g| !g.channels.is_empty());
         match &tdd.program {
@@ -254,7 +275,7 @@ impl DataPlane {
                 })?;
                 let cmd = command(tdd, label, &work_dir, env)?;
                 let spawned = process::spawn(cmd, label.to_string(), has_inputs)?;
-                let inputs = input::open(shared, &tdd.inputs);
+                let inputs = input::open(shared, &tdd.inputs, io);
                 // Handles cancellation itself, so that it can reap the child.
                 process::run(spawned, inputs, writer, &shared.config, cancel).await
             }
@@ -271,7 +292,7 @@ impl DataPlane {
                 // HDFS: write locally with the same code, then upload to the staging path.
                 let on_hdfs = common::hdfs::is_hdfs(path);
                 let local = if on_hdfs { hdfs_io::local_staging(&work_dir, &staging) } else { staging.clone() };
-                let channels = input::open_channels(shared, &tdd.inputs);
+                let channels = input::open_channels(shared, &tdd.inputs, io);
                 tokio::select! {
                     r = async {
                         sink::run(&local, channels, label).await?;

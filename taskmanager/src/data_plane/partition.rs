@@ -16,6 +16,8 @@ use common::ids::JobId;
 use common::protocol::ResultPartitionId;
 use tokio::sync::mpsc;
 
+use super::metrics::TaskIoCounters;
+
 /// Bytes held in exchange queues of one DataPlane, and their high-water mark.
 #[derive(Debug, Default)]
 pub(crate) struct Gauge {
@@ -91,11 +93,23 @@ pub(crate) struct SubpartitionSender {
 }
 
 impl SubpartitionSender {
-    /// Waits for room in the queue. Err: the consumer went away.
-    pub(crate) async fn send(&self, buf: Bytes) -> Result<(), ()> {
+    /// Waits for room in the queue (the time waited is back-pressure, counted
+    /// into `io`). Err: the consumer went away.
+    pub(crate) async fn send(&self, buf: Bytes, io: &TaskIoCounters) -> Result<(), ()> {
         let n = buf.len();
         self.gauge.add(n);
-        if self.tx.send(buf).await.is_err() {
+        let buf = match self.tx.try_send(buf) {
+            Ok(()) => return Ok(()),
+            Err(mpsc::error::TrySendError::Full(buf)) => buf,
+            Err(mpsc::error::TrySendError::Closed(_)) => {
+                self.gauge.sub(n);
+                return Err(());
+            }
+        };
+        let started = std::time::Instant::now();
+        let sent = self.tx.send(buf).await;
+        io.blocked(started.elapsed());
+        if sent.is_err() {
             self.gauge.sub(n);
             return Err(());
         }

@@ -153,7 +153,7 @@ async fn route(partitioning: Partitioning, n: u32, input: &str) -> Vec<String> {
     let gauge = Arc::new(Gauge::default());
     let id = ResultPartitionId { edge_index: 0, producer_subtask: 0, producer_attempt: attempt(0, 0) };
     let (partition, senders) = registry.register(JOB, id, n, 1024, &gauge);
-    let mut w = PartitionWriter::new(partitioning, partition.clone(), senders, 8);
+    let mut w = PartitionWriter::new(partitioning, partition.clone(), senders, 8, Arc::default());
     w.write(&Bytes::from(input.to_string())).await.unwrap();
     w.flush().await.unwrap();
     partition.finish();
@@ -320,6 +320,47 @@ async fn a_slow_consumer_bounds_the_producers_buffered_bytes() {
     assert!(a.peak_buffered_bytes() <= bound, "producer buffered {} > {bound}", a.peak_buffered_bytes());
     assert!(b.peak_buffered_bytes() <= bound, "consumer buffered {} > {bound}", b.peak_buffered_bytes());
     assert!(a.peak_buffered_bytes() > 0);
+}
+
+/// Issue 15: what each attempt moved, counted as chunks pass: records and
+/// bytes out of the producer and into the consumer, and the producer's time
+/// blocked on the consumer's credits (it reads nothing for a second).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_attempt_counts_its_records_bytes_and_back_pressure() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = test_config();
+    let (a, b) = (plane(b"k", config.clone()).await, plane(b"k", config.clone()).await);
+    const TOTAL: u64 = 16 << 20;
+    let stages = [
+        Stage {
+            name: "push",
+            parallelism: 1,
+            program: shell(&format!(
+                "yes 0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcde | head -c {TOTAL}"
+            )),
+            plane: a.clone(),
+        },
+        Stage { name: "slow", parallelism: 1, program: shell("sleep 1; cat > /dev/null"), plane: b.clone() },
+    ];
+    let tasks = deploy(&stages, &[Partitioning::Forward], tmp.path());
+    let counters: Vec<Arc<super::metrics::TaskIoCounters>> = tasks.iter().map(|_| Arc::default()).collect();
+    let handles: Vec<_> = tasks
+        .into_iter()
+        .zip(counters.clone())
+        .enumerate()
+        .map(|(i, ((plane, tdd), io))| {
+            let dir = tmp.path().join(format!("w{i}"));
+            tokio::spawn(async move { plane.run_task_counted(tdd, dir, vec![], CancellationToken::new(), io).await })
+        })
+        .collect();
+    for h in handles {
+        tokio::time::timeout(Duration::from_secs(60), h).await.expect("task hung").unwrap().unwrap();
+    }
+    let (push, slow) = (counters[0].snapshot(), counters[1].snapshot());
+    assert_eq!((push.records_out, push.bytes_out), (TOTAL / 64, TOTAL), "{push:?}");
+    assert_eq!((slow.records_in, slow.bytes_in), (TOTAL / 64, TOTAL), "{slow:?}");
+    assert_eq!((push.records_in, slow.records_out), (0, 0), "a source reads no input; the last stage has no output");
+    assert!(push.backpressured_ms >= 500, "the producer waited for credits: {push:?}");
 }
 
 #[tokio::test]

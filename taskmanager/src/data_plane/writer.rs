@@ -12,6 +12,7 @@ use std::sync::Arc;
 use bytes::{Bytes, BytesMut};
 use common::jobspec::Partitioning;
 
+use super::metrics::TaskIoCounters;
 use super::partition::{Partition, SubpartitionSender};
 
 /// The stable key hash the hash partitioner routes by: FNV-1a (64 bit) over
@@ -77,6 +78,8 @@ pub(crate) struct PartitionWriter {
     builders: Vec<BytesMut>,
     next: usize,
     buffer_size: usize,
+    /// Where the time spent waiting for credits is counted.
+    io: Arc<TaskIoCounters>,
 }
 
 impl PartitionWriter {
@@ -85,9 +88,10 @@ impl PartitionWriter {
         partition: Arc<Partition>,
         subs: Vec<SubpartitionSender>,
         buffer_size: usize,
+        io: Arc<TaskIoCounters>,
     ) -> Self {
         let builders = subs.iter().map(|_| BytesMut::new()).collect();
-        Self { partitioning, partition, subs, builders, next: 0, buffer_size: buffer_size.max(1) }
+        Self { partitioning, partition, subs, builders, next: 0, buffer_size: buffer_size.max(1), io }
     }
 
     /// `chunk`: whole records, each ending in `\n`.
@@ -97,10 +101,10 @@ impl PartitionWriter {
             return Ok(());
         }
         match self.partitioning {
-            _ if n == 1 => self.subs[0].send(chunk.clone()).await.map_err(|()| ConsumerGone),
+            _ if n == 1 => self.subs[0].send(chunk.clone(), &self.io).await.map_err(|()| ConsumerGone),
             Partitioning::Broadcast => {
                 for sub in &self.subs {
-                    sub.send(chunk.clone()).await.map_err(|()| ConsumerGone)?;
+                    sub.send(chunk.clone(), &self.io).await.map_err(|()| ConsumerGone)?;
                 }
                 Ok(())
             }
@@ -109,7 +113,7 @@ impl PartitionWriter {
             Partitioning::Forward => {
                 let i = self.next % n;
                 self.next = self.next.wrapping_add(1);
-                self.subs[i].send(chunk.clone()).await.map_err(|()| ConsumerGone)
+                self.subs[i].send(chunk.clone(), &self.io).await.map_err(|()| ConsumerGone)
             }
             Partitioning::Hash | Partitioning::Rebalance => self.route_records(chunk).await,
         }
@@ -131,7 +135,7 @@ impl PartitionWriter {
             let builder = &mut self.builders[target];
             if !builder.is_empty() && builder.len() + record.len() > self.buffer_size {
                 let full = builder.split().freeze();
-                self.subs[target].send(full).await.map_err(|()| ConsumerGone)?;
+                self.subs[target].send(full, &self.io).await.map_err(|()| ConsumerGone)?;
             }
             let builder = &mut self.builders[target];
             if builder.capacity() - builder.len() < record.len() {
@@ -146,7 +150,7 @@ impl PartitionWriter {
     pub(crate) async fn flush(&mut self) -> Result<(), ConsumerGone> {
         for (builder, sub) in self.builders.iter_mut().zip(&self.subs) {
             if !builder.is_empty() {
-                sub.send(builder.split().freeze()).await.map_err(|()| ConsumerGone)?;
+                sub.send(builder.split().freeze(), &self.io).await.map_err(|()| ConsumerGone)?;
             }
         }
         Ok(())
@@ -160,18 +164,27 @@ impl PartitionWriter {
 /// Writes every record to all outgoing edges of a subtask.
 pub(crate) struct RecordWriter {
     partitions: Vec<PartitionWriter>,
+    io: Arc<TaskIoCounters>,
 }
 
 impl RecordWriter {
-    pub(crate) fn new(partitions: Vec<PartitionWriter>) -> Self {
-        Self { partitions }
+    pub(crate) fn new(partitions: Vec<PartitionWriter>, io: Arc<TaskIoCounters>) -> Self {
+        Self { partitions, io }
     }
 
     pub(crate) fn is_empty(&self) -> bool {
         self.partitions.is_empty()
     }
 
+    /// The attempt's counters.
+    pub(crate) fn io(&self) -> &Arc<TaskIoCounters> {
+        &self.io
+    }
+
     pub(crate) async fn write(&mut self, chunk: &Bytes) -> Result<(), ConsumerGone> {
+        if !self.partitions.is_empty() {
+            self.io.wrote(chunk);
+        }
         for p in &mut self.partitions {
             p.write(chunk).await?;
         }

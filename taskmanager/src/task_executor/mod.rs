@@ -14,6 +14,7 @@ pub mod slot_table;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use backon::Retryable as _;
@@ -168,6 +169,8 @@ struct RunningTask {
     job_id: JobId,
     job_master_address: String,
     cancel: CancellationToken,
+    /// What it has moved so far (reported with JobMaster heartbeats and its end).
+    io: Arc<crate::data_plane::metrics::TaskIoCounters>,
 }
 
 struct JobMasterLink {
@@ -263,9 +266,10 @@ impl TaskExecutor {
             Msg::TaskEnded { attempt, state, error } => {
                 self.slots.remove_task(&attempt);
                 if let Some(task) = self.tasks.remove(&attempt) {
+                    let io = Some(task.io.snapshot());
                     self.report_task_state(
                         task.job_master_address,
-                        TaskExecutionState { job_id: task.job_id, attempt_id: attempt, state, error },
+                        TaskExecutionState { job_id: task.job_id, attempt_id: attempt, state, error, io },
                     );
                 }
             }
@@ -384,12 +388,14 @@ impl TaskExecutor {
             .add_task(tdd.allocation_id, tdd.job_id, tdd.attempt_id)
             .map_err(|e| tonic::Status::failed_precondition(e.to_string()))?;
         let cancel = CancellationToken::new();
+        let io = Arc::new(crate::data_plane::metrics::TaskIoCounters::default());
         self.tasks.insert(
             tdd.attempt_id,
             RunningTask {
                 job_id: tdd.job_id,
                 job_master_address: tdd.job_master_address.clone(),
                 cancel: cancel.clone(),
+                io: io.clone(),
             },
         );
         info!(vertex = %tdd.vertex_name, subtask = tdd.subtask_index, attempt = tdd.attempt_number, "deploying task");
@@ -400,6 +406,7 @@ impl TaskExecutor {
                 attempt_id: tdd.attempt_id,
                 state: ExecutionState::Running,
                 error: None,
+                io: None,
             },
         );
         let work_dir =
@@ -417,7 +424,7 @@ impl TaskExecutor {
                 tokio::fs::create_dir_all(&work_dir)
                     .await
                     .map_err(|e| format!("cannot create the task's work dir {}: {e}", work_dir.display()))?;
-                dp.run_task(tdd, work_dir, Vec::new(), cancel.clone()).await.map_err(|e| e.to_string())
+                dp.run_task_counted(tdd, work_dir, Vec::new(), cancel.clone(), io).await.map_err(|e| e.to_string())
             }
             .await;
             let (state, error) = match result {
@@ -446,12 +453,19 @@ impl TaskExecutor {
     fn heartbeat_job_masters(&mut self) {
         for (job_id, address, jm_id) in self.slots.jobs() {
             let allocations = self.slots.allocations_of(job_id);
+            let io = self
+                .tasks
+                .iter()
+                .filter(|(_, t)| t.job_id == job_id)
+                .map(|(attempt, t)| (*attempt, t.io.snapshot()))
+                .collect();
             let hb = JobMasterHeartbeat {
                 resource_id: self.config.resource_id.clone(),
                 job_id,
                 job_master_id: jm_id,
                 allocations,
                 report_version: self.slots.version(),
+                io,
             };
             let (gateway, tx) = (self.channels.job_master_gateway(&address), self.tx.clone());
             let deadline = self.heartbeat_interval.max(Duration::from_millis(100)) * 2;

@@ -192,7 +192,7 @@ pub enum Action {
 }
 
 /// What the REST API shows.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct SlotManagerOverview {
     pub task_managers: Vec<TaskManagerOverview>,
     /// Requested workers not registered yet, by spec.
