@@ -5,12 +5,15 @@
 //! or the bundle itself as an `application/gzip` body (a `.tar.gz`), kept in the blob store
 //! and served to TaskExecutors at `GET /blobs/<sha256>`.
 //!
-//! Every request must carry `Authorization: Bearer <application secret>`.
+//! Every request must carry `Authorization: Bearer <application secret>`, or, to
+//! read, the web UI's read-only token. The UI itself (`/`, `/ui/*`) is static
+//! and open: it holds no data and asks the API with the token from the URL's
+//! fragment, which browsers never send to a server.
 
 use std::net::SocketAddr;
 
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
@@ -42,6 +45,11 @@ struct Ctx {
     limits: BundleLimits,
 }
 
+/// The web UI, built into the binary: no CDN, nothing fetched at run time.
+const UI_INDEX: &str = include_str!("ui/index.html");
+const UI_JS: &str = include_str!("ui/app.js");
+const UI_CSS: &str = include_str!("ui/app.css");
+
 /// The largest JSON body a request may send (`{"bundle": "<path>"}`).
 const MAX_JSON: usize = 64 << 10;
 
@@ -70,6 +78,10 @@ pub async fn serve(
         .route("/config", get(config))
         .route("/metrics", get(metrics))
         .layer(axum::middleware::from_fn_with_state(ctx.clone(), authenticate))
+        // The UI's page and assets hold no data: served to anyone.
+        .route("/", get(|| async { axum::response::Html(UI_INDEX) }))
+        .route("/ui/app.js", get(|| async { ([(header::CONTENT_TYPE, "text/javascript; charset=utf-8")], UI_JS) }))
+        .route("/ui/app.css", get(|| async { ([(header::CONTENT_TYPE, "text/css; charset=utf-8")], UI_CSS) }))
         .with_state(ctx);
     serve_http1(listener, app, listener_limits, shutdown).await;
     Ok(())
@@ -122,6 +134,12 @@ fn error(status: StatusCode, msg: impl std::fmt::Display) -> Response {
     (status, Json(json!({ "errors": [msg.to_string()] }))).into_response()
 }
 
+/// Who may do what:
+/// - the application secret: everything;
+/// - the web UI's read-only token: reading (GET, HEAD), but not the bundle
+///   blobs, which may hold credentials-bearing job code;
+/// - anything else: refused. Nothing that changes state is reachable without
+///   the secret.
 async fn authenticate(
     State(ctx): State<Ctx>,
     headers: HeaderMap,
@@ -134,10 +152,20 @@ async fn authenticate(
         .and_then(|v| v.strip_prefix("Bearer "))
         .unwrap_or("");
     if ctx.secret.matches(presented.as_bytes()) {
-        next.run(req).await
-    } else {
-        error(StatusCode::UNAUTHORIZED, "missing or wrong application secret (Authorization: Bearer <secret>)")
+        return next.run(req).await;
     }
+    if ctx.secret.matches_read_only(presented.as_bytes()) {
+        let reading = matches!(*req.method(), axum::http::Method::GET | axum::http::Method::HEAD)
+            && !req.uri().path().starts_with("/blobs/");
+        if reading {
+            return next.run(req).await;
+        }
+        return error(
+            StatusCode::FORBIDDEN,
+            "the web UI's token only reads: changing the cluster needs the application secret",
+        );
+    }
+    error(StatusCode::UNAUTHORIZED, "missing or wrong application secret (Authorization: Bearer <secret>)")
 }
 
 fn dispatcher_error(e: DispatcherError) -> Response {

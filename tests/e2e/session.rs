@@ -26,6 +26,12 @@ fn a_session_takes_jobs_until_stopped() {
     assert!(o.status.success(), "{}", text(&o));
     let addr = String::from_utf8_lossy(&o.stdout).trim().to_owned();
     assert!(addr.starts_with("127.0.0.1:"), "{addr}");
+    let started = String::from_utf8_lossy(&o.stderr).into_owned();
+    let ui_url = started
+        .lines()
+        .find_map(|l| l.strip_prefix("Web UI: "))
+        .unwrap_or_else(|| panic!("session start names its web UI: {started}"))
+        .to_owned();
 
     let quick = bundle(
         &tmp.path().join("quick"),
@@ -86,6 +92,7 @@ fn a_session_takes_jobs_until_stopped() {
     });
     assert_eq!(counted["write-records"], 0, "{counted}");
     assert!(sub["taskmanager-id"].as_str().is_some_and(|t| !t.is_empty()), "{running}");
+    web_ui_shows_the_session(state, &addr, &ui_url, &quick_job, &job);
     let o = run(state, &["cancel", "-m", &addr, &job]);
     assert!(o.status.success(), "{}", text(&o));
     wait_for(Duration::from_secs(20), "the slow job to be canceled", || {
@@ -153,6 +160,75 @@ fn a_session_takes_jobs_until_stopped() {
     wait_for(Duration::from_secs(20), "the session and its TaskManagers to exit", || {
         processes_mentioning(work.to_str().unwrap()).is_empty().then_some(())
     });
+}
+
+/// Issue 15: the web UI, in a real browser, while `running` runs: what the
+/// REST API says, read with the read-only token the URL carries, and nothing
+/// that changes the cluster.
+fn web_ui_shows_the_session(state: &std::path::Path, addr: &str, ui_url: &str, finished: &str, running: &str) {
+    let token = ui_url.split_once("#token=").map(|(_, t)| t.to_owned()).unwrap_or_else(|| panic!("{ui_url}"));
+    let secret = std::fs::read_to_string(session_secret(state, addr)).unwrap();
+    assert!(!token.contains(secret.trim()) && token.len() == 64, "a derived token, not the secret: {ui_url}");
+    let req = |method: &str, path: &str, bearer: &str| {
+        http_status(addr, &format!("{method} {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {bearer}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"))
+    };
+    // The page needs no credentials (it holds no data); the API does.
+    assert!(http_status(addr, "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").contains("200"));
+    assert!(req("GET", "/jobs/overview", &token).contains("200"));
+    assert!(req("GET", &format!("/jobs/{running}"), &token).contains("200"));
+    for (method, path) in
+        [("PATCH", format!("/jobs/{running}?mode=cancel")), ("DELETE", "/cluster".into()), ("GET", "/blobs/00".into())]
+    {
+        assert!(req(method, &path, &token).contains("403"), "{method} {path} with the read-only token");
+    }
+    assert!(req("PATCH", &format!("/jobs/{running}?mode=cancel"), "0123").contains("401"));
+
+    let Some(browser) = browser_dir() else { return };
+    let o = std::process::Command::new("node")
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/e2e/web_ui.js"))
+        .args([ui_url, running])
+        .env("NODE_PATH", browser.join("node_modules"))
+        .output()
+        .expect("node runs (scripts/install-deps installs it)");
+    assert!(o.status.success(), "the browser run failed: {}", text(&o));
+    let seen: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&o)));
+    assert_eq!(seen["errors"], serde_json::json!([]), "{seen}");
+    assert_eq!(seen["hashAfterLoad"], "#/", "the token leaves the address bar: {seen}");
+    let jobs = seen["jobs"].as_array().unwrap();
+    let row = |id: &str| {
+        jobs.iter().find(|r| r[0].as_str().is_some_and(|c| id.starts_with(c))).unwrap_or_else(|| panic!("{id}: {seen}"))
+    };
+    assert_eq!(jobs.len(), 4, "{seen}");
+    assert_eq!(row(finished)[2], "FINISHED", "{seen}");
+    assert_eq!(row(running)[2], "RUNNING", "{seen}");
+    assert!(!seen["taskmanagers"].as_array().unwrap().is_empty(), "{seen}");
+    assert_eq!(seen["vertices"], serde_json::json!(["a"]), "{seen}");
+    let sub = &seen["subtasks"][0];
+    assert_eq!(
+        (sub[0].as_str(), sub[3].as_str(), sub[4].as_str()),
+        (Some("a"), Some("RUNNING"), Some("127.0.0.1")),
+        "{seen}"
+    );
+    assert_eq!(sub[8], "0", "records out of `sleep 60`: {seen}");
+    assert!(seen["log"].as_str().unwrap_or("").contains("deploying task"), "{seen}");
+    assert_eq!(seen["reloaded"], true, "{seen}");
+    assert!(seen["withoutToken"].as_str().unwrap_or("").contains("401"), "{seen}");
+}
+
+/// Where scripts/install-deps put playwright-core. Its absence fails the test
+/// unless YF_SKIP_BROWSER is set (a machine without a browser, knowingly).
+fn browser_dir() -> Option<std::path::PathBuf> {
+    let dir = std::env::var_os("YF_BROWSER_DIR").map(std::path::PathBuf::from).unwrap_or_else(|| {
+        std::path::PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/yarn-flink/browser")
+    });
+    if dir.join("node_modules/playwright-core").is_dir() {
+        return Some(dir);
+    }
+    if std::env::var_os("YF_SKIP_BROWSER").is_some() {
+        eprintln!("YF_SKIP_BROWSER: the web UI is not checked in a browser");
+        return None;
+    }
+    panic!("playwright-core is not in {}: run scripts/install-deps (as root), or set YF_SKIP_BROWSER", dir.display());
 }
 
 /// Issue 14: a 3 MB `.tar.gz` of gigabytes of zeros filled the disk twice

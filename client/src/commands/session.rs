@@ -48,6 +48,10 @@ pub async fn start(_args: SessionStartArgs) -> Result<ExitCode> {
                 println!("{}", addr.trim());
                 eprintln!("Session started (pid {}); log: {}", child.id(), log_path.display());
                 eprintln!("Submit with: yarn-flink run -m {} <bundle>", addr.trim());
+                // The fragment never leaves the browser; the token only reads.
+                if let Ok(secret) = common::rpc::AppSecret::read_from(&session_dir(addr.trim()).join("secret")) {
+                    eprintln!("Web UI: http://{}/#token={}", addr.trim(), secret.read_only_token());
+                }
                 return Ok(ExitCode::SUCCESS);
             }
         }

@@ -23,6 +23,8 @@ pub struct AppSecret {
     bytes: Arc<[u8]>,
     /// The form every request carries; kept so no call formats it anew.
     hex: Arc<str>,
+    /// The web UI's read-only token, derived once.
+    read_only: Arc<str>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -47,7 +49,8 @@ impl AppSecret {
 
     pub fn from_bytes(b: &[u8]) -> Self {
         let hex = hex::encode(b);
-        Self { bytes: Arc::from(b), hex: Arc::from(hex) }
+        let read_only = Arc::from(read_only_token_of(&hex));
+        Self { bytes: Arc::from(b), hex: Arc::from(hex), read_only }
     }
 
     pub fn as_bytes(&self) -> &[u8] {
@@ -86,6 +89,25 @@ impl AppSecret {
     pub fn matches(&self, presented: &[u8]) -> bool {
         self.hex.as_bytes().ct_eq(presented).into()
     }
+
+    /// A token that grants reading the REST API and nothing else (the web UI
+    /// in a browser): derived, so it reveals nothing of the secret.
+    pub fn read_only_token(&self) -> &str {
+        &self.read_only
+    }
+
+    /// Constant-time check of a presented read-only token.
+    pub fn matches_read_only(&self, presented: &[u8]) -> bool {
+        self.read_only.as_bytes().ct_eq(presented).into()
+    }
+}
+
+fn read_only_token_of(secret_hex: &str) -> String {
+    use hmac::{KeyInit, Mac};
+    let mut mac = <hmac::Hmac<sha2::Sha256> as KeyInit>::new_from_slice(secret_hex.as_bytes())
+        .expect("HMAC takes keys of any length");
+    mac.update(b"yarn-flink web ui: read only");
+    hex::encode(mac.finalize().into_bytes())
 }
 
 impl fmt::Debug for AppSecret {
@@ -136,6 +158,17 @@ impl tonic::service::Interceptor for AuthInterceptor {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_read_only_token_is_derived_from_the_secret_and_is_not_it() {
+        let a = AppSecret::generate();
+        let again = AppSecret::from_hex(&a.to_hex()).unwrap();
+        assert_eq!(a.read_only_token(), again.read_only_token(), "a session's token survives a restart of the client");
+        assert_ne!(a.read_only_token(), AppSecret::generate().read_only_token());
+        assert!(a.matches_read_only(a.read_only_token().as_bytes()));
+        assert!(!a.matches_read_only(a.to_hex().as_bytes()), "the secret is not a read-only token");
+        assert!(!a.matches(a.read_only_token().as_bytes()), "nor the token the secret");
+    }
 
     #[test]
     fn hex_round_trip_and_no_leak_in_debug() {

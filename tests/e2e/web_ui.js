@@ -1,0 +1,52 @@
+// Drives the web UI in Debian's chromium (playwright-core) and prints, as
+// JSON, what a person would see; tests/e2e/session.rs asserts on it.
+//   node web_ui.js <ui url with #token=...> <job id to open>
+"use strict";
+const { chromium } = require("playwright-core");
+
+const rows = (table) => [...table.querySelectorAll("tr")].slice(1).map((r) => [...r.cells].map((c) => c.textContent.trim()));
+
+(async () => {
+  const [url, job] = process.argv.slice(2);
+  const browser = await chromium.launch({
+    executablePath: process.env.YF_CHROMIUM || "/usr/bin/chromium",
+    args: ["--no-sandbox", "--headless=new"],
+  });
+  const seen = { errors: [] };
+  try {
+    const page = await browser.newPage();
+    page.on("pageerror", (e) => seen.errors.push(String(e)));
+    await page.goto(url);
+    await page.waitForSelector("body[data-ready='1'] #jobs");
+    seen.hashAfterLoad = await page.evaluate(() => location.hash);
+    seen.jobs = await page.$eval("#jobs", rows);
+    seen.taskmanagers = await page.$eval("#taskmanagers", rows);
+
+    await page.click(`#jobs a[href="#/jobs/${job}"]`);
+    await page.waitForSelector("#subtasks");
+    seen.vertices = await page.$$eval("#graph .vertex", (vs) => vs.map((v) => v.dataset.vertex));
+    seen.subtasks = await page.$eval("#subtasks", rows);
+
+    // From the subtask to its TaskManager, whose log the AM serves.
+    await page.click("#subtasks a[href^='#/taskmanagers/']");
+    await page.waitForSelector("#log");
+    seen.log = await page.$eval("#log", (p) => p.textContent);
+
+    // A reload keeps the token (sessionStorage), though the URL no longer has it.
+    await page.reload();
+    await page.waitForSelector("body[data-ready='1'] #log");
+    seen.reloaded = true;
+
+    // Without the token: the page loads, the data does not.
+    const stranger = await browser.newPage();
+    await stranger.goto(url.split("#")[0]);
+    await stranger.waitForFunction(() => document.getElementById("status").textContent.includes("cannot read"));
+    seen.withoutToken = await stranger.$eval("#status", (s) => s.textContent);
+  } finally {
+    await browser.close();
+  }
+  console.log(JSON.stringify(seen));
+})().catch((e) => {
+  console.error(String(e && e.stack || e));
+  process.exit(1);
+});
