@@ -8,11 +8,9 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Result};
 
-use super::yarn::{kerberos, load_conf};
+use super::yarn::Cluster;
 use crate::cli::LogsArgs;
 use crate::yarn::logs::{self, NodeLogs};
-use crate::yarn::rest::RmRestClient;
-use crate::yarn::submit;
 
 pub async fn run(args: LogsArgs) -> Result<ExitCode> {
     if let Some(session) = &args.jobmanager {
@@ -22,10 +20,10 @@ pub async fn run(args: LogsArgs) -> Result<ExitCode> {
     if !app.starts_with("application_") {
         bail!("{app} is not a YARN application id (application_<cluster>_<n>); `yarn-flink list` shows them");
     }
-    let conf = load_conf(&args.login.yarn)?;
-    let k = kerberos(&conf, args.login.keytab.as_deref(), args.login.principal.as_deref())?;
-    let user = submit::hadoop_user(&conf, k.as_ref().map(|k| k.login.principal()))?;
-    let rm = RmRestClient::from_conf(&conf, submit::rest_auth(&user, k.as_ref()))?;
+    let cluster = Cluster::login(&args.login)?;
+    let conf = &cluster.conf;
+    let user = cluster.user()?;
+    let rm = cluster.rm()?;
     let report = rm.app(app).await?;
     if report.is_terminal() {
         if !conf.get_bool("yarn.log-aggregation-enable")?.unwrap_or(false) {
@@ -35,10 +33,8 @@ pub async fn run(args: LogsArgs) -> Result<ExitCode> {
                 report.state
             );
         }
-        let principal = k.as_ref().map(|k| k.login.principal().to_owned());
-        let kerberos = principal.as_deref().map(|p| (p, args.login.keytab.as_deref()));
         let owner = if report.user.is_empty() { user.clone() } else { report.user.clone() };
-        let Some((dir, nodes)) = logs::aggregated(&conf, &owner, app, kerberos).await? else {
+        let Some((dir, nodes)) = logs::aggregated(conf, &owner, app, cluster.hdfs_login()).await? else {
             bail!(
                 "{app} has ended ({}), but no aggregated logs are under {}/{owner}/ yet: aggregation starts when \
                  the application ends on each node; try again in a moment",

@@ -7,11 +7,9 @@ use std::time::{Duration, SystemTime};
 
 use anyhow::Result;
 
-use super::yarn::{kerberos, load_conf};
+use super::yarn::Cluster;
 use crate::cli::{StagingArgs, StagingCommand};
 use crate::yarn::cleanup::{self, Action, Options};
-use crate::yarn::rest::RmRestClient;
-use crate::yarn::{staging, submit};
 
 pub async fn run(cmd: StagingCommand) -> Result<ExitCode> {
     let (args, options) = match cmd {
@@ -29,17 +27,9 @@ pub async fn run(cmd: StagingCommand) -> Result<ExitCode> {
         }
     };
     let StagingArgs { login, json, .. } = args;
-    let conf = load_conf(&login.yarn)?;
-    let k = kerberos(&conf, login.keytab.as_deref(), login.principal.as_deref())?;
-    let principal = k.as_ref().map(|k| k.login.principal().to_owned());
-    let user = submit::hadoop_user(&conf, principal.as_deref())?;
-    let staging = staging::open(
-        &conf.default_fs()?,
-        &user,
-        conf.conf_dir.as_deref(),
-        principal.as_deref().map(|p| (p, login.keytab.as_deref())),
-    )?;
-    let rm = RmRestClient::from_conf(&conf, submit::rest_auth(&user, k.as_ref()))?;
+    let cluster = Cluster::login(&login)?;
+    let staging = cluster.staging(&cluster.user()?)?;
+    let rm = cluster.rm()?;
     let report = cleanup::run(&staging, &rm, &options, SystemTime::now()).await;
     report.print(json);
     Ok(report.exit_code())

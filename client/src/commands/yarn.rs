@@ -12,7 +12,7 @@ use hadoop::kerberos::KerberosLogin;
 
 use am::drivers::yarn::contract::ClusterShape;
 
-use crate::cli::{ClusterArgs, SubmitArgs, YarnArgs};
+use crate::cli::{ClusterArgs, ClusterLogin, SubmitArgs, YarnArgs};
 use crate::yarn::rest::{RestResource, RmRestClient};
 use crate::yarn::staging;
 use crate::yarn::submit::{self, KerberosIdentity, Mode, SubmitPlan};
@@ -64,6 +64,45 @@ pub(super) fn kerberos(
     Ok(Some(KerberosIdentity { login, keytab: keytab.map(Path::to_owned) }))
 }
 
+/// One login to a YARN cluster, shared by a command's clients: its
+/// configuration and, on a Kerberized cluster, the Kerberos login (made once).
+pub(super) struct Cluster {
+    pub conf: HadoopConf,
+    pub kerberos: Option<KerberosIdentity>,
+}
+
+impl Cluster {
+    pub fn login(login: &ClusterLogin) -> Result<Self> {
+        Self::login_with(&login.yarn, login.keytab.as_deref(), login.principal.as_deref())
+    }
+
+    fn login_with(yarn: &YarnArgs, keytab: Option<&Path>, principal: Option<&str>) -> Result<Self> {
+        let conf = load_conf(yarn)?;
+        let kerberos = kerberos(&conf, keytab, principal)?;
+        Ok(Self { conf, kerberos })
+    }
+
+    /// HDFS's login: the principal, and its keytab when there is one.
+    pub fn hdfs_login(&self) -> Option<(&str, Option<&Path>)> {
+        self.kerberos.as_ref().map(|k| (k.login.principal(), k.keytab.as_deref()))
+    }
+
+    /// The Hadoop user this login acts as (see [`submit::hadoop_user`]).
+    pub fn user(&self) -> Result<String> {
+        submit::hadoop_user(&self.conf, self.kerberos.as_ref().map(|k| k.login.principal()))
+    }
+
+    pub fn staging(&self, user: &str) -> Result<staging::AnyStaging> {
+        Ok(staging::open(&self.conf.default_fs()?, user, self.conf.conf_dir.as_deref(), self.hdfs_login())?)
+    }
+
+    /// With Kerberos the user is the login's; without, [`submit::current_user`]
+    /// (what [`Cluster::user`] is then too).
+    pub fn rm(&self) -> Result<RmRestClient> {
+        RmRestClient::from_conf(&self.conf, submit::rest_auth(&submit::current_user(), self.kerberos.as_ref()))
+    }
+}
+
 pub async fn submit(args: SubmitArgs) -> Result<ExitCode> {
     let conf = load_conf(&args.yarn)?;
     let kerberos = kerberos(&conf, args.keytab.as_deref(), args.principal.as_deref())?;
@@ -96,28 +135,15 @@ pub async fn submit(args: SubmitArgs) -> Result<ExitCode> {
     submit::submit(plan).await
 }
 
-fn rm(conf: &HadoopConf) -> Result<RmRestClient> {
-    let k = kerberos(conf, None, None)?;
-    RmRestClient::from_conf(conf, submit::rest_auth(&submit::current_user(), k.as_ref()))
-}
-
 pub async fn kill(args: &YarnArgs, id: &str) -> Result<ExitCode> {
-    let conf = load_conf(args)?;
-    let k = kerberos(&conf, None, None)?;
-    let principal = k.as_ref().map(|k| k.login.principal().to_owned());
-    let staging = staging::open(
-        &conf.default_fs()?,
-        &submit::hadoop_user(&conf, principal.as_deref())?,
-        conf.conf_dir.as_deref(),
-        principal.as_deref().map(|p| (p, None)),
-    )
-    .ok();
-    submit::kill(&rm(&conf)?, staging.as_ref(), id, Duration::from_secs(60)).await
+    let cluster = Cluster::login_with(args, None, None)?;
+    let staging = cluster.staging(&cluster.user()?).ok();
+    submit::kill(&cluster.rm()?, staging.as_ref(), id, Duration::from_secs(60)).await
 }
 
 pub async fn list(args: &YarnArgs) -> Result<ExitCode> {
-    let conf = load_conf(args)?;
-    submit::print_list(&rm(&conf)?.list().await?);
+    let cluster = Cluster::login_with(args, None, None)?;
+    submit::print_list(&cluster.rm()?.list().await?);
     Ok(ExitCode::SUCCESS)
 }
 
@@ -125,8 +151,7 @@ pub async fn status(args: &YarnArgs, id: &str) -> Result<ExitCode> {
     if !id.starts_with("application_") {
         bail!("{id} is not a YARN application id (application_<cluster>_<n>); for a session's job pass -m host:port");
     }
-    let conf = load_conf(args)?;
-    let report = rm(&conf)?.app(id).await?;
+    let report = Cluster::login_with(args, None, None)?.rm()?.app(id).await?;
     submit::print_report(&report);
     // A running AM whose secret this client saved: its TaskManagers, and why each has its shape.
     let secret = crate::rest_client::session_dir(id).join("secret");
@@ -147,7 +172,8 @@ pub async fn status(args: &YarnArgs, id: &str) -> Result<ExitCode> {
 /// `Authorization` header and answers POST and DELETE itself with 405.
 pub async fn session_address(id: &str) -> Result<String> {
     let conf = HadoopConf::load_from_env()?;
-    let report = rm(&conf)?.app(id).await?;
+    let kerberos = kerberos(&conf, None, None)?;
+    let report = Cluster { conf, kerberos }.rm()?.app(id).await?;
     if report.state != "RUNNING" {
         bail!(
             "the YARN session {id} is {} (final status {}), not RUNNING; start one with `yarn-flink submit --session`",
