@@ -18,7 +18,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use am::drivers::yarn::contract::{AmContract, CONTRACT_LINK};
 
-use super::rest::{RmError, RmRestClient};
+use super::rest::{is_terminal_state, RmError, RmRestClient};
 use super::staging::{DirEntry, Staging};
 use crate::commands::report::{Item, Report, Severity};
 
@@ -45,7 +45,7 @@ pub trait AppStates {
 impl AppStates for RmRestClient {
     async fn state(&self, id: &str) -> Result<AppState, String> {
         match self.app_state(id).await {
-            Ok(s) if matches!(s.as_str(), "FINISHED" | "FAILED" | "KILLED") => Ok(AppState::Ended(s)),
+            Ok(s) if is_terminal_state(&s) => Ok(AppState::Ended(s)),
             Ok(s) => Ok(AppState::Alive(s)),
             Err(RmError::NotFound(_)) => Ok(AppState::Unknown),
             Err(e) => Err(e.to_string()),

@@ -134,9 +134,14 @@ pub struct AppReport {
     pub am_rpc_address: Option<String>,
 }
 
+/// YARN's final application states (`YarnApplicationState`).
+pub fn is_terminal_state(state: &str) -> bool {
+    matches!(state, "FINISHED" | "FAILED" | "KILLED")
+}
+
 impl AppReport {
     pub fn is_terminal(&self) -> bool {
-        matches!(self.state.as_str(), "FINISHED" | "FAILED" | "KILLED")
+        is_terminal_state(&self.state)
     }
 
     /// The job's result as the process exit code promises it: success only
