@@ -306,6 +306,16 @@ async fn a_yarn_session_takes_jobs_with_run_m_until_stopped() {
         assert!(status.contains(&format!("/proxy/{id}/")), "the tracking URL is the proxy's: {status}");
         assert!(report.am_rpc_address.is_some());
     }
+    // Issue 15: `status` names the web UI at the AM's own address, with a token that reads.
+    let status = text(&c.yf(&["status", &id]).await);
+    let ui = status.lines().find_map(|l| l.strip_prefix("web UI: ")).unwrap_or_else(|| panic!("{status}")).to_owned();
+    let (page, token) = ui.split_once("#token=").unwrap_or_else(|| panic!("{ui}"));
+    let http = common::http::client_builder().unwrap().build().unwrap();
+    assert_eq!(http.get(page).send().await.unwrap().status().as_u16(), 200, "{ui}");
+    let overview = http.get(format!("{page}overview")).bearer_auth(token).send().await.unwrap();
+    assert_eq!(overview.status().as_u16(), 200, "{ui}");
+    let stop = http.delete(format!("{page}cluster")).bearer_auth(token).send().await.unwrap();
+    assert_eq!(stop.status().as_u16(), 403, "the UI's token only reads");
 
     let out = c.root().join("out");
     let bundle = two_vertex_bundle(&c.root().join("bundle"), &out, "0");

@@ -157,6 +157,10 @@ pub async fn status(args: &YarnArgs, id: &str) -> Result<ExitCode> {
     let secret = crate::rest_client::session_dir(id).join("secret");
     if report.state == "RUNNING" && secret.is_file() {
         if let Some(address) = submit::am_rest_address(&report) {
+            // The AM's own address: the RM's web proxy would drop the token.
+            if let Ok(s) = common::rpc::AppSecret::read_from(&secret) {
+                println!("web UI: http://{address}/#token={}", s.read_only_token());
+            }
             match crate::rest_client::RestClient::new(&address, Some(&secret))?.get("/taskmanagers").await {
                 Ok(v) => print_task_managers(&v),
                 Err(e) => eprintln!("(cannot ask the AM for its TaskManagers: {e})"),
