@@ -184,9 +184,16 @@ fn web_ui_shows_the_session(state: &std::path::Path, addr: &str, ui_url: &str, f
     assert!(req("PATCH", &format!("/jobs/{running}?mode=cancel"), "0123").contains("401"));
 
     let Some(browser) = browser_dir() else { return };
+    // Screenshots to look at, in the target dir (outside the clone).
+    let shots = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("web-ui");
+    std::fs::create_dir_all(&shots).unwrap();
+    for name in ["overview", "job", "taskmanager"] {
+        let _ = std::fs::remove_file(shots.join(format!("{name}.png")));
+    }
     let o = std::process::Command::new("node")
         .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/e2e/web_ui.js"))
         .args([ui_url, running])
+        .arg(&shots)
         .env("NODE_PATH", browser.join("node_modules"))
         .output()
         .expect("node runs (scripts/install-deps installs it)");
@@ -213,6 +220,11 @@ fn web_ui_shows_the_session(state: &std::path::Path, addr: &str, ui_url: &str, f
     assert!(seen["log"].as_str().unwrap_or("").contains("deploying task"), "{seen}");
     assert_eq!(seen["reloaded"], true, "{seen}");
     assert!(seen["withoutToken"].as_str().unwrap_or("").contains("401"), "{seen}");
+    for name in ["overview", "job", "taskmanager"] {
+        let png = std::fs::read(shots.join(format!("{name}.png"))).unwrap_or_default();
+        assert!(png.starts_with(b"\x89PNG"), "{name}.png saved in {}", shots.display());
+    }
+    eprintln!("web UI screenshots: {}", shots.display());
 }
 
 /// Where scripts/install-deps put playwright-core. Its absence fails the test

@@ -19,10 +19,10 @@ pub fn bundle(dir: &Path, job_toml: &str, files: &[(&str, &str)]) -> PathBuf {
         if let Some(parent) = p.parent() {
             std::fs::create_dir_all(parent).unwrap();
         }
-        std::fs::write(&p, text).unwrap();
         if name.ends_with(".sh") || name.starts_with("bin/") {
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+            integration_tests::files::write_executable(&p, text);
+        } else {
+            std::fs::write(&p, text).unwrap();
         }
     }
     dir.to_owned()

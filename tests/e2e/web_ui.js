@@ -1,13 +1,15 @@
 // Drives the web UI in Debian's chromium (playwright-core) and prints, as
 // JSON, what a person would see; tests/e2e/session.rs asserts on it.
-//   node web_ui.js <ui url with #token=...> <job id to open>
+//   node web_ui.js <ui url with #token=...> <job id to open> <screenshot dir>
+// It saves overview.png, job.png and taskmanager.png there, to look at.
 "use strict";
 const { chromium } = require("playwright-core");
 
 const rows = (table) => [...table.querySelectorAll("tr")].slice(1).map((r) => [...r.cells].map((c) => c.textContent.trim()));
 
 (async () => {
-  const [url, job] = process.argv.slice(2);
+  const [url, job, shots] = process.argv.slice(2);
+  const shot = (page, name) => page.screenshot({ path: `${shots}/${name}.png`, fullPage: true });
   const browser = await chromium.launch({
     executablePath: process.env.YF_CHROMIUM || "/usr/bin/chromium",
     args: ["--no-sandbox", "--headless=new"],
@@ -21,16 +23,19 @@ const rows = (table) => [...table.querySelectorAll("tr")].slice(1).map((r) => [.
     seen.hashAfterLoad = await page.evaluate(() => location.hash);
     seen.jobs = await page.$eval("#jobs", rows);
     seen.taskmanagers = await page.$eval("#taskmanagers", rows);
+    await shot(page, "overview");
 
     await page.click(`#jobs a[href="#/jobs/${job}"]`);
     await page.waitForSelector("#subtasks");
     seen.vertices = await page.$$eval("#graph .vertex", (vs) => vs.map((v) => v.dataset.vertex));
     seen.subtasks = await page.$eval("#subtasks", rows);
+    await shot(page, "job");
 
     // From the subtask to its TaskManager, whose log the AM serves.
     await page.click("#subtasks a[href^='#/taskmanagers/']");
     await page.waitForSelector("#log");
     seen.log = await page.$eval("#log", (p) => p.textContent);
+    await shot(page, "taskmanager");
 
     // A reload keeps the token (sessionStorage), though the URL no longer has it.
     await page.reload();

@@ -1,5 +1,6 @@
 //! Test support: test doubles and helpers shared by the end-to-end tests.
 
+pub mod files;
 pub mod gssapi_acceptor;
 pub mod hadoop_ipc_server;
 pub mod hdfs_double;

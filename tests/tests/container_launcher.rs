@@ -189,9 +189,7 @@ async fn a_node_of_another_architecture_is_named_in_the_diagnostics() {
     let tmp = tempfile::tempdir().unwrap();
     let fake = tmp.path().join("fake-bin");
     std::fs::create_dir_all(&fake).unwrap();
-    std::fs::write(fake.join("uname"), "#!/bin/sh\necho aarch64\n").unwrap();
-    use std::os::unix::fs::PermissionsExt as _;
-    std::fs::set_permissions(fake.join("uname"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    integration_tests::files::write_executable(&fake.join("uname"), "#!/bin/sh\necho aarch64\n");
     let l = launcher(tmp.path());
     // The launch context's own PATH: a whitelisted one would not override the process's.
     let path = format!("{}:{}", fake.display(), std::env::var("PATH").unwrap());

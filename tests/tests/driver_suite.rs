@@ -204,9 +204,10 @@ impl Harness for ProcessHarness {
         let dir = tempfile::tempdir().unwrap();
         // Stands in for `yarn-flink taskmanager`: says where it is, then waits to be stopped.
         let script = dir.path().join("taskmanager.sh");
-        std::fs::write(&script, "#!/bin/sh\necho $$ > \"$YF_TM_WORK_DIR/pid\"\nexec sleep 600\n").unwrap();
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+        integration_tests::files::write_executable(
+            &script,
+            "#!/bin/sh\necho $$ > \"$YF_TM_WORK_DIR/pid\"\nexec sleep 600\n",
+        );
         let secret = dir.path().join("secret");
         std::fs::write(&secret, "00").unwrap();
         let config = ProcessDriverConfig {
