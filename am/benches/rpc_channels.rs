@@ -72,6 +72,7 @@ fn main() {
             rpc: t,
             work_dir: std::env::temp_dir(),
             bundle_limits: Default::default(),
+            web_proxies: Vec::new(),
         };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let (_tx, rx) = tokio::sync::mpsc::unbounded_channel::<DriverEvent>();
@@ -117,6 +118,7 @@ fn main() {
             rpc: t,
             registration_timeout: Duration::from_secs(10),
             data_plane: Default::default(),
+            serve_metrics: false,
         };
         let stop = tokio_util::sync::CancellationToken::new();
         let s = stop.clone();

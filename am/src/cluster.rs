@@ -28,6 +28,9 @@ pub struct ClusterConfig {
     pub work_dir: PathBuf,
     /// What a bundle submitted over REST may unpack to (and be uploaded as).
     pub bundle_limits: BundleLimits,
+    /// Hosts whose requests may read the REST API without a token: YARN's
+    /// web proxy (see `rest::RestConfig::web_proxies`). Empty elsewhere.
+    pub web_proxies: Vec<std::net::IpAddr>,
 }
 
 pub struct Cluster {
@@ -105,10 +108,16 @@ impl Cluster {
         });
         let mut tasks = vec![grpc, rm_task];
         if let Some(l) = rest_listener {
-            let (d, s, w, st) = (dispatcher.clone(), config.secret.clone(), config.work_dir.clone(), stop.clone());
-            let (bundles, listener) = (config.bundle_limits, config.rpc.listener);
+            let (d, st) = (dispatcher.clone(), stop.clone());
+            let rest = crate::rest::RestConfig {
+                secret: config.secret.clone(),
+                work_dir: config.work_dir.clone(),
+                bundle_limits: config.bundle_limits,
+                listener_limits: config.rpc.listener,
+                web_proxies: config.web_proxies.clone(),
+            };
             tasks.push(tokio::spawn(async move {
-                if let Err(e) = crate::rest::serve(l, d, s, w, bundles, listener, st).await {
+                if let Err(e) = crate::rest::serve(l, d, rest, st).await {
                     tracing::error!(error = %e, "the REST server failed");
                 }
             }));

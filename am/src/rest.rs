@@ -6,11 +6,13 @@
 //! and served to TaskExecutors at `GET /blobs/<sha256>`.
 //!
 //! Every request must carry `Authorization: Bearer <application secret>`, or, to
-//! read, the web UI's read-only token. The UI itself (`/`, `/ui/*`) is static
-//! and open: it holds no data and asks the API with the token from the URL's
-//! fragment, which browsers never send to a server.
+//! read, the web UI's read-only token, or come from a configured web proxy
+//! host (YARN's RM proxy, which drops `Authorization`), which may read too.
+//! The UI itself (`/`, `/ui/*`) is static and open: it holds no data and asks
+//! the API with the token from the URL's fragment, which browsers never send
+//! to a server.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
@@ -43,7 +45,26 @@ struct Ctx {
     base_url: String,
     /// Unpacking limits; an upload may be no larger than `max_bytes` either.
     limits: BundleLimits,
+    /// Peers trusted to read without a token: the web proxy's hosts.
+    web_proxies: std::sync::Arc<[IpAddr]>,
 }
+
+/// What the REST server needs besides its listener and the Dispatcher.
+pub struct RestConfig {
+    pub secret: AppSecret,
+    /// Where submitted `.tar.gz` bundles are unpacked.
+    pub work_dir: std::path::PathBuf,
+    pub bundle_limits: BundleLimits,
+    pub listener_limits: ListenerLimits,
+    /// The web proxy's addresses (Hadoop's `AmIpFilter` idea): a request
+    /// from one of them may read without a token, as the proxy strips
+    /// `Authorization` (and on a secure cluster has authenticated the user).
+    pub web_proxies: Vec<IpAddr>,
+}
+
+/// The peer of a connection, put in each request's extensions.
+#[derive(Clone, Copy)]
+struct Peer(Option<IpAddr>);
 
 /// The web UI, built into the binary: no CDN, nothing fetched at run time.
 const UI_INDEX: &str = include_str!("ui/index.html");
@@ -57,15 +78,14 @@ const MAX_JSON: usize = 64 << 10;
 pub async fn serve(
     listener: TcpListener,
     dispatcher: Dispatcher,
-    secret: AppSecret,
-    work_dir: std::path::PathBuf,
-    limits: BundleLimits,
-    listener_limits: ListenerLimits,
+    rest: RestConfig,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
     let base_url = format!("http://{}", listener.local_addr()?);
+    let RestConfig { secret, work_dir, bundle_limits: limits, listener_limits, web_proxies } = rest;
     let blobs = BlobStore::new(work_dir.join("blobs"));
-    let ctx = Ctx { dispatcher, secret, shutdown: shutdown.clone(), work_dir, blobs, base_url, limits };
+    let web_proxies = web_proxies.into();
+    let ctx = Ctx { dispatcher, secret, shutdown: shutdown.clone(), work_dir, blobs, base_url, limits, web_proxies };
     let app = Router::new()
         .route("/overview", get(overview))
         .route("/jobs", get(jobs).post(submit))
@@ -83,46 +103,19 @@ pub async fn serve(
         .route("/ui/app.js", get(|| async { ([(header::CONTENT_TYPE, "text/javascript; charset=utf-8")], UI_JS) }))
         .route("/ui/app.css", get(|| async { ([(header::CONTENT_TYPE, "text/css; charset=utf-8")], UI_CSS) }))
         .with_state(ctx);
-    serve_http1(listener, app, listener_limits, shutdown).await;
+    // Each request carries its peer's address, for the web proxy check.
+    let handle = move |mut req: axum::http::Request<hyper::body::Incoming>, peer: Option<IpAddr>| {
+        req.extensions_mut().insert(Peer(peer));
+        let app = app.clone();
+        async move {
+            match tower::ServiceExt::oneshot(app, req).await {
+                Ok(r) => r,
+                Err(never) => match never {},
+            }
+        }
+    };
+    common::rpc::serve_http1(listener, listener_limits, shutdown, handle).await;
     Ok(())
-}
-
-/// HTTP/1 with bounds on what a peer may send before a handler (and so the
-/// secret check) sees its request: the head must arrive whole within the
-/// handshake time and fit in the header limit. On shutdown, open requests
-/// get a few seconds to finish.
-async fn serve_http1(listener: TcpListener, app: Router, limits: ListenerLimits, shutdown: CancellationToken) {
-    use hyper_util::rt::{TokioIo, TokioTimer};
-    let incoming = limits.incoming(listener, 1);
-    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    let mut http = hyper::server::conn::http1::Builder::new();
-    http.timer(TokioTimer::new())
-        .header_read_timeout(limits.handshake)
-        // hyper's floor is 8 KiB; 431 above it.
-        .max_buf_size((limits.max_header_bytes as usize).max(8192));
-    loop {
-        let stream = tokio::select! {
-            s = incoming.accept() => s,
-            _ = shutdown.cancelled() => break,
-        };
-        let stream = match stream {
-            Ok(s) => s,
-            Err(e) => {
-                // Out of file descriptors and the like: back off, keep serving.
-                tracing::warn!("accepting a REST connection failed: {e}");
-                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-                continue;
-            }
-        };
-        let service = hyper_util::service::TowerToHyperService::new(app.clone());
-        let conn = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
-        tokio::spawn(async move {
-            if let Err(e) = conn.await {
-                tracing::debug!("a REST connection ended: {e}");
-            }
-        });
-    }
-    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), graceful.shutdown()).await;
 }
 
 pub fn local_addr(l: &TcpListener) -> Option<SocketAddr> {
@@ -138,6 +131,8 @@ fn error(status: StatusCode, msg: impl std::fmt::Display) -> Response {
 /// - the application secret: everything;
 /// - the web UI's read-only token: reading (GET, HEAD), but not the bundle
 ///   blobs, which may hold credentials-bearing job code;
+/// - a request from a web proxy host without the secret: reading, as with
+///   the token (the proxy forwards GET and PUT, never `Authorization`);
 /// - anything else: refused. Nothing that changes state is reachable without
 ///   the secret.
 async fn authenticate(
@@ -154,15 +149,19 @@ async fn authenticate(
     if ctx.secret.matches(presented.as_bytes()) {
         return next.run(req).await;
     }
-    if ctx.secret.matches_read_only(presented.as_bytes()) {
+    let from_proxy = req.extensions().get::<Peer>().and_then(|p| p.0).is_some_and(|ip| ctx.web_proxies.contains(&ip));
+    if from_proxy || ctx.secret.matches_read_only(presented.as_bytes()) {
         let reading = matches!(*req.method(), axum::http::Method::GET | axum::http::Method::HEAD)
             && !req.uri().path().starts_with("/blobs/");
         if reading {
             return next.run(req).await;
         }
+        let who = if from_proxy { "through the web proxy, the web UI" } else { "the web UI's token" };
         return error(
             StatusCode::FORBIDDEN,
-            "the web UI's token only reads: changing the cluster needs the application secret",
+            format!(
+                "{who} only reads: changing the cluster needs the application secret, sent to the AM's own address"
+            ),
         );
     }
     error(StatusCode::UNAUTHORIZED, "missing or wrong application secret (Authorization: Bearer <secret>)")
@@ -391,11 +390,13 @@ async fn taskmanagers(State(ctx): State<Ctx>) -> Response {
         .task_managers
         .iter()
         .map(|t| {
-            let (addr, data) = o.addresses.get(&t.resource_id).cloned().unwrap_or_default();
+            let at = o.addresses.get(&t.resource_id).cloned().unwrap_or_default();
             json!({
                 "id": t.resource_id.to_string(),
-                "path": addr,
-                "dataAddress": data,
+                "path": at.rpc,
+                "dataAddress": at.data,
+                // Its own Prometheus page (yarn-flink's field).
+                "metricsAddress": at.metrics,
                 "slotsNumber": t.num_slots,
                 "allocatedSlots": t.slots.len(),
                 "totalResource": res(&t.total),

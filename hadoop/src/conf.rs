@@ -496,6 +496,31 @@ impl HadoopConf {
             .collect())
     }
 
+    /// The hosts of the web proxy that fronts an AM's tracking URL, as
+    /// Hadoop's `WebAppUtils.getProxyHostsAndPortsForAmFilter` finds them:
+    /// `yarn.web-proxy.address` when the proxy runs on its own, else each RM's
+    /// web app (it embeds the proxy). An AM trusts requests from these hosts
+    /// alone without its secret (Hadoop's `AmIpFilter`). A wildcard host
+    /// (`0.0.0.0`, the single-node default) is returned as is: the caller
+    /// stands in its own host, as Hadoop resolves it to the local host.
+    pub fn web_proxy_hosts(&self) -> Result<Vec<String>, ConfError> {
+        let addresses = match self.get("yarn.web-proxy.address")? {
+            Some(a) if !a.trim().is_empty() => {
+                self.check_address("yarn.web-proxy.address", a.trim())?;
+                vec![a.trim().to_owned()]
+            }
+            _ => self
+                .rm_webapp_urls()?
+                .into_iter()
+                .map(|e| e.address.split_once("://").map(|(_, a)| a.to_owned()).unwrap_or(e.address))
+                .collect(),
+        };
+        let mut hosts: Vec<String> =
+            addresses.iter().filter_map(|a| split_host_port(a).map(|(h, _)| h.to_owned())).collect();
+        hosts.dedup();
+        Ok(hosts)
+    }
+
     pub fn default_fs(&self) -> Result<String, ConfError> {
         self.required("fs.defaultFS")
     }

@@ -9,6 +9,51 @@ use std::time::Duration;
 
 use support::*;
 
+/// `GET path` at `addr` with a bearer token: (status line, body).
+fn http_get(addr: &str, path: &str, bearer: &str) -> (String, String) {
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    let req = format!("GET {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {bearer}\r\nConnection: close\r\n\r\n");
+    s.write_all(req.as_bytes()).unwrap();
+    let mut buf = String::new();
+    s.read_to_string(&mut buf).unwrap();
+    let (head, body) = buf.split_once("\r\n\r\n").unwrap_or((&buf, ""));
+    (head.lines().next().unwrap_or("").to_owned(), body.to_owned())
+}
+
+/// Each TaskManager's own `/metrics` page, read with `bearer`, parsed as
+/// Prometheus parses it: (its REST entry, the page, the parse).
+fn task_manager_metrics(addr: &str, bearer: &str) -> Vec<(serde_json::Value, String, prometheus_parse::Scrape)> {
+    let (_, body) = http_get(addr, "/taskmanagers", bearer);
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_else(|e| panic!("{e}: {body}"));
+    let tms = v["taskmanagers"].as_array().cloned().unwrap_or_default();
+    assert!(!tms.is_empty(), "{body}");
+    tms.into_iter()
+        .map(|t| {
+            let at = t["metricsAddress"].as_str().unwrap_or_else(|| panic!("no metricsAddress: {t}")).to_owned();
+            assert!(http_get(&at, "/metrics", "0123").0.contains("401"), "{at}: a wrong token is refused");
+            let (status, page) = http_get(&at, "/metrics", bearer);
+            assert!(status.contains("200"), "{at}: {status} {page}");
+            let parsed = prometheus_parse::Scrape::parse(page.lines().map(|l| Ok(l.to_owned())))
+                .unwrap_or_else(|e| panic!("{e}: {page}"));
+            assert!(page.trim_end().ends_with("# EOF"), "OpenMetrics: {page}");
+            (t, page, parsed)
+        })
+        .collect()
+}
+
+fn sample(parsed: &prometheus_parse::Scrape, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    parsed
+        .samples
+        .iter()
+        .find(|s| s.metric == name && labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))
+        .and_then(|s| match s.value {
+            prometheus_parse::Value::Gauge(v)
+            | prometheus_parse::Value::Counter(v)
+            | prometheus_parse::Value::Untyped(v) => Some(v),
+            _ => None,
+        })
+}
+
 fn http_status(addr: &str, request: &str) -> String {
     let mut s = std::net::TcpStream::connect(addr).unwrap();
     s.write_all(request.as_bytes()).unwrap();
@@ -154,6 +199,14 @@ fn a_session_takes_jobs_until_stopped() {
     let restarts: Vec<_> = parsed.samples.iter().filter(|s| s.metric == "flink_jobmanager_job_numRestarts").collect();
     assert_eq!(restarts.len(), 4, "one per job: {page}");
     assert!(page.trim_end().ends_with("# EOF"), "OpenMetrics: {page}");
+    // Every TaskManager's own page says what the REST API says of it.
+    for (tm, page, parsed) in task_manager_metrics(&addr, secret.trim()) {
+        let slots = sample(&parsed, "yarn_flink_taskmanager_slots_total", &[]);
+        assert_eq!(slots, tm["slotsNumber"].as_f64(), "{tm}\n{page}");
+        let cpu = sample(&parsed, "yarn_flink_taskmanager_cpu_millis_total", &[]);
+        assert_eq!(cpu, tm["totalResource"]["cpuCores"].as_f64().map(|c| c * 1000.0), "{tm}\n{page}");
+        assert_eq!(sample(&parsed, "flink_taskmanager_numRunningTasks", &[]), Some(0.0), "{page}");
+    }
 
     let o = run(state, &["session", "stop", "-m", &addr]);
     assert!(o.status.success(), "{}", text(&o));
@@ -182,8 +235,18 @@ fn web_ui_shows_the_session(state: &std::path::Path, addr: &str, ui_url: &str, f
         assert!(req(method, &path, &token).contains("403"), "{method} {path} with the read-only token");
     }
     assert!(req("PATCH", &format!("/jobs/{running}?mode=cancel"), "0123").contains("401"));
+    // The running subtask is on one TaskManager's own /metrics, which the UI's token reads.
+    let pages = task_manager_metrics(addr, &token);
+    let labels = [("job_id", running), ("task_name", "a"), ("subtask_index", "0")];
+    let on: Vec<_> = pages
+        .iter()
+        .filter(|(_, _, p)| sample(p, "flink_taskmanager_job_task_numRecordsOut", &labels).is_some())
+        .collect();
+    assert_eq!(on.len(), 1, "{:?}", pages.iter().map(|(_, page, _)| page).collect::<Vec<_>>());
+    assert_eq!(sample(&on[0].2, "flink_taskmanager_job_task_numRecordsOut", &labels), Some(0.0));
+    assert_eq!(sample(&on[0].2, "flink_taskmanager_numRunningTasks", &[]), Some(1.0), "{}", on[0].1);
 
-    let Some(browser) = browser_dir() else { return };
+    let Some(browser) = support::browser_dir() else { return };
     // Screenshots to look at, in the target dir (outside the clone).
     let shots = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("web-ui");
     std::fs::create_dir_all(&shots).unwrap();
@@ -225,22 +288,6 @@ fn web_ui_shows_the_session(state: &std::path::Path, addr: &str, ui_url: &str, f
         assert!(png.starts_with(b"\x89PNG"), "{name}.png saved in {}", shots.display());
     }
     eprintln!("web UI screenshots: {}", shots.display());
-}
-
-/// Where scripts/install-deps put playwright-core. Its absence fails the test
-/// unless YF_SKIP_BROWSER is set (a machine without a browser, knowingly).
-fn browser_dir() -> Option<std::path::PathBuf> {
-    let dir = std::env::var_os("YF_BROWSER_DIR").map(std::path::PathBuf::from).unwrap_or_else(|| {
-        std::path::PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/yarn-flink/browser")
-    });
-    if dir.join("node_modules/playwright-core").is_dir() {
-        return Some(dir);
-    }
-    if std::env::var_os("YF_SKIP_BROWSER").is_some() {
-        eprintln!("YF_SKIP_BROWSER: the web UI is not checked in a browser");
-        return None;
-    }
-    panic!("playwright-core is not in {}: run scripts/install-deps (as root), or set YF_SKIP_BROWSER", dir.display());
 }
 
 /// Issue 14: a 3 MB `.tar.gz` of gigabytes of zeros filled the disk twice

@@ -153,3 +153,19 @@ pub fn zeros_bomb(archive: &Path, zeros: u64) {
     tar.append_data(&mut h, "zeros", std::io::repeat(0).take(zeros)).unwrap();
     tar.into_inner().and_then(|gz| gz.finish()).unwrap();
 }
+
+/// Where scripts/install-deps put playwright-core. Its absence fails the test
+/// unless YF_SKIP_BROWSER is set (a machine without a browser, knowingly).
+pub fn browser_dir() -> Option<std::path::PathBuf> {
+    let dir = std::env::var_os("YF_BROWSER_DIR").map(std::path::PathBuf::from).unwrap_or_else(|| {
+        std::path::PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/yarn-flink/browser")
+    });
+    if dir.join("node_modules/playwright-core").is_dir() {
+        return Some(dir);
+    }
+    if std::env::var_os("YF_SKIP_BROWSER").is_some() {
+        eprintln!("YF_SKIP_BROWSER: the web UI is not checked in a browser");
+        return None;
+    }
+    panic!("playwright-core is not in {}: run scripts/install-deps (as root), or set YF_SKIP_BROWSER", dir.display());
+}

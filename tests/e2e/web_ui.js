@@ -7,7 +7,43 @@ const { chromium } = require("playwright-core");
 
 const rows = (table) => [...table.querySelectorAll("tr")].slice(1).map((r) => [...r.cells].map((c) => c.textContent.trim()));
 
+// Through YARN's web proxy (no token: the AM trusts the proxy's host):
+//   node web_ui.js --proxy <tracking url> <screenshot dir>
+// It saves proxy.png, and fetches every TaskManager's log link.
+async function throughProxy(browser, url, shots, seen) {
+  const page = await browser.newPage();
+  page.on("pageerror", (e) => seen.errors.push(String(e)));
+  await page.goto(url);
+  await page.waitForSelector("body[data-ready='1'] #jobs");
+  // The job's TaskManagers register within a few polls.
+  await page.waitForSelector("#taskmanagers a.log", { timeout: 20000 });
+  seen.path = await page.evaluate(() => location.pathname);
+  seen.jobs = await page.$eval("#jobs", rows);
+  seen.taskmanagers = await page.$$eval("#taskmanagers tr", (trs) => trs.length - 1);
+  seen.logLinks = [];
+  for (const href of await page.$$eval("#taskmanagers a.log", (as) => as.map((a) => a.href))) {
+    const r = await page.request.get(href);
+    seen.logLinks.push([href, r.status(), (await r.text()).slice(0, 2000)]);
+  }
+  await page.screenshot({ path: `${shots}/proxy.png`, fullPage: true });
+}
+
 (async () => {
+  if (process.argv[2] === "--proxy") {
+    const [url, shots] = process.argv.slice(3);
+    const browser = await chromium.launch({
+      executablePath: process.env.YF_CHROMIUM || "/usr/bin/chromium",
+      args: ["--no-sandbox", "--headless=new"],
+    });
+    const seen = { errors: [] };
+    try {
+      await throughProxy(browser, url, shots, seen);
+    } finally {
+      await browser.close();
+    }
+    console.log(JSON.stringify(seen));
+    return;
+  }
   const [url, job, shots] = process.argv.slice(2);
   const shot = (page, name) => page.screenshot({ path: `${shots}/${name}.png`, fullPage: true });
   const browser = await chromium.launch({

@@ -280,7 +280,8 @@ async fn an_unreachable_rm_is_a_clear_error() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_yarn_session_takes_jobs_with_run_m_until_stopped() {
-    let c = Cluster::start(MiniYarnConfig::default()).await;
+    // The web proxy on its own host, so the AM can tell its requests from ours.
+    let c = Cluster::start(MiniYarnConfig { standalone_web_proxy: true, ..Default::default() }).await;
     let mut args = vec!["submit", "--session"];
     args.extend(FAST);
     let o = c.yf(&args).await;
@@ -292,19 +293,36 @@ async fn a_yarn_session_takes_jobs_with_run_m_until_stopped() {
     let id = app_id(&o);
     assert_eq!(address, id);
     assert!(text(&o).contains(&format!("yarn-flink run -m {id}")), "{}", text(&o));
+    // Issue 15: through YARN's web proxy (the application's tracking URL),
+    // the API reads without a token, since the AM trusts the proxy's host;
+    // nothing that changes state passes, whether the proxy refuses it (POST,
+    // DELETE) or forwards it (PUT).
+    let status = text(&c.yf(&["status", &id]).await);
+    let tracking = status
+        .split_whitespace()
+        .find(|w| w.contains(&format!("/proxy/{id}/")))
+        .unwrap_or_else(|| panic!("the tracking URL is the proxy's: {status}"))
+        .to_owned();
+    let http = common::http::client_builder().unwrap().build().unwrap();
+    let secret = std::fs::read_to_string(c.root().join("state/sessions").join(&id).join("secret")).unwrap();
+    let overview = http.get(format!("{tracking}overview")).send().await.unwrap();
+    assert_eq!(overview.status().as_u16(), 200, "reading through the proxy");
+    let put = http.put(format!("{tracking}jobs")).bearer_auth(secret.trim()).body("{}").send().await.unwrap();
+    assert_eq!(put.status().as_u16(), 403, "the proxy forwards PUT without the secret: the AM refuses it");
+    for (method, path) in [(reqwest::Method::POST, "jobs"), (reqwest::Method::DELETE, "cluster")] {
+        let r =
+            http.request(method.clone(), format!("{tracking}{path}")).bearer_auth(secret.trim()).send().await.unwrap();
+        assert_eq!(r.status().as_u16(), 405, "{method} {path}: the proxy answers it itself");
+        assert!(r.text().await.unwrap().contains("SERVLET:</th><td>proxy"));
+    }
     if let Some(d) = &c.double {
-        let secret = std::fs::read_to_string(c.root().join("state/sessions").join(&id).join("secret")).unwrap();
-        let proxy = format!("{}/proxy/{id}", d.rm.url());
-        let http = common::http::client_builder().unwrap().build().unwrap();
-        let get = http.get(format!("{proxy}/overview")).bearer_auth(secret.trim()).send().await.unwrap();
-        assert_eq!(get.status().as_u16(), 401, "the proxy must not forward Authorization");
-        let post = http.post(format!("{proxy}/jobs")).bearer_auth(secret.trim()).send().await.unwrap();
-        assert_eq!(post.status().as_u16(), 405, "the proxy answers POST itself");
-        assert!(post.text().await.unwrap().contains("SERVLET:</th><td>proxy"));
+        assert!(tracking.starts_with(&d.rm.web_proxy_url()), "{tracking}");
         let report = d.rm.app(&id).unwrap();
-        let status = text(&c.yf(&["status", &id]).await);
-        assert!(status.contains(&format!("/proxy/{id}/")), "the tracking URL is the proxy's: {status}");
         assert!(report.am_rpc_address.is_some());
+        // The same request from another host (ours) at the AM's own address needs a token.
+        let am = format!("http://{}", report.am_rpc_address.unwrap());
+        let direct = http.get(format!("{am}/overview")).send().await.unwrap();
+        assert_eq!(direct.status().as_u16(), 401, "{am}: only the proxy's host reads without a token");
     }
     // Issue 15: `status` names the web UI at the AM's own address, with a token that reads.
     let status = text(&c.yf(&["status", &id]).await);
@@ -318,9 +336,29 @@ async fn a_yarn_session_takes_jobs_with_run_m_until_stopped() {
     assert_eq!(stop.status().as_u16(), 403, "the UI's token only reads");
 
     let out = c.root().join("out");
-    let bundle = two_vertex_bundle(&c.root().join("bundle"), &out, "0");
-    let r = c.yf(&["run", "-m", &address, bundle.to_str().unwrap()]).await;
+    // Long enough for the browser to see the TaskManagers it runs on.
+    let bundle = two_vertex_bundle(&c.root().join("bundle"), &out, "4");
+    let run_args = ["run", "-m", &address, bundle.to_str().unwrap()];
+    let run = c.yf(&run_args);
+    let browse = async {
+        // A moment for the job to be submitted, so the browser sees it.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        web_ui_through_the_proxy(&tracking).await
+    };
+    let (r, seen) = tokio::join!(run, browse);
     assert!(r.status.success(), "{}\n{}", text(&r), c.logs());
+    if let Some(seen) = seen {
+        assert_eq!(seen["errors"], serde_json::json!([]), "{seen}");
+        assert!(seen["path"].as_str().unwrap_or("").starts_with(&format!("/proxy/{id}/")), "{seen}");
+        assert!(seen["jobs"].as_array().is_some_and(|j| j.len() == 1), "{seen}");
+        let links = seen["logLinks"].as_array().unwrap();
+        assert_eq!(links.len() as u64, seen["taskmanagers"].as_u64().unwrap(), "a log link per TaskManager: {seen}");
+        assert!(!links.is_empty(), "{seen}");
+        for l in links {
+            assert_eq!(l[1], 200, "{l}");
+            assert!(l[2].as_str().unwrap_or("").contains("taskmanager.err"), "the log link lists the logs: {l}");
+        }
+    }
     assert_eq!(output_lines(&out), expected_output());
     let jobs = c.yf(&["list", "-m", &address]).await;
     assert!(text(&jobs).contains("FINISHED"), "{}", text(&jobs));
@@ -595,4 +633,24 @@ fn the_operator_scripts_call_the_binary_and_keep_its_exit_codes() {
     assert!(line.starts_with("expired\ttoken\tHDFS_DELEGATION_TOKEN "), "{line}");
     let missing = std::process::Command::new(&script).env("YARN_FLINK", "/nonexistent/yarn-flink").output().unwrap();
     assert!(!missing.status.success());
+}
+
+/// The web UI at the application's tracking URL, in Chromium, without a
+/// token: what it shows, and every TaskManager's log link fetched. `None`
+/// without a browser (YF_SKIP_BROWSER).
+async fn web_ui_through_the_proxy(tracking: &str) -> Option<serde_json::Value> {
+    let browser = support::browser_dir()?;
+    let shots = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("web-ui");
+    std::fs::create_dir_all(&shots).unwrap();
+    let o = tokio::process::Command::new("node")
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/e2e/web_ui.js"))
+        .args(["--proxy", tracking])
+        .arg(&shots)
+        .env("NODE_PATH", browser.join("node_modules"))
+        .output()
+        .await
+        .expect("node runs (scripts/install-deps installs it)");
+    assert!(o.status.success(), "the browser run failed: {}", text(&o));
+    eprintln!("web UI through the proxy: {}", shots.join("proxy.png").display());
+    Some(serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&o))))
 }

@@ -1,5 +1,5 @@
 //! Issue 14, point 4: every listener (the AM's RPC and REST, the
-//! TaskExecutor's RPC and data exchange) bounds what it reads before a peer
+//! TaskExecutor's RPC, data exchange and `/metrics`) bounds what it reads before a peer
 //! has proved the secret. A peer that sends garbage, a huge length or header,
 //! or nothing at all is dropped (at once, or at the handshake timeout), and
 //! the component goes on serving everyone else. In-process, on loopback.
@@ -33,6 +33,7 @@ struct Endpoints {
     am_rest: SocketAddr,
     te_rpc: SocketAddr,
     te_data: SocketAddr,
+    te_metrics: SocketAddr,
     stop_te: CancellationToken,
     te: tokio::task::JoinHandle<Result<(), taskmanager::TaskExecutorError>>,
 }
@@ -55,6 +56,7 @@ impl Endpoints {
             rpc,
             work_dir: tempfile::tempdir().unwrap().keep(),
             bundle_limits: Default::default(),
+            web_proxies: Vec::new(),
         };
         let rpc_l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let rest_l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -75,29 +77,46 @@ impl Endpoints {
             rpc,
             registration_timeout: Duration::from_secs(10),
             data_plane: DataPlaneConfig { handshake_timeout: HANDSHAKE, ..DataPlaneConfig::default() },
+            serve_metrics: true,
         };
         let stop_te = CancellationToken::new();
         let s = stop_te.clone();
         let te = tokio::spawn(taskmanager::run(te_config, te_rpc_l, te_data_l, async move { s.cancelled().await }));
         let started = Instant::now();
-        while cluster.dispatcher.resource_manager().overview().await.unwrap().slots.task_managers.is_empty() {
+        let te_metrics = loop {
+            let o = cluster.dispatcher.resource_manager().overview().await.unwrap();
+            if let Some(a) = o.addresses.values().next() {
+                break a.metrics.as_deref().expect("the TaskExecutor registered its /metrics address").parse().unwrap();
+            }
             assert!(started.elapsed() < Duration::from_secs(10), "the TaskExecutor did not register");
             tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        };
         let (am_rpc, am_rest) = (cluster.rpc_address, cluster.rest_address.unwrap());
-        Endpoints { cluster, secret, am_rpc, am_rest, te_rpc, te_data, stop_te, te }
+        Endpoints { cluster, secret, am_rpc, am_rest, te_rpc, te_data, te_metrics, stop_te, te }
     }
 
-    fn all(&self) -> [(&'static str, SocketAddr); 4] {
-        [("AM RPC", self.am_rpc), ("AM REST", self.am_rest), ("TE RPC", self.te_rpc), ("TE data", self.te_data)]
+    fn all(&self) -> [(&'static str, SocketAddr); 5] {
+        [
+            ("AM RPC", self.am_rpc),
+            ("AM REST", self.am_rest),
+            ("TE RPC", self.te_rpc),
+            ("TE data", self.te_data),
+            ("TE metrics", self.te_metrics),
+        ]
     }
 
     /// Authenticated calls to the AM's REST and RPC and the TaskExecutor's RPC are answered.
     async fn still_serving(&self) {
-        let overview = common::http::client_builder()
-            .unwrap()
-            .build()
-            .unwrap()
+        let http = common::http::client_builder().unwrap().build().unwrap();
+        let metrics = http
+            .get(format!("http://{}/metrics", self.te_metrics))
+            .bearer_auth(self.secret.to_hex())
+            .timeout(Duration::from_secs(5))
+            .send()
+            .await
+            .expect("the TaskExecutor's /metrics answers");
+        assert!(metrics.status().is_success(), "{}", metrics.status());
+        let overview = http
             .get(format!("http://{}/overview", self.am_rest))
             .bearer_auth(self.secret.to_hex())
             .timeout(Duration::from_secs(5))
@@ -187,7 +206,7 @@ async fn garbage_is_refused_at_once() {
     for (name, addr) in e.all() {
         let (answer, closed_after) = send_and_wait_for_close(addr, &garbage, Duration::from_secs(5)).await;
         assert!(closed_after < HANDSHAKE, "{name}: garbage was held for {closed_after:?}");
-        if name == "AM REST" {
+        if name == "AM REST" || name == "TE metrics" {
             assert!(answer.starts_with(b"HTTP/1.1 400"), "{name}: {}", String::from_utf8_lossy(&answer));
         }
     }
@@ -208,14 +227,19 @@ async fn huge_lengths_and_headers_are_refused_without_being_read() {
     // HTTP/2: a header block larger than the header limit, in CONTINUATION-free HEADERS frames is
     // refused the same way by h2; HTTP/1 answers 431 to a head over the limit...
     let big_head = format!("GET /overview HTTP/1.1\r\nHost: x\r\nX-Pad: {}\r\n\r\n", "a".repeat(64 << 10));
-    let (answer, _) = send_and_wait_for_close(e.am_rest, big_head.as_bytes(), Duration::from_secs(5)).await;
-    assert!(answer.starts_with(b"HTTP/1.1 431"), "{}", String::from_utf8_lossy(&answer));
-    // ...and 401 to a terabyte body without the secret, reading none of it.
-    let huge_body =
-        "POST /jobs HTTP/1.1\r\nHost: x\r\nContent-Type: application/gzip\r\nContent-Length: 1099511627776\r\n\r\n";
-    let (answer, closed_after) = send_and_wait_for_close(e.am_rest, huge_body.as_bytes(), Duration::from_secs(5)).await;
-    assert!(answer.starts_with(b"HTTP/1.1 401"), "{}", String::from_utf8_lossy(&answer));
-    assert!(closed_after < HANDSHAKE + Duration::from_secs(1), "held for {closed_after:?}");
+    for (name, addr, path) in [("AM REST", e.am_rest, "/jobs"), ("TE metrics", e.te_metrics, "/metrics")] {
+        let big_head = big_head.replace("/overview", path);
+        let (answer, _) = send_and_wait_for_close(addr, big_head.as_bytes(), Duration::from_secs(5)).await;
+        assert!(answer.starts_with(b"HTTP/1.1 431"), "{name}: {}", String::from_utf8_lossy(&answer));
+        // ...and 401 to a terabyte body without the secret, reading none of it.
+        let huge_body = format!(
+            "POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/gzip\r\nContent-Length: 1099511627776\r\n\r\n"
+        );
+        let (answer, closed_after) = send_and_wait_for_close(addr, huge_body.as_bytes(), Duration::from_secs(5)).await;
+        let refused: &[u8] = if name == "TE metrics" { b"HTTP/1.1 405" } else { b"HTTP/1.1 401" };
+        assert!(answer.starts_with(refused), "{name}: {}", String::from_utf8_lossy(&answer));
+        assert!(closed_after < HANDSHAKE + Duration::from_secs(1), "{name}: held for {closed_after:?}");
+    }
     // The data plane reads a fixed-size handshake before anything else: no length to lie about.
     e.still_serving().await;
     e.stop().await;

@@ -30,6 +30,7 @@ async fn cluster(secret: AppSecret) -> Cluster {
         rpc: RpcTimeouts::default(),
         work_dir: work,
         bundle_limits: Default::default(),
+        web_proxies: Vec::new(),
     };
     let rpc = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let (_tx, rx) = tokio::sync::mpsc::unbounded_channel::<DriverEvent>();
@@ -49,6 +50,7 @@ fn te_config(rm: &str, secret: AppSecret) -> TaskExecutorConfig {
         rpc: RpcTimeouts { connect: Duration::from_secs(2), call: Duration::from_secs(2), ..Default::default() },
         registration_timeout: Duration::from_secs(5),
         data_plane: DataPlaneConfig::default(),
+        serve_metrics: true,
     }
 }
 

@@ -67,6 +67,7 @@ async fn a_malformed_registration_answer_is_retried_with_backoff_until_the_timeo
         rpc: RpcTimeouts::default(),
         registration_timeout: Duration::from_secs(2),
         data_plane: DataPlaneConfig::default(),
+        serve_metrics: false,
     };
     let rpc = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let data = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -155,6 +156,7 @@ async fn a_forgotten_task_executor_registers_again_and_exits_at_its_registration
         rpc: RpcTimeouts::default(),
         registration_timeout: Duration::from_secs(60),
         data_plane: DataPlaneConfig::default(),
+        serve_metrics: false,
     };
     let rpc = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let data = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -60,6 +60,7 @@ async fn workers_dying_before_registration_fail_the_job_clearly() {
         rpc: RpcTimeouts::default(),
         work_dir: tmp.path().to_owned(),
         bundle_limits: Default::default(),
+        web_proxies: Vec::new(),
     };
     let (tx, rx) = mpsc::unbounded_channel();
     let requests = Arc::new(Mutex::new(0));

@@ -72,12 +72,20 @@ pub struct ResourceManagerHandle {
     tx: mpsc::UnboundedSender<RmMsg>,
 }
 
+/// Where a registered TaskExecutor serves what.
+#[derive(Clone, Debug, Default)]
+pub struct TaskExecutorAddresses {
+    pub rpc: String,
+    pub data: String,
+    pub metrics: Option<String>,
+}
+
 #[derive(Clone, Debug)]
 pub struct ResourceManagerOverview {
     pub rm_id: ResourceManagerId,
     pub driver: &'static str,
     pub slots: SlotManagerOverview,
-    pub addresses: HashMap<ResourceId, (String, String)>,
+    pub addresses: HashMap<ResourceId, TaskExecutorAddresses>,
     /// What the cluster manager calls each registered worker, and where its log is.
     pub workers: HashMap<ResourceId, super::driver::WorkerDetails>,
     /// Worker requests the cluster manager could not serve, since start.
@@ -134,8 +142,7 @@ impl ResourceManagerHandle {
 
 struct TaskExecutorEntry {
     instance_id: InstanceId,
-    address: String,
-    data_address: String,
+    addresses: TaskExecutorAddresses,
     last_heartbeat: Instant,
 }
 
@@ -230,8 +237,11 @@ impl<D: ResourceManagerDriver> ResourceManager<D> {
                     reg.resource_id.clone(),
                     TaskExecutorEntry {
                         instance_id,
-                        address: reg.address.clone(),
-                        data_address: reg.data_address.clone(),
+                        addresses: TaskExecutorAddresses {
+                            rpc: reg.address.clone(),
+                            data: reg.data_address.clone(),
+                            metrics: reg.metrics_address.clone(),
+                        },
                         last_heartbeat: Instant::now(),
                     },
                 );
@@ -269,7 +279,7 @@ impl<D: ResourceManagerDriver> ResourceManager<D> {
                         rm_id: self.rm_id,
                         token_file: token_file.clone(),
                     };
-                    self.channels.notify(te.address.clone(), notice);
+                    self.channels.notify(te.addresses.rpc.clone(), notice);
                 }
                 self.delegation_tokens = Some(token_file);
             }
@@ -313,11 +323,7 @@ impl<D: ResourceManagerDriver> ResourceManager<D> {
                     rm_id: self.rm_id,
                     driver: self.driver.name(),
                     slots: self.slot_manager.overview(),
-                    addresses: self
-                        .task_executors
-                        .iter()
-                        .map(|(id, te)| (id.clone(), (te.address.clone(), te.data_address.clone())))
-                        .collect(),
+                    addresses: self.task_executors.iter().map(|(id, te)| (id.clone(), te.addresses.clone())).collect(),
                     workers: self
                         .task_executors
                         .keys()
@@ -368,7 +374,7 @@ impl<D: ResourceManagerDriver> ResourceManager<D> {
 
     fn lose_task_executor(&mut self, resource_id: &ResourceId, cause: &str) {
         if let Some(te) = self.task_executors.remove(resource_id) {
-            self.channels.forget(&te.address);
+            self.channels.forget(&te.addresses.rpc);
         }
         for jm in self.job_masters.values() {
             let _ = jm
@@ -419,7 +425,7 @@ impl<D: ResourceManagerDriver> ResourceManager<D> {
                         job_master_address: jm.address.clone(),
                         job_master_id: jm.job_master_id,
                     };
-                    let (gateway, tx) = (self.channels.task_executor_gateway(&te.address), self.tx.clone());
+                    let (gateway, tx) = (self.channels.task_executor_gateway(&te.addresses.rpc), self.tx.clone());
                     tokio::spawn(async move {
                         let result = async { gateway?.request_slot(&req).await }.await.map_err(|e| e.to_string());
                         let _ = tx.send(RmMsg::AllocationAnswered { allocation_id, result });
@@ -429,7 +435,8 @@ impl<D: ResourceManagerDriver> ResourceManager<D> {
                     debug!(%slot_id, %allocation_id, %job_id, "freeing slot of an ended job");
                     if let Some(te) = self.task_executors.get(&slot_id.resource_id) {
                         let cause = "job ended".to_owned();
-                        self.channels.notify(te.address.clone(), TaskExecutorNotice::FreeSlot { allocation_id, cause });
+                        self.channels
+                            .notify(te.addresses.rpc.clone(), TaskExecutorNotice::FreeSlot { allocation_id, cause });
                     }
                 }
                 Action::StartWorker(spec) => {
@@ -444,8 +451,8 @@ impl<D: ResourceManagerDriver> ResourceManager<D> {
                     info!(%resource_id, %reason, "releasing TaskManager");
                     if let Some(te) = self.task_executors.remove(&resource_id) {
                         let notice = TaskExecutorNotice::Shutdown { rm_id: self.rm_id, reason };
-                        self.channels.notify(te.address.clone(), notice);
-                        self.channels.forget(&te.address);
+                        self.channels.notify(te.addresses.rpc.clone(), notice);
+                        self.channels.forget(&te.addresses.rpc);
                     }
                     self.driver.release_worker(&resource_id);
                 }

@@ -71,6 +71,7 @@ async fn register(rm: &ResourceManagerHandle, name: &str) -> InstanceId {
         resource_id: ResourceId::new(name),
         address: "127.0.0.1:1".into(),
         data_address: "127.0.0.1:2".into(),
+        metrics_address: None,
         total_resources: ResourceProfile::new(1000, 512 * MIB),
         default_slot_profile: ResourceProfile::new(1000, 512 * MIB),
         num_slots: 1,

@@ -101,6 +101,7 @@ pub fn cluster_config(args: &ClusterArgs, secret: AppSecret, work_dir: PathBuf) 
         rpc: RpcTimeouts::default(),
         work_dir,
         bundle_limits: args.bundle_limits(),
+        web_proxies: Vec::new(),
     })
 }
 

@@ -33,6 +33,7 @@ pub async fn run() -> Result<ExitCode> {
         rpc: RpcTimeouts::default(),
         registration_timeout: Duration::from_secs(60),
         data_plane: DataPlaneConfig::default(),
+        serve_metrics: true,
     };
     let shutdown = async {
         let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {

@@ -11,6 +11,8 @@ pub struct RegisterTaskExecutor {
     pub address: String,
     /// Where its data plane (record exchange) listens (host:port).
     pub data_address: String,
+    /// Where its `/metrics` page is served (host:port), if anywhere.
+    pub metrics_address: Option<String>,
     pub total_resources: ResourceProfile,
     pub default_slot_profile: ResourceProfile,
     /// How many default slots it advertises (fine-grained slots are carved

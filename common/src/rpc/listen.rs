@@ -61,6 +61,62 @@ impl ListenerLimits {
     }
 }
 
+/// Serves HTTP/1 on `listener` until `shutdown`, with bounds on what a peer
+/// may send before a handler (and so any secret check) sees its request: the
+/// head must arrive whole within the handshake time and fit in the header
+/// limit (431 above it). `handle` gets each request and its peer's address.
+/// On shutdown, open requests get a few seconds to finish. The AM's REST API
+/// and every TaskManager's `/metrics` page are served so.
+pub async fn serve_http1<F, Fut, B>(
+    listener: TcpListener,
+    limits: ListenerLimits,
+    shutdown: tokio_util::sync::CancellationToken,
+    handle: F,
+) where
+    F: Fn(hyper::Request<hyper::body::Incoming>, Option<std::net::IpAddr>) -> Fut + Clone + Send + 'static,
+    Fut: Future<Output = hyper::Response<B>> + Send + 'static,
+    B: hyper::body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    let incoming = limits.incoming(listener, 1);
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(limits.handshake)
+        // hyper's floor is 8 KiB.
+        .max_buf_size((limits.max_header_bytes as usize).max(8192));
+    loop {
+        let stream = tokio::select! {
+            s = incoming.accept() => s,
+            _ = shutdown.cancelled() => break,
+        };
+        let stream = match stream {
+            Ok(s) => s,
+            Err(e) => {
+                // Out of file descriptors and the like: back off, keep serving.
+                tracing::warn!("accepting an HTTP connection failed: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let peer = stream.connect_info().remote_addr().map(|a| a.ip().to_canonical());
+        let handle = handle.clone();
+        let service = hyper::service::service_fn(move |req| {
+            let reply = handle(req, peer);
+            async move { Ok::<_, std::convert::Infallible>(reply.await) }
+        });
+        let conn = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!("an HTTP connection ended: {e}");
+            }
+        });
+    }
+    let _ = tokio::time::timeout(Duration::from_secs(5), graceful.shutdown()).await;
+}
+
 /// Accepted connections, wrapped in [`Handshaking`]. Accept errors (out of
 /// file descriptors, say) are passed on for the server to log and go on.
 pub struct Incoming {

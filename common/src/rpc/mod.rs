@@ -17,7 +17,7 @@ use std::time::Duration;
 pub use auth::{AppSecret, AuthInterceptor, ClientAuth};
 pub use convert::ConvertError;
 pub use gateway::{JobMasterGateway, ResourceManagerGateway, TaskExecutorGateway, TaskExecutorNotice};
-pub use listen::ListenerLimits;
+pub use listen::{serve_http1, ListenerLimits};
 
 /// The generated protobuf messages and service stubs.
 pub mod pb {

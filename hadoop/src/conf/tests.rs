@@ -202,3 +202,27 @@ proptest! {
         let _ = framed.get("k");
     }
 }
+
+#[test]
+fn the_web_proxy_hosts_are_the_standalone_proxy_or_every_rm_web_app() {
+    let standalone = conf_of(&[(
+        "yarn-site.xml",
+        site(&[("yarn.web-proxy.address", "proxy.example:9046"), ("yarn.resourcemanager.hostname", "rm.example")]),
+    )]);
+    assert_eq!(standalone.web_proxy_hosts().unwrap(), ["proxy.example"]);
+    let ha = conf_of(&[(
+        "yarn-site.xml",
+        site(&[
+            ("yarn.resourcemanager.ha.enabled", "true"),
+            ("yarn.resourcemanager.ha.rm-ids", "rm1,rm2"),
+            ("yarn.resourcemanager.hostname.rm1", "a.example"),
+            ("yarn.resourcemanager.webapp.address.rm2", "b.example:18088"),
+        ]),
+    )]);
+    assert_eq!(ha.web_proxy_hosts().unwrap(), ["a.example", "b.example"]);
+    // The single-node default: the caller resolves the wildcard to its own host.
+    assert_eq!(conf_of(&[]).web_proxy_hosts().unwrap(), ["0.0.0.0"]);
+    let bad = conf_of(&[("yarn-site.xml", site(&[("yarn.web-proxy.address", "no-port")]))]);
+    let err = bad.web_proxy_hosts().unwrap_err().to_string();
+    assert!(err.contains("yarn.web-proxy.address") && err.contains("host:port"), "{err}");
+}

@@ -8,6 +8,7 @@
 //! results come back as messages, so a slow JobMaster cannot stall the rest.
 
 mod bundles;
+mod metrics;
 mod service;
 pub mod slot_table;
 
@@ -50,6 +51,8 @@ pub struct TaskExecutorConfig {
     /// (so an orphaned TaskManager never lingers).
     pub registration_timeout: Duration,
     pub data_plane: DataPlaneConfig,
+    /// Serve `/metrics` (Prometheus) on a port of its own, next to the RPC one.
+    pub serve_metrics: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -81,6 +84,15 @@ pub async fn run(
     let stop = CancellationToken::new();
     let server = service::serve(rpc_listener, tx.clone(), config.secret.clone(), config.rpc.listener, stop.clone());
     let server = tokio::spawn(server);
+    let metrics_address = if config.serve_metrics {
+        let listener = TcpListener::bind((rpc_addr.ip(), 0)).await?;
+        let port = listener.local_addr()?.port();
+        let (secret, limits) = (config.secret.clone(), config.rpc.listener);
+        tokio::spawn(metrics::serve(listener, secret, limits, tx.clone(), stop.clone()));
+        Some(format!("{}:{port}", config.advertised_host))
+    } else {
+        None
+    };
     {
         let stop = stop.clone();
         tokio::spawn(async move {
@@ -93,6 +105,7 @@ pub async fn run(
         resource_id: config.resource_id.clone(),
         address: address.clone(),
         data_address: data_address.clone(),
+        metrics_address,
         total_resources: config.total.clone(),
         default_slot_profile: config.default_slot.clone(),
         num_slots: config.num_slots,
@@ -163,6 +176,8 @@ pub(crate) enum Msg {
         job_id: JobId,
         ok: bool,
     },
+    /// A scrape of `/metrics`: the page, rendered from our state.
+    Metrics(oneshot::Sender<String>),
 }
 
 struct RunningTask {
@@ -171,6 +186,10 @@ struct RunningTask {
     cancel: CancellationToken,
     /// What it has moved so far (reported with JobMaster heartbeats and its end).
     io: Arc<crate::data_plane::metrics::TaskIoCounters>,
+    task_name: String,
+    subtask_index: u32,
+    /// Where `/metrics` last read its back-pressure from.
+    back_pressure_mark: metrics::RateMark,
 }
 
 struct JobMasterLink {
@@ -272,6 +291,9 @@ impl TaskExecutor {
                         TaskExecutionState { job_id: task.job_id, attempt_id: attempt, state, error, io },
                     );
                 }
+            }
+            Msg::Metrics(reply) => {
+                let _ = reply.send(metrics::render(&self.metrics_sample()));
             }
             Msg::JobMasterHeartbeat { job_id, ok } => {
                 let now = Instant::now();
@@ -378,6 +400,33 @@ impl TaskExecutor {
         }
     }
 
+    fn metrics_sample(&mut self) -> metrics::Sample {
+        let free = self.slots.free_resources();
+        let allocated = self.slots.slots().count() as u64;
+        let mut tasks = Vec::with_capacity(self.tasks.len());
+        for t in self.tasks.values_mut() {
+            let io = t.io.snapshot();
+            let (rate, mark) = t.back_pressure_mark.advance(io.backpressured_ms);
+            t.back_pressure_mark = mark;
+            tasks.push(metrics::TaskSample {
+                job_id: t.job_id.to_string(),
+                task_name: t.task_name.clone(),
+                subtask_index: t.subtask_index,
+                io,
+                backpressured_ms_per_second: rate,
+            });
+        }
+        metrics::Sample {
+            slots_total: u64::from(self.config.num_slots).max(allocated),
+            slots_allocated: allocated,
+            cpu_millis_total: self.config.total.cpu_millis,
+            cpu_millis_free: free.cpu_millis,
+            memory_bytes_total: self.config.total.total_memory_bytes(),
+            memory_bytes_free: free.total_memory_bytes(),
+            tasks,
+        }
+    }
+
     fn submit_task(&mut self, tdd: TaskDeploymentDescriptor) -> Result<(), tonic::Status> {
         if let Some(slot) = self.slots.get(&tdd.allocation_id) {
             if slot.job_master_id != tdd.job_master_id {
@@ -396,6 +445,9 @@ impl TaskExecutor {
                 job_master_address: tdd.job_master_address.clone(),
                 cancel: cancel.clone(),
                 io: io.clone(),
+                task_name: tdd.vertex_name.clone(),
+                subtask_index: tdd.subtask_index,
+                back_pressure_mark: metrics::RateMark::new(),
             },
         );
         info!(vertex = %tdd.vertex_name, subtask = tdd.subtask_index, attempt = tdd.attempt_number, "deploying task");

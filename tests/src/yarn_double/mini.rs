@@ -30,6 +30,8 @@ pub struct MiniYarnConfig {
     pub min_allocation: (u64, u32),
     /// `yarn.log-aggregation-enable`: ended applications' logs go to `<root>/fs/tmp/logs`.
     pub log_aggregation: bool,
+    /// The web proxy on its own host (`yarn.web-proxy.address`, 127.0.0.2).
+    pub standalone_web_proxy: bool,
 }
 
 impl Default for MiniYarnConfig {
@@ -41,6 +43,7 @@ impl Default for MiniYarnConfig {
             node_capacity: None,
             min_allocation: (128, 1),
             log_aggregation: false,
+            standalone_web_proxy: false,
         }
     }
 }
@@ -114,6 +117,7 @@ impl MiniYarn {
         rc.max_allocation = config.max_allocation;
         rc.min_allocation = config.min_allocation;
         rc.node_capacity = config.node_capacity;
+        rc.standalone_web_proxy = config.standalone_web_proxy;
         let remote_logs = root.join("fs/tmp/logs");
         if config.log_aggregation {
             rc.remote_app_log_dir = Some(remote_logs.clone());

@@ -4,6 +4,11 @@
 //! ([`crate::hadoop_ipc_server::launcher`]: `<root>/logs/<app>/<container>/`, where a real NodeManager keeps them
 //! until the application ends).
 //!
+//! It also serves the web UI's container log pages, where a container's
+//! `logsLink` points (`/node/containerlogs/<container>/<user>`, the form the
+//! captured app reports give): a list of the log files, each linked to its
+//! text, as Hadoop's `ContainerLogsPage` renders them, in bare HTML.
+//!
 //! No capture holds a NodeManager's web answers. The shapes follow the
 //! NodeManager REST documentation (`/ws/v1/node/apps/{appid}`) and Hadoop
 //! 3.3's DAOs (`ContainerLogsInfo`, `ContainerLogFileInfo`, written by
@@ -134,6 +139,11 @@ fn router(root: &std::path::Path, node_id: String) -> Router {
         .route("/ws/v1/node/apps/{app}", get(app_info))
         .route("/ws/v1/node/containers/{container}/logs", get(log_files))
         .route("/ws/v1/node/containerlogs/{container}/{file}", get(log_file))
+        // The web UI's pages, where an application's `logsLink` points.
+        .route("/node/containerlogs/{container}/{user}", get(log_page))
+        .route("/node/containerlogs/{container}/{user}/", get(log_page))
+        .route("/node/containerlogs/{container}/{user}/{file}", get(log_file_page))
+        .route("/node/containerlogs/{container}/{user}/{file}/", get(log_file_page))
         .with_state(node)
 }
 
@@ -175,5 +185,57 @@ async fn log_file(State(node): State<Arc<Node>>, UrlPath((container, file)): Url
     match found.map(std::fs::read) {
         Some(Ok(bytes)) => ([("content-type", "text/plain; charset=utf-8")], bytes).into_response(),
         _ => not_found(format!("Cannot find this log on the local disk: {file}")),
+    }
+}
+
+fn html(title: &str, body: String) -> Response {
+    let page = format!("<!DOCTYPE html>\n<html><head><title>{title}</title></head><body>\n{body}</body></html>\n");
+    ([("content-type", "text/html; charset=utf-8")], page).into_response()
+}
+
+/// Hadoop answers an unknown container with 200 and this sentence in the page.
+const UNKNOWN_CONTAINER: &str = "Unknown container. Container either has not started or has already completed or \
+                                 doesn't belong to this node at all.";
+
+fn escape(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+}
+
+async fn log_page(State(node): State<Arc<Node>>, UrlPath((container, user)): UrlPath<(String, String)>) -> Response {
+    let title = format!("Logs for {container}");
+    let Some(dir) = container_dir(&node, &container) else {
+        return html(&title, format!("<h1>{UNKNOWN_CONTAINER}</h1>\n"));
+    };
+    let mut files: Vec<(String, u64)> = std::fs::read_dir(&dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            Some((e.file_name().to_string_lossy().into_owned(), e.metadata().ok().filter(|m| m.is_file())?.len()))
+        })
+        .collect();
+    files.sort();
+    let mut body = String::new();
+    for (name, len) in files {
+        body.push_str(&format!(
+            "<p><a href=\"/node/containerlogs/{c}/{u}/{n}/?start=-4096\">{n} : Total file length is {len} bytes.</a></p>\n",
+            c = escape(&container),
+            u = escape(&user),
+            n = escape(&name)
+        ));
+    }
+    html(&title, body)
+}
+
+async fn log_file_page(
+    State(node): State<Arc<Node>>,
+    UrlPath((container, _user, file)): UrlPath<(String, String, String)>,
+) -> Response {
+    let title = format!("Logs for {container}");
+    let found = container_dir(&node, &container).filter(|_| plain(&file)).map(|d| d.join(&file));
+    match found.map(std::fs::read) {
+        Some(Ok(bytes)) => html(&title, format!("<pre>{}</pre>\n", escape(&String::from_utf8_lossy(&bytes)))),
+        Some(Err(_)) => html(&title, format!("<h1>Cannot find this log on the local disk: {}</h1>\n", escape(&file))),
+        None => html(&title, format!("<h1>{UNKNOWN_CONTAINER}</h1>\n")),
     }
 }

@@ -41,8 +41,9 @@ pub fn method_not_allowed(method: &Method, uri: &str) -> Response {
 }
 
 /// Forwards one request under `/proxy/<app>/` to `target` (the AM's tracking
-/// URL) + `rest`, as the real proxy would.
+/// URL) + `rest`, as the real proxy would, from the proxy host's address `from`.
 pub async fn forward(
+    from: std::net::IpAddr,
     method: Method,
     uri: &str,
     target: Option<&str>,
@@ -58,7 +59,7 @@ pub async fn forward(
             .into_response();
     };
     let url = format!("{}/{}", target.trim_end_matches('/'), rest.trim_start_matches('/'));
-    let client = common::http::client_builder().unwrap().build().unwrap();
+    let client = common::http::client_builder().unwrap().local_address(from).build().unwrap();
     let mut req = client.request(method, &url).body(body.to_vec());
     for (name, value) in headers {
         if FORWARDED_HEADERS.contains(&name.as_str()) {

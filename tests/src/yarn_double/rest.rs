@@ -77,7 +77,14 @@ pub struct RestRmConfig {
     /// Each NodeManager's (memory MB, vcores), shared by every application's
     /// containers, AMs included; `None` = unlimited.
     pub node_capacity: Option<(u64, u32)>,
+    /// `yarn.web-proxy.address` set: the web proxy runs on its own, on
+    /// another host (127.0.0.2 here, so an AM can tell its requests from a
+    /// test's), and the RM web app serves no `/proxy/`. Off: the RM embeds it.
+    pub standalone_web_proxy: bool,
 }
+
+/// The standalone web proxy's host: another loopback address.
+pub const WEB_PROXY_HOST: std::net::Ipv4Addr = std::net::Ipv4Addr::new(127, 0, 0, 2);
 
 impl RestRmConfig {
     pub fn new(
@@ -98,6 +105,7 @@ impl RestRmConfig {
             remote_app_log_dir: None,
             containers_per_allocate: 4,
             node_capacity: None,
+            standalone_web_proxy: false,
         }
     }
 }
@@ -182,8 +190,16 @@ struct Inner {
     /// Fault injection: this many `GET /apps/<id>` answer 503, as a standby RM does.
     failing_reports: std::sync::atomic::AtomicU32,
     addr: SocketAddr,
+    /// The standalone web proxy's address, if it runs on its own.
+    web_proxy: Option<SocketAddr>,
     /// Issued ids (new-application) -> submitted app (None until POST /apps).
     apps: Mutex<BTreeMap<i32, Option<AppSlot>>>,
+}
+
+impl Inner {
+    fn proxy_addr(&self) -> SocketAddr {
+        self.web_proxy.unwrap_or(self.addr)
+    }
 }
 
 /// A running RM REST double; dropping it stops the server (AM processes are
@@ -242,32 +258,66 @@ impl RestRm {
     pub async fn start(config: RestRmConfig) -> std::io::Result<RestRm> {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
+        let proxy_listener = match config.standalone_web_proxy {
+            true => Some(tokio::net::TcpListener::bind((WEB_PROXY_HOST, 0)).await?),
+            false => None,
+        };
+        let web_proxy = proxy_listener.as_ref().map(|l| l.local_addr()).transpose()?;
         let capacity = config.node_capacity.map(|(mb, vc)| {
             let nodes: Vec<NodeId> = config.nodes.iter().map(|(n, _)| n.clone()).collect();
             Arc::new(Capacity::new(&nodes, (mb as i64, vc as i32)))
         });
-        let inner =
-            Arc::new(Inner { config, capacity, failing_reports: 0.into(), addr, apps: Mutex::new(BTreeMap::new()) });
-        let app = Router::new()
+        let inner = Arc::new(Inner {
+            config,
+            capacity,
+            failing_reports: 0.into(),
+            addr,
+            web_proxy,
+            apps: Mutex::new(BTreeMap::new()),
+        });
+        let proxy_routes = || {
+            Router::new()
+                .route("/proxy/{id}", axum::routing::any(proxy))
+                .route("/proxy/{id}/", axum::routing::any(proxy))
+                .route("/proxy/{id}/{*rest}", axum::routing::any(proxy))
+        };
+        let mut app = Router::new()
             .route("/ws/v1/cluster/info", get(info))
             .route("/ws/v1/cluster/apps/new-application", post(new_application))
             .route("/ws/v1/cluster/apps", post(submit).get(list))
             .route("/ws/v1/cluster/apps/{id}", get(app_report))
             .route("/ws/v1/cluster/apps/{id}/state", get(app_state).put(put_state))
             .route("/ws/v1/cluster/apps/{id}/appattempts", get(app_attempts))
-            .route("/ws/v1/cluster/apps/{id}/appattempts/{attempt}/containers", get(attempt_containers))
-            .route("/proxy/{id}", axum::routing::any(proxy))
-            .route("/proxy/{id}/", axum::routing::any(proxy))
-            .route("/proxy/{id}/{*rest}", axum::routing::any(proxy))
-            .with_state(inner.clone());
+            .route("/ws/v1/cluster/apps/{id}/appattempts/{attempt}/containers", get(attempt_containers));
+        let proxy_task = match proxy_listener {
+            Some(l) => {
+                let proxy_app = proxy_routes().with_state(inner.clone());
+                Some(tokio::spawn(async move {
+                    let _ = axum::serve(l, proxy_app).await;
+                }))
+            }
+            None => {
+                app = app.merge(proxy_routes());
+                None
+            }
+        };
+        let app = app.with_state(inner.clone());
         let task = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
+            if let Some(p) = proxy_task {
+                p.abort();
+            }
         });
         Ok(RestRm { inner, task })
     }
 
     pub fn addr(&self) -> SocketAddr {
         self.inner.addr
+    }
+
+    /// Where `/proxy/<app>/` is served: the standalone web proxy, or the RM.
+    pub fn web_proxy_url(&self) -> String {
+        format!("http://{}", self.inner.proxy_addr())
     }
 
     /// `http://127.0.0.1:<port>`.
@@ -645,14 +695,19 @@ async fn run_app(
         )?;
         std::fs::write(
             conf_dir.join("yarn-site.xml"),
-            site_xml(&[
-                ("yarn.resourcemanager.scheduler.address", server.addr().to_string()),
-                ("yarn.resourcemanager.webapp.address", inner.addr.to_string()),
-                ("yarn.scheduler.minimum-allocation-mb", c.min_allocation.0.to_string()),
-                ("yarn.scheduler.minimum-allocation-vcores", c.min_allocation.1.to_string()),
-                ("yarn.scheduler.maximum-allocation-mb", c.max_allocation.0.to_string()),
-                ("yarn.scheduler.maximum-allocation-vcores", c.max_allocation.1.to_string()),
-            ]),
+            site_xml(
+                &[
+                    ("yarn.resourcemanager.scheduler.address", server.addr().to_string()),
+                    ("yarn.resourcemanager.webapp.address", inner.addr.to_string()),
+                    ("yarn.scheduler.minimum-allocation-mb", c.min_allocation.0.to_string()),
+                    ("yarn.scheduler.minimum-allocation-vcores", c.min_allocation.1.to_string()),
+                    ("yarn.scheduler.maximum-allocation-mb", c.max_allocation.0.to_string()),
+                    ("yarn.scheduler.maximum-allocation-vcores", c.max_allocation.1.to_string()),
+                ]
+                .into_iter()
+                .chain(inner.web_proxy.map(|p| ("yarn.web-proxy.address", p.to_string())))
+                .collect::<Vec<_>>(),
+            ),
         )
     };
     if let Err(e) = write_conf() {
@@ -750,7 +805,7 @@ fn record_am(inner: &Inner, id: ApplicationId) -> (u64, u32) {
     inner.apps.lock().unwrap().get(&id.id).and_then(|s| s.as_ref().map(|s| s.record.am_resource)).unwrap_or((0, 1))
 }
 
-fn app_json(r: &AppRecord, rm: SocketAddr) -> Value {
+fn app_json(r: &AppRecord, rm: SocketAddr, proxy: SocketAddr) -> Value {
     let running = r.state == "RUNNING";
     let elapsed = if r.finished_ms > 0 { r.finished_ms - r.started_ms } else { now_ms() - r.started_ms };
     let mut v = json!({
@@ -758,7 +813,7 @@ fn app_json(r: &AppRecord, rm: SocketAddr) -> Value {
         "finalStatus": r.final_status, "progress": if is_terminal(&r.state) { 100.0 } else { 0.0 },
         "trackingUI": if is_terminal(&r.state) { "History" } else if running { "ApplicationMaster" } else { "UNASSIGNED" },
         // A real RM reports its web proxy while the AM runs, never the AM's own URL.
-        "trackingUrl": if running && r.tracking_url.is_some() { format!("http://{rm}/proxy/{}/", r.id) } else { format!("http://{rm}/cluster/app/{}", r.id) },
+        "trackingUrl": if running && r.tracking_url.is_some() { format!("http://{proxy}/proxy/{}/", r.id) } else { format!("http://{rm}/cluster/app/{}", r.id) },
         "diagnostics": r.diagnostics, "clusterId": r.id.cluster_timestamp, "applicationType": r.application_type,
         "applicationTags": r.tags.join(","), "priority": 0, "startedTime": r.started_ms, "launchTime": r.launched_ms,
         "finishedTime": r.finished_ms, "elapsedTime": elapsed,
@@ -783,7 +838,7 @@ async fn app_report(State(inner): State<Arc<Inner>>, UrlPath(id): UrlPath<String
     }
     let apps = inner.apps.lock().unwrap();
     match find(&inner, &apps, &id) {
-        Some(s) => Json(json!({"app": app_json(&s.record, inner.addr)})).into_response(),
+        Some(s) => Json(json!({"app": app_json(&s.record, inner.addr, inner.proxy_addr())})).into_response(),
         None => not_found(&id),
     }
 }
@@ -802,7 +857,9 @@ async fn proxy(
         let apps = inner.apps.lock().unwrap();
         find(&inner, &apps, &id).filter(|s| s.record.state == "RUNNING").and_then(|s| s.record.tracking_url.clone())
     };
-    super::proxy::forward(method, uri.path(), target.as_deref(), &rest, &headers, body).await
+    // The proxy's requests leave from its own host.
+    let from = inner.proxy_addr().ip();
+    super::proxy::forward(from, method, uri.path(), target.as_deref(), &rest, &headers, body).await
 }
 
 /// The submitted application `id` names, in the (locked) table.
@@ -915,7 +972,7 @@ async fn list(State(inner): State<Arc<Inner>>, Query(q): Query<HashMap<String, S
         .values()
         .flatten()
         .filter(|s| types.is_empty() || types.contains(&s.record.application_type.to_ascii_lowercase()))
-        .map(|s| app_json(&s.record, inner.addr))
+        .map(|s| app_json(&s.record, inner.addr, inner.proxy_addr()))
         .collect();
     if list.is_empty() {
         return Json(json!({"apps": null})).into_response();

@@ -189,6 +189,34 @@ pub struct AmOutcome {
 
 /// Runs the ApplicationMaster until its job ends (application mode), the
 /// session is stopped, `shutdown` resolves (SIGTERM), or the RM gives up on us.
+/// The addresses of the web proxy in front of our tracking URL, as Hadoop's
+/// `AmFilterInitializer` finds them in the AM's own configuration (the
+/// node's). A wildcard RM host means a single-node cluster: this host. A host
+/// that does not resolve is left out with a warning: the UI through the proxy
+/// then answers 401, and the AM's own address still works with a token.
+async fn web_proxies(conf: &HadoopConf, own_host: &str) -> Vec<std::net::IpAddr> {
+    let hosts = match conf.web_proxy_hosts() {
+        Ok(h) => h,
+        Err(e) => {
+            warn!("the web proxy's hosts are unknown, so the UI through it will answer 401: {e}");
+            return Vec::new();
+        }
+    };
+    let mut ips = Vec::new();
+    for host in hosts {
+        let host = if host == "0.0.0.0" || host == "::" { own_host.to_owned() } else { host };
+        let found = tokio::net::lookup_host((host.as_str(), 0)).await;
+        match found {
+            Ok(found) => ips.extend(found.map(|a| a.ip().to_canonical())),
+            Err(e) => warn!(%host, "cannot resolve a web proxy host; requests from it need a token: {e}"),
+        }
+    }
+    ips.sort();
+    ips.dedup();
+    info!(?ips, "the web UI reads without a token from the web proxy");
+    ips
+}
+
 pub async fn run(env: AmEnv, conf: &HadoopConf, shutdown: impl Future<Output = ()>) -> Result<AmOutcome, AmError> {
     let started = std::time::Instant::now();
     let creds = read_credentials(&env.token_file)?;
@@ -227,6 +255,7 @@ pub async fn run(env: AmEnv, conf: &HadoopConf, shutdown: impl Future<Output = (
         rpc: RpcTimeouts::default(),
         work_dir: work_dir.clone(),
         bundle_limits: env.cluster.bundle_limits,
+        web_proxies: web_proxies(conf, &env.nm_host).await,
     };
     let mut driver_config =
         YarnDriverConfig::new(format!("{}:{rpc_port}", env.nm_host), registration.maximum_capability.clone());
