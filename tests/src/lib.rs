@@ -5,4 +5,5 @@ pub mod gssapi_acceptor;
 pub mod hadoop_ipc_server;
 pub mod hdfs_double;
 pub mod kdc;
+pub mod kube_double;
 pub mod yarn_double;

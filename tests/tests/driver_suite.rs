@@ -3,8 +3,9 @@
 //! fails, a worker that dies, release, terminate, an ask over the maximum)
 //! against the process driver (real child processes: a stand-in TaskManager
 //! script) and the YARN driver (the IPC ResourceManager and NodeManager
-//! doubles). Kubernetes and Mesos join when they land: implement
-//! [`Harness`] and add a `suite!` line.
+//! doubles) and the Kubernetes driver (the kube-apiserver and kubelet
+//! doubles). Mesos joins when it lands: implement [`Harness`] and add a
+//! `suite!` line.
 
 mod in_process;
 
@@ -182,6 +183,7 @@ macro_rules! suite {
 
 suite!(process, ProcessHarness);
 suite!(yarn, YarnHarness);
+suite!(kubernetes, KubernetesHarness);
 
 // ---- the process driver: child processes of a stand-in TaskManager ----
 
@@ -308,5 +310,47 @@ impl Harness for YarnHarness {
 
     fn maximum(&self) -> Option<ResourceProfile> {
         Some(ResourceProfile::new(4000, 4096 * MIB))
+    }
+}
+
+// ---- the Kubernetes driver: the kube-apiserver and kubelet doubles ----
+
+struct KubernetesHarness(in_process::kubernetes::Setup);
+
+impl Harness for KubernetesHarness {
+    async fn start() -> Self {
+        KubernetesHarness(in_process::kubernetes::setup(8000, 16 << 30, Duration::from_secs(30)).await)
+    }
+
+    fn driver(&mut self) -> &mut dyn ResourceManagerDriver {
+        &mut self.0.driver
+    }
+
+    async fn next_event(&mut self) -> DriverEvent {
+        in_process::kubernetes::next(&mut self.0.events).await
+    }
+
+    fn kill(&mut self, id: &ResourceId) {
+        self.0.kubelet.oom_kill(in_process::kubernetes::NAMESPACE, id.as_str());
+    }
+
+    const KILLED_SAYS: &'static str = "OOMKilled (exit code 137)";
+
+    fn running(&self, id: &ResourceId) -> bool {
+        self.0.running(id)
+    }
+
+    fn fail_next_start(&mut self) {
+        self.0.api.deny("create", "pods");
+    }
+
+    fn heal(&mut self) {
+        self.0.api.allow("create", "pods");
+    }
+
+    fn maximum(&self) -> Option<ResourceProfile> {
+        // No maximum up front: an ask no node fits is a late Unschedulable
+        // (kubernetes_driver.rs).
+        None
     }
 }

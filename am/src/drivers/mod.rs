@@ -2,5 +2,6 @@
 //! [`ResourceManagerDriver`](crate::resource_manager::driver::ResourceManagerDriver)
 //! and nothing outside this module knows which one runs.
 
+pub mod kubernetes;
 pub mod process;
 pub mod yarn;

@@ -1,6 +1,7 @@
 //! Shared by the in-process tests (a cluster in the test's own runtime).
 #![allow(dead_code)] // each test binary uses its part
 
+pub mod kubernetes;
 pub mod yarn;
 
 use am::resource_manager::driver::ResourceManagerDriver;

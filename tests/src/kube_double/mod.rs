@@ -1,0 +1,752 @@
+//! A double of the kube-apiserver 1.28, for the Kubernetes driver, held to
+//! the captures in `../shared/wire/kubernetes-1.28/` (see docs/kubernetes.md
+//! for which file checks which behaviour):
+//!
+//! - pods and secrets in namespaces, stored as k8s-openapi objects with the
+//!   defaults the apiserver fills (uid, resourceVersion, creationTimestamp,
+//!   serviceAccountName, terminationMessagePath, ...);
+//! - `201`, `409 AlreadyExists`, `422 Invalid` with `details.causes`,
+//!   `403 Forbidden` for a verb its RBAC denies, `404 NotFound`, as `Status`;
+//! - lists with a label selector and `resourceVersion`; `410 Expired` for an
+//!   exact list at a compacted version;
+//! - watches: one JSON `WatchEvent` per line, replayed from the history
+//!   after the given resourceVersion, then live; `BOOKMARK` at the end of
+//!   `timeoutSeconds`; `ERROR 410` for a version older than the history, or
+//!   when a test breaks every watch;
+//! - a scheduler: a pod is bound to a node with room for its requests, or
+//!   gets `PodScheduled False Unschedulable` with the scheduler's message;
+//! - deleting a pod bound to a node sets `deletionTimestamp` (MODIFIED); it
+//!   is removed (DELETED) only when the kubelet confirms (capture 21).
+//!
+//! The kubelet is [`kubelet::Kubelet`]: it runs bound pods as processes.
+
+pub mod kubelet;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use k8s_openapi::api::core::v1::{Pod, PodCondition, PodStatus, Secret};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::chrono::Utc;
+use serde_json::{json, Value};
+use tokio::sync::broadcast;
+
+/// A node the scheduler may bind pods to.
+#[derive(Clone, Debug)]
+pub struct Node {
+    pub name: String,
+    pub cpu_millis: u64,
+    pub memory_bytes: u64,
+}
+
+#[derive(Clone, Debug)]
+pub struct Change {
+    pub rv: u64,
+    pub kind: &'static str,
+    pub pod: Pod,
+}
+
+#[derive(Default)]
+pub struct ApiState {
+    rv: u64,
+    uid: u64,
+    pub pods: BTreeMap<(String, String), Pod>,
+    pub secrets: BTreeMap<(String, String), Secret>,
+    /// Every pod change since the last compaction, for watches from a version.
+    history: Vec<Change>,
+    /// Versions at or below this were compacted away.
+    compacted: u64,
+    /// (verb, resource) pairs the service account may not use.
+    denied: BTreeSet<(String, String)>,
+    pub nodes: Vec<Node>,
+    /// Counted API calls by "VERB resource", for the reports.
+    pub calls: BTreeMap<String, u64>,
+}
+
+pub struct Shared {
+    pub state: Mutex<ApiState>,
+    changes: broadcast::Sender<Change>,
+    /// Bumped to end every open watch with an ERROR event.
+    breaks: tokio::sync::watch::Sender<u64>,
+}
+
+pub struct KubeDouble {
+    pub url: String,
+    pub shared: Arc<Shared>,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for KubeDouble {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+/// The user the driver's calls run as, in Forbidden messages.
+pub const SERVICE_ACCOUNT_USER: &str = "system:serviceaccount:default:yarn-flink-jobmanager";
+
+impl KubeDouble {
+    pub async fn start(nodes: Vec<Node>) -> KubeDouble {
+        let (changes, _) = broadcast::channel(4096);
+        let shared = Arc::new(Shared {
+            // etcd's first revision is 1: a list's version is never 0, which means "any".
+            state: Mutex::new(ApiState { nodes, rv: 1, ..ApiState::default() }),
+            changes,
+            breaks: tokio::sync::watch::channel(0).0,
+        });
+        let app = Router::new()
+            .route("/version", get(version))
+            .route("/api/v1/namespaces/{ns}/pods", get(list_pods).post(create_pod))
+            .route("/api/v1/namespaces/{ns}/pods/{name}", get(get_pod).delete(delete_pod))
+            .route("/api/v1/namespaces/{ns}/secrets", axum::routing::post(create_secret))
+            .route("/api/v1/namespaces/{ns}/secrets/{name}", axum::routing::delete(delete_secret))
+            .with_state(shared.clone());
+        let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0))).await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let server = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        KubeDouble { url, shared, server }
+    }
+
+    /// A kube client for the double (plain HTTP, no credentials).
+    pub fn client(&self) -> kube::Client {
+        let config = kube::Config::new(self.url.parse().unwrap());
+        kube::Client::try_from(config).unwrap()
+    }
+
+    /// RBAC: the service account may not `verb` `resource` until [`KubeDouble::allow`].
+    pub fn deny(&self, verb: &str, resource: &str) {
+        self.shared.state.lock().unwrap().denied.insert((verb.into(), resource.into()));
+    }
+
+    pub fn allow(&self, verb: &str, resource: &str) {
+        self.shared.state.lock().unwrap().denied.remove(&(verb.to_owned(), resource.to_owned()));
+    }
+
+    /// etcd compaction: versions up to now can no longer be listed or watched from.
+    pub fn compact(&self) {
+        let mut st = self.shared.state.lock().unwrap();
+        st.compacted = st.rv;
+        st.history.clear();
+    }
+
+    /// Ends every open watch with `ERROR 410 Expired`, as an apiserver does
+    /// when a watcher falls behind its watch cache.
+    pub fn break_watches(&self) {
+        self.compact();
+        self.shared.breaks.send_modify(|g| *g += 1);
+    }
+
+    pub fn pod(&self, namespace: &str, name: &str) -> Option<Pod> {
+        self.shared.state.lock().unwrap().pods.get(&(namespace.to_owned(), name.to_owned())).cloned()
+    }
+
+    pub fn pod_names(&self, namespace: &str) -> Vec<String> {
+        self.shared
+            .state
+            .lock()
+            .unwrap()
+            .pods
+            .keys()
+            .filter(|(ns, _)| ns == namespace)
+            .map(|(_, n)| n.clone())
+            .collect()
+    }
+
+    /// `kubectl delete pod` by someone else (graceful: the kubelet confirms).
+    pub fn delete_pod(&self, namespace: &str, name: &str) {
+        let mut st = self.shared.state.lock().unwrap();
+        st.delete_pod(&self.shared.changes, namespace, name, None);
+    }
+
+    pub fn calls(&self) -> BTreeMap<String, u64> {
+        self.shared.state.lock().unwrap().calls.clone()
+    }
+}
+
+impl Shared {
+    /// A status change, as the kubelet's PATCH of `pods/<name>/status` makes it.
+    pub fn patch_status(&self, namespace: &str, name: &str, f: impl FnOnce(&mut PodStatus)) {
+        let mut st = self.state.lock().unwrap();
+        let key = (namespace.to_owned(), name.to_owned());
+        let Some(mut pod) = st.pods.get(&key).cloned() else { return };
+        f(pod.status.get_or_insert_with(Default::default));
+        st.store(&self.changes, "MODIFIED", pod);
+    }
+
+    /// The kubelet confirms a graceful delete: the pod object goes.
+    pub fn confirm_deleted(&self, namespace: &str, name: &str) {
+        let mut st = self.state.lock().unwrap();
+        if let Some(pod) = st.pods.remove(&(namespace.to_owned(), name.to_owned())) {
+            st.emit(&self.changes, "DELETED", pod);
+            st.schedule(&self.changes);
+        }
+    }
+}
+
+impl ApiState {
+    fn next_rv(&mut self) -> u64 {
+        self.rv += 1;
+        self.rv
+    }
+
+    fn emit(&mut self, changes: &broadcast::Sender<Change>, kind: &'static str, mut pod: Pod) {
+        let rv = self.next_rv();
+        pod.metadata.resource_version = Some(rv.to_string());
+        let change = Change { rv, kind, pod };
+        self.history.push(change.clone());
+        let _ = changes.send(change);
+    }
+
+    /// Stores a changed pod under a new resourceVersion and tells watchers.
+    fn store(&mut self, changes: &broadcast::Sender<Change>, kind: &'static str, mut pod: Pod) {
+        let rv = self.next_rv();
+        pod.metadata.resource_version = Some(rv.to_string());
+        let key = (pod.metadata.namespace.clone().unwrap_or_default(), pod.metadata.name.clone().unwrap_or_default());
+        self.pods.insert(key, pod.clone());
+        let change = Change { rv, kind, pod };
+        self.history.push(change.clone());
+        let _ = changes.send(change);
+    }
+
+    fn forbidden(&self, verb: &str, resource: &str, namespace: &str) -> Option<Response> {
+        self.denied.contains(&(verb.to_owned(), resource.to_owned())).then(|| {
+            status(
+                403,
+                "Forbidden",
+                &format!(
+                    "{resource} is forbidden: User \"{SERVICE_ACCOUNT_USER}\" cannot {verb} resource \"{resource}\" in API group \"\" in the namespace \"{namespace}\""
+                ),
+                Some(json!({"kind": resource})),
+            )
+        })
+    }
+
+    fn count(&mut self, call: &str) {
+        *self.calls.entry(call.to_owned()).or_default() += 1;
+    }
+
+    /// Binds every unbound pod that fits a node; tells the others why not,
+    /// in the scheduler's words (capture 16).
+    fn schedule(&mut self, changes: &broadcast::Sender<Change>) {
+        let pending: Vec<(String, String)> = self
+            .pods
+            .iter()
+            .filter(|(_, p)| {
+                p.metadata.deletion_timestamp.is_none()
+                    && p.spec.as_ref().is_some_and(|s| s.node_name.is_none())
+                    && p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Pending")
+            })
+            .map(|(k, _)| k.clone())
+            .collect();
+        for key in pending {
+            let Some(mut pod) = self.pods.get(&key).cloned() else { continue };
+            let (cpu, mem) = requests(&pod);
+            let mut short_cpu = 0;
+            let mut short_mem = 0;
+            let mut chosen = None;
+            for node in &self.nodes {
+                let (used_cpu, used_mem) = self
+                    .pods
+                    .values()
+                    .filter(|p| p.spec.as_ref().and_then(|s| s.node_name.as_deref()) == Some(node.name.as_str()))
+                    .filter(|p| {
+                        !matches!(p.status.as_ref().and_then(|s| s.phase.as_deref()), Some("Failed" | "Succeeded"))
+                    })
+                    .map(requests)
+                    .fold((0, 0), |a, b| (a.0 + b.0, a.1 + b.1));
+                let cpu_ok = used_cpu + cpu <= node.cpu_millis;
+                let mem_ok = used_mem + mem <= node.memory_bytes;
+                short_cpu += u64::from(!cpu_ok);
+                short_mem += u64::from(!mem_ok);
+                if cpu_ok && mem_ok {
+                    chosen = Some(node.name.clone());
+                    break;
+                }
+            }
+            let now = Some(Time(Utc::now()));
+            let status = pod.status.get_or_insert_with(Default::default);
+            let conditions = status.conditions.get_or_insert_with(Vec::new);
+            conditions.retain(|c| c.type_ != "PodScheduled");
+            match chosen {
+                Some(node) => {
+                    conditions.push(PodCondition {
+                        type_: "PodScheduled".into(),
+                        status: "True".into(),
+                        last_transition_time: now,
+                        ..Default::default()
+                    });
+                    if let Some(spec) = pod.spec.as_mut() {
+                        spec.node_name = Some(node);
+                    }
+                    self.store(changes, "MODIFIED", pod);
+                }
+                None => {
+                    let n = self.nodes.len();
+                    let message = if n == 0 {
+                        "no nodes available to schedule pods".to_owned()
+                    } else {
+                        let mut reasons = Vec::new();
+                        if short_cpu > 0 {
+                            reasons.push(format!("{short_cpu} Insufficient cpu"));
+                        }
+                        if short_mem > 0 {
+                            reasons.push(format!("{short_mem} Insufficient memory"));
+                        }
+                        format!(
+                            "0/{n} nodes are available: {}. preemption: 0/{n} nodes are available: {n} No preemption victims found for incoming pod..",
+                            reasons.join(", ")
+                        )
+                    };
+                    let old = self.pods.get(&key).and_then(|p| {
+                        p.status
+                            .as_ref()?
+                            .conditions
+                            .as_ref()?
+                            .iter()
+                            .find(|c| c.type_ == "PodScheduled")?
+                            .message
+                            .clone()
+                    });
+                    if old.as_deref() == Some(message.as_str()) {
+                        continue;
+                    }
+                    conditions.push(PodCondition {
+                        type_: "PodScheduled".into(),
+                        status: "False".into(),
+                        reason: Some("Unschedulable".into()),
+                        message: Some(message),
+                        last_transition_time: now,
+                        last_probe_time: None,
+                    });
+                    self.store(changes, "MODIFIED", pod);
+                }
+            }
+        }
+    }
+
+    fn delete_pod(
+        &mut self,
+        changes: &broadcast::Sender<Change>,
+        namespace: &str,
+        name: &str,
+        grace: Option<i64>,
+    ) -> Option<Pod> {
+        let key = (namespace.to_owned(), name.to_owned());
+        let mut pod = self.pods.get(&key).cloned()?;
+        let bound = pod.spec.as_ref().is_some_and(|s| s.node_name.is_some());
+        let ended = matches!(pod.status.as_ref().and_then(|s| s.phase.as_deref()), Some("Failed" | "Succeeded"));
+        if !bound || ended || grace == Some(0) {
+            self.pods.remove(&key);
+            self.emit(changes, "DELETED", pod.clone());
+            self.schedule(changes);
+            return Some(pod);
+        }
+        if pod.metadata.deletion_timestamp.is_none() {
+            let grace = grace.or_else(|| pod.spec.as_ref()?.termination_grace_period_seconds).unwrap_or(30);
+            pod.metadata.deletion_timestamp = Some(Time(Utc::now() + k8s_openapi::chrono::Duration::seconds(grace)));
+            pod.metadata.deletion_grace_period_seconds = Some(grace);
+            self.store(changes, "MODIFIED", pod.clone());
+        }
+        Some(pod)
+    }
+}
+
+/// The pod's summed container requests: (millicores, bytes).
+pub fn requests(pod: &Pod) -> (u64, u64) {
+    let mut out = (0, 0);
+    for c in pod.spec.iter().flat_map(|s| &s.containers) {
+        let r = c.resources.as_ref().and_then(|r| r.requests.as_ref().or(r.limits.as_ref()));
+        if let Some(r) = r {
+            out.0 += r.get("cpu").and_then(|q| cpu_millis(&q.0)).unwrap_or(0);
+            out.1 += r.get("memory").and_then(|q| bytes(&q.0)).unwrap_or(0);
+        }
+    }
+    out
+}
+
+pub fn cpu_millis(q: &str) -> Option<u64> {
+    match q.strip_suffix('m') {
+        Some(m) => m.parse().ok(),
+        None => q.parse::<f64>().ok().map(|c| (c * 1000.0).round() as u64),
+    }
+}
+
+pub fn bytes(q: &str) -> Option<u64> {
+    const SUFFIXES: &[(&str, u64)] = &[
+        ("Ki", 1 << 10),
+        ("Mi", 1 << 20),
+        ("Gi", 1 << 30),
+        ("Ti", 1 << 40),
+        ("k", 1_000),
+        ("M", 1_000_000),
+        ("G", 1_000_000_000),
+        ("T", 1_000_000_000_000),
+    ];
+    for (s, m) in SUFFIXES {
+        if let Some(n) = q.strip_suffix(s) {
+            return n.parse::<u64>().ok().map(|n| n * m);
+        }
+    }
+    q.parse().ok()
+}
+
+fn status(code: u16, reason: &str, message: &str, details: Option<Value>) -> Response {
+    let mut body = json!({
+        "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+        "message": message, "reason": reason, "code": code,
+    });
+    if let Some(d) = details {
+        body["details"] = d;
+    }
+    (StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR), Json(body)).into_response()
+}
+
+async fn version() -> Json<Value> {
+    Json(json!({
+        "major": "1", "minor": "28", "gitVersion": "v1.28.0",
+        "gitCommit": "855e7c48de7388eb330da0f8d9d2394ee818fb8d", "gitTreeState": "clean",
+        "buildDate": "2023-08-15T10:15:54Z", "goVersion": "go1.20.7", "compiler": "gc", "platform": "linux/amd64"
+    }))
+}
+
+/// RFC 1123 subdomain, as the apiserver checks `metadata.name`.
+fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 253
+        && name.split('.').all(|label| {
+            !label.is_empty()
+                && label.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+        })
+}
+
+const NAME_RULE: &str = "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')";
+
+/// The causes a 1.28 apiserver gives for the pod mistakes a driver can make (capture 08).
+fn validate(pod: &Pod) -> Vec<(String, String)> {
+    let mut causes = Vec::new();
+    let name = pod.metadata.name.clone().unwrap_or_default();
+    if !valid_name(&name) {
+        causes.push(("metadata.name".to_owned(), format!("Invalid value: \"{name}\": {NAME_RULE}")));
+    }
+    for (i, c) in pod.spec.iter().flat_map(|s| s.containers.iter()).enumerate() {
+        let Some(r) = &c.resources else { continue };
+        let (Some(req), Some(lim)) = (&r.requests, &r.limits) else { continue };
+        if let (Some(q), Some(l)) = (req.get("cpu"), lim.get("cpu")) {
+            if cpu_millis(&q.0) > cpu_millis(&l.0) {
+                causes.push((
+                    format!("spec.containers[{i}].resources.requests"),
+                    format!("Invalid value: \"{}\": must be less than or equal to cpu limit of {}", q.0, l.0),
+                ));
+            }
+        }
+        if let (Some(q), Some(l)) = (req.get("memory"), lim.get("memory")) {
+            if bytes(&q.0) > bytes(&l.0) {
+                causes.push((
+                    format!("spec.containers[{i}].resources.requests"),
+                    format!("Invalid value: \"{}\": must be less than or equal to memory limit of {}", q.0, l.0),
+                ));
+            }
+        }
+    }
+    if pod.spec.as_ref().is_none_or(|s| s.containers.is_empty()) {
+        causes.push(("spec.containers".to_owned(), "Required value".to_owned()));
+    }
+    causes
+}
+
+async fn create_pod(State(shared): State<Arc<Shared>>, Path(ns): Path<String>, body: String) -> Response {
+    let mut st = shared.state.lock().unwrap();
+    st.count("POST pods");
+    if let Some(r) = st.forbidden("create", "pods", &ns) {
+        return r;
+    }
+    let mut pod: Pod = match serde_json::from_str(&body) {
+        Ok(p) => p,
+        Err(e) => return status(400, "BadRequest", &format!("the object provided is unrecognized: {e}"), None),
+    };
+    let name = pod.metadata.name.clone().unwrap_or_default();
+    let causes = validate(&pod);
+    if !causes.is_empty() {
+        let summary: Vec<String> = causes.iter().map(|(f, m)| format!("{f}: {m}")).collect();
+        let details = json!({
+            "name": name, "kind": "Pod",
+            "causes": causes.iter().map(|(f, m)| json!({"reason": "FieldValueInvalid", "message": m, "field": f})).collect::<Vec<_>>(),
+        });
+        return status(422, "Invalid", &format!("Pod \"{name}\" is invalid: [{}]", summary.join(", ")), Some(details));
+    }
+    if st.pods.contains_key(&(ns.clone(), name.clone())) {
+        return status(
+            409,
+            "AlreadyExists",
+            &format!("pods \"{name}\" already exists"),
+            Some(json!({"name": name, "kind": "pods"})),
+        );
+    }
+    // The defaults a 1.28 apiserver fills in (capture 06's answer).
+    st.uid += 1;
+    pod.metadata.namespace = Some(ns.clone());
+    pod.metadata.uid = Some(format!("00000000-0000-4000-8000-{:012x}", st.uid));
+    pod.metadata.creation_timestamp = Some(Time(Utc::now()));
+    if let Some(spec) = pod.spec.as_mut() {
+        spec.service_account_name.get_or_insert_with(|| "default".into());
+        spec.termination_grace_period_seconds.get_or_insert(30);
+        spec.dns_policy.get_or_insert_with(|| "ClusterFirst".into());
+        spec.scheduler_name.get_or_insert_with(|| "default-scheduler".into());
+        for c in &mut spec.containers {
+            c.termination_message_path.get_or_insert_with(|| "/dev/termination-log".into());
+            c.termination_message_policy.get_or_insert_with(|| "File".into());
+            c.image_pull_policy.get_or_insert_with(|| "IfNotPresent".into());
+        }
+    }
+    pod.status = Some(PodStatus { phase: Some("Pending".into()), qos_class: Some(qos(&pod)), ..Default::default() });
+    st.store(&shared.changes, "ADDED", pod.clone());
+    let stored = st.pods.get(&(ns.clone(), name.clone())).cloned().unwrap_or(pod);
+    st.schedule(&shared.changes);
+    (StatusCode::CREATED, Json(stored)).into_response()
+}
+
+fn qos(pod: &Pod) -> String {
+    let guaranteed = pod.spec.iter().flat_map(|s| &s.containers).all(|c| {
+        c.resources.as_ref().is_some_and(|r| r.limits.is_some() && (r.requests.is_none() || r.requests == r.limits))
+    });
+    if guaranteed { "Guaranteed" } else { "Burstable" }.into()
+}
+
+async fn get_pod(State(shared): State<Arc<Shared>>, Path((ns, name)): Path<(String, String)>) -> Response {
+    let mut st = shared.state.lock().unwrap();
+    st.count("GET pod");
+    if let Some(r) = st.forbidden("get", "pods", &ns) {
+        return r;
+    }
+    match st.pods.get(&(ns, name.clone())) {
+        Some(p) => Json(p.clone()).into_response(),
+        None => not_found(&name),
+    }
+}
+
+fn not_found(name: &str) -> Response {
+    status(404, "NotFound", &format!("pods \"{name}\" not found"), Some(json!({"name": name, "kind": "pods"})))
+}
+
+async fn delete_pod(
+    State(shared): State<Arc<Shared>>,
+    Path((ns, name)): Path<(String, String)>,
+    Query(q): Query<BTreeMap<String, String>>,
+    body: String,
+) -> Response {
+    let mut st = shared.state.lock().unwrap();
+    st.count("DELETE pod");
+    if let Some(r) = st.forbidden("delete", "pods", &ns) {
+        return r;
+    }
+    let grace = q
+        .get("gracePeriodSeconds")
+        .and_then(|g| g.parse().ok())
+        .or_else(|| serde_json::from_str::<Value>(&body).ok()?.get("gracePeriodSeconds")?.as_i64());
+    match st.delete_pod(&shared.changes, &ns, &name, grace) {
+        Some(pod) => Json(pod).into_response(),
+        None => not_found(&name),
+    }
+}
+
+/// Equality-based label selectors (`a=b,c=d`), the only kind the driver uses.
+fn matches(selector: Option<&String>, pod: &Pod) -> bool {
+    let Some(sel) = selector.filter(|s| !s.is_empty()) else { return true };
+    let labels = pod.metadata.labels.clone().unwrap_or_default();
+    sel.split(',').all(|term| match term.split_once('=') {
+        Some((k, v)) => labels.get(k.trim_end_matches('=')).map(String::as_str) == Some(v.trim_start_matches('=')),
+        None => labels.contains_key(term),
+    })
+}
+
+async fn list_pods(
+    State(shared): State<Arc<Shared>>,
+    Path(ns): Path<String>,
+    Query(q): Query<BTreeMap<String, String>>,
+) -> Response {
+    let watching = q.get("watch").is_some_and(|w| w == "1" || w == "true");
+    let selector = q.get("labelSelector");
+    let rv: Option<u64> = q.get("resourceVersion").and_then(|v| v.parse().ok());
+    let mut st = shared.state.lock().unwrap();
+    st.count(if watching { "WATCH pods" } else { "LIST pods" });
+    if let Some(r) = st.forbidden(if watching { "watch" } else { "list" }, "pods", &ns) {
+        return r;
+    }
+    if !watching {
+        let exact = q.get("resourceVersionMatch").is_some_and(|m| m == "Exact");
+        if exact && rv.is_some_and(|v| v != 0 && v <= st.compacted) {
+            return status(410, "Expired", "The resourceVersion for the provided list is too old.", None);
+        }
+        let items: Vec<&Pod> =
+            st.pods.iter().filter(|((n, _), p)| *n == ns && matches(selector, p)).map(|(_, p)| p).collect();
+        return Json(json!({
+            "kind": "PodList", "apiVersion": "v1",
+            "metadata": {"resourceVersion": st.rv.to_string()},
+            "items": items,
+        }))
+        .into_response();
+    }
+    // A watch: replay, then live, until timeoutSeconds.
+    let mut live = shared.changes.subscribe();
+    let mut breaks = shared.breaks.subscribe();
+    breaks.borrow_and_update();
+    let bookmarks = q.get("allowWatchBookmarks").is_some_and(|b| b == "true" || b == "1");
+    let timeout = Duration::from_secs(q.get("timeoutSeconds").and_then(|t| t.parse().ok()).unwrap_or(1800));
+    let mut first: Vec<String> = Vec::new();
+    let mut last = st.rv;
+    match rv {
+        Some(v) if v != 0 && v < st.compacted => {
+            first.push(error_line(v, st.rv));
+            last = u64::MAX;
+        }
+        Some(v) if v != 0 => {
+            for c in st.history.iter().filter(|c| c.rv > v && pod_ns(&c.pod) == ns && matches(selector, &c.pod)) {
+                first.push(event_line(c.kind, &c.pod));
+            }
+        }
+        // No version, or 0: the current state as ADDED events.
+        _ => {
+            for ((n, _), p) in &st.pods {
+                if *n == ns && matches(selector, p) {
+                    first.push(event_line("ADDED", p));
+                }
+            }
+        }
+    }
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<String, std::io::Error>>(64);
+    let (ns2, selector) = (ns.clone(), selector.cloned());
+    let shared2 = shared.clone();
+    drop(st);
+    tokio::spawn(async move {
+        for line in first {
+            if tx.send(Ok(line)).await.is_err() {
+                return;
+            }
+        }
+        if last == u64::MAX {
+            return;
+        }
+        let deadline = tokio::time::sleep(timeout);
+        tokio::pin!(deadline);
+        loop {
+            tokio::select! {
+                change = live.recv() => match change {
+                    Ok(c) if c.rv > last && pod_ns(&c.pod) == ns2 && matches(selector.as_ref(), &c.pod) => {
+                        last = c.rv;
+                        if tx.send(Ok(event_line(c.kind, &c.pod))).await.is_err() { return; }
+                    }
+                    Ok(_) => {}
+                    Err(broadcast::error::RecvError::Lagged(_)) | Err(broadcast::error::RecvError::Closed) => {
+                        let now = shared2.state.lock().unwrap().rv;
+                        let _ = tx.send(Ok(error_line(last, now))).await;
+                        return;
+                    }
+                },
+                _ = breaks.changed() => {
+                    let now = shared2.state.lock().unwrap().rv;
+                    let _ = tx.send(Ok(error_line(last, now))).await;
+                    return;
+                }
+                _ = &mut deadline => {
+                    if bookmarks {
+                        let rv = shared2.state.lock().unwrap().rv;
+                        let _ = tx.send(Ok(bookmark_line(rv))).await;
+                    }
+                    return;
+                }
+            }
+        }
+    });
+    let stream = futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) });
+    Response::builder()
+        .header("content-type", "application/json")
+        .body(Body::from_stream(stream))
+        .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
+}
+
+fn pod_ns(p: &Pod) -> &str {
+    p.metadata.namespace.as_deref().unwrap_or("")
+}
+
+fn event_line(kind: &str, pod: &Pod) -> String {
+    let mut object = serde_json::to_value(pod).unwrap_or(Value::Null);
+    object["kind"] = json!("Pod");
+    object["apiVersion"] = json!("v1");
+    format!("{}\n", json!({"type": kind, "object": object}))
+}
+
+/// The BOOKMARK a 1.28 apiserver sends at the end of timeoutSeconds (the stream capture's last line).
+fn bookmark_line(rv: u64) -> String {
+    format!(
+        "{}\n",
+        json!({"type": "BOOKMARK", "object": {"kind": "Pod", "apiVersion": "v1",
+            "metadata": {"resourceVersion": rv.to_string(), "creationTimestamp": null},
+            "spec": {"containers": null}, "status": {}}})
+    )
+}
+
+fn error_line(from: u64, now: u64) -> String {
+    format!(
+        "{}\n",
+        json!({"type": "ERROR", "object": {"kind": "Status", "apiVersion": "v1", "metadata": {},
+            "status": "Failure", "message": format!("too old resource version: {from} ({now})"),
+            "reason": "Expired", "code": 410}})
+    )
+}
+
+async fn create_secret(State(shared): State<Arc<Shared>>, Path(ns): Path<String>, body: String) -> Response {
+    let mut st = shared.state.lock().unwrap();
+    st.count("POST secrets");
+    if let Some(r) = st.forbidden("create", "secrets", &ns) {
+        return r;
+    }
+    let mut secret: Secret = match serde_json::from_str(&body) {
+        Ok(s) => s,
+        Err(e) => return status(400, "BadRequest", &format!("the object provided is unrecognized: {e}"), None),
+    };
+    let name = secret.metadata.name.clone().unwrap_or_default();
+    if st.secrets.contains_key(&(ns.clone(), name.clone())) {
+        return status(
+            409,
+            "AlreadyExists",
+            &format!("secrets \"{name}\" already exists"),
+            Some(json!({"name": name, "kind": "secrets"})),
+        );
+    }
+    let rv = st.next_rv();
+    secret.metadata.namespace = Some(ns.clone());
+    secret.metadata.resource_version = Some(rv.to_string());
+    secret.metadata.creation_timestamp = Some(Time(Utc::now()));
+    secret.type_.get_or_insert_with(|| "Opaque".into());
+    st.secrets.insert((ns, name), secret.clone());
+    (StatusCode::CREATED, Json(secret)).into_response()
+}
+
+async fn delete_secret(State(shared): State<Arc<Shared>>, Path((ns, name)): Path<(String, String)>) -> Response {
+    let mut st = shared.state.lock().unwrap();
+    st.count("DELETE secrets");
+    match st.secrets.remove(&(ns, name.clone())) {
+        Some(s) => Json(s).into_response(),
+        None => status(
+            404,
+            "NotFound",
+            &format!("secrets \"{name}\" not found"),
+            Some(json!({"name": name, "kind": "secrets"})),
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests;
