@@ -27,21 +27,27 @@ pub enum Command {
     /// Start or stop a session cluster that takes many jobs.
     #[command(subcommand)]
     Session(SessionCommand),
-    /// Submit a bundle to YARN (application mode), or start a YARN session (--session).
-    Submit(SubmitArgs),
-    /// List the yarn-flink applications on YARN, or the jobs of a session (-m).
+    /// Submit a bundle to YARN or Kubernetes (application mode), or start a session there (--session).
+    Submit(Box<SubmitArgs>),
+    /// List the yarn-flink applications on YARN, the clusters on Kubernetes, or the jobs of a session (-m).
     List(ListArgs),
-    /// Show a YARN application (`application_...`) or a job of a session (-m).
+    /// Show a YARN application (`application_...`), a Kubernetes cluster, or a job of a session (-m).
     Status {
         #[command(flatten)]
         target: ListArgs,
-        /// `application_<cluster>_<n>` (YARN) or a job id (with -m).
+        /// `application_<cluster>_<n>` (YARN), a cluster id (Kubernetes), or a job id (with -m).
         id: String,
     },
-    /// Kill a YARN application (ends KILLED; stops a YARN session too).
+    /// Kill a YARN application (ends KILLED; stops a YARN session too), or a Kubernetes cluster.
     Kill {
+        #[arg(long, value_enum, default_value = "yarn")]
+        target: ClusterTarget,
         #[command(flatten)]
         yarn: YarnArgs,
+        /// Kubernetes: the namespace (default: the kubeconfig context's).
+        #[arg(long)]
+        namespace: Option<String>,
+        /// `application_<cluster>_<n>` (YARN) or the cluster id `submit` printed (Kubernetes).
         application_id: String,
     },
     /// Cancel a job of a session.
@@ -65,6 +71,47 @@ pub enum Command {
     /// Internal: the YARN ApplicationMaster entry point, started in the AM container.
     #[command(hide = true)]
     Appmaster,
+    /// Internal: the JobManager entry point, in the pod `submit --target kubernetes` creates.
+    #[command(hide = true)]
+    KubernetesJobmanager,
+}
+
+/// The cluster managers `submit` and `kill` reach.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ClusterTarget {
+    Yarn,
+    Kubernetes,
+}
+
+/// Kubernetes: where and as what the cluster runs (`submit --target kubernetes`).
+#[derive(Args, Debug, Clone)]
+pub struct KubernetesArgs {
+    /// The namespace (default: the kubeconfig context's, or the pod's).
+    #[arg(long)]
+    pub namespace: Option<String>,
+    /// The image of the JobManager and TaskManager pods: it needs only the
+    /// `yarn-flink` binary on its PATH (docs/kubernetes.md).
+    #[arg(long, default_value = "yarn-flink:latest")]
+    pub image: String,
+    #[arg(long)]
+    pub image_pull_policy: Option<String>,
+    /// The service account of the JobManager pod (deploy/kubernetes/rbac.yaml).
+    #[arg(long)]
+    pub service_account: Option<String>,
+    /// The cluster's id, part of every object's name (default: 8 random hex digits).
+    #[arg(long)]
+    pub cluster_id: Option<String>,
+    /// The extended resource a vertex's `gpu` is.
+    #[arg(long, default_value = "nvidia.com/gpu")]
+    pub gpu_resource: String,
+    /// A pod Unschedulable or stuck (ImagePullBackOff) this long is a failed worker request.
+    #[arg(long, default_value = "60s", value_parser = parse_positive_duration, env = "YF_K8S_PENDING_TIMEOUT")]
+    pub pending_timeout: Duration,
+    /// The JobManager's RPC and REST ports (0 = any free port).
+    #[arg(long, default_value_t = 6123, env = "YF_K8S_RPC_PORT")]
+    pub rpc_port: u16,
+    #[arg(long, default_value_t = 8081, env = "YF_K8S_REST_PORT")]
+    pub rest_port: u16,
 }
 
 /// Where YARN is: the Hadoop configuration.
@@ -78,7 +125,13 @@ pub struct YarnArgs {
 /// `list` / `status`: a session (-m) or, without it, YARN.
 #[derive(Args, Debug, Clone)]
 pub struct ListArgs {
-    /// A session's REST address (host:port); without it, ask YARN.
+    /// Where to look, without -m.
+    #[arg(long, value_enum, default_value = "yarn")]
+    pub target: ClusterTarget,
+    /// Kubernetes: the namespace (default: the kubeconfig context's).
+    #[arg(long)]
+    pub namespace: Option<String>,
+    /// A session's REST address (host:port); without it, ask YARN (or Kubernetes, with --target).
     #[arg(short = 'm', long = "jobmanager", env = "YARN_FLINK_SESSION")]
     pub jobmanager: Option<String>,
     /// The session's application secret (default: the one `session start` / `submit --session` saved).
@@ -90,6 +143,11 @@ pub struct ListArgs {
 
 #[derive(Args, Debug)]
 pub struct SubmitArgs {
+    /// Where the cluster runs.
+    #[arg(long, value_enum, default_value = "yarn")]
+    pub target: ClusterTarget,
+    #[command(flatten)]
+    pub kubernetes: KubernetesArgs,
     /// The YARN queue.
     #[arg(long, default_value = "default")]
     pub queue: String,
@@ -107,8 +165,8 @@ pub struct SubmitArgs {
     pub keytab: Option<PathBuf>,
     #[arg(long, requires = "keytab")]
     pub principal: Option<String>,
-    /// Memory of the ApplicationMaster's container (e.g. 1g, 768m). The AM's
-    /// own RSS is about 15 MB; YARN rounds up to its minimum allocation.
+    /// Memory of the ApplicationMaster's container or JobManager pod (e.g. 1g,
+    /// 768m). Its own RSS is about 15 MB; YARN rounds up to its minimum allocation.
     #[arg(long, default_value = "256m")]
     pub am_memory: String,
     #[arg(long, default_value_t = 1)]
@@ -126,7 +184,8 @@ pub struct SubmitArgs {
     pub yarn: YarnArgs,
     #[command(flatten)]
     pub cluster: ClusterArgs,
-    /// A bundle: a directory with job.toml, a job.toml, or a .tar.gz of one.
+    /// A bundle: a directory with job.toml, a job.toml, or a .tar.gz of one. On
+    /// Kubernetes, `local:///path` inside the image.
     #[arg(required_unless_present = "session")]
     pub bundle: Option<PathBuf>,
 }

@@ -3,5 +3,6 @@
 
 pub mod cli;
 pub mod commands;
+pub mod kubernetes;
 mod rest_client;
 pub mod yarn;

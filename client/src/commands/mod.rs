@@ -13,11 +13,13 @@ mod staging;
 mod taskmanager;
 mod yarn;
 
+pub use yarn::cluster_shape;
+
 use std::process::ExitCode;
 
 use anyhow::Result;
 
-use crate::cli::{Cli, Command, ListArgs, SessionCommand};
+use crate::cli::{Cli, ClusterTarget, Command, ListArgs, SessionCommand};
 use crate::rest_client::RestClient;
 
 /// The REST client of a session named by `-m`: `host:port` (a local session,
@@ -46,8 +48,19 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
             println!("session at {} is stopping", s.jobmanager);
             Ok(ExitCode::SUCCESS)
         }
-        Command::Submit(args) => yarn::submit(args).await,
-        Command::Kill { yarn: y, application_id } => yarn::kill(&y, &application_id).await,
+        Command::Submit(args) if args.target == ClusterTarget::Kubernetes => crate::kubernetes::submit(*args).await,
+        Command::Submit(args) => yarn::submit(*args).await,
+        Command::Kill { target: ClusterTarget::Kubernetes, namespace, application_id, .. } => {
+            crate::kubernetes::kill(namespace.as_deref(), &application_id).await
+        }
+        Command::Kill { yarn: y, application_id, .. } => yarn::kill(&y, &application_id).await,
+        Command::List(ListArgs { jobmanager: None, target: ClusterTarget::Kubernetes, namespace, .. }) => {
+            crate::kubernetes::list(namespace.as_deref()).await
+        }
+        Command::Status {
+            target: ListArgs { jobmanager: None, target: ClusterTarget::Kubernetes, namespace, .. },
+            id,
+        } => crate::kubernetes::status(namespace.as_deref(), &id).await,
         Command::List(ListArgs { jobmanager: None, yarn: y, .. }) => yarn::list(&y).await,
         Command::Status { target: ListArgs { jobmanager: None, yarn: y, .. }, id } => yarn::status(&y, &id).await,
         Command::List(ListArgs { jobmanager: Some(jobmanager), secret_file, .. }) => {
@@ -83,5 +96,6 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Logs(args) => logs::run(args).await,
         Command::Taskmanager => taskmanager::run().await,
         Command::Appmaster => appmaster::run().await,
+        Command::KubernetesJobmanager => crate::kubernetes::jobmanager().await,
     }
 }

@@ -8,7 +8,11 @@
 //! written to a per-pod dir and every env value naming the mount path is
 //! rewritten to it (the double only: pods here share one filesystem);
 //! `status.podIP` is 127.0.0.1; a graceful delete sends SIGTERM, then
-//! SIGKILL after the grace period, then confirms the delete.
+//! SIGKILL after the grace period, then confirms the delete. A container of
+//! a restartPolicy Always pod that exits waits in `CrashLoopBackOff` (10 s,
+//! doubling to 5 min) with the exit in `lastState`, and restarts in place;
+//! `terminationMessagePolicy: FallbackToLogsOnError` puts the log's tail
+//! (80 lines, 2048 bytes at most) in the terminated state's message.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -32,6 +36,9 @@ pub struct KubeletConfig {
     pub root: PathBuf,
     /// Image name → the executable it runs.
     pub images: HashMap<String, PathBuf>,
+    /// Given to every pod as `KUBECONFIG`, in place of a mounted
+    /// service-account token (the double serves plain HTTP).
+    pub kubeconfig: Option<PathBuf>,
 }
 
 struct Running {
@@ -48,6 +55,8 @@ struct KubeletState {
     running: HashMap<(String, String), Running>,
     /// Pods whose process ended: never started again (restartPolicy Never).
     done: std::collections::HashSet<(String, String)>,
+    /// restartPolicy Always pods in CrashLoopBackOff: restarts so far, and when the next is due.
+    crashed: HashMap<(String, String), (i32, Instant)>,
 }
 
 pub struct Kubelet {
@@ -133,12 +142,22 @@ fn sync(shared: &Shared, config: &KubeletConfig, state: &Mutex<KubeletState>) {
                 let _ = r.child.kill();
             }
             if let Ok(Some(exit)) = r.child.try_wait() {
-                let r = st.running.remove(&k).unwrap();
-                st.done.insert(k.clone());
+                let Some(r) = st.running.remove(&k) else { continue };
+                let always =
+                    pod.spec.as_ref().and_then(|s| s.restart_policy.as_deref()).unwrap_or("Always") == "Always";
                 if deleting {
+                    st.done.insert(k.clone());
                     shared.confirm_deleted(&k.0, &k.1);
+                } else if always {
+                    let restarts = st.crashed.get(&k).map_or(0, |c| c.0) + 1;
+                    let backoff = Duration::from_secs(10 << (restarts - 1).min(5)).min(Duration::from_secs(300));
+                    let last = terminated(config, pod, exit, r.oom, r.started);
+                    report_crash_loop(shared, pod, last, restarts, backoff);
+                    st.crashed.insert(k, (restarts, Instant::now() + backoff));
                 } else {
-                    report_exit(shared, pod, exit, r.oom, r.started);
+                    st.done.insert(k.clone());
+                    let state = terminated(config, pod, exit, r.oom, r.started);
+                    report_exit(shared, pod, state);
                 }
             }
             continue;
@@ -151,6 +170,16 @@ fn sync(shared: &Shared, config: &KubeletConfig, state: &Mutex<KubeletState>) {
         if st.done.contains(&k) {
             continue;
         }
+        if let Some(&(restarts, due)) = st.crashed.get(&k) {
+            if Instant::now() >= due {
+                if let Ok(child) = start(shared, config, pod) {
+                    let started = Time(Utc::now());
+                    report_running(shared, pod, started.clone(), restarts);
+                    st.running.insert(k, Running { child, kill_at: None, oom: false, started });
+                }
+            }
+            continue;
+        }
         let phase = pod.status.as_ref().and_then(|s| s.phase.as_deref()).unwrap_or("Pending");
         if phase != "Pending" {
             continue;
@@ -158,7 +187,7 @@ fn sync(shared: &Shared, config: &KubeletConfig, state: &Mutex<KubeletState>) {
         match start(shared, config, pod) {
             Ok(child) => {
                 let started = Time(Utc::now());
-                report_running(shared, pod, started.clone());
+                report_running(shared, pod, started.clone(), 0);
                 st.running.insert(k, Running { child, kill_at: None, oom: false, started });
             }
             Err(Waiting { reason, message }) => {
@@ -204,24 +233,51 @@ fn start(shared: &Shared, config: &KubeletConfig, pod: &Pod) -> Result<std::proc
     let mut rewrites: Vec<(String, PathBuf)> = Vec::new();
     for mount in container.volume_mounts.iter().flatten() {
         let Some(volume) = spec.volumes.iter().flatten().find(|v| v.name == mount.name) else { continue };
-        let Some(secret) = &volume.secret else { continue };
-        let secret_name = secret.secret_name.clone().unwrap_or_default();
-        let data = shared.state.lock().unwrap().secrets.get(&(ns.clone(), secret_name.clone())).cloned();
-        let Some(data) = data else {
-            return Err(Waiting {
-                reason: "CreateContainerConfigError".into(),
-                message: format!("secret \"{secret_name}\" not found"),
-            });
+        let (files, mode): (BTreeMap<String, Vec<u8>>, i32) = if let Some(secret) = &volume.secret {
+            let secret_name = secret.secret_name.clone().unwrap_or_default();
+            let data = shared.state.lock().unwrap().secrets.get(&(ns.clone(), secret_name.clone())).cloned();
+            // A missing volume source keeps the pod in ContainerCreating; the kubelet retries.
+            let Some(data) = data else {
+                return Err(Waiting {
+                    reason: "ContainerCreating".into(),
+                    message: format!(
+                        "MountVolume.SetUp failed for volume \"{}\": secret \"{secret_name}\" not found",
+                        volume.name
+                    ),
+                });
+            };
+            let mut files: BTreeMap<String, Vec<u8>> =
+                data.data.unwrap_or_default().into_iter().map(|(k, v)| (k, v.0)).collect();
+            for (k, v) in data.string_data.unwrap_or_default() {
+                files.insert(k, v.into_bytes());
+            }
+            (files, secret.default_mode.unwrap_or(0o644))
+        } else if let Some(cm) = &volume.config_map {
+            let key = ("configmaps".to_owned(), ns.clone(), cm.name.clone());
+            let data = shared.state.lock().unwrap().objects.get(&key).cloned();
+            let Some(data) = data else {
+                return Err(Waiting {
+                    reason: "ContainerCreating".into(),
+                    message: format!(
+                        "MountVolume.SetUp failed for volume \"{}\": configmap \"{}\" not found",
+                        volume.name, cm.name
+                    ),
+                });
+            };
+            let files = data["data"]
+                .as_object()
+                .map(|m| {
+                    m.iter().map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().as_bytes().to_vec())).collect()
+                })
+                .unwrap_or_default();
+            (files, cm.default_mode.unwrap_or(0o644))
+        } else {
+            continue;
         };
         let vdir = dir.join("volumes").join(&volume.name);
         std::fs::create_dir_all(&vdir).map_err(io_waiting)?;
-        let mut files: BTreeMap<String, Vec<u8>> =
-            data.data.unwrap_or_default().into_iter().map(|(k, v)| (k, v.0)).collect();
-        for (k, v) in data.string_data.unwrap_or_default() {
-            files.insert(k, v.into_bytes());
-        }
         for (k, v) in files {
-            write_mode(&vdir.join(&k), &v, secret.default_mode.unwrap_or(0o644)).map_err(io_waiting)?;
+            write_mode(&vdir.join(&k), &v, mode).map_err(io_waiting)?;
         }
         rewrites.push((mount.mount_path.clone(), vdir));
     }
@@ -231,6 +287,9 @@ fn start(shared: &Shared, config: &KubeletConfig, pod: &Pod) -> Result<std::proc
         if let Ok(v) = std::env::var(var) {
             cmd.env(var, v);
         }
+    }
+    if let Some(k) = &config.kubeconfig {
+        cmd.env("KUBECONFIG", k);
     }
     for e in container.env.iter().flatten() {
         let value = match (&e.value, &e.value_from) {
@@ -252,8 +311,11 @@ fn start(shared: &Shared, config: &KubeletConfig, pod: &Pod) -> Result<std::proc
 
 fn rewrite(value: &str, rewrites: &[(String, PathBuf)]) -> String {
     for (mount, dir) in rewrites {
-        if let Some(rest) = value.strip_prefix(mount.as_str()) {
-            return format!("{}{rest}", dir.display());
+        // Whole path components only: /etc/yarn-flink is not a prefix of /etc/yarn-flink-config.
+        if let Some(rest) = value.strip_prefix(mount.trim_end_matches('/')) {
+            if rest.is_empty() || rest.starts_with('/') {
+                return format!("{}{rest}", dir.display());
+            }
         }
     }
     value.to_owned()
@@ -278,22 +340,24 @@ fn image(pod: &Pod) -> String {
 }
 
 /// Capture 13's patch: Running, Ready, a running containerStatus.
-fn report_running(shared: &Shared, pod: &Pod, started: Time) {
+fn report_running(shared: &Shared, pod: &Pod, started: Time, restarts: i32) {
     let (ns, name) = key(pod);
     let (cname, image) = (container_name(pod), image(pod));
     shared.patch_status(&ns, &name, |s| {
         s.phase = Some("Running".into());
         s.pod_ip = Some("127.0.0.1".into());
         s.host_ip = Some("127.0.0.1".into());
-        s.start_time = Some(started.clone());
+        s.start_time.get_or_insert(started.clone());
         set_condition(s, "Ready", "True", None);
+        let last = s.container_statuses.as_ref().and_then(|cs| cs.first()?.last_state.clone());
         s.container_statuses = Some(vec![ContainerStatus {
             name: cname,
             image,
             image_id: String::new(),
             ready: true,
-            restart_count: 0,
+            restart_count: restarts,
             started: Some(true),
+            last_state: last,
             state: Some(ContainerState {
                 running: Some(ContainerStateRunning { started_at: Some(started) }),
                 ..Default::default()
@@ -303,11 +367,16 @@ fn report_running(shared: &Shared, pod: &Pod, started: Time) {
     });
 }
 
-/// Capture 14's patch: Failed (or Succeeded) with a terminated containerStatus.
-fn report_exit(shared: &Shared, pod: &Pod, exit: std::process::ExitStatus, oom: bool, started: Time) {
+/// The `terminated` state of a container that exited; with
+/// FallbackToLogsOnError and a failure, the log's tail is its message.
+fn terminated(
+    config: &KubeletConfig,
+    pod: &Pod,
+    exit: std::process::ExitStatus,
+    oom: bool,
+    started: Time,
+) -> ContainerStateTerminated {
     use std::os::unix::process::ExitStatusExt;
-    let (ns, name) = key(pod);
-    let (cname, image) = (container_name(pod), image(pod));
     let code = exit.code().unwrap_or_else(|| 128 + exit.signal().unwrap_or(9));
     let reason = if oom {
         "OOMKilled"
@@ -316,9 +385,36 @@ fn report_exit(shared: &Shared, pod: &Pod, exit: std::process::ExitStatus, oom: 
     } else {
         "Error"
     };
+    let fallback = pod.spec.as_ref().and_then(|s| s.containers.first()?.termination_message_policy.as_deref())
+        == Some("FallbackToLogsOnError");
+    let message = (fallback && code != 0).then(|| {
+        let (ns, name) = key(pod);
+        let log = config.root.join(ns).join(name).join(format!("{}.log", container_name(pod)));
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().rev().take(80).collect();
+        let tail = lines.into_iter().rev().collect::<Vec<_>>().join("\n");
+        let cut = tail.len().saturating_sub(2048);
+        let cut = (cut..=tail.len()).find(|&i| tail.is_char_boundary(i)).unwrap_or(tail.len());
+        tail[cut..].to_owned()
+    });
+    ContainerStateTerminated {
+        exit_code: code,
+        reason: Some(reason.into()),
+        message,
+        started_at: Some(started),
+        finished_at: now(),
+        ..Default::default()
+    }
+}
+
+/// Capture 14's patch: Failed (or Succeeded) with a terminated containerStatus.
+fn report_exit(shared: &Shared, pod: &Pod, t: ContainerStateTerminated) {
+    let (ns, name) = key(pod);
+    let (cname, image) = (container_name(pod), image(pod));
+    let failed = t.exit_code != 0;
     shared.patch_status(&ns, &name, |s| {
-        s.phase = Some(if code == 0 && !oom { "Succeeded" } else { "Failed" }.into());
-        set_condition(s, "Ready", "False", Some(if code == 0 { "PodCompleted" } else { "PodFailed" }));
+        s.phase = Some(if failed { "Failed" } else { "Succeeded" }.into());
+        set_condition(s, "Ready", "False", Some(if failed { "PodFailed" } else { "PodCompleted" }));
         s.container_statuses = Some(vec![ContainerStatus {
             name: cname,
             image,
@@ -326,13 +422,34 @@ fn report_exit(shared: &Shared, pod: &Pod, exit: std::process::ExitStatus, oom: 
             ready: false,
             restart_count: 0,
             started: Some(false),
+            state: Some(ContainerState { terminated: Some(t), ..Default::default() }),
+            ..Default::default()
+        }]);
+    });
+}
+
+/// The kubelet's words for a container it will restart later.
+fn report_crash_loop(shared: &Shared, pod: &Pod, last: ContainerStateTerminated, restarts: i32, backoff: Duration) {
+    let (ns, name) = key(pod);
+    let (cname, image) = (container_name(pod), image(pod));
+    let uid = pod.metadata.uid.clone().unwrap_or_default();
+    shared.patch_status(&ns, &name, |s| {
+        set_condition(s, "Ready", "False", Some("ContainersNotReady"));
+        s.container_statuses = Some(vec![ContainerStatus {
+            name: cname.clone(),
+            image,
+            image_id: String::new(),
+            ready: false,
+            restart_count: restarts,
+            started: Some(false),
+            last_state: Some(ContainerState { terminated: Some(last), ..Default::default() }),
             state: Some(ContainerState {
-                terminated: Some(ContainerStateTerminated {
-                    exit_code: code,
-                    reason: Some(reason.into()),
-                    started_at: Some(started),
-                    finished_at: now(),
-                    ..Default::default()
+                waiting: Some(ContainerStateWaiting {
+                    reason: Some("CrashLoopBackOff".into()),
+                    message: Some(format!(
+                        "back-off {}s restarting failed container={cname} pod={name}_{ns}({uid})",
+                        backoff.as_secs()
+                    )),
                 }),
                 ..Default::default()
             }),

@@ -34,7 +34,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use k8s_openapi::api::core::v1::{Pod, PodCondition, PodStatus, Secret};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{OwnerReference, Time};
 use k8s_openapi::chrono::Utc;
 use serde_json::{json, Value};
 use tokio::sync::broadcast;
@@ -60,6 +60,8 @@ pub struct ApiState {
     uid: u64,
     pub pods: BTreeMap<(String, String), Pod>,
     pub secrets: BTreeMap<(String, String), Secret>,
+    /// Deployments, Services and ConfigMaps as JSON, by (resource, namespace, name).
+    pub objects: BTreeMap<(String, String, String), Value>,
     /// Every pod change since the last compaction, for watches from a version.
     history: Vec<Change>,
     /// Versions at or below this were compacted away.
@@ -107,7 +109,14 @@ impl KubeDouble {
             .route("/api/v1/namespaces/{ns}/pods", get(list_pods).post(create_pod))
             .route("/api/v1/namespaces/{ns}/pods/{name}", get(get_pod).delete(delete_pod))
             .route("/api/v1/namespaces/{ns}/secrets", axum::routing::post(create_secret))
-            .route("/api/v1/namespaces/{ns}/secrets/{name}", axum::routing::delete(delete_secret))
+            .route("/api/v1/namespaces/{ns}/secrets/{name}", get(get_secret).delete(delete_secret))
+            .route("/apis/apps/v1/namespaces/{ns}/deployments", get(list_objects).post(create_object))
+            .route("/apis/apps/v1/namespaces/{ns}/deployments/{name}", get(get_object).delete(delete_object))
+            .route("/api/v1/namespaces/{ns}/{resource}", get(list_objects).post(create_object))
+            .route(
+                "/api/v1/namespaces/{ns}/{resource}/{name}",
+                get(get_object).put(replace_object).delete(delete_object),
+            )
             .with_state(shared.clone());
         let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0))).await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
@@ -168,6 +177,44 @@ impl KubeDouble {
         st.delete_pod(&self.shared.changes, namespace, name, None);
     }
 
+    /// A kubeconfig naming the double (plain HTTP, no credentials): what
+    /// `KUBECONFIG` points the client at, and what the kubelet double gives
+    /// pods instead of a mounted service-account token.
+    pub fn write_kubeconfig(&self, path: &std::path::Path) {
+        let text = format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: double\n  cluster:\n    server: {}\n\
+             contexts:\n- name: double\n  context:\n    cluster: double\n    user: double\n    namespace: default\n\
+             current-context: double\nusers:\n- name: double\n  user: {{}}\n",
+            self.url
+        );
+        std::fs::write(path, text).unwrap();
+    }
+
+    /// Objects of `resource` (deployments, services, configmaps) in `namespace`.
+    pub fn object_names(&self, resource: &str, namespace: &str) -> Vec<String> {
+        self.shared
+            .state
+            .lock()
+            .unwrap()
+            .objects
+            .keys()
+            .filter(|(r, ns, _)| r == resource && ns == namespace)
+            .map(|(_, _, n)| n.clone())
+            .collect()
+    }
+
+    pub fn secret_names(&self, namespace: &str) -> Vec<String> {
+        self.shared
+            .state
+            .lock()
+            .unwrap()
+            .secrets
+            .keys()
+            .filter(|(ns, _)| ns == namespace)
+            .map(|(_, n)| n.clone())
+            .collect()
+    }
+
     pub fn calls(&self) -> BTreeMap<String, u64> {
         self.shared.state.lock().unwrap().calls.clone()
     }
@@ -188,6 +235,7 @@ impl Shared {
         let mut st = self.state.lock().unwrap();
         if let Some(pod) = st.pods.remove(&(namespace.to_owned(), name.to_owned())) {
             st.emit(&self.changes, "DELETED", pod);
+            st.reconcile(&self.changes);
             st.schedule(&self.changes);
         }
     }
@@ -348,6 +396,7 @@ impl ApiState {
         if !bound || ended || grace == Some(0) {
             self.pods.remove(&key);
             self.emit(changes, "DELETED", pod.clone());
+            self.reconcile(changes);
             self.schedule(changes);
             return Some(pod);
         }
@@ -358,6 +407,388 @@ impl ApiState {
             self.store(changes, "MODIFIED", pod.clone());
         }
         Some(pod)
+    }
+}
+
+impl ApiState {
+    fn fill_meta(&mut self, object: &mut Value, namespace: &str) {
+        self.uid += 1;
+        let rv = self.next_rv();
+        let meta = &mut object["metadata"];
+        meta["namespace"] = json!(namespace);
+        meta["uid"] = json!(format!("00000000-0000-4000-8000-{:012x}", self.uid));
+        meta["resourceVersion"] = json!(rv.to_string());
+        meta["creationTimestamp"] = json!(Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string());
+    }
+
+    /// The Deployment controller, in one step: every Deployment has one live
+    /// pod from its template. *Unverified shortcut*: the real controller goes
+    /// through a ReplicaSet (capture 22 shows the JobManager pod owned by
+    /// one); here the pod is owned by the Deployment itself, which the garbage
+    /// collector treats the same way.
+    fn reconcile(&mut self, changes: &broadcast::Sender<Change>) {
+        let deployments: Vec<(String, String, Value)> = self
+            .objects
+            .iter()
+            .filter(|((r, _, _), _)| r == "deployments")
+            .map(|((_, ns, n), v)| (ns.clone(), n.clone(), v.clone()))
+            .collect();
+        for (ns, name, d) in deployments {
+            let uid = d["metadata"]["uid"].as_str().unwrap_or_default().to_owned();
+            let owned = self.pods.values().any(|p| {
+                p.metadata.deletion_timestamp.is_none()
+                    && p.metadata.owner_references.iter().flatten().any(|o| o.uid == uid)
+            });
+            if owned {
+                continue;
+            }
+            let template = &d["spec"]["template"];
+            let Ok(spec) = serde_json::from_value::<k8s_openapi::api::core::v1::PodSpec>(template["spec"].clone())
+            else {
+                continue;
+            };
+            let hash = format!("{:x}", uid.bytes().fold(0u32, |h, b| h.wrapping_mul(31).wrapping_add(u32::from(b))));
+            self.uid += 1;
+            let pod_name = format!("{name}-{hash}-{:05x}", self.uid & 0xfffff);
+            let mut labels: BTreeMap<String, String> =
+                serde_json::from_value(template["metadata"]["labels"].clone()).unwrap_or_default();
+            labels.insert("pod-template-hash".into(), hash);
+            let mut pod = Pod {
+                metadata: k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
+                    name: Some(pod_name),
+                    generate_name: Some(format!("{name}-")),
+                    namespace: Some(ns.clone()),
+                    uid: Some(format!("00000000-0000-4000-8000-{:012x}", self.uid)),
+                    creation_timestamp: Some(Time(Utc::now())),
+                    labels: Some(labels),
+                    owner_references: Some(vec![k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference {
+                        api_version: "apps/v1".into(),
+                        kind: "Deployment".into(),
+                        name: name.clone(),
+                        uid,
+                        controller: Some(true),
+                        block_owner_deletion: Some(true),
+                    }]),
+                    ..Default::default()
+                },
+                spec: Some(spec),
+                status: None,
+            };
+            if let Some(spec) = pod.spec.as_mut() {
+                spec.restart_policy.get_or_insert_with(|| "Always".into());
+                spec.service_account_name.get_or_insert_with(|| "default".into());
+                spec.termination_grace_period_seconds.get_or_insert(30);
+            }
+            pod.status =
+                Some(PodStatus { phase: Some("Pending".into()), qos_class: Some(qos(&pod)), ..Default::default() });
+            self.store(changes, "ADDED", pod);
+        }
+        self.schedule(changes);
+    }
+
+    /// The garbage collector: every object owned by `uid` goes (pods
+    /// gracefully: a bound pod stays Terminating until its kubelet confirms,
+    /// capture 21), and what they owned after them.
+    /// Whether any object, secret or pod has this uid.
+    fn uid_exists(&self, uid: &str) -> bool {
+        self.objects.values().any(|v| v["metadata"]["uid"] == uid)
+            || self.secrets.values().any(|s| s.metadata.uid.as_deref() == Some(uid))
+            || self.pods.values().any(|p| p.metadata.uid.as_deref() == Some(uid))
+    }
+
+    /// The garbage collector's other half (docs, "Owners and dependents":
+    /// a dependent whose owners are all absent is deleted; *unverified*, no
+    /// capture): an object created owned by what is already gone does not stay.
+    fn collect_orphans(&mut self, changes: &broadcast::Sender<Change>) {
+        let orphan = |refs: Vec<String>, st: &Self| !refs.is_empty() && !refs.iter().any(|u| st.uid_exists(u));
+        let objects: Vec<(String, String, String)> = self
+            .objects
+            .iter()
+            .filter(|(_, v)| {
+                let refs = v["metadata"]["ownerReferences"].as_array().cloned().unwrap_or_default();
+                orphan(refs.iter().filter_map(|r| r["uid"].as_str().map(str::to_owned)).collect(), self)
+            })
+            .map(|(k, _)| k.clone())
+            .collect();
+        for key in objects {
+            if let Some(v) = self.objects.remove(&key) {
+                let uid = v["metadata"]["uid"].as_str().unwrap_or_default().to_owned();
+                self.collect_garbage(changes, &uid);
+            }
+        }
+        let owners =
+            |refs: &Option<Vec<OwnerReference>>| refs.iter().flatten().map(|r| r.uid.clone()).collect::<Vec<_>>();
+        let secrets: Vec<(String, String)> = self
+            .secrets
+            .iter()
+            .filter(|(_, s)| orphan(owners(&s.metadata.owner_references), self))
+            .map(|(k, _)| k.clone())
+            .collect();
+        for key in secrets {
+            self.secrets.remove(&key);
+        }
+        let pods: Vec<(String, String)> = self
+            .pods
+            .iter()
+            .filter(|(_, p)| orphan(owners(&p.metadata.owner_references), self))
+            .map(|(k, _)| k.clone())
+            .collect();
+        for (ns, name) in pods {
+            self.delete_pod(changes, &ns, &name, None);
+        }
+    }
+
+    fn collect_garbage(&mut self, changes: &broadcast::Sender<Change>, uid: &str) {
+        let owned_by =
+            |meta: &Value| meta["ownerReferences"].as_array().is_some_and(|refs| refs.iter().any(|r| r["uid"] == uid));
+        let objects: Vec<((String, String, String), String)> = self
+            .objects
+            .iter()
+            .filter(|(_, v)| owned_by(&v["metadata"]))
+            .map(|(k, v)| (k.clone(), v["metadata"]["uid"].as_str().unwrap_or_default().to_owned()))
+            .collect();
+        for (key, child) in objects {
+            self.objects.remove(&key);
+            self.collect_garbage(changes, &child);
+        }
+        self.secrets.retain(|_, s| !s.metadata.owner_references.iter().flatten().any(|r| r.uid == uid));
+        let pods: Vec<(String, String)> = self
+            .pods
+            .iter()
+            .filter(|(_, p)| p.metadata.owner_references.iter().flatten().any(|r| r.uid == uid))
+            .map(|(k, _)| k.clone())
+            .collect();
+        for (ns, name) in pods {
+            self.delete_pod(changes, &ns, &name, None);
+        }
+    }
+}
+
+fn resource_of(params: &BTreeMap<String, String>) -> String {
+    params.get("resource").cloned().unwrap_or_else(|| "deployments".into())
+}
+
+async fn create_object(
+    State(shared): State<Arc<Shared>>,
+    Path(params): Path<BTreeMap<String, String>>,
+    body: String,
+) -> Response {
+    let (ns, resource) = (params.get("ns").cloned().unwrap_or_default(), resource_of(&params));
+    if !matches!(resource.as_str(), "deployments" | "services" | "configmaps") {
+        return status(404, "NotFound", "the server could not find the requested resource", None);
+    }
+    let mut st = shared.state.lock().unwrap();
+    st.count(&format!("POST {resource}"));
+    if let Some(r) = st.forbidden("create", &resource, &ns) {
+        return r;
+    }
+    let mut object: Value = match serde_json::from_str(&body) {
+        Ok(v) => v,
+        Err(e) => return status(400, "BadRequest", &format!("the object provided is unrecognized: {e}"), None),
+    };
+    let name = object["metadata"]["name"].as_str().unwrap_or_default().to_owned();
+    if !valid_name(&name) {
+        let kind = object["kind"].as_str().unwrap_or("Object").to_owned();
+        let message = format!("Invalid value: \"{name}\": {NAME_RULE}");
+        let details = json!({"name": name, "kind": kind,
+            "causes": [{"reason": "FieldValueInvalid", "message": message, "field": "metadata.name"}]});
+        return status(
+            422,
+            "Invalid",
+            &format!("{kind} \"{name}\" is invalid: [metadata.name: {message}]"),
+            Some(details),
+        );
+    }
+    let key = (resource.clone(), ns.clone(), name.clone());
+    if st.objects.contains_key(&key) {
+        let group = if resource == "deployments" { ".apps" } else { "" };
+        return status(
+            409,
+            "AlreadyExists",
+            &format!("{resource}{group} \"{name}\" already exists"),
+            Some(json!({"name": name, "group": group.trim_start_matches('.'), "kind": resource})),
+        );
+    }
+    st.fill_meta(&mut object, &ns);
+    if resource == "services" {
+        let n = st.uid;
+        object["spec"]["clusterIP"] = json!(format!("10.96.{}.{}", (n >> 8) & 0xff, n & 0xff));
+        object["spec"]["type"] = json!("ClusterIP");
+    }
+    st.objects.insert(key, object.clone());
+    if resource == "deployments" {
+        st.reconcile(&shared.changes);
+    }
+    st.collect_orphans(&shared.changes);
+    (StatusCode::CREATED, Json(object)).into_response()
+}
+
+async fn get_object(State(shared): State<Arc<Shared>>, Path(params): Path<BTreeMap<String, String>>) -> Response {
+    let (ns, resource, name) = (
+        params.get("ns").cloned().unwrap_or_default(),
+        resource_of(&params),
+        params.get("name").cloned().unwrap_or_default(),
+    );
+    let mut st = shared.state.lock().unwrap();
+    st.count(&format!("GET {resource}"));
+    if let Some(r) = st.forbidden("get", &resource, &ns) {
+        return r;
+    }
+    match st.objects.get(&(resource.clone(), ns, name.clone())) {
+        Some(v) => Json(v.clone()).into_response(),
+        None => status(
+            404,
+            "NotFound",
+            &format!("{resource} \"{name}\" not found"),
+            Some(json!({"name": name, "kind": resource})),
+        ),
+    }
+}
+
+async fn list_objects(
+    State(shared): State<Arc<Shared>>,
+    Path(params): Path<BTreeMap<String, String>>,
+    Query(q): Query<BTreeMap<String, String>>,
+) -> Response {
+    let (ns, resource) = (params.get("ns").cloned().unwrap_or_default(), resource_of(&params));
+    let mut st = shared.state.lock().unwrap();
+    st.count(&format!("LIST {resource}"));
+    if let Some(r) = st.forbidden("list", &resource, &ns) {
+        return r;
+    }
+    let selector = q.get("labelSelector");
+    let items: Vec<Value> = st
+        .objects
+        .iter()
+        .filter(|((r, n, _), v)| {
+            *r == resource && *n == ns && {
+                let labels: BTreeMap<String, String> =
+                    serde_json::from_value(v["metadata"]["labels"].clone()).unwrap_or_default();
+                let pod = Pod {
+                    metadata: k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
+                        labels: Some(labels),
+                        ..Default::default()
+                    },
+                    ..Default::default()
+                };
+                matches(selector, &pod)
+            }
+        })
+        .map(|(_, v)| v.clone())
+        .collect();
+    let kind = match resource.as_str() {
+        "deployments" => "DeploymentList",
+        "services" => "ServiceList",
+        _ => "ConfigMapList",
+    };
+    Json(json!({"kind": kind, "apiVersion": if resource == "deployments" { "apps/v1" } else { "v1" },
+        "metadata": {"resourceVersion": st.rv.to_string()}, "items": items}))
+    .into_response()
+}
+
+async fn replace_object(
+    State(shared): State<Arc<Shared>>,
+    Path(params): Path<BTreeMap<String, String>>,
+    body: String,
+) -> Response {
+    let (ns, resource, name) = (
+        params.get("ns").cloned().unwrap_or_default(),
+        resource_of(&params),
+        params.get("name").cloned().unwrap_or_default(),
+    );
+    let mut st = shared.state.lock().unwrap();
+    st.count(&format!("PUT {resource}"));
+    if let Some(r) = st.forbidden("update", &resource, &ns) {
+        return r;
+    }
+    let mut object: Value = match serde_json::from_str(&body) {
+        Ok(v) => v,
+        Err(e) => return status(400, "BadRequest", &format!("the object provided is unrecognized: {e}"), None),
+    };
+    let key = (resource.clone(), ns.clone(), name.clone());
+    let Some(old) = st.objects.get(&key).cloned() else {
+        return status(
+            404,
+            "NotFound",
+            &format!("{resource} \"{name}\" not found"),
+            Some(json!({"name": name, "kind": resource})),
+        );
+    };
+    // A PUT with a resourceVersion is conditional: a stale one conflicts.
+    if let Some(rv) = object["metadata"]["resourceVersion"].as_str() {
+        if Some(rv) != old["metadata"]["resourceVersion"].as_str() {
+            return status(
+                409,
+                "Conflict",
+                &format!("Operation cannot be fulfilled on {resource} \"{name}\": the object has been modified; please apply your changes to the latest version and try again"),
+                Some(json!({"name": name, "kind": resource})),
+            );
+        }
+    }
+    let rv = st.next_rv();
+    for field in ["uid", "creationTimestamp", "namespace"] {
+        object["metadata"][field] = old["metadata"][field].clone();
+    }
+    if object["metadata"]["ownerReferences"].is_null() {
+        object["metadata"]["ownerReferences"] = old["metadata"]["ownerReferences"].clone();
+    }
+    object["metadata"]["resourceVersion"] = json!(rv.to_string());
+    st.objects.insert(key, object.clone());
+    Json(object).into_response()
+}
+
+async fn delete_object(
+    State(shared): State<Arc<Shared>>,
+    Path(params): Path<BTreeMap<String, String>>,
+    body: String,
+) -> Response {
+    let (ns, resource, name) = (
+        params.get("ns").cloned().unwrap_or_default(),
+        resource_of(&params),
+        params.get("name").cloned().unwrap_or_default(),
+    );
+    let mut st = shared.state.lock().unwrap();
+    st.count(&format!("DELETE {resource}"));
+    if let Some(r) = st.forbidden("delete", &resource, &ns) {
+        return r;
+    }
+    let Some(object) = st.objects.remove(&(resource.clone(), ns, name.clone())) else {
+        return status(
+            404,
+            "NotFound",
+            &format!("{resource} \"{name}\" not found"),
+            Some(json!({"name": name, "kind": resource})),
+        );
+    };
+    let policy =
+        serde_json::from_str::<Value>(&body).ok().and_then(|b| b["propagationPolicy"].as_str().map(str::to_owned));
+    if policy.as_deref() != Some("Orphan") {
+        let uid = object["metadata"]["uid"].as_str().unwrap_or_default().to_owned();
+        st.collect_garbage(&shared.changes, &uid);
+    }
+    // Capture 20: a Status naming what went, with the group for apps objects.
+    let mut details = json!({"name": name, "kind": resource, "uid": object["metadata"]["uid"]});
+    if resource == "deployments" {
+        details["group"] = json!("apps");
+    }
+    Json(json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "details": details}))
+        .into_response()
+}
+
+async fn get_secret(State(shared): State<Arc<Shared>>, Path((ns, name)): Path<(String, String)>) -> Response {
+    let mut st = shared.state.lock().unwrap();
+    st.count("GET secrets");
+    if let Some(r) = st.forbidden("get", "secrets", &ns) {
+        return r;
+    }
+    match st.secrets.get(&(ns, name.clone())) {
+        Some(s) => Json(s.clone()).into_response(),
+        None => status(
+            404,
+            "NotFound",
+            &format!("secrets \"{name}\" not found"),
+            Some(json!({"name": name, "kind": "secrets"})),
+        ),
     }
 }
 
@@ -514,6 +945,7 @@ async fn create_pod(State(shared): State<Arc<Shared>>, Path(ns): Path<String>, b
     st.store(&shared.changes, "ADDED", pod.clone());
     let stored = st.pods.get(&(ns.clone(), name.clone())).cloned().unwrap_or(pod);
     st.schedule(&shared.changes);
+    st.collect_orphans(&shared.changes);
     (StatusCode::CREATED, Json(stored)).into_response()
 }
 
@@ -726,11 +1158,14 @@ async fn create_secret(State(shared): State<Arc<Shared>>, Path(ns): Path<String>
         );
     }
     let rv = st.next_rv();
+    st.uid += 1;
+    secret.metadata.uid = Some(format!("00000000-0000-4000-8000-{:012x}", st.uid));
     secret.metadata.namespace = Some(ns.clone());
     secret.metadata.resource_version = Some(rv.to_string());
     secret.metadata.creation_timestamp = Some(Time(Utc::now()));
     secret.type_.get_or_insert_with(|| "Opaque".into());
     st.secrets.insert((ns, name), secret.clone());
+    st.collect_orphans(&shared.changes);
     (StatusCode::CREATED, Json(secret)).into_response()
 }
 
@@ -738,7 +1173,10 @@ async fn delete_secret(State(shared): State<Arc<Shared>>, Path((ns, name)): Path
     let mut st = shared.state.lock().unwrap();
     st.count("DELETE secrets");
     match st.secrets.remove(&(ns, name.clone())) {
-        Some(s) => Json(s).into_response(),
+        // Capture 25: a Status, not the object.
+        Some(s) => Json(json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
+            "details": {"name": name, "kind": "secrets", "uid": s.metadata.uid}}))
+        .into_response(),
         None => status(
             404,
             "NotFound",

@@ -210,3 +210,33 @@ fn quantities_parse_as_the_apiserver_writes_them() {
     assert_eq!(bytes("8Gi"), Some(8 << 30));
     assert_eq!(bytes("1000"), Some(1000));
 }
+
+#[tokio::test]
+async fn deleting_the_deployment_collects_what_it_owns_as_captures_20_and_21_show() {
+    let double = KubeDouble::start(vec![capture_node()]).await;
+    let (code, deployment) = send(&double, "03-POST-deployment.request").await;
+    let (want_code, _) = response("03-POST-deployment.response");
+    assert_eq!(code, want_code);
+    let uid = deployment["metadata"]["uid"].as_str().expect("a uid, as in capture 03").to_owned();
+    // Capture 06's TaskManager pod, owned by this Deployment (the capture's uid replaced by ours).
+    let (_, path, body) = request("06-POST-pod.request");
+    let mut pod: Value = serde_json::from_str(&body).unwrap();
+    pod["metadata"]["ownerReferences"][0]["uid"] = Value::String(uid.clone());
+    let resp = http().post(format!("{}{path}", double.url)).json(&pod).send().await.unwrap();
+    assert_eq!(resp.status(), 201);
+    let (code, status) = send(&double, "20-DELETE-deployment-delete.request").await;
+    let (want_code, mut want) = response("20-DELETE-deployment-delete.response");
+    assert_eq!(code, want_code);
+    want["details"]["uid"] = Value::String(uid);
+    assert_eq!(status, want, "capture 20's Status, our uid");
+    assert!(double.object_names("deployments", "default").is_empty());
+    // Background propagation: owned pods bound to a node stay Terminating until their kubelet confirms (21).
+    let tm = double.pod("default", "yf-demo-taskmanager-1-1").expect("Terminating, not gone");
+    assert!(tm.metadata.deletion_timestamp.is_some());
+    for name in double.pod_names("default") {
+        assert!(
+            double.pod("default", &name).unwrap().metadata.deletion_timestamp.is_some(),
+            "{name} marked for deletion"
+        );
+    }
+}

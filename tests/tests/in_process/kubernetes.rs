@@ -53,6 +53,7 @@ pub async fn setup_with(
             node: "node-1".into(),
             root: dir.path().join("kubelet"),
             images: HashMap::from([(IMAGE.to_owned(), script)]),
+            kubeconfig: None,
         },
     );
     let client = api.client();

@@ -45,6 +45,15 @@ struct Tracked {
     state: State,
     /// Which relist generation was under way when it was created.
     created_in: u64,
+    /// What the watch said while the POST was in flight (it can beat the
+    /// 201), replayed once the worker is reported started.
+    early: Option<Early>,
+}
+
+#[derive(Clone, Debug)]
+enum Early {
+    Seen(Instant, Observed),
+    Deleted,
 }
 
 #[derive(Debug)]
@@ -87,7 +96,12 @@ impl PodBook {
         self.next_n += 1;
         self.pods.insert(
             name.clone(),
-            Tracked { spec: spec.clone(), state: State::Creating { cancelled: false }, created_in: self.generation },
+            Tracked {
+                spec: spec.clone(),
+                state: State::Creating { cancelled: false },
+                created_in: self.generation,
+                early: None,
+            },
         );
         Decision::Create { name, spec: spec.clone() }
     }
@@ -103,10 +117,17 @@ impl PodBook {
             State::Creating { cancelled: false } => {
                 t.state = State::Waiting { waiting: None };
                 t.created_in = self.generation;
-                vec![Decision::Emit(DriverEvent::WorkerStarted {
+                let early = t.early.take();
+                let mut out = vec![Decision::Emit(DriverEvent::WorkerStarted {
                     resource_id: ResourceId::new(name),
                     spec: t.spec.clone(),
-                })]
+                })];
+                match early {
+                    Some(Early::Seen(at, what)) => out.extend(self.observed(at, name, what)),
+                    Some(Early::Deleted) => out.extend(self.deleted(name)),
+                    None => {}
+                }
+                out
             }
             // The watch saw it first.
             _ => Vec::new(),
@@ -170,6 +191,15 @@ impl PodBook {
         if t.state == State::Gone {
             return Vec::new();
         }
+        if t.state == (State::Creating { cancelled: false }) {
+            // Keep the first sighting's time: the timeout runs from then.
+            let at = match &t.early {
+                Some(Early::Seen(at, _)) => *at,
+                _ => now,
+            };
+            t.early = Some(Early::Seen(at, what));
+            return Vec::new();
+        }
         match what {
             Observed::Ended(why) => Self::gone(name, t, why, true),
             Observed::Deleting => Self::gone(name, t, format!("pod {name} was deleted (it is terminating)"), false),
@@ -207,6 +237,12 @@ impl PodBook {
 
     /// A DELETED event: the pod object is gone.
     pub fn deleted(&mut self, name: &str) -> Vec<Decision> {
+        if let Some(t) = self.pods.get_mut(name) {
+            if t.state == (State::Creating { cancelled: false }) {
+                t.early = Some(Early::Deleted);
+                return Vec::new();
+            }
+        }
         let Some(mut t) = self.pods.remove(name) else { return Vec::new() };
         if t.state == State::Gone {
             return Vec::new();

@@ -8,6 +8,8 @@
 //! this module only carries decisions out.
 
 mod book;
+pub mod contract;
+pub mod jobmanager;
 pub mod pod;
 
 use std::time::{Duration, Instant};

@@ -147,6 +147,8 @@ pub fn taskmanager_pod(template: &PodTemplate, name: &str, spec: &WorkerSpec, sp
                 image: Some(template.image.clone()),
                 image_pull_policy: template.image_pull_policy.clone(),
                 args: Some(vec!["taskmanager".into()]),
+                // A TaskManager that fails says why in its pod status, not only in its log.
+                termination_message_policy: Some("FallbackToLogsOnError".into()),
                 env: Some(env),
                 resources: Some(ResourceRequirements {
                     requests: Some(quantities.clone()),
@@ -192,8 +194,14 @@ pub enum Observed {
 }
 
 /// Container waiting reasons that do not fix themselves quickly.
-const STUCK_WAITING: &[&str] =
-    &["ImagePullBackOff", "ErrImagePull", "InvalidImageName", "CreateContainerConfigError", "CreateContainerError"];
+const STUCK_WAITING: &[&str] = &[
+    "ImagePullBackOff",
+    "ErrImagePull",
+    "InvalidImageName",
+    "CreateContainerConfigError",
+    "CreateContainerError",
+    "CrashLoopBackOff",
+];
 
 pub fn observe(pod: &Pod) -> Observed {
     let name = pod.metadata.name.as_deref().unwrap_or("?");
@@ -221,9 +229,17 @@ pub fn observe(pod: &Pod) -> Observed {
     let waiting = status.container_statuses.iter().flatten().find_map(|cs| {
         let w = cs.state.as_ref()?.waiting.as_ref()?;
         let reason = w.reason.as_deref()?;
-        STUCK_WAITING
-            .contains(&reason)
-            .then(|| format!("{reason}: {}", w.message.as_deref().unwrap_or("no message from the kubelet")))
+        STUCK_WAITING.contains(&reason).then(|| {
+            let mut s = format!("{reason}: {}", w.message.as_deref().unwrap_or("no message from the kubelet"));
+            // CrashLoopBackOff: the exit before it is the reason.
+            if let Some(t) = cs.last_state.as_ref().and_then(|l| l.terminated.as_ref()) {
+                s.push_str(&format!("; last exit: {} (exit code {})", t.reason.as_deref().unwrap_or("?"), t.exit_code));
+                if let Some(m) = t.message.as_deref().map(str::trim).filter(|m| !m.is_empty()) {
+                    s.push_str(&format!(": {m}"));
+                }
+            }
+            s
+        })
     });
     Observed::Bound { waiting }
 }

@@ -185,3 +185,44 @@ fn terminate_deletes_every_pod_and_waits_for_each() {
     }
     assert_eq!(b.live(), 0);
 }
+
+/// The watch can beat the POST's 201: the scheduler's verdict arrives while the
+/// pod is still "creating" to the book. It must still count toward the timeout
+/// (seen with the kube-apiserver double: the fourth of five Unschedulable pods
+/// waited forever, and so did the job).
+#[test]
+fn a_verdict_seen_before_the_201_still_times_out() {
+    let mut b = book();
+    b.request(&spec(16000));
+    let t0 = Instant::now();
+    let why = "Unschedulable: 0/1 nodes are available: 1 Insufficient cpu.";
+    assert!(b.observed(t0, "yf-demo-taskmanager-1-1", Observed::Pending { waiting: Some(why.into()) }).is_empty());
+    assert_eq!(b.created("yf-demo-taskmanager-1-1").len(), 1, "WorkerStarted");
+    // No further event comes: the scheduler said it once.
+    let out = b.tick(t0 + Duration::from_secs(31));
+    let t = terminated(&out);
+    assert_eq!(t.len(), 1, "{out:?}");
+    assert!(t[0].1.contains(why), "{}", t[0].1);
+}
+
+/// A pod that ended, or was deleted, before the 201 was read: the worker is
+/// reported started, then terminated, never the other way round, so the
+/// ResourceManager does not keep waiting for it.
+#[test]
+fn an_end_seen_before_the_201_comes_after_the_start() {
+    for deleted in [false, true] {
+        let mut b = book();
+        b.request(&spec(1000));
+        let name = "yf-demo-taskmanager-1-1";
+        let early = if deleted {
+            b.deleted(name)
+        } else {
+            b.observed(Instant::now(), name, Observed::Ended("pod failed: Error (exit code 1)".into()))
+        };
+        assert!(early.is_empty(), "nothing before the 201: {early:?}");
+        let out = b.created(name);
+        assert!(matches!(out.first(), Some(Decision::Emit(DriverEvent::WorkerStarted { .. }))), "{out:?}");
+        assert_eq!(terminated(&out).len(), 1, "{out:?}");
+        assert!(b.deleted(name).is_empty(), "reported once");
+    }
+}

@@ -1,0 +1,318 @@
+//! The JobManager pod: what `yarn-flink kubernetes-jobmanager` runs. It reads
+//! the [contract](super::contract) mounted from the cluster's ConfigMap and
+//! the secret mounted from its Secret, starts the cluster with the
+//! [`kubernetes`](super) driver (TaskManager pods owned by its Deployment),
+//! runs the bundle's job (application mode) or takes jobs over REST
+//! (session mode), and reports in the status ConfigMap. When an
+//! application's job has ended and the client has read the result (or the
+//! linger time is over), it deletes its own Deployment: the garbage
+//! collector takes every other object of the cluster.
+
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use common::jobspec::{Bundle, BundleLimits};
+use common::rpc::{AppSecret, RpcTimeouts};
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::api::{DeleteParams, ObjectMeta, PostParams, PropagationPolicy};
+use kube::Api;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use super::contract::{self, JobStatus, KubeContract, CONTRACT_VERSION};
+use super::pod::{PodTemplate, SECRET_KEY, SECRET_MOUNT_DIR};
+use super::{KubernetesDriver, KubernetesDriverConfig};
+use crate::cluster::{Cluster, ClusterConfig};
+use crate::drivers::yarn::contract::Mode;
+
+#[derive(Debug, thiserror::Error)]
+pub enum JobManagerError {
+    #[error("environment variable {0} is not set; `yarn-flink kubernetes-jobmanager` runs in the JobManager pod that `yarn-flink submit --target kubernetes` creates, which sets it")]
+    MissingEnv(&'static str),
+    #[error("cannot read the contract {path}: {detail}")]
+    Contract { path: String, detail: String },
+    #[error("the contract's version is {0}, newer than this binary's {CONTRACT_VERSION}: run the same yarn-flink image as the client")]
+    Version(u32),
+    #[error("cannot read the application secret: {0}")]
+    Secret(#[from] common::rpc::auth::SecretError),
+    #[error("the cluster shape in the contract is unusable: {0}")]
+    Shape(String),
+    #[error("no Kubernetes client: {0}; in a pod this is the service account (automountServiceAccountToken), elsewhere KUBECONFIG")]
+    Client(String),
+    #[error("cannot read the JobManager's own Deployment {name} (its uid owns every TaskManager pod): {detail}; grant the service account `get` on deployments (deploy/kubernetes/rbac.yaml)")]
+    Owner { name: String, detail: String },
+    #[error("cannot listen on {address}: {source}")]
+    Listen { address: String, source: std::io::Error },
+    #[error("cannot start the cluster: {0}")]
+    Cluster(#[from] crate::cluster::ClusterError),
+    #[error("cannot create the work dir {path}: {source}")]
+    WorkDir { path: String, source: std::io::Error },
+}
+
+/// What the pod's environment says.
+#[derive(Clone, Debug)]
+pub struct JobManagerEnv {
+    pub cluster_id: String,
+    pub namespace: String,
+    pub pod_ip: String,
+    pub contract: PathBuf,
+    pub secret_file: PathBuf,
+}
+
+impl JobManagerEnv {
+    pub fn from_env(get: impl Fn(&str) -> Option<String>) -> Result<Self, JobManagerError> {
+        let need = |k: &'static str| get(k).filter(|v| !v.is_empty()).ok_or(JobManagerError::MissingEnv(k));
+        Ok(JobManagerEnv {
+            cluster_id: need(contract::ENV_CLUSTER_ID)?,
+            namespace: need(contract::ENV_NAMESPACE)?,
+            pod_ip: need(contract::ENV_POD_IP)?,
+            contract: get(contract::ENV_CONTRACT)
+                .map_or_else(|| Path::new(contract::CONFIG_MOUNT_DIR).join(contract::CONTRACT_KEY), PathBuf::from),
+            secret_file: get(common::launch::ENV_SECRET_FILE)
+                .map_or_else(|| Path::new(SECRET_MOUNT_DIR).join(SECRET_KEY), PathBuf::from),
+        })
+    }
+}
+
+pub fn read_contract(path: &Path) -> Result<KubeContract, JobManagerError> {
+    let bad = |detail: String| JobManagerError::Contract { path: path.display().to_string(), detail };
+    let text = std::fs::read_to_string(path).map_err(|e| bad(e.to_string()))?;
+    let version = serde_json::from_str::<serde_json::Value>(&text).map_err(|e| bad(e.to_string()))?["version"]
+        .as_u64()
+        .unwrap_or(0);
+    if version > u64::from(CONTRACT_VERSION) {
+        return Err(JobManagerError::Version(u32::try_from(version).unwrap_or(u32::MAX)));
+    }
+    serde_json::from_str(&text).map_err(|e| bad(e.to_string()))
+}
+
+/// Writes the status ConfigMap, owned by the Deployment.
+#[derive(Clone)]
+struct StatusWriter {
+    api: Api<ConfigMap>,
+    name: String,
+    labels: std::collections::BTreeMap<String, String>,
+    owner: Vec<k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference>,
+}
+
+impl StatusWriter {
+    async fn write(&self, status: &JobStatus) {
+        let cm = ConfigMap {
+            metadata: ObjectMeta {
+                name: Some(self.name.clone()),
+                labels: Some(self.labels.clone()),
+                owner_references: Some(self.owner.clone()),
+                ..Default::default()
+            },
+            data: Some(status.to_data()),
+            ..Default::default()
+        };
+        let result = match self.api.replace(&self.name, &PostParams::default(), &cm).await {
+            Err(kube::Error::Api(e)) if e.code == 404 => self.api.create(&PostParams::default(), &cm).await,
+            other => other,
+        };
+        if let Err(e) = result {
+            warn!(configmap = %self.name, "cannot write the job status: {e}");
+        }
+    }
+
+    async fn read(&self) -> Option<std::collections::BTreeMap<String, String>> {
+        self.api.get(&self.name).await.ok()?.data
+    }
+}
+
+/// Runs the JobManager until its job ends and is collected (application),
+/// the session is stopped, or `stop` is cancelled (SIGTERM: the Deployment
+/// was deleted).
+pub async fn run(env: JobManagerEnv, stop: CancellationToken) -> Result<(), JobManagerError> {
+    let started = std::time::Instant::now();
+    let contract = read_contract(&env.contract)?;
+    let secret = AppSecret::read_from(&env.secret_file)?;
+    let client = kube::Client::try_default().await.map_err(|e| JobManagerError::Client(e.to_string()))?;
+    let deployment_name = contract::deployment_name(&env.cluster_id);
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), &env.namespace);
+    let own = deployments
+        .get(&deployment_name)
+        .await
+        .map_err(|e| JobManagerError::Owner { name: deployment_name.clone(), detail: e.to_string() })?;
+    let uid = own.metadata.uid.clone().unwrap_or_default();
+    let owner = vec![k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference {
+        api_version: "apps/v1".into(),
+        kind: "Deployment".into(),
+        name: deployment_name.clone(),
+        uid: uid.clone(),
+        controller: Some(true),
+        block_owner_deletion: Some(true),
+    }];
+    let status = StatusWriter {
+        api: Api::namespaced(client.clone(), &env.namespace),
+        name: contract::status_name(&env.cluster_id),
+        labels: contract::labels(&env.cluster_id, "jobmanager"),
+        owner,
+    };
+
+    let listen = |port: u16| {
+        let address = format!("{}:{port}", env.pod_ip);
+        async move { TcpListener::bind(&address).await.map_err(|source| JobManagerError::Listen { address, source }) }
+    };
+    let rpc = listen(contract.rpc_port).await?;
+    let rest = listen(contract.rest_port).await?;
+    let rpc_address = rpc.local_addr().map_err(|e| JobManagerError::Cluster(e.into()))?;
+    let rest_address = rest.local_addr().map_err(|e| JobManagerError::Cluster(e.into()))?;
+    let work_dir = std::env::temp_dir().join(format!("yarn-flink-jm-{}", env.cluster_id));
+    std::fs::create_dir_all(&work_dir)
+        .map_err(|source| JobManagerError::WorkDir { path: work_dir.display().to_string(), source })?;
+    let rm_config = contract.cluster.resource_manager_config(None).map_err(JobManagerError::Shape)?;
+    let config = ClusterConfig {
+        resource_manager: rm_config,
+        secret,
+        rpc: RpcTimeouts::default(),
+        work_dir: work_dir.clone(),
+        bundle_limits: contract.cluster.bundle_limits,
+        web_proxies: Vec::new(),
+    };
+    let driver_config = KubernetesDriverConfig {
+        namespace: env.namespace.clone(),
+        template: PodTemplate {
+            cluster_id: env.cluster_id.clone(),
+            image: contract.image.clone(),
+            image_pull_policy: contract.image_pull_policy.clone(),
+            service_account: contract.service_account.clone(),
+            owner: Some((deployment_name.clone(), uid)),
+            secret_name: contract::secret_name(&env.cluster_id),
+            rm_address: rpc_address.to_string(),
+            gpu_resource: contract.gpu_resource.clone(),
+            env: contract.task_manager_env.clone().into_iter().collect(),
+        },
+        // A restarted JobManager pod must not collide with its predecessor's pods.
+        attempt: attempt(),
+        pending_timeout: contract.pending_timeout,
+        stop_grace: Duration::from_secs(30),
+    };
+    let (events_tx, events) = tokio::sync::mpsc::unbounded_channel();
+    let driver = KubernetesDriver::new(client.clone(), driver_config, events_tx);
+    let cluster = Cluster::start(config, rpc, Some(rest), driver, events).await?;
+    let rest_text = rest_address.to_string();
+    info!(elapsed_ms = started.elapsed().as_millis() as u64, mode = ?contract.mode, rpc = %rpc_address,
+        rest = %rest_text, "JobManager up");
+
+    let mut shutdown = Box::pin(stop.clone().cancelled_owned());
+    match contract.mode {
+        Mode::Application => {
+            let bundle = contract.bundle.clone().unwrap_or_default();
+            let ended = run_application(&cluster, &bundle, &work_dir, &status, &rest_text, &mut shutdown).await;
+            if ended {
+                // The client reads the result and deletes the Deployment; a
+                // detached submit has no client waiting, so after the linger
+                // time the JobManager deletes it itself.
+                let collected = async {
+                    let deadline = tokio::time::Instant::now() + contract.linger;
+                    while tokio::time::Instant::now() < deadline {
+                        if status.read().await.is_some_and(|d| d.contains_key("collected")) {
+                            return;
+                        }
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                    }
+                };
+                tokio::select! {
+                    _ = collected => {}
+                    _ = &mut shutdown => {}
+                }
+            }
+        }
+        Mode::Session => {
+            status
+                .write(&JobStatus { state: "SESSION".into(), rest: Some(rest_text.clone()), ..Default::default() })
+                .await;
+            tokio::select! {
+                _ = cluster.stopped() => {}
+                _ = &mut shutdown => {}
+            }
+        }
+    }
+    cluster.shutdown().await;
+    let _ = std::fs::remove_dir_all(&work_dir);
+    // Deleting our own Deployment ends this pod too (SIGTERM), and the
+    // garbage collector takes the Secret, ConfigMaps, Service and any pod left.
+    let background = DeleteParams { propagation_policy: Some(PropagationPolicy::Background), ..Default::default() };
+    match deployments.delete(&deployment_name, &background).await {
+        Ok(_) => info!(deployment = %deployment_name, "deleted the cluster's Deployment"),
+        Err(kube::Error::Api(e)) if e.code == 404 => {}
+        Err(e) => warn!(deployment = %deployment_name, "cannot delete the cluster's Deployment: {e}"),
+    }
+    // A Deployment's pod that exits is restarted: wait for the garbage
+    // collector's SIGTERM instead.
+    let _ = tokio::time::timeout(Duration::from_secs(30), stop.cancelled()).await;
+    Ok(())
+}
+
+/// A number that differs between JobManager pods of one Deployment: the
+/// seconds since the epoch at start, which only grow.
+fn attempt() -> u32 {
+    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    u32::try_from(secs % 1_000_000).unwrap_or(1)
+}
+
+/// Runs the job and reports its states; true once it ended (and the final
+/// state was written), false when stopped first.
+async fn run_application(
+    cluster: &Cluster,
+    bundle_path: &str,
+    work_dir: &Path,
+    status: &StatusWriter,
+    rest: &str,
+    shutdown: &mut (impl Future<Output = ()> + Unpin),
+) -> bool {
+    let report = |state: &str, job: Option<String>, error: Option<String>| JobStatus {
+        state: state.into(),
+        job_id: job,
+        error,
+        rest: Some(rest.to_owned()),
+    };
+    status.write(&report("STARTING", None, None)).await;
+    let bundle = match Bundle::load(Path::new(bundle_path), work_dir.join("bundle"), &BundleLimits::default()) {
+        Ok(b) => b,
+        Err(e) => {
+            let error = format!(
+                "the job bundle {bundle_path:?} cannot be loaded in the JobManager pod: {e}; \
+                 a local:// bundle is a path inside the image"
+            );
+            status.write(&report("FAILED", None, Some(error))).await;
+            return true;
+        }
+    };
+    let job_id = match cluster.dispatcher.submit(bundle) {
+        Ok(id) => id,
+        Err(e) => {
+            status.write(&report("FAILED", None, Some(format!("the job could not be submitted: {e}")))).await;
+            return true;
+        }
+    };
+    info!(%job_id, "job submitted");
+    let Ok(mut details) = cluster.dispatcher.watch(job_id) else {
+        status.write(&report("FAILED", Some(job_id.to_string()), Some("the job vanished".into()))).await;
+        return true;
+    };
+    let mut last_state = String::new();
+    loop {
+        let d = details.borrow_and_update().clone();
+        if d.state != last_state || d.is_terminal() {
+            last_state = d.state.clone();
+            status.write(&report(&d.state, Some(d.jid.clone()), d.error.clone())).await;
+        }
+        if d.is_terminal() {
+            info!(%job_id, state = %d.state, "job ended");
+            return true;
+        }
+        tokio::select! {
+            r = details.changed() => if r.is_err() { return true },
+            _ = &mut *shutdown => {
+                let _ = cluster.dispatcher.cancel(job_id);
+                return false;
+            }
+        }
+    }
+}
