@@ -90,9 +90,11 @@ pub async fn submit(args: SubmitArgs) -> Result<ExitCode> {
             let text = b.display().to_string();
             match text.strip_prefix("local://") {
                 Some(path) if path.starts_with('/') => Some(path.to_owned()),
+                _ if common::hdfs::is_hdfs(&text) => Some(text),
                 _ => bail!(
-                    "on Kubernetes the bundle is a path inside the image, as `local:///opt/jobs/wordcount` \
-                     (got {text:?}); bake it into the image (docs/kubernetes.md)"
+                    "on Kubernetes the bundle is a path inside the image, as `local:///opt/jobs/wordcount`, or a \
+                     .tar.gz on HDFS, as `hdfs://namenode:8020/jobs/wordcount.tar.gz` (got {text:?}); \
+                     see docs/kubernetes.md"
                 ),
             }
         }

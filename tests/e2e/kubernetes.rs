@@ -27,7 +27,7 @@ const BROKEN_IMAGE: &str = "yarn-flink:broken";
 
 struct Doubles {
     api: KubeDouble,
-    _kubelet: Kubelet,
+    kubelet: Kubelet,
 }
 
 struct Cluster {
@@ -60,11 +60,11 @@ impl Cluster {
             KubeletConfig {
                 node: "node-1".into(),
                 root: tmp.path().join("kubelet"),
-                images: HashMap::from([(IMAGE.to_owned(), support::bin()), (BROKEN_IMAGE.to_owned(), broken.clone())]),
+                images: HashMap::from([(IMAGE.to_owned(), image_binary()), (BROKEN_IMAGE.to_owned(), broken.clone())]),
                 kubeconfig: Some(kubeconfig.clone()),
             },
         );
-        Cluster { tmp, kubeconfig, image: IMAGE.into(), doubles: Some(Doubles { api, _kubelet: kubelet }) }
+        Cluster { tmp, kubeconfig, image: IMAGE.into(), doubles: Some(Doubles { api, kubelet }) }
     }
 
     fn root(&self) -> &Path {
@@ -100,6 +100,23 @@ impl Cluster {
                     let tail: Vec<&str> = text.lines().rev().take(15).collect();
                     out.push_str(&format!("--- {}\n", f.path().display()));
                     out.extend(tail.into_iter().rev().map(|l| format!("{l}\n")));
+                }
+            }
+        }
+        out
+    }
+
+    /// Every log line of the pods whose name has `component` in it.
+    fn full_logs(&self, component: &str) -> String {
+        let dir = self.root().join("kubelet/default");
+        let mut out = String::new();
+        for pod in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            if !pod.file_name().to_string_lossy().contains(component) {
+                continue;
+            }
+            for f in std::fs::read_dir(pod.path()).into_iter().flatten().flatten() {
+                if f.path().extension().is_some_and(|e| e == "log") {
+                    out.push_str(&std::fs::read_to_string(f.path()).unwrap_or_default());
                 }
             }
         }
@@ -142,6 +159,12 @@ impl Cluster {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
+}
+
+/// What the image runs: this test build, or (scripts/bench-kubernetes) the
+/// release binary named by `YF_K8S_IMAGE_BINARY`, so RSS is a release's.
+fn image_binary() -> PathBuf {
+    std::env::var_os("YF_K8S_IMAGE_BINARY").map_or_else(support::bin, PathBuf::from)
 }
 
 /// Polls `f` without blocking the runtime (the doubles run on it).
@@ -345,5 +368,118 @@ async fn a_job_manager_that_cannot_start_says_why_and_leaves_nothing() {
     assert!(!o.status.success(), "{t}");
     assert!(t.contains("CrashLoopBackOff"), "the kubelet's state: {t}");
     assert!(t.contains("GLIBC_2.99 not found"), "the container's last words (FallbackToLogsOnError): {t}");
+    c.assert_nothing_left().await;
+}
+
+/// scripts/bench-kubernetes: figures for a 1 KB job on the doubles (prints
+/// FIGURE lines, asserts only that the jobs finish): submit to RUNNING and to
+/// FINISHED, API calls and pods per job, and the peak RSS of the JobManager
+/// and TaskManager processes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a benchmark: scripts/bench-kubernetes"]
+async fn bench_figures() {
+    use std::sync::{Arc, Mutex};
+    let runs: usize = std::env::var("YF_BENCH_RUNS").ok().and_then(|v| v.parse().ok()).unwrap_or(5);
+    for run in 1..=runs {
+        let c = Arc::new(Cluster::start(8000, 16).await);
+        let out = c.root().join("out");
+        let bundle = two_vertex_bundle(&c.root().join("bundle"), &out, "0");
+        let peaks: Arc<Mutex<HashMap<String, u64>>> = Arc::default();
+        let running_at: Arc<Mutex<Option<Duration>>> = Arc::default();
+        let t = Instant::now();
+        let sampler = {
+            let (c, peaks, running_at) = (c.clone(), peaks.clone(), running_at.clone());
+            tokio::spawn(async move {
+                let d = c.doubles.as_ref().expect("the bench runs on the doubles");
+                loop {
+                    for name in d.api.pod_names("default") {
+                        let component = d
+                            .api
+                            .pod("default", &name)
+                            .and_then(|p| p.metadata.labels?.get("component").cloned())
+                            .unwrap_or_default();
+                        let Some(pid) = d.kubelet.pid("default", &name) else { continue };
+                        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+                        let hwm = status
+                            .lines()
+                            .find_map(|l| l.strip_prefix("VmHWM:"))
+                            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+                            .unwrap_or(0);
+                        let mut p = peaks.lock().unwrap();
+                        let e = p.entry(component).or_default();
+                        *e = (*e).max(hwm);
+                    }
+                    for cm in d.api.object_names("configmaps", "default") {
+                        let state = d
+                            .api
+                            .object("configmaps", "default", &cm)
+                            .and_then(|v| v["data"]["state"].as_str().map(str::to_owned));
+                        if state.as_deref() == Some("RUNNING") {
+                            running_at.lock().unwrap().get_or_insert(t.elapsed());
+                        }
+                    }
+                    tokio::time::sleep(Duration::from_millis(2)).await;
+                }
+            })
+        };
+        let o = c.yf(&["submit", &local(&bundle)]).await;
+        let finished = t.elapsed();
+        sampler.abort();
+        assert!(o.status.success(), "{}", text(&o));
+        assert_eq!(output_lines(&out), expected_output());
+        let d = c.doubles.as_ref().unwrap();
+        let calls = d.api.calls();
+        let total: u64 = calls.values().sum();
+        let running = running_at.lock().unwrap().map_or("?".into(), |r| format!("{:.3}", r.as_secs_f64()));
+        let peaks = peaks.lock().unwrap();
+        eprintln!(
+            "FIGURE run {run}: submit->RUNNING {running} s, ->FINISHED {:.3} s; API calls {total} ({} pods created); \
+             peak RSS JobManager {:.1} MB, TaskManager {:.1} MB",
+            finished.as_secs_f64(),
+            calls.get("POST pods").copied().unwrap_or(0) + 1,
+            peaks.get("jobmanager").copied().unwrap_or(0) as f64 / 1024.0,
+            peaks.get("taskmanager").copied().unwrap_or(0) as f64 / 1024.0,
+        );
+        eprintln!("FIGURE run {run}: calls {calls:?}");
+    }
+}
+
+/// An `hdfs://` archive: the JobManager downloads it into its blob store and
+/// the TaskManagers fetch it from there. The bundle exists nowhere else (its
+/// local dir is removed before submit), so a TaskManager that looked for it
+/// on disk would fail the job.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bundle_on_hdfs_reaches_the_task_managers_through_the_blob_store() {
+    let c = Cluster::start(8000, 16).await;
+    if c.doubles.is_none() {
+        return; // the HDFS double is local
+    }
+    let hdfs = integration_tests::hdfs_double::HdfsDouble::start().await.unwrap();
+    let out = c.root().join("out");
+    let dir = two_vertex_bundle(&c.root().join("bundle"), &out, "0");
+    let archive = c.root().join("bundle.tar.gz");
+    let tar =
+        std::process::Command::new("tar").arg("-czf").arg(&archive).arg("-C").arg(&dir).arg(".").status().unwrap();
+    assert!(tar.success());
+    std::fs::remove_dir_all(&dir).unwrap();
+    let client = hdfs_native::ClientBuilder::new().with_url(hdfs.url()).build().unwrap();
+    let opts = hdfs_native::WriteOptions { create_parent: true, ..Default::default() };
+    let mut w = client.create("/jobs/two-sizes.tar.gz", opts).await.unwrap();
+    w.write_bytes(bytes::Bytes::from(std::fs::read(&archive).unwrap())).await.unwrap();
+    w.close().await.unwrap();
+    std::fs::remove_file(&archive).unwrap();
+
+    let url = format!("{}/jobs/two-sizes.tar.gz", hdfs.url());
+    let o = c.yf(&["submit", &url]).await;
+    assert!(o.status.success(), "{}\n{}", text(&o), c.logs());
+    assert_eq!(output_lines(&out), expected_output());
+    let fetched = c.full_logs("taskmanager").matches("fetched the job bundle").count();
+    assert!(fetched >= 2, "each TaskManager fetched the bundle from the JobManager's blob store\n{}", c.logs());
+    c.assert_nothing_left().await;
+
+    let missing = format!("{}/jobs/none.tar.gz", hdfs.url());
+    let o = c.yf(&["submit", &missing]).await;
+    assert!(!o.status.success());
+    assert!(text(&o).contains("none.tar.gz does not exist"), "{}", text(&o));
     c.assert_nothing_left().await;
 }

@@ -45,6 +45,7 @@ impl BundleCache {
         })
         .await
         .map_err(|e| e.to_string())??;
+        tracing::info!(url = %blob.url, dir = %dir.display(), "fetched the job bundle");
         unpacked.insert(blob.sha256.clone(), dir.clone());
         Ok(dir)
     }

@@ -203,6 +203,17 @@ impl KubeDouble {
             .collect()
     }
 
+    /// One stored object (deployments, services, configmaps) as JSON.
+    pub fn object(&self, resource: &str, namespace: &str, name: &str) -> Option<Value> {
+        self.shared
+            .state
+            .lock()
+            .unwrap()
+            .objects
+            .get(&(resource.to_owned(), namespace.to_owned(), name.to_owned()))
+            .cloned()
+    }
+
     pub fn secret_names(&self, namespace: &str) -> Vec<String> {
         self.shared
             .state

@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use common::jobspec::{Bundle, BundleLimits};
+use common::protocol::BundleBlob;
 use common::rpc::{AppSecret, RpcTimeouts};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::ConfigMap;
@@ -25,6 +26,7 @@ use tracing::{info, warn};
 use super::contract::{self, JobStatus, KubeContract, CONTRACT_VERSION};
 use super::pod::{PodTemplate, SECRET_KEY, SECRET_MOUNT_DIR};
 use super::{KubernetesDriver, KubernetesDriverConfig};
+use crate::blob_store::BlobStore;
 use crate::cluster::{Cluster, ClusterConfig};
 use crate::drivers::yarn::contract::Mode;
 
@@ -203,7 +205,8 @@ pub async fn run(env: JobManagerEnv, stop: CancellationToken) -> Result<(), JobM
     match contract.mode {
         Mode::Application => {
             let bundle = contract.bundle.clone().unwrap_or_default();
-            let ended = run_application(&cluster, &bundle, &work_dir, &status, &rest_text, &mut shutdown).await;
+            let limits = contract.cluster.bundle_limits;
+            let ended = run_application(&cluster, &bundle, &work_dir, limits, &status, &rest_text, &mut shutdown).await;
             if ended {
                 // The client reads the result and deletes the Deployment; a
                 // detached submit has no client waiting, so after the linger
@@ -256,12 +259,108 @@ fn attempt() -> u32 {
     u32::try_from(secs % 1_000_000).unwrap_or(1)
 }
 
+/// The application's bundle, loaded. A directory in the image is submitted
+/// as it is: the TaskManagers run the same image and read the same path. An
+/// archive (a `.tar.gz` in the image, or any `hdfs://` bundle) goes into
+/// the blob store, and the TaskManagers fetch it from this JobManager, as
+/// they fetch a session's uploads.
+async fn prepare_bundle(
+    source: &str,
+    work_dir: &Path,
+    limits: BundleLimits,
+    rest: &str,
+) -> Result<(Bundle, Option<BundleBlob>), String> {
+    let cannot =
+        |e: &dyn std::fmt::Display| format!("the job bundle {source:?} cannot be loaded in the JobManager pod: {e}");
+    let unpack_to = work_dir.join("bundle");
+    let archive = common::hdfs::is_hdfs(source) || source.ends_with(".tar.gz") || source.ends_with(".tgz");
+    if !archive {
+        let path = PathBuf::from(source);
+        let bundle = tokio::task::spawn_blocking(move || Bundle::load(&path, &unpack_to, &limits))
+            .await
+            .map_err(|e| cannot(&e))?
+            .map_err(|e| format!("{}; a local:// bundle is a path inside the image", cannot(&e)))?;
+        return Ok((bundle, None));
+    }
+    let blobs = BlobStore::new(work_dir.join("blobs"));
+    std::fs::create_dir_all(blobs.dir()).map_err(|e| cannot(&e))?;
+    let tmp = tempfile::Builder::new().prefix(".bundle-").tempfile_in(blobs.dir()).map_err(|e| cannot(&e))?;
+    // No bundle within the limits compresses to more than its unpacked limit.
+    let max = limits.max_bytes;
+    let sha256 = if common::hdfs::is_hdfs(source) {
+        download(source, tmp.path(), max).await.map_err(|e| cannot(&e))?
+    } else {
+        let (from, to) = (PathBuf::from(source), tmp.path().to_owned());
+        tokio::task::spawn_blocking(move || copy_hashed(&from, &to, max))
+            .await
+            .map_err(|e| cannot(&e))?
+            .map_err(|e| format!("{}; a local:// bundle is a path inside the image", cannot(&e)))?
+    };
+    let path = blobs.adopt(tmp, &sha256).map_err(|e| cannot(&e))?;
+    let bundle = tokio::task::spawn_blocking(move || Bundle::load(&path, &unpack_to, &limits))
+        .await
+        .map_err(|e| cannot(&e))?
+        .map_err(|e| cannot(&e))?;
+    let url = format!("http://{rest}/blobs/{sha256}");
+    Ok((bundle, Some(BundleBlob { sha256, url, limits })))
+}
+
+/// Copies a file, at most `max` bytes, and returns its SHA-256.
+fn copy_hashed(from: &Path, to: &Path, max: u64) -> Result<String, String> {
+    use sha2::Digest;
+    use std::io::{Read, Write};
+    let mut src = std::fs::File::open(from).map_err(|e| format!("{}: {e}", from.display()))?;
+    let mut dst = std::fs::File::create(to).map_err(|e| format!("{}: {e}", to.display()))?;
+    let (mut hash, mut total, mut buf) = (sha2::Sha256::new(), 0u64, vec![0u8; 1 << 16]);
+    loop {
+        let n = src.read(&mut buf).map_err(|e| format!("{}: {e}", from.display()))?;
+        if n == 0 {
+            break;
+        }
+        total += n as u64;
+        if total > max {
+            return Err(format!("the archive is larger than the bundle limit of {max} bytes (--bundle-max-size)"));
+        }
+        hash.update(&buf[..n]);
+        dst.write_all(&buf[..n]).map_err(|e| format!("{}: {e}", to.display()))?;
+    }
+    Ok(hex::encode(hash.finalize()))
+}
+
+/// Downloads an `hdfs://` archive, at most `max` bytes, and returns its SHA-256.
+async fn download(url: &str, to: &Path, max: u64) -> Result<String, String> {
+    use sha2::Digest;
+    use std::io::Write;
+    let (client, path) = common::hdfs::connect_async(url).await.map_err(|e| e.to_string())?;
+    let size = match common::hdfs::list(&client, &path, None).await.map_err(|e| e.to_string())?.as_slice() {
+        [(p, size)] if *p == path || p.ends_with(&path) => *size,
+        [] => return Err(format!("{url} does not exist")),
+        _ => return Err(format!("{url} is a directory; give a .tar.gz of the bundle")),
+    };
+    if size > max {
+        return Err(format!("{url} is {size} bytes, more than the bundle limit of {max} (--bundle-max-size)"));
+    }
+    let mut dst = std::fs::File::create(to).map_err(|e| format!("{}: {e}", to.display()))?;
+    let (mut hash, mut offset) = (sha2::Sha256::new(), 0u64);
+    while offset < size {
+        let chunk = common::hdfs::read_range(&client, &path, offset, 4 << 20).await.map_err(|e| e.to_string())?;
+        if chunk.is_empty() {
+            break;
+        }
+        hash.update(&chunk);
+        dst.write_all(&chunk).map_err(|e| format!("{}: {e}", to.display()))?;
+        offset += chunk.len() as u64;
+    }
+    Ok(hex::encode(hash.finalize()))
+}
+
 /// Runs the job and reports its states; true once it ended (and the final
 /// state was written), false when stopped first.
 async fn run_application(
     cluster: &Cluster,
     bundle_path: &str,
     work_dir: &Path,
+    limits: BundleLimits,
     status: &StatusWriter,
     rest: &str,
     shutdown: &mut (impl Future<Output = ()> + Unpin),
@@ -273,18 +372,15 @@ async fn run_application(
         rest: Some(rest.to_owned()),
     };
     status.write(&report("STARTING", None, None)).await;
-    let bundle = match Bundle::load(Path::new(bundle_path), work_dir.join("bundle"), &BundleLimits::default()) {
-        Ok(b) => b,
-        Err(e) => {
-            let error = format!(
-                "the job bundle {bundle_path:?} cannot be loaded in the JobManager pod: {e}; \
-                 a local:// bundle is a path inside the image"
-            );
+    let prepared = match prepare_bundle(bundle_path, work_dir, limits, rest).await {
+        Ok(p) => p,
+        Err(error) => {
             status.write(&report("FAILED", None, Some(error))).await;
             return true;
         }
     };
-    let job_id = match cluster.dispatcher.submit(bundle) {
+    let (bundle, blob) = prepared;
+    let job_id = match cluster.dispatcher.submit_uploaded(bundle, blob) {
         Ok(id) => id,
         Err(e) => {
             status.write(&report("FAILED", None, Some(format!("the job could not be submitted: {e}")))).await;

@@ -242,8 +242,8 @@ fn refused(verb: &str, name: &str, e: &kube::Error) -> String {
         kube::Error::Api(s) => {
             let fix = match s.code {
                 403 => {
-                    "; the JobManager's service account lacks this permission: apply the Role in \
-                     deploy/kubernetes/rbac.yaml (docs/kubernetes.md, RBAC)"
+                    "; the JobManager's service account lacks this permission: apply deploy/kubernetes/rbac.yaml \
+                     in the namespace and submit with --service-account yarn-flink (docs/kubernetes.md, RBAC)"
                 }
                 422 => "; the pod the driver built is invalid: check --image, the cluster id and the vertex resources",
                 _ => "",
