@@ -176,7 +176,7 @@ pub async fn submit(args: SubmitArgs) -> Result<ExitCode> {
     println!("{id}");
     eprintln!("Cluster {id} in namespace {namespace}: JobManager Deployment {}", contract::deployment_name(&id));
     if args.detached && mode == Mode::Application {
-        eprintln!("Detached: follow with `kubectl get configmap {} -o yaml`", contract::status_name(&id));
+        eprintln!("Detached: follow with `yarn-flink status --target kubernetes {id}`; stop with `yarn-flink kill --target kubernetes {id}`");
         return Ok(ExitCode::SUCCESS);
     }
     follow(&client, &namespace, &id, mode, &secret, &args, started).await

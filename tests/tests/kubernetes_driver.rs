@@ -1,6 +1,6 @@
 //! The Kubernetes driver's own failure modes, on the kube-apiserver and
 //! kubelet doubles (what every driver does is in driver_suite.rs): an ask no
-//! node fits, an image that cannot be pulled, a pod deleted by someone else,
+//! node fits, an image that cannot be pulled, a pod deleted or evicted,
 //! a watch that breaks while a pod goes, an invalid pod, and nothing left
 //! behind after terminate.
 
@@ -86,6 +86,21 @@ async fn a_pod_deleted_by_someone_else_is_a_terminated_worker() {
     assert!(why.contains("was deleted"), "{why}");
     until(&s, "the kubelet to stop it", |s| !s.running(&id) && s.api.pod(NAMESPACE, id.as_str()).is_none()).await;
     quiet(&mut s, Duration::from_millis(500)).await;
+    s.driver.terminate().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_evicted_pod_is_a_terminated_worker_with_the_kubelets_reason() {
+    let mut s = setup(4000, 8 << 30, Duration::from_secs(30)).await;
+    s.driver.request_worker(&spec(1000, 512));
+    let id = started(&mut s).await;
+    until(&s, "the pod to run", |s| s.running(&id)).await;
+    s.kubelet.evict(NAMESPACE, id.as_str(), "The node was low on resource: memory. ");
+    let (gone, why) = terminated(&mut s).await;
+    assert_eq!(gone, id);
+    assert!(why.contains("Evicted: The node was low on resource: memory."), "{why}");
+    // A failed pod is deleted by the driver: nothing stays in the namespace.
+    until(&s, "the pod to be deleted", |s| s.api.pod(NAMESPACE, id.as_str()).is_none()).await;
     s.driver.terminate().await;
 }
 

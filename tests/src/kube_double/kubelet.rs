@@ -47,6 +47,8 @@ struct Running {
     kill_at: Option<Instant>,
     /// Killed by the test as the OOM killer would.
     oom: bool,
+    /// Evicted by the test as node-pressure eviction would: the pod's message.
+    evicted: Option<String>,
     started: Time,
 }
 
@@ -91,6 +93,16 @@ impl Kubelet {
     /// The pid of the pod's process, while it runs.
     pub fn pid(&self, namespace: &str, pod: &str) -> Option<u32> {
         self.state.lock().unwrap().running.get(&(namespace.to_owned(), pod.to_owned())).map(|r| r.child.id())
+    }
+
+    /// Node-pressure eviction (*unverified*, from the docs: the kubelet kills
+    /// the pod and marks it Failed with reason `Evicted` and a message naming
+    /// the resource).
+    pub fn evict(&self, namespace: &str, pod: &str, message: &str) {
+        if let Some(r) = self.state.lock().unwrap().running.get_mut(&(namespace.to_owned(), pod.to_owned())) {
+            r.evicted = Some(message.to_owned());
+            let _ = r.child.kill();
+        }
     }
 
     /// The kernel's OOM killer takes the pod's process.
@@ -148,6 +160,11 @@ fn sync(shared: &Shared, config: &KubeletConfig, state: &Mutex<KubeletState>) {
                 if deleting {
                     st.done.insert(k.clone());
                     shared.confirm_deleted(&k.0, &k.1);
+                } else if let Some(message) = r.evicted.clone() {
+                    st.done.insert(k.clone());
+                    let state = terminated(config, pod, exit, false, r.started);
+                    // One status update, as the kubelet makes it: phase, reason and message together.
+                    report_exit(shared, pod, state, Some(("Evicted".into(), message)));
                 } else if always {
                     let restarts = st.crashed.get(&k).map_or(0, |c| c.0) + 1;
                     let backoff = Duration::from_secs(10 << (restarts - 1).min(5)).min(Duration::from_secs(300));
@@ -157,7 +174,7 @@ fn sync(shared: &Shared, config: &KubeletConfig, state: &Mutex<KubeletState>) {
                 } else {
                     st.done.insert(k.clone());
                     let state = terminated(config, pod, exit, r.oom, r.started);
-                    report_exit(shared, pod, state);
+                    report_exit(shared, pod, state, None);
                 }
             }
             continue;
@@ -175,7 +192,7 @@ fn sync(shared: &Shared, config: &KubeletConfig, state: &Mutex<KubeletState>) {
                 if let Ok(child) = start(shared, config, pod) {
                     let started = Time(Utc::now());
                     report_running(shared, pod, started.clone(), restarts);
-                    st.running.insert(k, Running { child, kill_at: None, oom: false, started });
+                    st.running.insert(k, Running { child, kill_at: None, oom: false, evicted: None, started });
                 }
             }
             continue;
@@ -188,7 +205,7 @@ fn sync(shared: &Shared, config: &KubeletConfig, state: &Mutex<KubeletState>) {
             Ok(child) => {
                 let started = Time(Utc::now());
                 report_running(shared, pod, started.clone(), 0);
-                st.running.insert(k, Running { child, kill_at: None, oom: false, started });
+                st.running.insert(k, Running { child, kill_at: None, oom: false, evicted: None, started });
             }
             Err(Waiting { reason, message }) => {
                 let already = pod
@@ -408,12 +425,16 @@ fn terminated(
 }
 
 /// Capture 14's patch: Failed (or Succeeded) with a terminated containerStatus.
-fn report_exit(shared: &Shared, pod: &Pod, t: ContainerStateTerminated) {
+fn report_exit(shared: &Shared, pod: &Pod, t: ContainerStateTerminated, why: Option<(String, String)>) {
     let (ns, name) = key(pod);
     let (cname, image) = (container_name(pod), image(pod));
     let failed = t.exit_code != 0;
     shared.patch_status(&ns, &name, |s| {
         s.phase = Some(if failed { "Failed" } else { "Succeeded" }.into());
+        if let Some((reason, message)) = why {
+            s.reason = Some(reason);
+            s.message = Some(message);
+        }
         set_condition(s, "Ready", "False", Some(if failed { "PodFailed" } else { "PodCompleted" }));
         s.container_statuses = Some(vec![ContainerStatus {
             name: cname,
