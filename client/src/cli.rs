@@ -185,7 +185,8 @@ pub struct SubmitArgs {
     #[command(flatten)]
     pub cluster: ClusterArgs,
     /// A bundle: a directory with job.toml, a job.toml, or a .tar.gz of one. On
-    /// Kubernetes, `local:///path` inside the image.
+    /// Kubernetes also `local:///path` inside the image or `hdfs://.../b.tar.gz`
+    /// (a local one goes in a ConfigMap: at most 1 MiB packed).
     #[arg(required_unless_present = "session")]
     pub bundle: Option<PathBuf>,
 }

@@ -85,17 +85,34 @@ fn check_cluster_id(id: &str) -> Result<()> {
 pub async fn submit(args: SubmitArgs) -> Result<ExitCode> {
     let k = &args.kubernetes;
     let mode = if args.session { Mode::Session } else { Mode::Application };
+    // The bundle: a path in the image, a URL on HDFS, or this machine's
+    // files packed into the bundle ConfigMap (checked by their SHA-256).
+    let mut upload: Option<Vec<u8>> = None;
     let bundle = match (&args.bundle, mode) {
         (Some(b), Mode::Application) => {
             let text = b.display().to_string();
             match text.strip_prefix("local://") {
                 Some(path) if path.starts_with('/') => Some(path.to_owned()),
-                _ if common::hdfs::is_hdfs(&text) => Some(text),
-                _ => bail!(
-                    "on Kubernetes the bundle is a path inside the image, as `local:///opt/jobs/wordcount`, or a \
-                     .tar.gz on HDFS, as `hdfs://namenode:8020/jobs/wordcount.tar.gz` (got {text:?}); \
-                     see docs/kubernetes.md"
+                Some(_) => bail!(
+                    "a local:// bundle is an absolute path inside the image, as `local:///opt/jobs/wc` (got {text:?})"
                 ),
+                None if common::hdfs::is_hdfs(&text) => Some(text),
+                None => {
+                    let path = std::path::Path::new(text.strip_prefix("file://").unwrap_or(&text));
+                    let bytes = crate::rest_client::pack_bundle(path)?;
+                    if bytes.len() > contract::MAX_UPLOADED_BUNDLE {
+                        bail!(
+                            "the bundle {} is {} KiB packed, more than the {} KiB a ConfigMap can carry to the \
+                             JobManager: put it in the image (local:///path) or on HDFS (hdfs://...); see docs/kubernetes.md",
+                            path.display(),
+                            bytes.len() / 1024,
+                            contract::MAX_UPLOADED_BUNDLE / 1024
+                        );
+                    }
+                    let sha = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes));
+                    upload = Some(bytes);
+                    Some(format!("{}{sha}", contract::UPLOADED_PREFIX))
+                }
             }
         }
         _ => None,
@@ -157,6 +174,16 @@ pub async fn submit(args: SubmitArgs) -> Result<ExitCode> {
         };
         secrets.create(&PostParams::default(), &s).await.map_err(|e| refused("create the Secret", e))?;
         let configs: Api<ConfigMap> = Api::namespaced(client.clone(), &namespace);
+        // Before the contract: the JobManager cannot start without that, so
+        // the bundle is there when it looks.
+        if let Some(bytes) = upload.take() {
+            let b = ConfigMap {
+                metadata: meta(contract::bundle_name(&id), "bundle"),
+                binary_data: Some(BTreeMap::from([(contract::BUNDLE_KEY.to_owned(), ByteString(bytes))])),
+                ..Default::default()
+            };
+            configs.create(&PostParams::default(), &b).await.map_err(|e| refused("create the bundle ConfigMap", e))?;
+        }
         let c = ConfigMap {
             metadata: meta(contract::config_name(&id), "config"),
             data: Some(BTreeMap::from([(contract::CONTRACT_KEY.to_owned(), serde_json::to_string(&kube_contract)?)])),

@@ -28,7 +28,7 @@ pub fn state_dir() -> PathBuf {
 
 /// The bundle as `.tar.gz` bytes: an archive as it is, a directory (or the
 /// directory of a job.toml) packed deterministically.
-fn pack_bundle(path: &Path) -> Result<Vec<u8>> {
+pub(crate) fn pack_bundle(path: &Path) -> Result<Vec<u8>> {
     let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     if name.ends_with(".tar.gz") || name.ends_with(".tgz") {
         return std::fs::read(path).with_context(|| format!("cannot read {}", path.display()));

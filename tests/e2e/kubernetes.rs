@@ -483,3 +483,41 @@ async fn a_bundle_on_hdfs_reaches_the_task_managers_through_the_blob_store() {
     assert!(text(&o).contains("none.tar.gz does not exist"), "{}", text(&o));
     c.assert_nothing_left().await;
 }
+
+/// A bundle from the submitting machine's disk: packed into the bundle
+/// ConfigMap, checked by the JobManager against the SHA-256 in the contract,
+/// and fetched by the TaskManagers from its blob store. Too large for a
+/// ConfigMap, it is refused before anything is created.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bundle_from_the_client_disk_goes_through_a_config_map() {
+    let c = Cluster::start(8000, 16).await;
+    let out = c.root().join("out");
+    let dir = two_vertex_bundle(&c.root().join("bundle"), &out, "0");
+    let o = c.yf(&["submit", dir.to_str().unwrap()]).await;
+    assert!(o.status.success(), "{}\n{}", text(&o), c.logs());
+    assert_eq!(output_lines(&out), expected_output());
+    if c.doubles.is_some() {
+        let fetched = c.full_logs("taskmanager").matches("fetched the job bundle").count();
+        assert!(fetched >= 2, "the TaskManagers fetched it from the JobManager\n{}", c.logs());
+    }
+    c.assert_nothing_left().await;
+
+    // 1.1 MB that does not compress.
+    let big = c.root().join("big");
+    std::fs::create_dir_all(&big).unwrap();
+    std::fs::copy(dir.join("job.toml"), big.join("job.toml")).unwrap();
+    let mut noise = vec![0u8; 1_100_000];
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    for b in &mut noise {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        *b = x as u8;
+    }
+    std::fs::write(big.join("data.bin"), noise).unwrap();
+    let o = c.yf(&["submit", big.to_str().unwrap()]).await;
+    let t = text(&o);
+    assert!(!o.status.success(), "{t}");
+    assert!(t.contains("a ConfigMap can carry") && t.contains("local://") && t.contains("hdfs://"), "{t}");
+    c.assert_nothing_left().await;
+}

@@ -250,3 +250,19 @@ async fn deleting_the_deployment_collects_what_it_owns_as_captures_20_and_21_sho
         );
     }
 }
+
+#[tokio::test]
+async fn a_config_map_over_one_mebibyte_is_422_too_long() {
+    // *Unverified*: no capture; the documented limit and the apiserver's message form.
+    let double = KubeDouble::start(vec![capture_node()]).await;
+    let big = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, vec![7u8; (1 << 20) + 1]);
+    let cm = serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "yf-demo-bundle"}, "binaryData": {"bundle.tar.gz": big}});
+    let resp =
+        http().post(format!("{}/api/v1/namespaces/default/configmaps", double.url)).json(&cm).send().await.unwrap();
+    assert_eq!(resp.status(), 422);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["reason"], "Invalid");
+    assert!(body["message"].as_str().unwrap().contains("Too long: must have at most 1048576 bytes"), "{body}");
+    assert!(double.object_names("configmaps", "default").is_empty());
+}

@@ -9,6 +9,8 @@
 //! - Secret `yf-<id>-secret`: the application secret, mounted as a file;
 //! - ConfigMap `yf-<id>-config`: [`KubeContract`], mounted as a file;
 //! - ConfigMap `yf-<id>-status`: [`JobStatus`], written by the JobManager;
+//! - ConfigMap `yf-<id>-bundle`: a bundle from the client's disk, as
+//!   `binaryData` (at most [`MAX_UPLOADED_BUNDLE`] packed);
 //! - Service `yf-<id>-jobmanager`: its RPC and REST ports, for in-cluster
 //!   clients and `kubectl port-forward`;
 //! - pods `yf-<id>-taskmanager-<attempt>-<n>`: the TaskManagers.
@@ -47,6 +49,20 @@ pub fn config_name(cluster_id: &str) -> String {
 pub fn status_name(cluster_id: &str) -> String {
     format!("yf-{cluster_id}-status")
 }
+pub fn bundle_name(cluster_id: &str) -> String {
+    format!("yf-{cluster_id}-bundle")
+}
+
+/// `bundle` in the contract for an archive the client put in the bundle
+/// ConfigMap: `uploaded:sha256:<hex>`. The hash is what the JobManager
+/// checks the ConfigMap's bytes against.
+pub const UPLOADED_PREFIX: &str = "uploaded:sha256:";
+/// The bundle ConfigMap's one `binaryData` key.
+pub const BUNDLE_KEY: &str = "bundle.tar.gz";
+/// What the apiserver stores in one ConfigMap (data and binaryData
+/// together), less room for its metadata: larger bundles go in the image or
+/// on HDFS.
+pub const MAX_UPLOADED_BUNDLE: usize = 1024 * 1024 - 16 * 1024;
 
 /// Labels of every object of a cluster (`kubectl get all -l yarn-flink/cluster=<id>`).
 pub fn labels(cluster_id: &str, component: &str) -> BTreeMap<String, String> {
@@ -61,7 +77,9 @@ pub fn labels(cluster_id: &str, component: &str) -> BTreeMap<String, String> {
 pub struct KubeContract {
     pub version: u32,
     pub mode: Mode,
-    /// Application mode: the bundle's path inside the image (`local://` stripped).
+    /// Application mode: the bundle's path inside the image (`local://`
+    /// stripped), an `hdfs://` URL, or [`UPLOADED_PREFIX`] and the SHA-256 of
+    /// the archive in the bundle ConfigMap.
     pub bundle: Option<String>,
     pub cluster: ClusterShape,
     /// The TaskManagers' image (the JobManager's own, normally).

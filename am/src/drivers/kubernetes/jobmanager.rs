@@ -206,7 +206,11 @@ pub async fn run(env: JobManagerEnv, stop: CancellationToken) -> Result<(), JobM
         Mode::Application => {
             let bundle = contract.bundle.clone().unwrap_or_default();
             let limits = contract.cluster.bundle_limits;
-            let ended = run_application(&cluster, &bundle, &work_dir, limits, &status, &rest_text, &mut shutdown).await;
+            let uploads =
+                Uploads { api: Api::namespaced(client.clone(), &env.namespace), cluster_id: env.cluster_id.clone() };
+            let source =
+                BundleSource { path: &bundle, work_dir: &work_dir, limits, rest: &rest_text, uploads: &uploads };
+            let ended = run_application(&cluster, &source, &status, &mut shutdown).await;
             if ended {
                 // The client reads the result and deletes the Deployment; a
                 // detached submit has no client waiting, so after the linger
@@ -264,16 +268,14 @@ fn attempt() -> u32 {
 /// archive (a `.tar.gz` in the image, or any `hdfs://` bundle) goes into
 /// the blob store, and the TaskManagers fetch it from this JobManager, as
 /// they fetch a session's uploads.
-async fn prepare_bundle(
-    source: &str,
-    work_dir: &Path,
-    limits: BundleLimits,
-    rest: &str,
-) -> Result<(Bundle, Option<BundleBlob>), String> {
+async fn prepare_bundle(src: &BundleSource<'_>) -> Result<(Bundle, Option<BundleBlob>), String> {
+    let BundleSource { path: source, work_dir, limits, rest, uploads } = *src;
     let cannot =
         |e: &dyn std::fmt::Display| format!("the job bundle {source:?} cannot be loaded in the JobManager pod: {e}");
     let unpack_to = work_dir.join("bundle");
-    let archive = common::hdfs::is_hdfs(source) || source.ends_with(".tar.gz") || source.ends_with(".tgz");
+    let uploaded = source.strip_prefix(contract::UPLOADED_PREFIX);
+    let archive =
+        uploaded.is_some() || common::hdfs::is_hdfs(source) || source.ends_with(".tar.gz") || source.ends_with(".tgz");
     if !archive {
         let path = PathBuf::from(source);
         let bundle = tokio::task::spawn_blocking(move || Bundle::load(&path, &unpack_to, &limits))
@@ -287,7 +289,9 @@ async fn prepare_bundle(
     let tmp = tempfile::Builder::new().prefix(".bundle-").tempfile_in(blobs.dir()).map_err(|e| cannot(&e))?;
     // No bundle within the limits compresses to more than its unpacked limit.
     let max = limits.max_bytes;
-    let sha256 = if common::hdfs::is_hdfs(source) {
+    let sha256 = if let Some(expected) = uploaded {
+        uploads.fetch(expected, tmp.path()).await.map_err(|e| cannot(&e))?
+    } else if common::hdfs::is_hdfs(source) {
         download(source, tmp.path(), max).await.map_err(|e| cannot(&e))?
     } else {
         let (from, to) = (PathBuf::from(source), tmp.path().to_owned());
@@ -303,6 +307,46 @@ async fn prepare_bundle(
         .map_err(|e| cannot(&e))?;
     let url = format!("http://{rest}/blobs/{sha256}");
     Ok((bundle, Some(BundleBlob { sha256, url, limits })))
+}
+
+/// Where the application's bundle comes from, and what it may be.
+#[derive(Clone, Copy)]
+struct BundleSource<'a> {
+    path: &'a str,
+    work_dir: &'a Path,
+    limits: BundleLimits,
+    /// This JobManager's REST address, where TaskManagers fetch blobs.
+    rest: &'a str,
+    uploads: &'a Uploads,
+}
+
+/// The bundle ConfigMap the client wrote.
+struct Uploads {
+    api: Api<ConfigMap>,
+    cluster_id: String,
+}
+
+impl Uploads {
+    /// Writes the uploaded archive to `to` if its SHA-256 is `expected` (the
+    /// contract's, which the client wrote): the bytes are the ones it packed.
+    async fn fetch(&self, expected: &str, to: &Path) -> Result<String, String> {
+        use sha2::Digest;
+        let name = contract::bundle_name(&self.cluster_id);
+        let cm = self.api.get(&name).await.map_err(|e| format!("cannot read the ConfigMap {name}: {e}"))?;
+        let bytes = cm
+            .binary_data
+            .and_then(|mut d| d.remove(contract::BUNDLE_KEY))
+            .ok_or_else(|| format!("the ConfigMap {name} has no binaryData {:?}", contract::BUNDLE_KEY))?
+            .0;
+        let actual = hex::encode(sha2::Sha256::digest(&bytes));
+        if actual != expected {
+            return Err(format!(
+                "the ConfigMap {name} holds an archive whose SHA-256 is {actual}, not the {expected} submitted"
+            ));
+        }
+        std::fs::write(to, &bytes).map_err(|e| format!("{}: {e}", to.display()))?;
+        Ok(actual)
+    }
 }
 
 /// Copies a file, at most `max` bytes, and returns its SHA-256.
@@ -358,13 +402,11 @@ async fn download(url: &str, to: &Path, max: u64) -> Result<String, String> {
 /// state was written), false when stopped first.
 async fn run_application(
     cluster: &Cluster,
-    bundle_path: &str,
-    work_dir: &Path,
-    limits: BundleLimits,
+    source: &BundleSource<'_>,
     status: &StatusWriter,
-    rest: &str,
     shutdown: &mut (impl Future<Output = ()> + Unpin),
 ) -> bool {
+    let rest = source.rest;
     let report = |state: &str, job: Option<String>, error: Option<String>| JobStatus {
         state: state.into(),
         job_id: job,
@@ -372,7 +414,7 @@ async fn run_application(
         rest: Some(rest.to_owned()),
     };
     status.write(&report("STARTING", None, None)).await;
-    let prepared = match prepare_bundle(bundle_path, work_dir, limits, rest).await {
+    let prepared = match prepare_bundle(source).await {
         Ok(p) => p,
         Err(error) => {
             status.write(&report("FAILED", None, Some(error))).await;
