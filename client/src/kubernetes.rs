@@ -19,7 +19,7 @@ use k8s_openapi::api::core::v1::{
     PodSpec, PodTemplateSpec, ResourceRequirements, Secret, SecretVolumeSource, Service, ServicePort, ServiceSpec,
     Volume, VolumeMount,
 };
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, OwnerReference};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use k8s_openapi::ByteString;
 use kube::api::{DeleteParams, ListParams, ObjectMeta, PostParams, PropagationPolicy};
@@ -151,14 +151,10 @@ pub async fn submit(args: SubmitArgs) -> Result<ExitCode> {
         .create(&PostParams::default(), &deployment)
         .await
         .map_err(|e| refused(&format!("create the Deployment {}", contract::deployment_name(&id)), e))?;
-    let owner = vec![OwnerReference {
-        api_version: "apps/v1".into(),
-        kind: "Deployment".into(),
-        name: contract::deployment_name(&id),
-        uid: created.metadata.uid.clone().unwrap_or_default(),
-        controller: Some(true),
-        block_owner_deletion: Some(true),
-    }];
+    let owner = vec![pod::owned_by_deployment(
+        &contract::deployment_name(&id),
+        created.metadata.uid.as_deref().unwrap_or_default(),
+    )];
     let meta = |name: String, component: &str| ObjectMeta {
         name: Some(name),
         labels: Some(contract::labels(&id, component)),

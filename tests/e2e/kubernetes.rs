@@ -193,26 +193,6 @@ async fn wait_for_status(c: &Cluster, id: &str, state: &str) -> String {
     }
 }
 
-/// `gen` (2 x 0.5 cpu / 256m) hashes into `sink` (1 x 2 cpu / 1g): two pod sizes.
-fn two_vertex_bundle(dir: &Path, out: &Path, gen_sleep: &str) -> PathBuf {
-    let toml = format!(
-        "[job]\nname = \"two-sizes\"\n\
-         [[vertex]]\nname = \"gen\"\nparallelism = 2\nresources = {{ cpu = 0.5, memory = \"256m\" }}\n\
-         shell = \"sleep {gen_sleep}; for i in 1 2 3; do printf 'k%s\\\\t%s\\\\n' $i $YF_SUBTASK_INDEX; done\"\n\
-         [[vertex]]\nname = \"sink\"\nparallelism = 1\nresources = {{ cpu = 2, memory = \"1g\" }}\n\
-         sink = {{ type = \"text\", path = \"{}\" }}\n\
-         [[edge]]\nfrom = \"gen\"\nto = \"sink\"\npartitioning = \"hash\"\n",
-        out.display()
-    );
-    support::bundle(dir, &toml, &[])
-}
-
-fn expected_output() -> Vec<String> {
-    let mut v: Vec<String> = (1..=3).flat_map(|i| (0..2).map(move |s| format!("k{i}\t{s}"))).collect();
-    v.sort();
-    v
-}
-
 fn local(bundle: &Path) -> String {
     format!("local://{}", bundle.display())
 }
@@ -226,13 +206,13 @@ fn cluster_id(o: &Output) -> String {
 async fn a_job_of_two_pod_sizes_finishes_and_leaves_nothing() {
     let c = Cluster::start(8000, 16).await;
     let out = c.root().join("out");
-    let bundle = two_vertex_bundle(&c.root().join("bundle"), &out, "0");
+    let bundle = support::two_vertex_bundle(&c.root().join("bundle"), &out, "0");
     let t = Instant::now();
     let o = c.yf(&["submit", &local(&bundle)]).await;
     let took = t.elapsed();
     assert!(o.status.success(), "{}\n{}", text(&o), c.logs());
     assert!(text(&o).contains("FINISHED"), "{}", text(&o));
-    assert_eq!(output_lines(&out), expected_output());
+    assert_eq!(output_lines(&out), support::expected_output());
     eprintln!("kubernetes double: 1 small job, submit -> FINISHED in {:.2} s", took.as_secs_f64());
     if let Some(d) = &c.doubles {
         let calls = d.api.calls();
@@ -248,7 +228,7 @@ async fn a_task_manager_pod_deleted_mid_job_restarts_its_region_with_identical_o
     let c = Cluster::start(8000, 16).await;
     let Some(d) = &c.doubles else { return };
     let out = c.root().join("out");
-    let bundle = two_vertex_bundle(&c.root().join("bundle"), &out, "3");
+    let bundle = support::two_vertex_bundle(&c.root().join("bundle"), &out, "3");
     let url = local(&bundle);
     let args = ["submit", url.as_str()];
     let submit = c.yf(&args);
@@ -267,7 +247,7 @@ async fn a_task_manager_pod_deleted_mid_job_restarts_its_region_with_identical_o
     let (o, deleted) = tokio::join!(submit, kill_one);
     assert!(o.status.success(), "{}\n{}", text(&o), c.logs());
     assert!(d.api.pod("default", &deleted).is_none());
-    assert_eq!(output_lines(&out), expected_output(), "byte-identical after the restart");
+    assert_eq!(output_lines(&out), support::expected_output(), "byte-identical after the restart");
     c.assert_nothing_left().await;
 }
 
@@ -294,7 +274,7 @@ async fn an_ask_larger_than_any_node_fails_with_the_schedulers_message() {
 async fn kill_leaves_nothing_behind() {
     let c = Cluster::start(8000, 16).await;
     let out = c.root().join("out");
-    let bundle = two_vertex_bundle(&c.root().join("bundle"), &out, "60");
+    let bundle = support::two_vertex_bundle(&c.root().join("bundle"), &out, "60");
     let o = c.yf(&["submit", "--detached", &local(&bundle)]).await;
     assert!(o.status.success(), "{}", text(&o));
     let id = cluster_id(&o);
@@ -328,13 +308,13 @@ async fn a_session_takes_five_jobs_back_to_back() {
     assert!(!rest.is_empty(), "the session's REST address: {}", text(&o));
     for n in 1..=5 {
         let out = c.root().join(format!("out{n}"));
-        let bundle = two_vertex_bundle(&c.root().join(format!("bundle{n}")), &out, "0");
+        let bundle = support::two_vertex_bundle(&c.root().join(format!("bundle{n}")), &out, "0");
         let t = Instant::now();
         let r = tokio::time::timeout(Duration::from_secs(60), c.yf(&["run", "-m", &rest, bundle.to_str().unwrap()]))
             .await
             .unwrap_or_else(|_| panic!("job {n} did not finish in 60 s\n{}", c.logs()));
         assert!(r.status.success(), "job {n}: {}\n{}", text(&r), c.logs());
-        assert_eq!(output_lines(&out), expected_output(), "job {n}");
+        assert_eq!(output_lines(&out), support::expected_output(), "job {n}");
         eprintln!("kubernetes double: session job {n} end to end in {:.2} s", t.elapsed().as_secs_f64());
     }
     let k = c.yf(&["kill", "--target", "kubernetes", &id]).await;
@@ -360,7 +340,7 @@ async fn a_job_manager_that_cannot_start_says_why_and_leaves_nothing() {
     if c.doubles.is_none() {
         return; // needs the double's broken image
     }
-    let bundle = two_vertex_bundle(&c.root().join("bundle"), &c.root().join("out"), "0");
+    let bundle = support::two_vertex_bundle(&c.root().join("bundle"), &c.root().join("out"), "0");
     let o = tokio::time::timeout(Duration::from_secs(60), c.yf(&["submit", "--image", BROKEN_IMAGE, &local(&bundle)]))
         .await
         .unwrap_or_else(|_| panic!("submit waited forever\n{}", c.logs()));
@@ -383,7 +363,7 @@ async fn bench_figures() {
     for run in 1..=runs {
         let c = Arc::new(Cluster::start(8000, 16).await);
         let out = c.root().join("out");
-        let bundle = two_vertex_bundle(&c.root().join("bundle"), &out, "0");
+        let bundle = support::two_vertex_bundle(&c.root().join("bundle"), &out, "0");
         let peaks: Arc<Mutex<HashMap<String, u64>>> = Arc::default();
         let running_at: Arc<Mutex<Option<Duration>>> = Arc::default();
         let t = Instant::now();
@@ -426,7 +406,7 @@ async fn bench_figures() {
         let finished = t.elapsed();
         sampler.abort();
         assert!(o.status.success(), "{}", text(&o));
-        assert_eq!(output_lines(&out), expected_output());
+        assert_eq!(output_lines(&out), support::expected_output());
         let d = c.doubles.as_ref().unwrap();
         let calls = d.api.calls();
         let total: u64 = calls.values().sum();
@@ -456,7 +436,7 @@ async fn a_bundle_on_hdfs_reaches_the_task_managers_through_the_blob_store() {
     }
     let hdfs = integration_tests::hdfs_double::HdfsDouble::start().await.unwrap();
     let out = c.root().join("out");
-    let dir = two_vertex_bundle(&c.root().join("bundle"), &out, "0");
+    let dir = support::two_vertex_bundle(&c.root().join("bundle"), &out, "0");
     let archive = c.root().join("bundle.tar.gz");
     let tar =
         std::process::Command::new("tar").arg("-czf").arg(&archive).arg("-C").arg(&dir).arg(".").status().unwrap();
@@ -472,7 +452,7 @@ async fn a_bundle_on_hdfs_reaches_the_task_managers_through_the_blob_store() {
     let url = format!("{}/jobs/two-sizes.tar.gz", hdfs.url());
     let o = c.yf(&["submit", &url]).await;
     assert!(o.status.success(), "{}\n{}", text(&o), c.logs());
-    assert_eq!(output_lines(&out), expected_output());
+    assert_eq!(output_lines(&out), support::expected_output());
     let fetched = c.full_logs("taskmanager").matches("fetched the job bundle").count();
     assert!(fetched >= 2, "each TaskManager fetched the bundle from the JobManager's blob store\n{}", c.logs());
     c.assert_nothing_left().await;
@@ -492,10 +472,10 @@ async fn a_bundle_on_hdfs_reaches_the_task_managers_through_the_blob_store() {
 async fn a_bundle_from_the_client_disk_goes_through_a_config_map() {
     let c = Cluster::start(8000, 16).await;
     let out = c.root().join("out");
-    let dir = two_vertex_bundle(&c.root().join("bundle"), &out, "0");
+    let dir = support::two_vertex_bundle(&c.root().join("bundle"), &out, "0");
     let o = c.yf(&["submit", dir.to_str().unwrap()]).await;
     assert!(o.status.success(), "{}\n{}", text(&o), c.logs());
-    assert_eq!(output_lines(&out), expected_output());
+    assert_eq!(output_lines(&out), support::expected_output());
     if c.doubles.is_some() {
         let fetched = c.full_logs("taskmanager").matches("fetched the job bundle").count();
         assert!(fetched >= 2, "the TaskManagers fetched it from the JobManager\n{}", c.logs());

@@ -169,3 +169,24 @@ pub fn browser_dir() -> Option<std::path::PathBuf> {
     }
     panic!("playwright-core is not in {}: run scripts/install-deps (as root), or set YF_SKIP_BROWSER", dir.display());
 }
+
+/// The YARN and Kubernetes e2e job. Two vertices with two container (pod) sizes: `gen` (2 x 0.5 cpu / 256m) hashes
+/// into `sink` (1 x 2 cpu / 1g) which writes text files to `out`.
+pub fn two_vertex_bundle(dir: &Path, out: &Path, gen_sleep: &str) -> PathBuf {
+    let toml = format!(
+        "[job]\nname = \"two-sizes\"\n\
+         [[vertex]]\nname = \"gen\"\nparallelism = 2\nresources = {{ cpu = 0.5, memory = \"256m\" }}\n\
+         shell = \"sleep {gen_sleep}; for i in 1 2 3; do printf 'k%s\\\\t%s\\\\n' $i $YF_SUBTASK_INDEX; done\"\n\
+         [[vertex]]\nname = \"sink\"\nparallelism = 1\nresources = {{ cpu = 2, memory = \"1g\" }}\n\
+         sink = {{ type = \"text\", path = \"{}\" }}\n\
+         [[edge]]\nfrom = \"gen\"\nto = \"sink\"\npartitioning = \"hash\"\n",
+        out.display()
+    );
+    bundle(dir, &toml, &[])
+}
+
+pub fn expected_output() -> Vec<String> {
+    let mut v: Vec<String> = (1..=3).flat_map(|i| (0..2).map(move |s| format!("k{i}\t{s}"))).collect();
+    v.sort();
+    v
+}

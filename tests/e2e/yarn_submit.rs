@@ -85,27 +85,6 @@ impl Drop for Cluster {
     }
 }
 
-/// Two vertices with two container sizes: `gen` (2 x 0.5 cpu / 256m) hashes
-/// into `sink` (1 x 2 cpu / 1g) which writes text files to `out`.
-fn two_vertex_bundle(dir: &Path, out: &Path, gen_sleep: &str) -> PathBuf {
-    let toml = format!(
-        "[job]\nname = \"two-sizes\"\n\
-         [[vertex]]\nname = \"gen\"\nparallelism = 2\nresources = {{ cpu = 0.5, memory = \"256m\" }}\n\
-         shell = \"sleep {gen_sleep}; for i in 1 2 3; do printf 'k%s\\\\t%s\\\\n' $i $YF_SUBTASK_INDEX; done\"\n\
-         [[vertex]]\nname = \"sink\"\nparallelism = 1\nresources = {{ cpu = 2, memory = \"1g\" }}\n\
-         sink = {{ type = \"text\", path = \"{}\" }}\n\
-         [[edge]]\nfrom = \"gen\"\nto = \"sink\"\npartitioning = \"hash\"\n",
-        out.display()
-    );
-    support::bundle(dir, &toml, &[])
-}
-
-fn expected_output() -> Vec<String> {
-    let mut v: Vec<String> = (1..=3).flat_map(|i| (0..2).map(move |s| format!("k{i}\t{s}"))).collect();
-    v.sort();
-    v
-}
-
 /// `application_..` from the client's "Submitted application X" line.
 fn app_id(o: &Output) -> String {
     let t = text(o);
@@ -129,7 +108,7 @@ const FAST: [&str; 6] = ["--am-memory", "512m", "--tm-slots", "1", "--idle-timeo
 async fn two_vertex_job_finishes_and_a_repeat_submit_uploads_nothing_new() {
     let c = Cluster::start(MiniYarnConfig::default()).await;
     let out = c.root().join("out");
-    let bundle = two_vertex_bundle(&c.root().join("bundle"), &out, "0");
+    let bundle = support::two_vertex_bundle(&c.root().join("bundle"), &out, "0");
     let b = bundle.to_str().unwrap();
 
     let started = Instant::now();
@@ -142,7 +121,7 @@ async fn two_vertex_job_finishes_and_a_repeat_submit_uploads_nothing_new() {
     let t = text(&first);
     assert!(t.contains("Final status: SUCCEEDED (FINISHED)"), "{t}");
     assert!(t.contains("uploaded 2 file(s)") && t.contains("reused 0 file(s)"), "{t}");
-    assert_eq!(output_lines(&out), expected_output());
+    assert_eq!(output_lines(&out), support::expected_output());
     let id = app_id(&first);
     eprintln!(
         "FIGURE submit->RUNNING {} submit->FINISHED {} (client wall {took:.2?})",
@@ -171,7 +150,7 @@ async fn two_vertex_job_finishes_and_a_repeat_submit_uploads_nothing_new() {
     assert!(second.status.success(), "{}\n{}", text(&second), c.logs());
     let t2 = text(&second);
     assert!(t2.contains("uploaded 0 file(s), 0 B") && t2.contains("reused 2 file(s)"), "{t2}");
-    assert_eq!(output_lines(&out), expected_output());
+    assert_eq!(output_lines(&out), support::expected_output());
     let line = |t: &str, p: &str| t.lines().find(|l| l.starts_with(p)).unwrap_or("").to_owned();
     eprintln!("FIGURE upload first: {} | repeat: {}", line(&t, "Staged:"), line(&t2, "Staged:"));
     eprintln!("FIGURE first: {} | repeat: {}", line(&t, "Submitted"), line(&t2, "Submitted"));
@@ -186,7 +165,7 @@ async fn two_vertex_job_finishes_and_a_repeat_submit_uploads_nothing_new() {
 /// `submit --detached` of the two-vertex job whose generators sleep 10 minutes:
 /// the client's output and the application id it printed.
 async fn submit_long_job_detached(c: &Cluster) -> (Output, String) {
-    let bundle = two_vertex_bundle(&c.root().join("bundle"), &c.root().join("out"), "600");
+    let bundle = support::two_vertex_bundle(&c.root().join("bundle"), &c.root().join("out"), "600");
     let mut args = vec!["submit", "--detached"];
     args.extend(FAST);
     args.push(bundle.to_str().unwrap());
@@ -243,7 +222,7 @@ async fn detached_returns_at_running_and_kill_ends_it_killed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_am_over_the_maximum_is_refused_naming_the_limit() {
     let c = Cluster::start(MiniYarnConfig { max_allocation: (4096, 4), ..Default::default() }).await;
-    let bundle = two_vertex_bundle(&c.root().join("bundle"), &c.root().join("out"), "0");
+    let bundle = support::two_vertex_bundle(&c.root().join("bundle"), &c.root().join("out"), "0");
     let o = c.yf(&["submit", "--am-memory", "99999m", bundle.to_str().unwrap()]).await;
     assert!(!o.status.success());
     let t = text(&o);
@@ -267,7 +246,7 @@ async fn an_unreachable_rm_is_a_clear_error() {
     drop(free);
     let conf = tmp.path().join("conf");
     write_client_conf(&conf, &addr, &format!("file://{}", tmp.path().join("fs").display())).unwrap();
-    let bundle = two_vertex_bundle(&tmp.path().join("bundle"), &tmp.path().join("out"), "0");
+    let bundle = support::two_vertex_bundle(&tmp.path().join("bundle"), &tmp.path().join("out"), "0");
     for args in [vec!["submit", bundle.to_str().unwrap()], vec!["list"], vec!["kill", "application_1_0001"]] {
         let mut cmd = support::cmd(&tmp.path().join("state"));
         cmd.env("HADOOP_CONF_DIR", &conf).args(&args);
@@ -337,7 +316,7 @@ async fn a_yarn_session_takes_jobs_with_run_m_until_stopped() {
 
     let out = c.root().join("out");
     // Long enough for the browser to see the TaskManagers it runs on.
-    let bundle = two_vertex_bundle(&c.root().join("bundle"), &out, "4");
+    let bundle = support::two_vertex_bundle(&c.root().join("bundle"), &out, "4");
     let run_args = ["run", "-m", &address, bundle.to_str().unwrap()];
     let run = c.yf(&run_args);
     let browse = async {
@@ -359,7 +338,7 @@ async fn a_yarn_session_takes_jobs_with_run_m_until_stopped() {
             assert!(l[2].as_str().unwrap_or("").contains("taskmanager.err"), "the log link lists the logs: {l}");
         }
     }
-    assert_eq!(output_lines(&out), expected_output());
+    assert_eq!(output_lines(&out), support::expected_output());
     let jobs = c.yf(&["list", "-m", &address]).await;
     assert!(text(&jobs).contains("FINISHED"), "{}", text(&jobs));
 
@@ -382,7 +361,7 @@ async fn a_yarn_session_takes_jobs_with_run_m_until_stopped() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_relative_sink_path_is_refused_before_anything_is_uploaded() {
     let c = Cluster::start(MiniYarnConfig::default()).await;
-    let bundle = two_vertex_bundle(&c.root().join("bundle"), Path::new("out"), "0");
+    let bundle = support::two_vertex_bundle(&c.root().join("bundle"), Path::new("out"), "0");
     let o = c.yf(&["submit", bundle.to_str().unwrap()]).await;
     assert!(!o.status.success());
     let t = text(&o);
@@ -408,13 +387,13 @@ async fn five_session_jobs_back_to_back_fit_in_the_room_of_the_first() {
     let id = app_id(&o);
     for n in 1..=5 {
         let out = c.root().join(format!("out{n}"));
-        let bundle = two_vertex_bundle(&c.root().join(format!("bundle{n}")), &out, "0");
+        let bundle = support::two_vertex_bundle(&c.root().join(format!("bundle{n}")), &out, "0");
         let run_args = ["run", "-m", &id, bundle.to_str().unwrap()];
         let r = tokio::time::timeout(Duration::from_secs(60), c.yf(&run_args))
             .await
             .unwrap_or_else(|_| panic!("job {n} did not finish in 60 s\n{}", c.logs()));
         assert!(r.status.success(), "job {n}: {}\n{}", text(&r), c.logs());
-        assert_eq!(output_lines(&out), expected_output(), "job {n}");
+        assert_eq!(output_lines(&out), support::expected_output(), "job {n}");
     }
     if let Some(d) = &c.double {
         let held: i64 = d.rm.capacity().unwrap().held().iter().map(|(_, r)| r.memory_mb).sum();
@@ -436,10 +415,10 @@ async fn five_session_jobs_back_to_back_fit_in_the_room_of_the_first() {
 async fn task_managers_add_up_to_what_the_job_declares() {
     let c = Cluster::start(MiniYarnConfig::default()).await;
     let out = c.root().join("out");
-    let bundle = two_vertex_bundle(&c.root().join("bundle"), &out, "0");
+    let bundle = support::two_vertex_bundle(&c.root().join("bundle"), &out, "0");
     let o = c.yf(&["submit", bundle.to_str().unwrap()]).await;
     assert!(o.status.success(), "{}\n{}", text(&o), c.logs());
-    assert_eq!(output_lines(&out), expected_output());
+    assert_eq!(output_lines(&out), support::expected_output());
     if let Some(d) = &c.double {
         let id = app_id(&o);
         let sched = d.rm.scheduler(&id).unwrap();
@@ -508,14 +487,14 @@ async fn a_failing_report_does_not_end_the_follow_loop() {
     let c = Cluster::start(MiniYarnConfig::default()).await;
     let Some(d) = &c.double else { return };
     let out = c.root().join("out");
-    let bundle = two_vertex_bundle(&c.root().join("bundle"), &out, "0");
+    let bundle = support::two_vertex_bundle(&c.root().join("bundle"), &out, "0");
     d.rm.fail_next_reports(3);
     let o = c.yf(&["submit", bundle.to_str().unwrap()]).await;
     assert!(o.status.success(), "{}\n{}", text(&o), c.logs());
     let t = text(&o);
     assert!(t.contains("cannot get the application report") && t.contains("trying again"), "{t}");
     assert!(t.contains("Final status: SUCCEEDED (FINISHED)"), "{t}");
-    assert_eq!(output_lines(&out), expected_output());
+    assert_eq!(output_lines(&out), support::expected_output());
 }
 
 /// Issue 13: `logs` reads a running application's container logs from its

@@ -576,6 +576,16 @@ impl ApiState {
     }
 }
 
+/// (namespace, resource, name) of an object's path.
+fn object_key(params: &BTreeMap<String, String>) -> (String, String, String) {
+    let get = |k: &str| params.get(k).cloned().unwrap_or_default();
+    (get("ns"), resource_of(params), get("name"))
+}
+
+fn not_found(resource: &str, name: &str) -> Response {
+    status(404, "NotFound", &format!("{resource} \"{name}\" not found"), Some(json!({"name": name, "kind": resource})))
+}
+
 fn resource_of(params: &BTreeMap<String, String>) -> String {
     params.get("resource").cloned().unwrap_or_else(|| "deployments".into())
 }
@@ -657,11 +667,7 @@ async fn create_object(
 }
 
 async fn get_object(State(shared): State<Arc<Shared>>, Path(params): Path<BTreeMap<String, String>>) -> Response {
-    let (ns, resource, name) = (
-        params.get("ns").cloned().unwrap_or_default(),
-        resource_of(&params),
-        params.get("name").cloned().unwrap_or_default(),
-    );
+    let (ns, resource, name) = object_key(&params);
     let mut st = shared.state.lock().unwrap();
     st.count(&format!("GET {resource}"));
     if let Some(r) = st.forbidden("get", &resource, &ns) {
@@ -669,12 +675,7 @@ async fn get_object(State(shared): State<Arc<Shared>>, Path(params): Path<BTreeM
     }
     match st.objects.get(&(resource.clone(), ns, name.clone())) {
         Some(v) => Json(v.clone()).into_response(),
-        None => status(
-            404,
-            "NotFound",
-            &format!("{resource} \"{name}\" not found"),
-            Some(json!({"name": name, "kind": resource})),
-        ),
+        None => not_found(&resource, &name),
     }
 }
 
@@ -724,11 +725,7 @@ async fn replace_object(
     Path(params): Path<BTreeMap<String, String>>,
     body: String,
 ) -> Response {
-    let (ns, resource, name) = (
-        params.get("ns").cloned().unwrap_or_default(),
-        resource_of(&params),
-        params.get("name").cloned().unwrap_or_default(),
-    );
+    let (ns, resource, name) = object_key(&params);
     let mut st = shared.state.lock().unwrap();
     st.count(&format!("PUT {resource}"));
     if let Some(r) = st.forbidden("update", &resource, &ns) {
@@ -740,12 +737,7 @@ async fn replace_object(
     };
     let key = (resource.clone(), ns.clone(), name.clone());
     let Some(old) = st.objects.get(&key).cloned() else {
-        return status(
-            404,
-            "NotFound",
-            &format!("{resource} \"{name}\" not found"),
-            Some(json!({"name": name, "kind": resource})),
-        );
+        return not_found(&resource, &name);
     };
     // A PUT with a resourceVersion is conditional: a stale one conflicts.
     if let Some(rv) = object["metadata"]["resourceVersion"].as_str() {
@@ -775,23 +767,14 @@ async fn delete_object(
     Path(params): Path<BTreeMap<String, String>>,
     body: String,
 ) -> Response {
-    let (ns, resource, name) = (
-        params.get("ns").cloned().unwrap_or_default(),
-        resource_of(&params),
-        params.get("name").cloned().unwrap_or_default(),
-    );
+    let (ns, resource, name) = object_key(&params);
     let mut st = shared.state.lock().unwrap();
     st.count(&format!("DELETE {resource}"));
     if let Some(r) = st.forbidden("delete", &resource, &ns) {
         return r;
     }
     let Some(object) = st.objects.remove(&(resource.clone(), ns, name.clone())) else {
-        return status(
-            404,
-            "NotFound",
-            &format!("{resource} \"{name}\" not found"),
-            Some(json!({"name": name, "kind": resource})),
-        );
+        return not_found(&resource, &name);
     };
     let policy =
         serde_json::from_str::<Value>(&body).ok().and_then(|b| b["propagationPolicy"].as_str().map(str::to_owned));
@@ -997,12 +980,8 @@ async fn get_pod(State(shared): State<Arc<Shared>>, Path((ns, name)): Path<(Stri
     }
     match st.pods.get(&(ns, name.clone())) {
         Some(p) => Json(p.clone()).into_response(),
-        None => not_found(&name),
+        None => not_found("pods", &name),
     }
-}
-
-fn not_found(name: &str) -> Response {
-    status(404, "NotFound", &format!("pods \"{name}\" not found"), Some(json!({"name": name, "kind": "pods"})))
 }
 
 async fn delete_pod(
@@ -1022,7 +1001,7 @@ async fn delete_pod(
         .or_else(|| serde_json::from_str::<Value>(&body).ok()?.get("gracePeriodSeconds")?.as_i64());
     match st.delete_pod(&shared.changes, &ns, &name, grace) {
         Some(pod) => Json(pod).into_response(),
-        None => not_found(&name),
+        None => not_found("pods", &name),
     }
 }
 

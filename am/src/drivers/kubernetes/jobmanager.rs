@@ -141,14 +141,7 @@ pub async fn run(env: JobManagerEnv, stop: CancellationToken) -> Result<(), JobM
         .await
         .map_err(|e| JobManagerError::Owner { name: deployment_name.clone(), detail: e.to_string() })?;
     let uid = own.metadata.uid.clone().unwrap_or_default();
-    let owner = vec![k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference {
-        api_version: "apps/v1".into(),
-        kind: "Deployment".into(),
-        name: deployment_name.clone(),
-        uid: uid.clone(),
-        controller: Some(true),
-        block_owner_deletion: Some(true),
-    }];
+    let owner = vec![super::pod::owned_by_deployment(&deployment_name, &uid)];
     let status = StatusWriter {
         api: Api::namespaced(client.clone(), &env.namespace),
         name: contract::status_name(&env.cluster_id),

@@ -125,16 +125,7 @@ pub fn taskmanager_pod(template: &PodTemplate, name: &str, spec: &WorkerSpec, sp
         metadata: ObjectMeta {
             name: Some(name.to_owned()),
             labels: Some(labels),
-            owner_references: template.owner.as_ref().map(|(owner, uid)| {
-                vec![OwnerReference {
-                    api_version: "apps/v1".into(),
-                    kind: "Deployment".into(),
-                    name: owner.clone(),
-                    uid: uid.clone(),
-                    controller: Some(true),
-                    block_owner_deletion: Some(true),
-                }]
-            }),
+            owner_references: template.owner.as_ref().map(|(owner, uid)| vec![owned_by_deployment(owner, uid)]),
             ..Default::default()
         },
         spec: Some(PodSpec {
@@ -202,6 +193,19 @@ const STUCK_WAITING: &[&str] = &[
     "CreateContainerError",
     "CrashLoopBackOff",
 ];
+
+/// The ownerReference every object of a cluster but its Deployment carries:
+/// deleting the Deployment garbage-collects them (captures 20-21).
+pub fn owned_by_deployment(name: &str, uid: &str) -> OwnerReference {
+    OwnerReference {
+        api_version: "apps/v1".into(),
+        kind: "Deployment".into(),
+        name: name.to_owned(),
+        uid: uid.to_owned(),
+        controller: Some(true),
+        block_owner_deletion: Some(true),
+    }
+}
 
 pub fn observe(pod: &Pod) -> Observed {
     let name = pod.metadata.name.as_deref().unwrap_or("?");
