@@ -317,6 +317,14 @@ async fn a_session_takes_five_jobs_back_to_back() {
         assert_eq!(output_lines(&out), support::expected_output(), "job {n}");
         eprintln!("kubernetes double: session job {n} end to end in {:.2} s", t.elapsed().as_secs_f64());
     }
+    if c.doubles.is_some() {
+        // --idle-timeout 2s: the session's idle TaskManager pods are deleted; its JobManager stays.
+        wait_for(Duration::from_secs(30), "idle TaskManager pods to go", || {
+            c.pods("taskmanager").is_empty().then_some(())
+        })
+        .await;
+        assert_eq!(c.pods("jobmanager").len(), 1);
+    }
     let k = c.yf(&["kill", "--target", "kubernetes", &id]).await;
     assert!(k.status.success(), "{}", text(&k));
     c.assert_nothing_left().await;
