@@ -174,10 +174,13 @@ pub(crate) fn plan(input: Input<'_>) -> Plan {
         let (failures, last) = input.worker_failures.get(&first).map(|(n, r)| (*n, r.as_str())).unwrap_or((0, ""));
         if config.max_failed_worker_requests > 0 && failures >= config.max_failed_worker_requests {
             let reason = format!(
-                "{failures} consecutive requests for a TaskManager of {} ({} slots of {}) failed, the last with: \
+                "{failures} consecutive requests for a TaskManager of {} ({} slot{} of {}) failed, the last with: \
                  {last}; check the cluster manager's diagnostics (queue capacity, node resources, image or \
                  launch errors) and submit the job again",
-                first.total, first.num_slots, first.default_slot
+                first.total,
+                first.num_slots,
+                if first.num_slots == 1 { "" } else { "s" },
+                first.default_slot
             );
             out.unfulfillable.push(give_up(reason, Some(first)));
             continue;
