@@ -407,7 +407,7 @@ async fn taskmanagers(State(ctx): State<Ctx>) -> Response {
                 // AM can read it (local processes), else where the cluster manager serves it.
                 "container": o.workers.get(&t.resource_id).and_then(|w| w.container.clone()),
                 "log": match o.workers.get(&t.resource_id).and_then(|w| w.log.clone()) {
-                    Some(LogLocation::File(_)) => Some(format!("/taskmanagers/{}/log", t.resource_id)),
+                    Some(LogLocation::File(_) | LogLocation::Driver) => Some(format!("/taskmanagers/{}/log", t.resource_id)),
                     Some(LogLocation::Url(u)) => Some(u),
                     None => None,
                 },
@@ -437,6 +437,12 @@ async fn taskmanager_log(State(ctx): State<Ctx>, axum::extract::Path(id): axum::
         return error(StatusCode::SERVICE_UNAVAILABLE, "the ResourceManager is gone");
     };
     let log = o.workers.get(&common::ids::ResourceId::new(&id)).and_then(|w| w.log.clone());
+    if let Some(LogLocation::Driver) = log {
+        return match ctx.dispatcher.resource_manager().worker_log(common::ids::ResourceId::new(&id), LOG_TAIL).await {
+            Ok(bytes) => ([(axum::http::header::CONTENT_TYPE, "text/plain; charset=utf-8")], bytes).into_response(),
+            Err(e) => error(StatusCode::BAD_GATEWAY, format!("cannot fetch the log of TaskManager {id}: {e}")),
+        };
+    }
     let Some(LogLocation::File(path)) = log else {
         return error(
             StatusCode::NOT_FOUND,

@@ -316,6 +316,14 @@ async fn a_session_takes_five_jobs_back_to_back() {
         assert!(r.status.success(), "job {n}: {}\n{}", text(&r), c.logs());
         assert_eq!(output_lines(&out), support::expected_output(), "job {n}");
         eprintln!("kubernetes double: session job {n} end to end in {:.2} s", t.elapsed().as_secs_f64());
+        if n == 1 {
+            // Each TaskManager's log, read by the JobManager through the apiserver (pods/log).
+            let l = c.yf(&["logs", "-m", &rest]).await;
+            let t = text(&l);
+            assert!(l.status.success(), "{t}");
+            assert!(t.contains("==> yf-") && t.contains("taskmanager log <=="), "{t}");
+            assert!(t.contains("registered with the ResourceManager"), "the log's text: {t}");
+        }
     }
     if c.doubles.is_some() {
         // --idle-timeout 2s: the session's idle TaskManager pods are deleted; its JobManager stays.

@@ -105,6 +105,28 @@ async fn an_evicted_pod_is_a_terminated_worker_with_the_kubelets_reason() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_task_managers_log_is_read_through_the_apiserver_and_a_403_names_the_fix() {
+    let mut s = setup(4000, 8 << 30, Duration::from_secs(30)).await;
+    s.driver.request_worker(&spec(1000, 512));
+    let id = started(&mut s).await;
+    until(&s, "the pod to run", |s| s.running(&id)).await;
+    let mut log = Vec::new();
+    for _ in 0..200 {
+        log = s.driver.worker_log(&id, 1 << 20).await.expect("the log");
+        if !log.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(String::from_utf8_lossy(&log), "taskmanager on 127.0.0.1\n");
+    assert_eq!(s.driver.worker_log(&id, 10).await.unwrap(), b"127.0.0.1\n", "its end, at most the limit");
+    s.api.deny("get", "pods/log");
+    let refused = s.driver.worker_log(&id, 1 << 20).await.unwrap_err();
+    assert!(refused.contains("403") && refused.contains("rbac.yaml"), "{refused}");
+    s.driver.terminate().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pod_that_goes_while_the_watch_is_broken_is_found_by_the_relist_once() {
     let mut s = setup(4000, 8 << 30, Duration::from_secs(30)).await;
     s.driver.request_worker(&spec(1000, 512));

@@ -63,6 +63,12 @@ pub(crate) enum RmMsg {
     /// Fresh HDFS delegation tokens (a token storage file) for every TaskExecutor.
     DelegationTokens(Arc<Vec<u8>>),
     Overview(oneshot::Sender<ResourceManagerOverview>),
+    /// The end of a worker's log, from the driver.
+    WorkerLog {
+        resource_id: ResourceId,
+        limit: u64,
+        reply: oneshot::Sender<Result<Vec<u8>, String>>,
+    },
     Shutdown(oneshot::Sender<()>),
 }
 
@@ -125,6 +131,13 @@ impl ResourceManagerHandle {
         let (tx, rx) = oneshot::channel();
         self.tx.send(RmMsg::Overview(tx)).ok()?;
         rx.await.ok()
+    }
+
+    /// The end (at most `limit` bytes) of a worker's log, as its driver fetches it.
+    pub async fn worker_log(&self, resource_id: ResourceId, limit: u64) -> Result<Vec<u8>, String> {
+        let (reply, rx) = oneshot::channel();
+        self.tx.send(RmMsg::WorkerLog { resource_id, limit, reply }).map_err(|_| "the ResourceManager is gone")?;
+        rx.await.map_err(|_| "the ResourceManager is gone".to_owned())?
     }
 
     /// Stops every worker through the driver and ends the ResourceManager.
@@ -318,6 +331,13 @@ impl<D: ResourceManagerDriver> ResourceManager<D> {
                 }
             },
             RmMsg::Driver(event) => self.on_driver_event(event),
+            RmMsg::WorkerLog { resource_id, limit, reply } => {
+                // Fetched off the loop: the answer may take a round trip to the cluster manager.
+                let fetch = self.driver.worker_log(&resource_id, limit);
+                tokio::spawn(async move {
+                    let _ = reply.send(fetch.await);
+                });
+            }
             RmMsg::Overview(reply) => {
                 let _ = reply.send(ResourceManagerOverview {
                     rm_id: self.rm_id,

@@ -41,6 +41,11 @@ pub trait ResourceManagerDriver: Send + 'static {
     fn worker_details(&self, _resource_id: &ResourceId) -> WorkerDetails {
         WorkerDetails::default()
     }
+    /// The end (at most `limit` bytes) of a worker's log whose location is
+    /// [`LogLocation::Driver`]. The future runs off the ResourceManager's loop.
+    fn worker_log(&self, _resource_id: &ResourceId, _limit: u64) -> BoxFuture<'static, Result<Vec<u8>, String>> {
+        Box::pin(async { Err("this cluster manager's driver serves no logs".to_owned()) })
+    }
 }
 
 /// A worker as its cluster manager knows it.
@@ -57,4 +62,7 @@ pub enum LogLocation {
     File(std::path::PathBuf),
     /// Where the cluster manager serves it (a NodeManager's container log page).
     Url(String),
+    /// The driver fetches it (a pod's log, through the apiserver) for
+    /// `/taskmanagers/<id>/log`.
+    Driver,
 }

@@ -321,7 +321,9 @@ fn start(shared: &Shared, config: &KubeletConfig, pod: &Pod) -> Result<std::proc
         };
         cmd.env(&e.name, value);
     }
-    let log = std::fs::File::create(dir.join(format!("{}.log", container.name))).map_err(io_waiting)?;
+    let log_path = dir.join(format!("{}.log", container.name));
+    let log = std::fs::File::create(&log_path).map_err(io_waiting)?;
+    shared.state.lock().unwrap().logs.insert((ns.clone(), name.clone()), log_path);
     cmd.stdout(log.try_clone().map_err(io_waiting)?).stderr(log);
     cmd.spawn().map_err(|e| Waiting { reason: "RunContainerError".into(), message: e.to_string() })
 }

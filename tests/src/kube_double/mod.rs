@@ -72,6 +72,8 @@ pub struct ApiState {
     pub nodes: Vec<Node>,
     /// Counted API calls by "VERB resource", for the reports.
     pub calls: BTreeMap<String, u64>,
+    /// Where the kubelet writes each pod's container log, for `pods/log`.
+    pub logs: BTreeMap<(String, String), std::path::PathBuf>,
 }
 
 pub struct Shared {
@@ -109,6 +111,7 @@ impl KubeDouble {
             .route("/version", get(version))
             .route("/api/v1/namespaces/{ns}/pods", get(list_pods).post(create_pod))
             .route("/api/v1/namespaces/{ns}/pods/{name}", get(get_pod).delete(delete_pod))
+            .route("/api/v1/namespaces/{ns}/pods/{name}/log", get(pod_log))
             .route("/api/v1/namespaces/{ns}/secrets", axum::routing::post(create_secret))
             .route("/api/v1/namespaces/{ns}/secrets/{name}", get(get_secret).delete(delete_secret))
             .route("/apis/apps/v1/namespaces/{ns}/deployments", get(list_objects).post(create_object))
@@ -982,6 +985,46 @@ async fn get_pod(State(shared): State<Arc<Shared>>, Path((ns, name)): Path<(Stri
         Some(p) => Json(p.clone()).into_response(),
         None => not_found("pods", &name),
     }
+}
+
+/// `pods/log` (*unverified*: no capture; the API reference): the container's
+/// log as text, `tailLines` from its end, `limitBytes` from its start; 400
+/// while the container has not started.
+async fn pod_log(
+    State(shared): State<Arc<Shared>>,
+    Path((ns, name)): Path<(String, String)>,
+    Query(q): Query<BTreeMap<String, String>>,
+) -> Response {
+    let path = {
+        let mut st = shared.state.lock().unwrap();
+        st.count("GET pods/log");
+        if let Some(r) = st.forbidden("get", "pods/log", &ns) {
+            return r;
+        }
+        if !st.pods.contains_key(&(ns.clone(), name.clone())) {
+            return not_found("pods", &name);
+        }
+        st.logs.get(&(ns, name.clone())).cloned()
+    };
+    let Some(text) = path.and_then(|p| std::fs::read_to_string(p).ok()) else {
+        let message = format!("container in pod \"{name}\" is waiting to start: ContainerCreating");
+        return status(400, "BadRequest", &message, None);
+    };
+    let mut text = match q.get("tailLines").and_then(|n| n.parse::<usize>().ok()) {
+        Some(n) => {
+            let lines: Vec<&str> = text.lines().collect();
+            lines[lines.len().saturating_sub(n)..].iter().map(|l| format!("{l}\n")).collect()
+        }
+        None => text,
+    };
+    if let Some(n) = q.get("limitBytes").and_then(|n| n.parse::<usize>().ok()) {
+        let mut cut = n.min(text.len());
+        while !text.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        text.truncate(cut);
+    }
+    ([(axum::http::header::CONTENT_TYPE, "text/plain")], text).into_response()
 }
 
 async fn delete_pod(

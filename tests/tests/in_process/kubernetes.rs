@@ -44,7 +44,7 @@ pub async fn setup_with(
     let script = dir.path().join("taskmanager.sh");
     integration_tests::files::write_executable(
         &script,
-        "#!/bin/sh\n[ -r \"$YF_SECRET_FILE\" ] && [ -n \"$YF_TM_HOST\" ] || { echo no secret or host >&2; exit 3; }\nexec sleep 600\n",
+        "#!/bin/sh\n[ -r \"$YF_SECRET_FILE\" ] && [ -n \"$YF_TM_HOST\" ] || { echo no secret or host >&2; exit 3; }\necho \"taskmanager on $YF_TM_HOST\" >&2\nexec sleep 600\n",
     );
     let api = KubeDouble::start(vec![Node { name: "node-1".into(), cpu_millis, memory_bytes }]).await;
     let kubelet = Kubelet::start(

@@ -27,7 +27,7 @@ use tracing::{debug, info, warn};
 
 use self::book::{Decision, PodBook};
 use self::pod::{observe, PodTemplate};
-use crate::resource_manager::driver::{DriverEvent, ResourceManagerDriver, WorkerDetails};
+use crate::resource_manager::driver::{DriverEvent, LogLocation, ResourceManagerDriver, WorkerDetails};
 use crate::resource_manager::worker::WorkerSpec;
 
 #[derive(Clone, Debug)]
@@ -58,6 +58,8 @@ enum Answer {
 
 pub struct KubernetesDriver {
     commands: mpsc::UnboundedSender<Command>,
+    /// For reading logs, which the book has no part in.
+    pods: Api<Pod>,
 }
 
 impl KubernetesDriver {
@@ -69,8 +71,9 @@ impl KubernetesDriver {
         events: mpsc::UnboundedSender<DriverEvent>,
     ) -> Self {
         let (commands, rx) = mpsc::unbounded_channel();
+        let pods = Api::namespaced(client.clone(), &config.namespace);
         tokio::spawn(run(client, config, rx, events));
-        KubernetesDriver { commands }
+        KubernetesDriver { commands, pods }
     }
 }
 
@@ -100,8 +103,20 @@ impl ResourceManagerDriver for KubernetesDriver {
     }
 
     fn worker_details(&self, resource_id: &ResourceId) -> WorkerDetails {
-        // `kubectl logs <pod>` is where its log is: the kubelet serves it.
-        WorkerDetails { container: Some(resource_id.as_str().to_owned()), log: None }
+        // The kubelet keeps the log; the apiserver serves it (`pods/log`).
+        WorkerDetails { container: Some(resource_id.as_str().to_owned()), log: Some(LogLocation::Driver) }
+    }
+
+    fn worker_log(&self, resource_id: &ResourceId, limit: u64) -> BoxFuture<'static, Result<Vec<u8>, String>> {
+        let (pods, name) = (self.pods.clone(), resource_id.as_str().to_owned());
+        Box::pin(async move {
+            // limitBytes counts from the start of the log; the end is what is wanted.
+            let params = kube::api::LogParams { tail_lines: Some(100_000), ..Default::default() };
+            let text = pods.logs(&name, &params).await.map_err(|e| refused("read the log of", &name, &e))?;
+            let bytes = text.into_bytes();
+            let start = bytes.len().saturating_sub(usize::try_from(limit).unwrap_or(usize::MAX));
+            Ok(bytes[start..].to_vec())
+        })
     }
 }
 
