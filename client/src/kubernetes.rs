@@ -99,6 +99,7 @@ pub async fn submit(args: SubmitArgs) -> Result<ExitCode> {
                 None if common::hdfs::is_hdfs(&text) => Some(text),
                 None => {
                     let path = std::path::Path::new(text.strip_prefix("file://").unwrap_or(&text));
+                    check_bundle(path, &args.cluster)?;
                     let bytes = crate::rest_client::pack_bundle(path)?;
                     if bytes.len() > contract::MAX_UPLOADED_BUNDLE {
                         bail!(
@@ -310,6 +311,23 @@ pub async fn kill(namespace: Option<&str>, id: &str) -> Result<ExitCode> {
         }
         Err(e) => Err(refused(&format!("delete the Deployment of cluster {id}"), e)),
     }
+}
+
+/// Loads a bundle from this machine's disk and refuses what cannot work in
+/// pods, before anything is created.
+fn check_bundle(path: &std::path::Path, cluster: &crate::cli::ClusterArgs) -> Result<()> {
+    let limits = crate::commands::cluster_shape(cluster)?.bundle_limits;
+    let tmp = tempfile::Builder::new().prefix("yarn-flink-check-").tempdir()?;
+    let loaded = common::jobspec::Bundle::load(path, tmp.path().join("b"), &limits)?;
+    if let Some((vertex, sink)) = loaded.spec.relative_sinks().first() {
+        bail!(
+            "{}: the sink of vertex {vertex:?} writes to the relative path {sink:?}; on Kubernetes that lands in the \
+             TaskManager pod's copy of the bundle, which goes with the pod. Write to HDFS instead, e.g. \
+             path = \"hdfs://namenode:8020/user/<you>/{sink}\" (or to a volume every pod mounts)",
+            loaded.spec_path.display()
+        );
+    }
+    Ok(())
 }
 
 /// `list --target kubernetes`: one line per cluster in the namespace (two

@@ -498,6 +498,19 @@ async fn a_bundle_from_the_client_disk_goes_through_a_config_map() {
     }
     c.assert_nothing_left().await;
 
+    // A sink to a relative path would write into the pod's copy of the bundle: refused up front.
+    let relative = support::bundle(
+        &c.root().join("relative"),
+        "[[vertex]]\nname = \"src\"\nparallelism = 1\nshell = \"echo x\"\n\
+         [[vertex]]\nname = \"out\"\nparallelism = 1\nsink = { type = \"text\", path = \"out\" }\n\
+         [[edge]]\nfrom = \"src\"\nto = \"out\"\npartitioning = \"forward\"\n",
+        &[],
+    );
+    let o = c.yf(&["submit", relative.to_str().unwrap()]).await;
+    assert!(!o.status.success());
+    assert!(text(&o).contains("relative path") && text(&o).contains("hdfs://"), "{}", text(&o));
+    c.assert_nothing_left().await;
+
     // 1.1 MB that does not compress.
     let big = c.root().join("big");
     std::fs::create_dir_all(&big).unwrap();
