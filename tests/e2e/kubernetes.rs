@@ -267,6 +267,7 @@ async fn an_ask_larger_than_any_node_fails_with_the_schedulers_message() {
     assert!(!o.status.success(), "{t}");
     assert!(t.contains("FAILED"), "{t}");
     assert!(t.contains("Insufficient cpu"), "the scheduler's message reaches the user: {t}");
+    assert!(t.contains("fits on no node") && t.contains("lower the vertex's resources"), "and the fix: {t}");
     c.assert_nothing_left().await;
 }
 

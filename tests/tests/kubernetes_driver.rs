@@ -56,7 +56,7 @@ async fn an_ask_no_node_fits_fails_with_the_schedulers_message_and_leaves_no_pod
     let id = started(&mut s).await;
     let (gone, why) = terminated(&mut s).await;
     assert_eq!(gone, id);
-    assert!(why.contains("did not start within 2 s"), "{why}");
+    assert!(why.contains("fits on no node: not scheduled within 2 s"), "{why}");
     assert!(why.contains("0/1 nodes are available: 1 Insufficient cpu."), "the scheduler's words: {why}");
     until(&s, "the pod to be deleted", |s| s.api.pod_names(NAMESPACE).is_empty()).await;
     s.driver.terminate().await;

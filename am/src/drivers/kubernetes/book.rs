@@ -286,7 +286,18 @@ impl PodBook {
         for (name, t) in &mut self.pods {
             let State::Waiting { waiting: Some((why, since)) } = &t.state else { continue };
             if now.saturating_duration_since(*since) >= timeout {
-                let diagnostics = format!("pod {name} did not start within {:.0} s: {why}", timeout.as_secs_f64());
+                let secs = timeout.as_secs_f64();
+                // Worded as the other backends' "larger than the cluster" refusals: the ask, the limit, the fix.
+                let diagnostics = if why.starts_with("Unschedulable") {
+                    format!(
+                        "a TaskManager pod of {} (pod {name}) fits on no node: not scheduled within {secs:.0} s: \
+                         {why}; lower the vertex's resources, or add nodes with that much room (if the \
+                         cluster is only busy, raise --pending-timeout)",
+                        t.spec.total
+                    )
+                } else {
+                    format!("pod {name} did not start within {secs:.0} s: {why}")
+                };
                 out.extend(Self::gone(name, t, diagnostics, true));
             }
         }

@@ -110,7 +110,9 @@ fn an_unschedulable_pod_is_given_up_after_the_timeout_with_the_schedulers_messag
     let out = b.tick(t0 + Duration::from_secs(30));
     let t = terminated(&out);
     assert_eq!(t.len(), 1);
-    assert!(t[0].1.contains("did not start within 30 s") && t[0].1.contains("Insufficient cpu"), "{}", t[0].1);
+    let why = &t[0].1;
+    assert!(why.contains("fits on no node: not scheduled within 30 s") && why.contains("Insufficient cpu"), "{why}");
+    assert!(why.contains("lower the vertex's resources"), "the fix, as the other backends word it: {why}");
     assert!(out.contains(&Decision::Delete { name: "yf-demo-taskmanager-1-1".into() }));
     assert!(b.tick(t0 + Duration::from_secs(60)).is_empty(), "once");
 }
