@@ -16,7 +16,12 @@
 //! - a scheduler: a pod is bound to a node with room for its requests, or
 //!   gets `PodScheduled False Unschedulable` with the scheduler's message;
 //! - deleting a pod bound to a node sets `deletionTimestamp` (MODIFIED); it
-//!   is removed (DELETED) only when the kubelet confirms (capture 21).
+//!   is removed (DELETED) only when the kubelet confirms (capture 21);
+//! - Deployments, Services and ConfigMaps as JSON (create, get, list, PUT,
+//!   delete); a Deployment controller that keeps one pod per Deployment; the
+//!   garbage collector (Background deletes, captures 20-21; and dependents
+//!   whose owners are gone, *unverified*); ConfigMaps over 1 MiB refused
+//!   (*unverified*); `pods/log` from the kubelet's files (*unverified*).
 //!
 //! The kubelet is [`kubelet::Kubelet`]: it runs bound pods as processes.
 
