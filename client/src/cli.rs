@@ -112,6 +112,11 @@ pub struct KubernetesArgs {
     pub rpc_port: u16,
     #[arg(long, default_value_t = 8081, env = "YF_K8S_REST_PORT")]
     pub rest_port: u16,
+    /// A node directory every pod of the cluster mounts at the same path
+    /// (a hostPath volume; repeatable): for sources and sinks on a mount
+    /// every node shares.
+    #[arg(long = "mount-host-path", value_name = "PATH")]
+    pub host_paths: Vec<String>,
 }
 
 /// Where YARN is: the Hadoop configuration.

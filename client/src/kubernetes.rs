@@ -118,6 +118,9 @@ pub async fn submit(args: SubmitArgs) -> Result<ExitCode> {
         }
         _ => None,
     };
+    if let Some(p) = k.host_paths.iter().find(|p| !p.starts_with('/')) {
+        bail!("--mount-host-path {p:?}: give an absolute path, mounted at the same path in every pod");
+    }
     let cluster = crate::commands::cluster_shape(&args.cluster)?;
     let id = k.cluster_id.clone().unwrap_or_else(|| format!("c{}", &uuid::Uuid::new_v4().simple().to_string()[..7]));
     check_cluster_id(&id)?;
@@ -142,6 +145,7 @@ pub async fn submit(args: SubmitArgs) -> Result<ExitCode> {
         rpc_port: k.rpc_port,
         rest_port: k.rest_port,
         task_manager_env: task_manager_env.clone(),
+        host_paths: k.host_paths.clone(),
     };
     let secret = AppSecret::generate();
     let started = Instant::now();
@@ -431,6 +435,7 @@ fn jobmanager_deployment(
     extra_env: &BTreeMap<String, String>,
 ) -> Deployment {
     let labels = contract::labels(id, "jobmanager");
+    let (host_volumes, host_mounts) = pod::host_path_volumes(&k.host_paths);
     let quantities = BTreeMap::from([
         ("cpu".to_owned(), pod::cpu_quantity(u64::from(args.am_vcores.max(1)) * 1000)),
         ("memory".to_owned(), pod::memory_quantity(memory)),
@@ -481,41 +486,51 @@ fn jobmanager_deployment(
                             limits: Some(quantities),
                             ..Default::default()
                         }),
-                        volume_mounts: Some(vec![
-                            VolumeMount {
-                                name: "secret".into(),
-                                mount_path: SECRET_MOUNT_DIR.into(),
-                                read_only: Some(true),
-                                ..Default::default()
-                            },
-                            VolumeMount {
-                                name: "config".into(),
-                                mount_path: contract::CONFIG_MOUNT_DIR.into(),
-                                read_only: Some(true),
-                                ..Default::default()
-                            },
-                        ]),
+                        volume_mounts: Some(
+                            vec![
+                                VolumeMount {
+                                    name: "secret".into(),
+                                    mount_path: SECRET_MOUNT_DIR.into(),
+                                    read_only: Some(true),
+                                    ..Default::default()
+                                },
+                                VolumeMount {
+                                    name: "config".into(),
+                                    mount_path: contract::CONFIG_MOUNT_DIR.into(),
+                                    read_only: Some(true),
+                                    ..Default::default()
+                                },
+                            ]
+                            .into_iter()
+                            .chain(host_mounts)
+                            .collect(),
+                        ),
                         ..Default::default()
                     }],
-                    volumes: Some(vec![
-                        Volume {
-                            name: "secret".into(),
-                            secret: Some(SecretVolumeSource {
-                                secret_name: Some(contract::secret_name(id)),
-                                default_mode: Some(0o400),
+                    volumes: Some(
+                        vec![
+                            Volume {
+                                name: "secret".into(),
+                                secret: Some(SecretVolumeSource {
+                                    secret_name: Some(contract::secret_name(id)),
+                                    default_mode: Some(0o400),
+                                    ..Default::default()
+                                }),
                                 ..Default::default()
-                            }),
-                            ..Default::default()
-                        },
-                        Volume {
-                            name: "config".into(),
-                            config_map: Some(ConfigMapVolumeSource {
-                                name: contract::config_name(id),
+                            },
+                            Volume {
+                                name: "config".into(),
+                                config_map: Some(ConfigMapVolumeSource {
+                                    name: contract::config_name(id),
+                                    ..Default::default()
+                                }),
                                 ..Default::default()
-                            }),
-                            ..Default::default()
-                        },
-                    ]),
+                            },
+                        ]
+                        .into_iter()
+                        .chain(host_volumes)
+                        .collect(),
+                    ),
                     ..Default::default()
                 }),
             },

@@ -6,9 +6,12 @@
 //! `kill`, and a session with five jobs; after each, nothing is left in the
 //! namespace and no process is left running.
 //!
-//! With `YARN_FLINK_TEST_KUBECONFIG` (and `YARN_FLINK_TEST_IMAGE`, an image
-//! whose `/opt/yarn-flink-test` holds this test's bundles) the same commands
-//! run against that cluster instead; checks of the doubles' insides are skipped.
+//! With `YARN_FLINK_TEST_KUBECONFIG` (and `YARN_FLINK_TEST_IMAGE`, the image
+//! of docs/kubernetes.md with `/bin/sh`) the same commands run against that
+//! cluster instead; checks of the doubles' insides are skipped. The test's
+//! dir is mounted into every pod at the same path (`--mount-host-path`), so
+//! the cluster's nodes must see this machine's temp dir there: a one-node
+//! kind cluster whose node mounts the host's /tmp (extraMounts) does.
 
 mod support;
 
@@ -82,6 +85,8 @@ impl Cluster {
             .args(args);
         if args.first() == Some(&"submit") {
             cmd.args(["--target", "kubernetes", "--tm-slots", "1", "--idle-timeout", "2s"]);
+            // Bundles and outputs live under the test's dir: every pod sees it at the same path.
+            cmd.arg("--mount-host-path").arg(self.root());
             if !args.contains(&"--image") {
                 cmd.args(["--image", &self.image]);
             }
@@ -282,6 +287,16 @@ async fn kill_leaves_nothing_behind() {
     if c.doubles.is_some() {
         wait_for(Duration::from_secs(30), "TaskManager pods", || (!c.pods("taskmanager").is_empty()).then_some(()))
             .await;
+        // Every pod of the cluster mounts the test's dir from the node, at the same path.
+        let d = c.doubles.as_ref().unwrap();
+        let root = c.root().display().to_string();
+        let pods = d.api.pod_names("default");
+        assert!(pods.len() >= 2, "{pods:?}");
+        for name in pods {
+            let spec = d.api.pod("default", &name).and_then(|p| p.spec).unwrap_or_default();
+            let host = spec.volumes.iter().flatten().find_map(|v| v.host_path.as_ref().map(|h| h.path.clone()));
+            assert_eq!(host.as_deref(), Some(root.as_str()), "{name}");
+        }
     }
     let l = c.yf(&["list", "--target", "kubernetes"]).await;
     assert!(l.status.success(), "{}", text(&l));

@@ -288,6 +288,10 @@ fn start(shared: &Shared, config: &KubeletConfig, pod: &Pod) -> Result<std::proc
                 })
                 .unwrap_or_default();
             (files, cm.default_mode.unwrap_or(0o644))
+        } else if let Some(host) = &volume.host_path {
+            // The node's own directory, seen at the mount path.
+            rewrites.push((mount.mount_path.clone(), PathBuf::from(&host.path)));
+            continue;
         } else {
             continue;
         };

@@ -76,6 +76,7 @@ pub async fn setup_with(
             rm_address: "127.0.0.1:1".into(),
             gpu_resource: "nvidia.com/gpu".into(),
             env: Vec::new(),
+            host_paths: Vec::new(),
         },
         attempt: 1,
         pending_timeout,

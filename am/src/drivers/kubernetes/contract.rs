@@ -102,6 +102,9 @@ pub struct KubeContract {
     /// Passed on to TaskManagers (RUST_LOG).
     #[serde(default)]
     pub task_manager_env: BTreeMap<String, String>,
+    /// Node directories every pod mounts at the same path (`--mount-host-path`).
+    #[serde(default)]
+    pub host_paths: Vec<String>,
 }
 
 mod millis {

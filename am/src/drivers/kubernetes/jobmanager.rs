@@ -181,6 +181,7 @@ pub async fn run(env: JobManagerEnv, stop: CancellationToken) -> Result<(), JobM
             rm_address: rpc_address.to_string(),
             gpu_resource: contract.gpu_resource.clone(),
             env: contract.task_manager_env.clone().into_iter().collect(),
+            host_paths: contract.host_paths.clone(),
         },
         // A restarted JobManager pod must not collide with its predecessor's pods.
         attempt: attempt(),

@@ -9,8 +9,8 @@ use common::ids::ResourceId;
 use common::launch::SecretSource;
 use common::resources::MIB;
 use k8s_openapi::api::core::v1::{
-    Container, EnvVar, EnvVarSource, ObjectFieldSelector, Pod, PodSpec, ResourceRequirements, SecretVolumeSource,
-    Volume, VolumeMount,
+    Container, EnvVar, EnvVarSource, HostPathVolumeSource, ObjectFieldSelector, Pod, PodSpec, ResourceRequirements,
+    SecretVolumeSource, Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
@@ -44,6 +44,27 @@ pub struct PodTemplate {
     /// The extended resource our `gpu` is, e.g. `nvidia.com/gpu`.
     pub gpu_resource: String,
     pub env: Vec<(String, String)>,
+    /// Node directories mounted at the same path (`--mount-host-path`).
+    pub host_paths: Vec<String>,
+}
+
+/// hostPath volumes for `paths`, each mounted at its own path: data every
+/// pod of a node reads or writes in place (a shared mount, a kind node's
+/// directory). Named `host-<n>`.
+pub fn host_path_volumes(paths: &[String]) -> (Vec<Volume>, Vec<VolumeMount>) {
+    paths
+        .iter()
+        .enumerate()
+        .map(|(n, path)| {
+            let name = format!("host-{n}");
+            let volume = Volume {
+                name: name.clone(),
+                host_path: Some(HostPathVolumeSource { path: path.clone(), type_: Some("Directory".into()) }),
+                ..Default::default()
+            };
+            (volume, VolumeMount { name, mount_path: path.clone(), ..Default::default() })
+        })
+        .unzip()
 }
 
 /// `yf-<cluster>-taskmanager-<attempt>-<n>`: unique per JobManager attempt,
@@ -91,6 +112,7 @@ pub fn selector(cluster_id: &str) -> String {
 /// which shape it is, for `kubectl get pods -l`).
 pub fn taskmanager_pod(template: &PodTemplate, name: &str, spec: &WorkerSpec, spec_key: &str) -> Pod {
     let secret_file = format!("{SECRET_MOUNT_DIR}/{SECRET_KEY}");
+    let (host_volumes, host_mounts) = host_path_volumes(&template.host_paths);
     let launch = spec.launch(
         &template.rm_address,
         &ResourceId::new(name),
@@ -146,23 +168,31 @@ pub fn taskmanager_pod(template: &PodTemplate, name: &str, spec: &WorkerSpec, sp
                     limits: Some(quantities),
                     ..Default::default()
                 }),
-                volume_mounts: Some(vec![VolumeMount {
-                    name: "secret".into(),
-                    mount_path: SECRET_MOUNT_DIR.into(),
-                    read_only: Some(true),
-                    ..Default::default()
-                }]),
+                volume_mounts: Some(
+                    std::iter::once(VolumeMount {
+                        name: "secret".into(),
+                        mount_path: SECRET_MOUNT_DIR.into(),
+                        read_only: Some(true),
+                        ..Default::default()
+                    })
+                    .chain(host_mounts)
+                    .collect(),
+                ),
                 ..Default::default()
             }],
-            volumes: Some(vec![Volume {
-                name: "secret".into(),
-                secret: Some(SecretVolumeSource {
-                    secret_name: Some(template.secret_name.clone()),
-                    default_mode: Some(0o400),
+            volumes: Some(
+                std::iter::once(Volume {
+                    name: "secret".into(),
+                    secret: Some(SecretVolumeSource {
+                        secret_name: Some(template.secret_name.clone()),
+                        default_mode: Some(0o400),
+                        ..Default::default()
+                    }),
                     ..Default::default()
-                }),
-                ..Default::default()
-            }]),
+                })
+                .chain(host_volumes)
+                .collect(),
+            ),
             ..Default::default()
         }),
         status: None,
