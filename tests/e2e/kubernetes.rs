@@ -284,11 +284,10 @@ async fn kill_leaves_nothing_behind() {
     let o = c.yf(&["submit", "--detached", &local(&bundle)]).await;
     assert!(o.status.success(), "{}", text(&o));
     let id = cluster_id(&o);
-    if c.doubles.is_some() {
+    if let Some(d) = &c.doubles {
         wait_for(Duration::from_secs(30), "TaskManager pods", || (!c.pods("taskmanager").is_empty()).then_some(()))
             .await;
         // Every pod of the cluster mounts the test's dir from the node, at the same path.
-        let d = c.doubles.as_ref().unwrap();
         let root = c.root().display().to_string();
         let pods = d.api.pod_names("default");
         assert!(pods.len() >= 2, "{pods:?}");
