@@ -315,6 +315,20 @@ mod tests {
     use common::resources::ResourceProfile;
 
     #[test]
+    fn host_paths_are_mounted_where_they_are_on_the_node() {
+        let (volumes, mounts) = host_path_volumes(&["/data".into(), "/tmp/x".into()]);
+        assert_eq!(volumes.len(), 2);
+        for (v, m) in volumes.iter().zip(&mounts) {
+            let host = v.host_path.as_ref().expect("a hostPath volume");
+            assert_eq!(v.name, m.name);
+            assert_eq!(host.path, m.mount_path, "the same path in the pod");
+            // A missing directory fails the mount instead of being created empty on the node.
+            assert_eq!(host.type_.as_deref(), Some("Directory"));
+        }
+        assert_ne!(volumes[0].name, volumes[1].name);
+    }
+
+    #[test]
     fn quantities_are_what_the_apiserver_stores() {
         assert_eq!(cpu_quantity(1500).0, "1500m");
         assert_eq!(memory_quantity(768 * MIB).0, "768Mi");
