@@ -127,6 +127,20 @@ async fn a_task_managers_log_is_read_through_the_apiserver_and_a_403_names_the_f
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_job_managers_predecessor_pods_are_deleted_without_a_report() {
+    // The pod an earlier JobManager attempt (0) made, as the new one (attempt 1) finds it.
+    let mut s = setup_with(4000, 8 << 30, Duration::from_secs(30), |c| c.attempt = 1).await;
+    let old =
+        am::drivers::kubernetes::pod::taskmanager_pod(&s.template, "yf-test-taskmanager-0-7", &spec(1000, 512), "s");
+    let pods: kube::Api<k8s_openapi::api::core::v1::Pod> = kube::Api::namespaced(s.api.client(), NAMESPACE);
+    pods.create(&kube::api::PostParams::default(), &old).await.unwrap();
+    until(&s, "the predecessor's pod to go", |s| s.api.pod(NAMESPACE, "yf-test-taskmanager-0-7").is_none()).await;
+    // Not a worker of this attempt: nothing is reported for it.
+    quiet(&mut s, Duration::from_millis(500)).await;
+    s.driver.terminate().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pod_that_goes_while_the_watch_is_broken_is_found_by_the_relist_once() {
     let mut s = setup(4000, 8 << 30, Duration::from_secs(30)).await;
     s.driver.request_worker(&spec(1000, 512));

@@ -25,6 +25,8 @@ pub struct Setup {
     pub driver: KubernetesDriver,
     pub events: mpsc::UnboundedReceiver<DriverEvent>,
     pub dir: tempfile::TempDir,
+    /// The driver's pod template, to make pods as it (or an earlier attempt) would.
+    pub template: PodTemplate,
 }
 
 /// A cluster of one node of `cpu_millis` and `memory_bytes`; pods stuck for
@@ -85,8 +87,9 @@ pub async fn setup_with(
     let mut config = config;
     tweak(&mut config);
     let (tx, events) = mpsc::unbounded_channel();
+    let template = config.template.clone();
     let driver = KubernetesDriver::new(client, config, tx);
-    Setup { api, kubelet, driver, events, dir }
+    Setup { api, kubelet, driver, events, dir, template }
 }
 
 pub async fn next(events: &mut mpsc::UnboundedReceiver<DriverEvent>) -> DriverEvent {

@@ -8,6 +8,7 @@
 //!   `WorkerTerminated`, whatever the watch replays or drops;
 //! - a pod absent from a relist that began after the pod was created is gone
 //!   (its DELETED event was lost with the watch);
+//! - a pod of an earlier JobManager attempt is deleted once, never reported;
 //! - a pod pending or stuck longer than `pending_timeout` is deleted and
 //!   reported with the scheduler's or kubelet's message, so an ask no node can
 //!   fit fails instead of waiting forever.
@@ -67,6 +68,8 @@ pub struct PodBook {
     generation: u64,
     /// Pods seen in the relist under way.
     listed: Vec<String>,
+    /// An earlier attempt's pods this book has asked to delete.
+    stale: std::collections::BTreeSet<String>,
 }
 
 impl PodBook {
@@ -79,6 +82,7 @@ impl PodBook {
             pods: BTreeMap::new(),
             generation: 0,
             listed: Vec::new(),
+            stale: std::collections::BTreeSet::new(),
         }
     }
 
@@ -185,8 +189,7 @@ impl PodBook {
     /// A watch event (ADDED or MODIFIED) or a listed pod.
     pub fn observed(&mut self, now: Instant, name: &str, what: Observed) -> Vec<Decision> {
         let Some(t) = self.pods.get_mut(name) else {
-            // Not ours (another attempt's pod): the Deployment owns it.
-            return Vec::new();
+            return self.predecessors(name);
         };
         if t.state == State::Gone {
             return Vec::new();
@@ -236,7 +239,21 @@ impl PodBook {
     }
 
     /// A DELETED event: the pod object is gone.
+    /// A pod of this cluster from an earlier JobManager attempt (the
+    /// Deployment restarted its pod): it can never register with this one,
+    /// so it is deleted, once, rather than left to exit at its registration
+    /// timeout and linger until the Deployment goes.
+    fn predecessors(&mut self, name: &str) -> Vec<Decision> {
+        let own_prefix = format!("yf-{}-taskmanager-{}-", self.cluster_id, self.attempt);
+        let cluster_prefix = format!("yf-{}-taskmanager-", self.cluster_id);
+        if name.starts_with(&cluster_prefix) && !name.starts_with(&own_prefix) && self.stale.insert(name.to_owned()) {
+            return vec![Decision::Delete { name: name.to_owned() }];
+        }
+        Vec::new()
+    }
+
     pub fn deleted(&mut self, name: &str) -> Vec<Decision> {
+        self.stale.remove(name);
         if let Some(t) = self.pods.get_mut(name) {
             if t.state == (State::Creating { cancelled: false }) {
                 t.early = Some(Early::Deleted);

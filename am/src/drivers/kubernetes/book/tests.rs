@@ -228,3 +228,21 @@ fn an_end_seen_before_the_201_comes_after_the_start() {
         assert!(b.deleted(name).is_empty(), "reported once");
     }
 }
+
+/// A restarted JobManager (a new attempt) finds its predecessor's TaskManager
+/// pods in the first list: they can never register with it, so they go, once.
+#[test]
+fn a_predecessors_pods_are_deleted_once() {
+    let mut b = book(); // attempt 1
+    let now = Instant::now();
+    b.relist_started();
+    let old = "yf-demo-taskmanager-0-3";
+    let out = b.listed(now, old, Observed::Bound { waiting: None });
+    assert_eq!(out, vec![Decision::Delete { name: old.into() }]);
+    assert!(b.observed(now, old, Observed::Deleting).is_empty(), "deleted once");
+    assert!(b.relist_done().is_empty(), "not a worker of ours: nothing to report");
+    assert!(b.deleted(old).is_empty());
+    // Another cluster's pods, or an unknown pod of our own attempt, are left alone.
+    assert!(b.observed(now, "yf-other-taskmanager-0-1", Observed::Bound { waiting: None }).is_empty());
+    assert!(b.observed(now, "yf-demo-taskmanager-1-99", Observed::Bound { waiting: None }).is_empty());
+}
