@@ -230,7 +230,8 @@ async fn follow(
     let mut last = String::new();
     let mut stuck_since: Option<(String, Instant)> = None;
     loop {
-        if let Ok(cm) = configs.get(&status_name).await {
+        let read = configs.get(&status_name).await;
+        if let Ok(cm) = &read {
             let status = JobStatus::from_data(&cm.data.clone().unwrap_or_default());
             if status.state != last {
                 eprintln!(
@@ -253,7 +254,7 @@ async fn follow(
             }
             if status.is_terminal() {
                 // Tell the JobManager the result is read, then take the cluster down.
-                let mut data = cm.data.unwrap_or_default();
+                let mut data = cm.data.clone().unwrap_or_default();
                 data.insert("collected".into(), "true".into());
                 let mut collected = ConfigMap { data: Some(data), ..Default::default() };
                 collected.metadata.name = Some(status_name.clone());
@@ -288,7 +289,9 @@ async fn follow(
                 _ => {}
             }
         }
-        if deployments.get_opt(&contract::deployment_name(id)).await.ok().flatten().is_none() {
+        // The status ConfigMap goes with the Deployment (garbage-collected): only
+        // while it cannot be read is the Deployment worth a call of its own.
+        if read.is_err() && deployments.get_opt(&contract::deployment_name(id)).await.ok().flatten().is_none() {
             bail!("the cluster {id} is gone (its Deployment was deleted) before its job ended");
         }
         tokio::time::sleep(args.poll_interval).await;
