@@ -13,7 +13,10 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::info;
 
+use common::ids::ResourceManagerId;
+
 use crate::dispatcher::Dispatcher;
+use crate::high_availability::{recover_jobs, JobStore, RecoveryContext};
 use crate::job_master::{JobMasterConfig, JobMasterRegistry, JobMasterService};
 use crate::resource_manager::driver::{DriverEvent, ResourceManagerDriver};
 use crate::resource_manager::service::ResourceManagerService;
@@ -31,6 +34,13 @@ pub struct ClusterConfig {
     /// Hosts whose requests may read the REST API without a token: YARN's
     /// web proxy (see `rest::RestConfig::web_proxies`). Empty elsewhere.
     pub web_proxies: Vec<std::net::IpAddr>,
+}
+
+/// What a cluster gets from being elected (HA).
+pub struct LeaderServices {
+    /// The leader session id: the ResourceManager's fencing token.
+    pub rm_id: ResourceManagerId,
+    pub store: JobStore,
 }
 
 pub struct Cluster {
@@ -64,6 +74,20 @@ impl Cluster {
         driver: D,
         driver_events: mpsc::UnboundedReceiver<DriverEvent>,
     ) -> Result<Cluster, ClusterError> {
+        Self::start_as(config, rpc_listener, rest_listener, driver, driver_events, None).await
+    }
+
+    /// Like [`Cluster::start`], as the elected leader of an HA cluster: the
+    /// ResourceManager's id is the leader session id, every job is kept in the
+    /// store, and the jobs earlier leaders accepted are recovered.
+    pub async fn start_as<D: ResourceManagerDriver>(
+        config: ClusterConfig,
+        rpc_listener: TcpListener,
+        rest_listener: Option<TcpListener>,
+        driver: D,
+        driver_events: mpsc::UnboundedReceiver<DriverEvent>,
+        leader: Option<LeaderServices>,
+    ) -> Result<Cluster, ClusterError> {
         let rpc_address = rpc_listener.local_addr()?;
         let rest_address = match &rest_listener {
             Some(l) => Some(l.local_addr()?),
@@ -72,16 +96,21 @@ impl Cluster {
         let stop = CancellationToken::new();
         // One channel per TaskExecutor for the whole AM.
         let channels = Channels::new(config.secret.clone(), config.rpc);
+        let rm_id = leader.as_ref().map_or_else(ResourceManagerId::random, |l| l.rm_id);
         let (rm, rm_task) =
-            resource_manager::spawn(config.resource_manager.clone(), channels.clone(), driver, driver_events);
+            resource_manager::spawn(config.resource_manager.clone(), rm_id, channels.clone(), driver, driver_events);
         let registry = JobMasterRegistry::default();
         let jm_config = JobMasterConfig {
             address: rpc_address.to_string(),
             channels,
             heartbeat_interval: config.resource_manager.heartbeat_interval,
             heartbeat_timeout: config.resource_manager.heartbeat_timeout,
+            commit_log: None,
         };
-        let dispatcher = Dispatcher::new(rm.clone(), registry.clone(), jm_config);
+        let mut dispatcher = Dispatcher::new(rm.clone(), registry.clone(), jm_config);
+        if let Some(l) = &leader {
+            dispatcher = dispatcher.with_store(l.store.clone());
+        }
 
         let interceptor = AuthInterceptor::new(config.secret.clone());
         let rm_svc = pb::resource_manager_gateway_server::ResourceManagerGatewayServer::with_interceptor(
@@ -121,6 +150,20 @@ impl Cluster {
                     tracing::error!(error = %e, "the REST server failed");
                 }
             }));
+        }
+        if leader.is_some() {
+            let base_url = rest_address.map(|a| format!("http://{a}"));
+            let blobs = crate::blob_store::BlobStore::new(config.work_dir.join("blobs"));
+            let ctx = RecoveryContext {
+                blobs: &blobs,
+                base_url: base_url.as_deref(),
+                work_dir: &config.work_dir,
+                limits: config.bundle_limits,
+            };
+            match recover_jobs(&dispatcher, ctx).await {
+                Ok(n) => info!(jobs = n, "recovered the jobs of earlier leaders"),
+                Err(e) => tracing::error!(error = %e, "cannot recover the jobs of earlier leaders"),
+            }
         }
         info!(%rpc_address, rest = ?rest_address, "cluster up");
         Ok(Cluster { rpc_address, rest_address, dispatcher, rm, stop, tasks })

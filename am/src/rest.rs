@@ -30,6 +30,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::blob_store::BlobStore;
+use crate::high_availability::BundleSource;
 use crate::dispatcher::{Dispatcher, DispatcherError};
 use crate::resource_manager::driver::LogLocation;
 
@@ -170,7 +171,7 @@ async fn authenticate(
 fn dispatcher_error(e: DispatcherError) -> Response {
     match e {
         DispatcherError::UnknownJob(_) => error(StatusCode::NOT_FOUND, e),
-        DispatcherError::ShuttingDown => error(StatusCode::SERVICE_UNAVAILABLE, e),
+        DispatcherError::ShuttingDown | DispatcherError::Store(_) => error(StatusCode::SERVICE_UNAVAILABLE, e),
     }
 }
 
@@ -253,7 +254,7 @@ async fn submit(State(ctx): State<Ctx>, headers: HeaderMap, body: axum::body::Bo
     let content_type = headers.get(axum::http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
     let work = ctx.work_dir.join(format!("bundle-{}", uuid::Uuid::new_v4().simple()));
     // Where the bundle comes from: a path the cluster can read, or the body itself.
-    let (path, blob) = if content_type.starts_with("application/json") {
+    let (path, blob): (std::path::PathBuf, Option<BundleBlob>) = if content_type.starts_with("application/json") {
         let body = match axum::body::to_bytes(body, MAX_JSON).await {
             Ok(b) => b,
             Err(_) => return error(StatusCode::PAYLOAD_TOO_LARGE, format!("a JSON body is at most {MAX_JSON} bytes")),
@@ -278,6 +279,12 @@ async fn submit(State(ctx): State<Ctx>, headers: HeaderMap, body: axum::body::Bo
             "send the bundle as application/gzip (a .tar.gz), or application/json {\"bundle\": \"<path>\"}",
         );
     };
+    // What a new leader runs again after a failover (HA).
+    let source = match &blob {
+        Some(b) => BundleSource::Blob { sha256: b.sha256.clone() },
+        None => BundleSource::Path(std::path::absolute(&path).unwrap_or_else(|_| path.clone())),
+    };
+    let upload = blob.as_ref().map(|_| path.clone());
     // Unpacking the bundle is file work: off the async workers.
     let limits = ctx.limits;
     let uploaded = blob.is_some();
@@ -297,7 +304,7 @@ async fn submit(State(ctx): State<Ctx>, headers: HeaderMap, body: axum::body::Bo
         Ok(Err((status, msg))) => return error(status, msg),
         Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, format!("the bundle could not be prepared: {e}")),
     };
-    match ctx.dispatcher.submit_uploaded(bundle, blob) {
+    match ctx.dispatcher.submit_durable(bundle, blob, source, upload).await {
         Ok(id) => (StatusCode::ACCEPTED, Json(json!({ "jobid": id.to_string() }))).into_response(),
         Err(e) => dispatcher_error(e),
     }

@@ -355,11 +355,35 @@ pub enum SessionCommand {
 pub struct SessionStartArgs {
     #[arg(long, value_enum, default_value = "local")]
     pub target: Target,
-    /// REST port (0 = any free port).
-    #[arg(long, default_value_t = 0)]
+    /// REST port (0 = any free port). With --ha, whichever process leads serves it.
+    #[arg(long, default_value_t = 0, env = "YF_SESSION_PORT")]
     pub port: u16,
     #[command(flatten)]
     pub cluster: ClusterArgs,
+    #[command(flatten)]
+    pub ha: HaArgs,
+}
+
+/// ZooKeeper high availability for a session (Flink's `high-availability.*`).
+#[derive(Args, Debug, Clone)]
+pub struct HaArgs {
+    /// Elect the session's leader through ZooKeeper: zookeeper://host:port[,host:port]/root.
+    #[arg(long = "ha", value_name = "URL")]
+    pub url: Option<String>,
+    /// Standby processes besides the leader; one takes over when the leader dies.
+    #[arg(long, default_value_t = 0, requires = "url")]
+    pub standby: u32,
+    /// Where submitted jobs, uploaded bundles and results are kept for the next
+    /// leader (Flink's high-availability.storage-dir) [default: ~/.yarn-flink/ha].
+    #[arg(long, requires = "url")]
+    pub ha_storage_dir: Option<PathBuf>,
+    /// The cluster's name under the ZooKeeper root (Flink's high-availability.cluster-id).
+    #[arg(long, default_value = "default", requires = "url")]
+    pub ha_cluster_id: String,
+    /// The ZooKeeper session timeout: how long a dead leader holds its leadership.
+    /// The server bounds it (2 to 20 ticks by default).
+    #[arg(long, default_value = "60s", value_parser = parse_positive_duration, requires = "url")]
+    pub ha_session_timeout: Duration,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -436,7 +460,7 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
 
 /// Intervals and timeouts: zero would spin (or panic in a timer), so it is refused here, where
 /// clap names the flag.
-fn parse_positive_duration(s: &str) -> Result<Duration, String> {
+pub(crate) fn parse_positive_duration(s: &str) -> Result<Duration, String> {
     let d = parse_duration(s)?;
     if d.is_zero() {
         return Err("must be more than zero (e.g. 100ms or 1s)".into());

@@ -8,7 +8,9 @@
 //! - [`protocol`]: the slot protocol as plain domain types.
 //! - [`output`]: committing and aborting the part files of built-in text sinks.
 //! - [`rpc`]: its gRPC wire form, authentication and deadlines.
+//! - [`ha`]: ZooKeeper leader election and retrieval, and HA names.
 
+pub mod ha;
 pub mod hdfs;
 pub mod http;
 pub mod ids;

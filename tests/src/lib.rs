@@ -7,3 +7,4 @@ pub mod hdfs_double;
 pub mod kdc;
 pub mod kube_double;
 pub mod yarn_double;
+pub mod zookeeper;

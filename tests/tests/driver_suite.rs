@@ -220,6 +220,8 @@ impl Harness for ProcessHarness {
             host: "127.0.0.1".into(),
             env: Vec::new(),
             stop_grace: Duration::from_secs(2),
+            id_prefix: "tm-".into(),
+            detach: false,
         };
         let (tx, events) = mpsc::unbounded_channel();
         ProcessHarness { driver: ProcessDriver::new(config, tx), events, dir, script }

@@ -78,6 +78,7 @@ impl Endpoints {
             registration_timeout: Duration::from_secs(10),
             data_plane: DataPlaneConfig { handshake_timeout: HANDSHAKE, ..DataPlaneConfig::default() },
             serve_metrics: true,
+            ha: None,
         };
         let stop_te = CancellationToken::new();
         let s = stop_te.clone();
@@ -132,7 +133,7 @@ impl Endpoints {
             "{r:?}"
         );
         let mut te = rpc::task_executor_client(&self.te_rpc.to_string(), &self.secret, t).unwrap();
-        let r = rpc::call("te", t.call, te.cancel_task(pb::CancelTaskRequest { attempt_id: None })).await;
+        let r = rpc::call("te", t.call, te.cancel_task(pb::CancelTaskRequest { attempt_id: None, job_master_id: None })).await;
         assert!(
             !matches!(&r, Err(e) if e.is_unauthenticated() || matches!(e, rpc::RpcError::DeadlineExceeded { .. })),
             "{r:?}"

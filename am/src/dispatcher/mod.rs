@@ -13,6 +13,7 @@ use common::protocol::BundleBlob;
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
+use crate::high_availability::{BundleSource, JobGraphRecord, JobStore};
 use crate::job_master::{self, JobMasterConfig, JobMasterRegistry};
 use crate::resource_manager::ResourceManagerHandle;
 
@@ -94,6 +95,8 @@ pub enum DispatcherError {
     UnknownJob(JobId),
     #[error("the cluster is shutting down and takes no more jobs")]
     ShuttingDown,
+    #[error("the job could not be kept for high availability, so it was not accepted: {0}")]
+    Store(String),
 }
 
 struct JobEntry {
@@ -123,11 +126,62 @@ pub struct Dispatcher {
     registry: JobMasterRegistry,
     config: JobMasterConfig,
     closed: Arc<std::sync::atomic::AtomicBool>,
+    /// With HA: submitted jobs and results are kept here for the next leader.
+    store: Option<JobStore>,
 }
 
 impl Dispatcher {
     pub fn new(rm: ResourceManagerHandle, registry: JobMasterRegistry, config: JobMasterConfig) -> Self {
-        Self { jobs: Arc::default(), rm, registry, config, closed: Arc::default() }
+        Self { jobs: Arc::default(), rm, registry, config, closed: Arc::default(), store: None }
+    }
+
+    /// Keeps every job in `store`, and records commits there (HA).
+    pub fn with_store(mut self, store: JobStore) -> Self {
+        self.config.commit_log = Some(store.commit_log());
+        self.store = Some(store);
+        self
+    }
+
+    pub fn store(&self) -> Option<&JobStore> {
+        self.store.as_ref()
+    }
+
+    /// Like [`Dispatcher::submit_uploaded`]; with HA, the job is kept in the
+    /// store before it is accepted (`upload` is the uploaded `.tar.gz`).
+    pub async fn submit_durable(
+        &self,
+        bundle: Bundle,
+        blob: Option<BundleBlob>,
+        source: BundleSource,
+        upload: Option<std::path::PathBuf>,
+    ) -> Result<JobId, DispatcherError> {
+        let Some(store) = &self.store else { return self.submit_uploaded(bundle, blob) };
+        if self.closed.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(DispatcherError::ShuttingDown);
+        }
+        let job_id = JobId::random();
+        let submitted = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0);
+        let record = JobGraphRecord { job_id, name: bundle.spec.name.clone(), source, submitted };
+        store.put_job_graph(&record, upload).await.map_err(|e| DispatcherError::Store(e.to_string()))?;
+        self.start(job_id, bundle, blob)?;
+        Ok(job_id)
+    }
+
+    /// Runs a job the previous leader accepted, under its id (HA recovery).
+    pub fn resume(&self, job_id: JobId, bundle: Bundle, blob: Option<BundleBlob>) -> Result<(), DispatcherError> {
+        self.start(job_id, bundle, blob)
+    }
+
+    /// Shows a job that ended under an earlier leader.
+    pub fn insert_ended(&self, job_id: JobId, details: JobDetails) {
+        if let Ok(mut jobs) = self.jobs.lock() {
+            let (tx, rx) = watch::channel(details);
+            drop(tx);
+            jobs.insert(job_id, JobEntry { details: rx, cancel: tokio_util::sync::CancellationToken::new() });
+        }
     }
 
     /// Starts a JobMaster for the bundle's job.
@@ -138,10 +192,15 @@ impl Dispatcher {
     /// Like [`Dispatcher::submit`], for a bundle uploaded to the blob store:
     /// TaskExecutors fetch it from there.
     pub fn submit_uploaded(&self, bundle: Bundle, blob: Option<BundleBlob>) -> Result<JobId, DispatcherError> {
+        let job_id = JobId::random();
+        self.start(job_id, bundle, blob)?;
+        Ok(job_id)
+    }
+
+    fn start(&self, job_id: JobId, bundle: Bundle, blob: Option<BundleBlob>) -> Result<(), DispatcherError> {
         if self.closed.load(std::sync::atomic::Ordering::SeqCst) {
             return Err(DispatcherError::ShuttingDown);
         }
-        let job_id = JobId::random();
         let cancel = tokio_util::sync::CancellationToken::new();
         let job = job_master::JobToRun { job_id, job_master_id: JobMasterId::random(), bundle, bundle_blob: blob };
         let details =
@@ -159,7 +218,25 @@ impl Dispatcher {
                 jobs.remove(&id);
             }
         }
-        Ok(job_id)
+        if let Some(store) = self.store.clone() {
+            // The result is kept before the job's pointer goes: it is never run twice.
+            let mut details = self.watch(job_id)?;
+            tokio::spawn(async move {
+                loop {
+                    let d = details.borrow_and_update().clone();
+                    if d.is_terminal() {
+                        if let Err(e) = store.job_ended(&d, job_id).await {
+                            tracing::warn!(%job_id, error = %e, "cannot record the job's end in the HA store");
+                        }
+                        return;
+                    }
+                    if details.changed().await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+        Ok(())
     }
 
     pub fn details(&self, job_id: JobId) -> Result<JobDetails, DispatcherError> {

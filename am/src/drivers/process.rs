@@ -4,6 +4,8 @@
 //! Children die with us: each gets `PR_SET_PDEATHSIG`, so even a `kill -9` of
 //! the ResourceManager leaves no TaskManager behind; and a TaskManager that
 //! cannot reach its ResourceManager exits after its registration timeout.
+//! Except in an HA session (`detach`): there TaskManagers outlive their
+//! leader, find the next one through ZooKeeper, and are stopped by it.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -34,6 +36,12 @@ pub struct ProcessDriverConfig {
     pub env: Vec<(String, String)>,
     /// How long a released TaskManager gets between SIGTERM and SIGKILL.
     pub stop_grace: Duration,
+    /// Worker ids are `<id_prefix><n>`: unique per leader in an HA session,
+    /// where a new leader adopts its predecessors' TaskManagers.
+    pub id_prefix: String,
+    /// HA: TaskManagers in their own session, without `PR_SET_PDEATHSIG`, so
+    /// they outlive this process.
+    pub detach: bool,
 }
 
 pub struct ProcessDriver {
@@ -86,10 +94,13 @@ impl ProcessDriver {
             .stdout(log.try_clone()?)
             .stderr(log)
             .kill_on_drop(false);
-        // SAFETY: prctl is async-signal-safe; nothing else runs between fork and exec.
+        let detach = self.config.detach;
+        // SAFETY: prctl and setsid are async-signal-safe; nothing else runs between fork and exec.
         unsafe {
-            cmd.pre_exec(|| {
-                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
+            cmd.pre_exec(move || {
+                if detach {
+                    libc::setsid();
+                } else if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
                     return Err(std::io::Error::last_os_error());
                 }
                 Ok(())
@@ -147,7 +158,7 @@ impl ResourceManagerDriver for ProcessDriver {
 
     fn request_worker(&mut self, spec: &WorkerSpec) {
         self.collect_reaped();
-        let resource_id = ResourceId::new(format!("tm-{}", self.next_id));
+        let resource_id = ResourceId::new(format!("{}{}", self.config.id_prefix, self.next_id));
         self.next_id += 1;
         match self.spawn(&resource_id, spec) {
             Ok(child) => {

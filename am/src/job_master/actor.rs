@@ -30,6 +30,8 @@ pub struct JobMasterConfig {
     pub channels: Channels,
     pub heartbeat_interval: Duration,
     pub heartbeat_timeout: Duration,
+    /// With HA: where the sinks' parts are recorded before their commit starts.
+    pub commit_log: Option<crate::high_availability::CommitLog>,
 }
 
 pub(crate) enum JmMsg {
@@ -304,12 +306,12 @@ impl JobMaster {
                     });
                 }
                 JobMasterAction::CancelTask { task_manager, attempt_id } => {
-                    self.config.channels.notify(task_manager.address, TaskExecutorNotice::CancelTask(attempt_id));
+                    let notice = TaskExecutorNotice::CancelTask { attempt_id, job_master_id: self.job_master_id };
+                    self.config.channels.notify(task_manager.address, notice);
                 }
                 JobMasterAction::FreeSlot { task_manager, allocation_id, cause } => {
-                    self.config
-                        .channels
-                        .notify(task_manager.address, TaskExecutorNotice::FreeSlot { allocation_id, cause });
+                    let notice = TaskExecutorNotice::FreeSlot { allocation_id, cause, job_master_id: self.job_master_id };
+                    self.config.channels.notify(task_manager.address, notice);
                 }
                 JobMasterAction::JobFinished { status, error } => {
                     self.finalizing = true;
@@ -339,8 +341,13 @@ impl JobMaster {
         let job_id = self.job_id;
         let ok = status == JobStatus::Finished;
         let Some(tx) = self.registry.get(&job_id) else { return };
+        let commit_log = self.config.commit_log.clone();
         tokio::spawn(async move {
             let result = tokio::task::spawn_blocking(move || -> Result<(), String> {
+                // A new leader finishes this commit instead of running the job again.
+                if let (true, Some(log)) = (ok, &commit_log) {
+                    log.record(job_id, &sinks).map_err(|e| e.to_string())?;
+                }
                 for (dir, parts) in sinks {
                     if ok {
                         common::output::commit(&dir, job_id, &parts).map_err(|e| e.to_string())?;

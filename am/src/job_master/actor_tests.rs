@@ -106,7 +106,7 @@ async fn a_silent_task_executor_loses_its_task_at_the_heartbeat_timeout_not_befo
         rpc: RpcTimeouts::default(),
     };
     let (_events_tx, events) = tokio::sync::mpsc::unbounded_channel();
-    let (rm, _join) = crate::resource_manager::spawn(rm_config, channels.clone(), Idle, events);
+    let (rm, _join) = crate::resource_manager::spawn(rm_config, common::ids::ResourceManagerId::random(), channels.clone(), Idle, events);
 
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("job.toml"), "[[vertex]]\nname = \"a\"\nshell = \"sleep 600\"\n").unwrap();
@@ -114,6 +114,7 @@ async fn a_silent_task_executor_loses_its_task_at_the_heartbeat_timeout_not_befo
     let (job_id, job_master_id) = (JobId::random(), JobMasterId::random());
     let job = JobToRun { job_id, job_master_id, bundle, bundle_blob: None };
     let config = JobMasterConfig {
+        commit_log: None,
         address: "127.0.0.1:1".into(),
         channels,
         heartbeat_interval: INTERVAL,

@@ -187,13 +187,14 @@ pub struct ResourceManager<D: ResourceManagerDriver> {
 /// the channel the driver was built with.
 pub fn spawn<D: ResourceManagerDriver>(
     config: ResourceManagerConfig,
+    rm_id: ResourceManagerId,
     channels: Channels,
     driver: D,
     driver_events: mpsc::UnboundedReceiver<DriverEvent>,
 ) -> (ResourceManagerHandle, tokio::task::JoinHandle<()>) {
     let (tx, rx) = mpsc::unbounded_channel();
     let rm = ResourceManager {
-        rm_id: ResourceManagerId::random(),
+        rm_id,
         slot_manager: SlotManager::new(config.slot_manager.clone()),
         config,
         channels,
@@ -231,6 +232,7 @@ impl<D: ResourceManagerDriver> ResourceManager<D> {
             };
             if let RmMsg::Shutdown(done) = msg {
                 info!("ResourceManager stopping all workers");
+                self.tell_task_executors_to_stop().await;
                 self.driver.terminate().await;
                 let _ = done.send(());
                 return;
@@ -392,6 +394,20 @@ impl<D: ResourceManagerDriver> ResourceManager<D> {
         }
     }
 
+    /// Tells every registered TaskExecutor to stop, and waits (briefly) until
+    /// each has been told: some were not started by this driver (after a
+    /// leader change, a new leader adopts its predecessor's TaskManagers).
+    async fn tell_task_executors_to_stop(&mut self) {
+        let mut told = Vec::new();
+        for te in self.task_executors.values() {
+            let notice = TaskExecutorNotice::Shutdown { rm_id: self.rm_id, reason: "the cluster is stopping".into() };
+            if let Ok(mut gateway) = self.channels.task_executor_gateway(&te.addresses.rpc) {
+                told.push(async move { gateway.notify(notice).await });
+            }
+        }
+        let _ = tokio::time::timeout(Duration::from_secs(2), futures::future::join_all(told)).await;
+    }
+
     fn lose_task_executor(&mut self, resource_id: &ResourceId, cause: &str) {
         if let Some(te) = self.task_executors.remove(resource_id) {
             self.channels.forget(&te.addresses.rpc);
@@ -453,10 +469,14 @@ impl<D: ResourceManagerDriver> ResourceManager<D> {
                 }
                 Action::FreeSlot { slot_id, allocation_id, job_id } => {
                     debug!(%slot_id, %allocation_id, %job_id, "freeing slot of an ended job");
-                    if let Some(te) = self.task_executors.get(&slot_id.resource_id) {
-                        let cause = "job ended".to_owned();
-                        self.channels
-                            .notify(te.addresses.rpc.clone(), TaskExecutorNotice::FreeSlot { allocation_id, cause });
+                    // Fenced by the job's JobMaster; one already gone has had its slots freed by
+                    // the TaskExecutor's JobMaster heartbeat timeout.
+                    if let (Some(te), Some(jm)) =
+                        (self.task_executors.get(&slot_id.resource_id), self.job_masters.get(&job_id))
+                    {
+                        let (cause, job_master_id) = ("job ended".to_owned(), jm.job_master_id);
+                        let notice = TaskExecutorNotice::FreeSlot { allocation_id, cause, job_master_id };
+                        self.channels.notify(te.addresses.rpc.clone(), notice);
                     }
                 }
                 Action::StartWorker(spec) => {

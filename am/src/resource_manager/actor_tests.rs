@@ -62,7 +62,7 @@ fn start() -> (ResourceManagerHandle, Recorder, mpsc::UnboundedSender<DriverEven
     let recorder = Recorder::default();
     let (events_tx, events) = mpsc::unbounded_channel();
     let channels = Channels::new(AppSecret::generate(), RpcTimeouts::default());
-    let (handle, _join) = spawn(config, channels, recorder.clone(), events);
+    let (handle, _join) = spawn(config, common::ids::ResourceManagerId::random(), channels, recorder.clone(), events);
     (handle, recorder, events_tx)
 }
 

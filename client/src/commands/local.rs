@@ -115,15 +115,45 @@ pub async fn start_cluster(
     let secret = AppSecret::generate();
     let secret_file = work_dir.join("secret");
     secret.write_to(&secret_file)?;
-    let config = cluster_config(args, secret, work_dir.to_owned())?;
     let rpc = TcpListener::bind("127.0.0.1:0").await.context("cannot listen on 127.0.0.1")?;
+    start_cluster_as(args, work_dir, rpc, rest, (secret, secret_file), None).await
+}
+
+/// An HA session's leader: how its TaskManagers find the leader, and what it was elected with.
+pub struct AsLeader {
+    pub locator: common::ha::HaLocator,
+    pub services: am::cluster::LeaderServices,
+}
+
+/// [`start_cluster`] with a given RPC listener and secret, and optionally as an
+/// HA session's leader: TaskManagers then outlive this process and follow the
+/// leader through ZooKeeper.
+pub async fn start_cluster_as(
+    args: &ClusterArgs,
+    work_dir: &std::path::Path,
+    rpc: TcpListener,
+    rest: Option<TcpListener>,
+    (secret, secret_file): (AppSecret, PathBuf),
+    leader: Option<AsLeader>,
+) -> Result<Cluster> {
+    let config = cluster_config(args, secret, work_dir.to_owned())?;
     let rm_address = rpc.local_addr()?.to_string();
     let (events_tx, events) = tokio::sync::mpsc::unbounded_channel();
     let binary = std::env::current_exe().context("cannot find our own executable to start TaskManagers")?;
     let mut env = Vec::new();
-    if let Ok(v) = std::env::var("RUST_LOG") {
-        env.push(("RUST_LOG".to_owned(), v));
+    for var in ["RUST_LOG", super::taskmanager::ENV_REGISTRATION_TIMEOUT] {
+        if let Ok(v) = std::env::var(var) {
+            env.push((var.to_owned(), v));
+        }
     }
+    let (id_prefix, detach) = match &leader {
+        // Unique across leaders: a new one adopts its predecessors' TaskManagers.
+        Some(l) => {
+            env.extend(l.locator.to_env());
+            (format!("tm-{}-", &l.services.rm_id.0.simple().to_string()[..8]), true)
+        }
+        None => ("tm-".to_owned(), false),
+    };
     let driver = ProcessDriver::new(
         ProcessDriverConfig {
             binary,
@@ -133,10 +163,12 @@ pub async fn start_cluster(
             host: "127.0.0.1".into(),
             env,
             stop_grace: std::time::Duration::from_secs(5),
+            id_prefix,
+            detach,
         },
         events_tx,
     );
-    Ok(Cluster::start(config, rpc, rest, driver, events).await?)
+    Ok(Cluster::start_as(config, rpc, rest, driver, events, leader.map(|l| l.services)).await?)
 }
 
 pub async fn run(args: RunArgs) -> Result<ExitCode> {

@@ -9,6 +9,7 @@ mod logs;
 pub(crate) mod progress;
 pub mod report;
 mod session;
+mod session_ha;
 mod staging;
 mod taskmanager;
 mod yarn;

@@ -16,7 +16,10 @@ const READY_FILE_ENV: &str = "YF_SESSION_READY_FILE";
 /// Starts `yarn-flink session serve` in the background and waits until it
 /// says where its REST API listens.
 /// The arguments were parsed (and so checked) here; the child re-parses the same argv.
-pub async fn start(_args: SessionStartArgs) -> Result<ExitCode> {
+pub async fn start(args: SessionStartArgs) -> Result<ExitCode> {
+    if args.ha.url.is_some() {
+        return super::session_ha::start(args).await;
+    }
     let dir = state_dir();
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let ready = dir.join(format!("starting-{}", std::process::id()));
@@ -67,6 +70,9 @@ pub async fn start(_args: SessionStartArgs) -> Result<ExitCode> {
 
 /// The session cluster itself, in the foreground.
 pub async fn serve(args: SessionStartArgs) -> Result<ExitCode> {
+    if args.ha.url.is_some() {
+        return super::session_ha::serve(args).await;
+    }
     let rest = TcpListener::bind(("127.0.0.1", args.port))
         .await
         .with_context(|| format!("cannot listen on port {}", args.port))?;

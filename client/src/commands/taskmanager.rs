@@ -31,9 +31,10 @@ pub async fn run() -> Result<ExitCode> {
         work_dir: launch.work_dir,
         secret,
         rpc: RpcTimeouts::default(),
-        registration_timeout: Duration::from_secs(60),
+        registration_timeout: registration_timeout()?,
         data_plane: DataPlaneConfig::default(),
         serve_metrics: true,
+        ha: common::ha::HaLocator::from_env(|k| std::env::var(k).ok())?,
     };
     let shutdown = async {
         let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
@@ -48,6 +49,19 @@ pub async fn run() -> Result<ExitCode> {
     taskmanager::run(config, rpc, data, shutdown).await?;
     Ok(ExitCode::SUCCESS)
 }
+
+/// How long a TaskManager looks for a ResourceManager before it exits
+/// (Flink's `taskmanager.registration.timeout`): `YF_TM_REGISTRATION_TIMEOUT`, 60 s by default.
+fn registration_timeout() -> Result<Duration> {
+    match std::env::var(ENV_REGISTRATION_TIMEOUT) {
+        Ok(v) => crate::cli::parse_positive_duration(&v)
+            .map_err(anyhow::Error::msg)
+            .with_context(|| format!("{ENV_REGISTRATION_TIMEOUT}={v}")),
+        Err(_) => Ok(Duration::from_secs(60)),
+    }
+}
+
+pub const ENV_REGISTRATION_TIMEOUT: &str = "YF_TM_REGISTRATION_TIMEOUT";
 
 /// The application secret from where the driver said it is.
 pub fn read_secret(source: &SecretSource) -> Result<AppSecret> {

@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use super::{call, convert, pb, Channels, JobMasterClient, ResourceManagerClient, RpcError, TaskExecutorClient};
-use crate::ids::{AllocationId, ExecutionAttemptId, ResourceManagerId};
+use crate::ids::{AllocationId, ExecutionAttemptId, JobMasterId, ResourceManagerId};
 use crate::protocol::{
     JobMasterHeartbeat, OfferSlots, RegisterTaskExecutor, RegistrationAccepted, RequestSlot, SlotReport,
     TaskDeploymentDescriptor, TaskExecutionState, TaskExecutorHeartbeat,
@@ -16,10 +16,16 @@ use crate::protocol::{
 /// waiting for the answer: the heartbeats make up for a lost one.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum TaskExecutorNotice {
-    CancelTask(ExecutionAttemptId),
+    /// Fenced by the JobMaster holding the task's slot.
+    CancelTask {
+        attempt_id: ExecutionAttemptId,
+        job_master_id: JobMasterId,
+    },
+    /// Fenced by the JobMaster holding the slot (the ResourceManager names it too).
     FreeSlot {
         allocation_id: AllocationId,
         cause: String,
+        job_master_id: JobMasterId,
     },
     Shutdown {
         rm_id: ResourceManagerId,
@@ -35,7 +41,7 @@ pub enum TaskExecutorNotice {
 impl TaskExecutorNotice {
     fn what(&self) -> &'static str {
         match self {
-            TaskExecutorNotice::CancelTask(_) => "cancel task",
+            TaskExecutorNotice::CancelTask { .. } => "cancel task",
             TaskExecutorNotice::FreeSlot { .. } => "free slot",
             TaskExecutorNotice::Shutdown { .. } => "shutdown",
             TaskExecutorNotice::UpdateDelegationTokens { .. } => "update delegation tokens",
@@ -114,12 +120,19 @@ impl TaskExecutorGateway {
     pub async fn notify(&mut self, notice: TaskExecutorNotice) -> Result<(), RpcError> {
         let (address, deadline) = (&self.address, self.deadline);
         match notice {
-            TaskExecutorNotice::CancelTask(attempt) => {
-                let req = pb::CancelTaskRequest { attempt_id: convert::attempt_id(attempt) };
+            TaskExecutorNotice::CancelTask { attempt_id, job_master_id } => {
+                let req = pb::CancelTaskRequest {
+                    attempt_id: convert::attempt_id(attempt_id),
+                    job_master_id: convert::job_master_id(job_master_id),
+                };
                 call(address, deadline, self.client.cancel_task(req)).await.map(|_| ())
             }
-            TaskExecutorNotice::FreeSlot { allocation_id, cause } => {
-                let req = pb::FreeSlotRequest { allocation_id: convert::allocation_id(allocation_id), cause };
+            TaskExecutorNotice::FreeSlot { allocation_id, cause, job_master_id } => {
+                let req = pb::FreeSlotRequest {
+                    allocation_id: convert::allocation_id(allocation_id),
+                    cause,
+                    job_master_id: convert::job_master_id(job_master_id),
+                };
                 call(address, deadline, self.client.free_slot(req)).await.map(|_| ())
             }
             TaskExecutorNotice::Shutdown { rm_id, reason } => {

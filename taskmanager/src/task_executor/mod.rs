@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use backon::Retryable as _;
-use common::ids::{AllocationId, ExecutionAttemptId, InstanceId, JobId, ResourceId, ResourceManagerId};
+use common::ids::{AllocationId, ExecutionAttemptId, InstanceId, JobId, JobMasterId, ResourceId, ResourceManagerId};
 use common::protocol::{
     ExecutionState, JobMasterHeartbeat, OfferSlots, RegisterTaskExecutor, RegistrationAccepted, RequestSlot, SlotOffer,
     SlotReport, TaskDeploymentDescriptor, TaskExecutionState, TaskExecutorHeartbeat,
@@ -53,6 +53,9 @@ pub struct TaskExecutorConfig {
     pub data_plane: DataPlaneConfig,
     /// Serve `/metrics` (Prometheus) on a port of its own, next to the RPC one.
     pub serve_metrics: bool,
+    /// Find the ResourceManager through ZooKeeper (the cluster's leader)
+    /// instead of at `rm_address`; see `common::ha`.
+    pub ha: Option<common::ha::HaLocator>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -137,6 +140,8 @@ pub async fn run(
         early_slot_requests: Vec::new(),
         bundles: bundles::BundleCache::default(),
         channels,
+        leader_lost: None,
+        leaderless: false,
     };
     let mut rx = rx;
     let result = te.main_loop(&mut rx, stop.clone()).await;
@@ -151,9 +156,11 @@ pub async fn run(
 
 pub(crate) enum Msg {
     RequestSlot(RequestSlot, oneshot::Sender<Result<u64, tonic::Status>>),
-    FreeSlot(AllocationId, String),
+    /// Fenced by the JobMaster holding the slot: refused (FAILED_PRECONDITION) otherwise.
+    FreeSlot(AllocationId, JobMasterId, String, oneshot::Sender<Result<(), tonic::Status>>),
     SubmitTask(Box<TaskDeploymentDescriptor>, oneshot::Sender<Result<(), tonic::Status>>),
-    CancelTask(ExecutionAttemptId),
+    /// Fenced like `FreeSlot`, by the JobMaster holding the task's slot.
+    CancelTask(ExecutionAttemptId, JobMasterId, oneshot::Sender<Result<(), tonic::Status>>),
     Shutdown(ResourceManagerId, String),
     /// A token storage file whose HDFS delegation tokens replace ours.
     UpdateDelegationTokens(ResourceManagerId, Vec<u8>),
@@ -178,6 +185,9 @@ pub(crate) enum Msg {
     },
     /// A scrape of `/metrics`: the page, rendered from our state.
     Metrics(oneshot::Sender<String>),
+    /// The leader we served is gone (HA): end everything it started, then
+    /// answer `done`, so no task of the old leader runs beside the new one's.
+    LeaderLost { done: oneshot::Sender<()> },
 }
 
 struct RunningTask {
@@ -212,6 +222,10 @@ struct TaskExecutor {
     early_slot_requests: Vec<(RequestSlot, oneshot::Sender<Result<u64, tonic::Status>>)>,
     bundles: bundles::BundleCache,
     channels: Channels,
+    /// Answered once the tasks of a lost leader have all ended.
+    leader_lost: Option<oneshot::Sender<()>>,
+    /// Since a leader was lost, until a new one accepts us: nothing is taken.
+    leaderless: bool,
 }
 
 impl TaskExecutor {
@@ -237,6 +251,7 @@ impl TaskExecutor {
                     }
                     Some(Msg::Registered { rm_id, instance_id, interval, timeout }) => {
                         self.rm = Some((rm_id, instance_id));
+                        self.leaderless = false;
                         if interval != self.heartbeat_interval {
                             self.heartbeat_interval = interval;
                             tick = tokio::time::interval(interval);
@@ -256,7 +271,9 @@ impl TaskExecutor {
     fn handle(&mut self, msg: Msg) {
         match msg {
             Msg::RequestSlot(req, reply) => {
-                if self.rm.is_none() {
+                if self.leaderless {
+                    let _ = reply.send(Err(tonic::Status::failed_precondition("the ResourceManager leader is gone")));
+                } else if self.rm.is_none() {
                     // The ResourceManager's first RequestSlot can overtake its
                     // answer to our registration: hold it until that arrives.
                     self.early_slot_requests.push((req, reply));
@@ -264,14 +281,32 @@ impl TaskExecutor {
                     let _ = reply.send(self.request_slot(req));
                 }
             }
-            Msg::FreeSlot(allocation_id, cause) => self.free_slot(allocation_id, &cause),
+            Msg::FreeSlot(allocation_id, job_master_id, cause, reply) => {
+                // Unknown slots are freed already: only a live slot of another JobMaster is refused.
+                let answer = match self.slots.get(&allocation_id) {
+                    Some(slot) if slot.job_master_id != job_master_id => Err(stale_job_master()),
+                    _ => {
+                        self.free_slot(allocation_id, &cause);
+                        Ok(())
+                    }
+                };
+                let _ = reply.send(answer);
+            }
             Msg::SubmitTask(tdd, reply) => {
                 let _ = reply.send(self.submit_task(*tdd));
             }
-            Msg::CancelTask(attempt) => {
-                if let Some(t) = self.tasks.get(&attempt) {
-                    t.cancel.cancel();
-                }
+            Msg::CancelTask(attempt, job_master_id, reply) => {
+                let answer = match self.tasks.get(&attempt) {
+                    Some(_) if self.slots.job_master_of_task(&attempt) != Some(job_master_id) => {
+                        Err(stale_job_master())
+                    }
+                    Some(t) => {
+                        t.cancel.cancel();
+                        Ok(())
+                    }
+                    None => Ok(()),
+                };
+                let _ = reply.send(answer);
             }
             Msg::OfferAnswered { allocation_id, accepted } => {
                 if accepted {
@@ -285,15 +320,42 @@ impl TaskExecutor {
             Msg::TaskEnded { attempt, state, error } => {
                 self.slots.remove_task(&attempt);
                 if let Some(task) = self.tasks.remove(&attempt) {
-                    let io = Some(task.io.snapshot());
-                    self.report_task_state(
-                        task.job_master_address,
-                        TaskExecutionState { job_id: task.job_id, attempt_id: attempt, state, error, io },
-                    );
+                    // A lost leader's JobMaster is not told (it is gone, or fenced off).
+                    if !self.leaderless {
+                        let io = Some(task.io.snapshot());
+                        self.report_task_state(
+                            task.job_master_address,
+                            TaskExecutionState { job_id: task.job_id, attempt_id: attempt, state, error, io },
+                        );
+                    }
                 }
+                self.answer_leader_lost();
             }
             Msg::Metrics(reply) => {
                 let _ = reply.send(metrics::render(&self.metrics_sample()));
+            }
+            Msg::LeaderLost { done } => {
+                // From here on, nothing the old leader or its JobMasters send is
+                // taken: RequestSlot waits for a new registration (and then fails
+                // its fencing check), other commands find no slot.
+                warn!(tasks = self.tasks.len(), "the leader is gone: cancelling its tasks and freeing its slots");
+                self.rm = None;
+                self.job_masters.clear();
+                for (req, reply) in std::mem::take(&mut self.early_slot_requests) {
+                    drop(req);
+                    let _ = reply.send(Err(tonic::Status::failed_precondition("the ResourceManager leader changed")));
+                }
+                let allocations: Vec<AllocationId> = self.slots.slots().map(|s| s.allocation_id).collect();
+                for a in allocations {
+                    if let Some(slot) = self.slots.free(&a) {
+                        self.data_plane.release_job(slot.job_id);
+                    }
+                }
+                self.cancel_all_tasks();
+                self.publish_report();
+                self.leader_lost = Some(done);
+                self.leaderless = true;
+                self.answer_leader_lost();
             }
             Msg::JobMasterHeartbeat { job_id, ok } => {
                 let now = Instant::now();
@@ -325,6 +387,14 @@ impl TaskExecutor {
                 });
             }
             Msg::Shutdown(..) | Msg::Registered { .. } => {}
+        }
+    }
+
+    fn answer_leader_lost(&mut self) {
+        if self.tasks.is_empty() {
+            if let Some(done) = self.leader_lost.take() {
+                let _ = done.send(());
+            }
         }
     }
 
@@ -430,7 +500,7 @@ impl TaskExecutor {
     fn submit_task(&mut self, tdd: TaskDeploymentDescriptor) -> Result<(), tonic::Status> {
         if let Some(slot) = self.slots.get(&tdd.allocation_id) {
             if slot.job_master_id != tdd.job_master_id {
-                return Err(tonic::Status::failed_precondition("stale JobMaster: fencing token does not match"));
+                return Err(stale_job_master());
             }
         }
         self.slots
@@ -569,8 +639,10 @@ impl TaskExecutor {
 }
 
 /// Registers with the ResourceManager, then heartbeats it; registers again when
-/// it forgets us. Ends the TaskExecutor (cancels `stop`) when no ResourceManager
-/// has accepted us for `registration_timeout`.
+/// it forgets us. With HA, the ResourceManager is whoever leads in ZooKeeper:
+/// when that changes, the old leader's work is ended first (`Msg::LeaderLost`).
+/// Ends the TaskExecutor (cancels `stop`) when no ResourceManager has accepted
+/// us for `registration_timeout`.
 async fn rm_connection(
     config: TaskExecutorConfig,
     channels: Channels,
@@ -579,20 +651,106 @@ async fn rm_connection(
     tx: mpsc::UnboundedSender<Msg>,
     stop: CancellationToken,
 ) -> Result<(), TaskExecutorError> {
-    let address = config.rm_address.clone();
-    let mut gateway =
-        channels.resource_manager_gateway(&address).map_err(|e| TaskExecutorError::RegistrationTimeout {
+    let r = follow_leaders(config, channels, registration, report, tx, stop.clone()).await;
+    if r.is_err() {
+        stop.cancel();
+    }
+    r
+}
+
+async fn follow_leaders(
+    config: TaskExecutorConfig,
+    channels: Channels,
+    registration: RegisterTaskExecutor,
+    report: watch::Receiver<(SlotReport, u64)>,
+    tx: mpsc::UnboundedSender<Msg>,
+    stop: CancellationToken,
+) -> Result<(), TaskExecutorError> {
+    let mut last_accepted = Instant::now();
+    let retrieval = config.ha.clone().map(common::ha::LeaderRetrieval::start);
+    let mut served: Option<uuid::Uuid> = None;
+    loop {
+        let link = RmLink { config: &config, channels: &channels, registration: &registration, report: &report, tx: &tx };
+        let Some(retrieval) = &retrieval else {
+            tokio::select! {
+                _ = stop.cancelled() => return Ok(()),
+                r = link.serve(config.rm_address.clone(), None, &mut last_accepted) => r?,
+            }
+            continue;
+        };
+        let mut current = retrieval.current.clone();
+        let remaining = config.registration_timeout.saturating_sub(last_accepted.elapsed());
+        let wait = async { current.wait_for(Option::is_some).await.ok().and_then(|l| l.clone()) };
+        let leader = tokio::select! {
+            _ = stop.cancelled() => return Ok(()),
+            l = tokio::time::timeout(remaining, wait) => l.ok().flatten(),
+        };
+        let Some(leader) = leader else {
+            return Err(TaskExecutorError::RegistrationTimeout {
+                address: format!("the leader published at {}", config.ha.as_ref().map(|h| h.url()).unwrap_or_default()),
+                timeout: config.registration_timeout,
+                last_error: "no leader".into(),
+            });
+        };
+        if served.is_some_and(|s| s != leader.session_id) {
+            lose_leader(&tx).await;
+        }
+        served = Some(leader.session_id);
+        let expected = ResourceManagerId(leader.session_id);
+        let gone = async {
+            let _ = current.wait_for(|c| c.as_ref().map(|l| l.session_id) != Some(leader.session_id)).await.is_ok();
+        };
+        tokio::select! {
+            _ = stop.cancelled() => return Ok(()),
+            r = link.serve(leader.rpc_address.clone(), Some(expected), &mut last_accepted) => r?,
+            _ = gone => {
+                info!(session_id = %leader.session_id, "our leader is no longer published");
+                lose_leader(&tx).await;
+                served = None;
+            }
+        }
+    }
+}
+
+/// Tells the loop the leader is gone and waits until its tasks have ended.
+async fn lose_leader(tx: &mpsc::UnboundedSender<Msg>) {
+    let (done, ended) = oneshot::channel();
+    if tx.send(Msg::LeaderLost { done }).is_ok() {
+        let _ = ended.await;
+    }
+}
+
+struct RmLink<'a> {
+    config: &'a TaskExecutorConfig,
+    channels: &'a Channels,
+    registration: &'a RegisterTaskExecutor,
+    report: &'a watch::Receiver<(SlotReport, u64)>,
+    tx: &'a mpsc::UnboundedSender<Msg>,
+}
+
+impl RmLink<'_> {
+    /// Registers with the ResourceManager at `address` (whose id must be
+    /// `expected`, the leader session id, when known), then heartbeats it.
+    /// Returns when it forgets us or stays silent past the heartbeat timeout.
+    async fn serve(
+        &self,
+        address: String,
+        expected: Option<ResourceManagerId>,
+        last_accepted: &mut Instant,
+    ) -> Result<(), TaskExecutorError> {
+        let config = self.config;
+        let fail = |e: String| TaskExecutorError::RegistrationTimeout {
             address: address.clone(),
             timeout: config.registration_timeout,
-            last_error: e.to_string(),
-        })?;
-    let mut last_accepted = Instant::now();
-    loop {
+            last_error: e,
+        };
+        let gateway = self.channels.resource_manager_gateway(&address).map_err(|e| fail(e.to_string()))?;
         // Register, retrying (doubling from 20 ms to 2 s) until the registration timeout
         // since the ResourceManager last accepted us. A malformed answer is retried like
         // a failed call; a refused secret is final.
         let attempt = || {
-            let (mut gateway, registration, slots) = (gateway.clone(), registration.clone(), report.borrow().0.clone());
+            let (mut gateway, registration, slots) =
+                (gateway.clone(), self.registration.clone(), self.report.borrow().0.clone());
             async move { gateway.register(&registration, &slots).await }
         };
         let policy = backon::ExponentialBuilder::default()
@@ -600,74 +758,70 @@ async fn rm_connection(
             .with_max_delay(Duration::from_secs(2))
             .with_total_delay(Some(config.registration_timeout.saturating_sub(last_accepted.elapsed())))
             .without_max_times();
-        let registered = attempt.retry(policy).when(|e: &rpc::RpcError| !e.is_unauthenticated()).notify(|e, _| {
-            if matches!(e, rpc::RpcError::Malformed { .. }) {
-                warn!(error = %e, "malformed registration answer from the ResourceManager");
-            } else {
-                debug!(error = %e, "registration failed; retrying");
-            }
-        });
-        let answer = tokio::select! {
-            _ = stop.cancelled() => return Ok(()),
-            answer = registered => answer,
-        };
+        let answer = attempt
+            .retry(policy)
+            .when(|e: &rpc::RpcError| !e.is_unauthenticated())
+            .notify(|e, _| {
+                if matches!(e, rpc::RpcError::Malformed { .. }) {
+                    warn!(error = %e, "malformed registration answer from the ResourceManager");
+                } else {
+                    debug!(error = %e, "registration failed; retrying");
+                }
+            })
+            .await;
         let (instance_id, interval, timeout) = match answer {
+            // A deposed leader still serving at that address: ask ZooKeeper again.
+            Ok(accepted) if expected.is_some_and(|e| e != accepted.rm_id) => {
+                warn!(rm_id = %accepted.rm_id, %address, "the ResourceManager there is not the leader; looking again");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                return Ok(());
+            }
             Ok(accepted) => {
-                let RegistrationAccepted {
-                    rm_id,
-                    instance_id,
-                    heartbeat_interval: interval,
-                    heartbeat_timeout: timeout,
-                } = accepted;
-                info!(%rm_id, %instance_id, "registered with the ResourceManager");
-                let _ = tx.send(Msg::Registered { rm_id, instance_id, interval, timeout });
-                last_accepted = Instant::now();
+                let RegistrationAccepted { rm_id, instance_id, heartbeat_interval: interval, heartbeat_timeout: timeout } =
+                    accepted;
+                info!(%rm_id, %instance_id, %address, "registered with the ResourceManager");
+                let _ = self.tx.send(Msg::Registered { rm_id, instance_id, interval, timeout });
+                *last_accepted = Instant::now();
                 (instance_id, interval, timeout)
             }
             Err(e) if e.is_unauthenticated() => {
-                stop.cancel();
                 return Err(TaskExecutorError::Unauthenticated { address, detail: e.to_string() });
             }
-            Err(e) => {
-                stop.cancel();
-                return Err(TaskExecutorError::RegistrationTimeout {
-                    address,
-                    timeout: config.registration_timeout,
-                    last_error: e.to_string(),
-                });
-            }
+            Err(e) => return Err(fail(e.to_string())),
         };
         // Heartbeat until the ResourceManager forgets us or stays silent too long.
+        let mut gateway = gateway;
         let mut tick = tokio::time::interval(interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            tokio::select! {
-                _ = stop.cancelled() => return Ok(()),
-                _ = tick.tick() => {}
-            }
+            tick.tick().await;
             let hb = {
-                let r = report.borrow();
+                let r = self.report.borrow();
                 TaskExecutorHeartbeat {
-                    resource_id: registration.resource_id.clone(),
+                    resource_id: self.registration.resource_id.clone(),
                     instance_id,
                     slot_report: r.0.clone(),
                     report_version: r.1,
                 }
             };
             match gateway.heartbeat(&hb, interval.max(Duration::from_millis(100)) * 2).await {
-                Ok(true) => last_accepted = Instant::now(),
+                Ok(true) => *last_accepted = Instant::now(),
                 Ok(false) => {
                     info!("the ResourceManager no longer knows us; registering again");
-                    break;
+                    return Ok(());
                 }
                 Err(e) if last_accepted.elapsed() > timeout => {
                     warn!(error = %e, "ResourceManager heartbeat timed out; registering again");
-                    break;
+                    return Ok(());
                 }
                 Err(e) => debug!(error = %e, "heartbeat to the ResourceManager failed"),
             }
         }
     }
+}
+
+fn stale_job_master() -> tonic::Status {
+    tonic::Status::failed_precondition("stale JobMaster: fencing token does not match")
 }
 
 /// Binds the RPC and data listeners on `host` (port 0 = any free port).

@@ -69,8 +69,8 @@ impl pb::task_executor_gateway_server::TaskExecutorGateway for Service {
     async fn free_slot(&self, req: Request<pb::FreeSlotRequest>) -> Result<Response<pb::Ack>, Status> {
         let r = req.into_inner();
         let a = convert::to_allocation_id(r.allocation_id, "allocation_id").map_err(bad)?;
-        self.send(Msg::FreeSlot(a, r.cause))?;
-        Ok(Response::new(pb::Ack {}))
+        let jm = convert::to_job_master_id(r.job_master_id, "job_master_id").map_err(bad)?;
+        self.ask(|tx| Msg::FreeSlot(a, jm, r.cause, tx)).await
     }
 
     async fn submit_task(&self, req: Request<pb::TaskDeploymentDescriptor>) -> Result<Response<pb::Ack>, Status> {
@@ -79,9 +79,10 @@ impl pb::task_executor_gateway_server::TaskExecutorGateway for Service {
     }
 
     async fn cancel_task(&self, req: Request<pb::CancelTaskRequest>) -> Result<Response<pb::Ack>, Status> {
-        let a: ExecutionAttemptId = convert::to_attempt_id(req.into_inner().attempt_id, "attempt_id").map_err(bad)?;
-        self.send(Msg::CancelTask(a))?;
-        Ok(Response::new(pb::Ack {}))
+        let r = req.into_inner();
+        let a: ExecutionAttemptId = convert::to_attempt_id(r.attempt_id, "attempt_id").map_err(bad)?;
+        let jm = convert::to_job_master_id(r.job_master_id, "job_master_id").map_err(bad)?;
+        self.ask(|tx| Msg::CancelTask(a, jm, tx)).await
     }
 
     async fn shutdown(&self, req: Request<pb::ShutdownRequest>) -> Result<Response<pb::Ack>, Status> {

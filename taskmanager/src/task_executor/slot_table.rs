@@ -126,6 +126,11 @@ impl SlotTable {
         Ok(())
     }
 
+    /// The JobMaster holding the slot `attempt` runs in: the fencing token of its commands.
+    pub fn job_master_of_task(&self, attempt: &ExecutionAttemptId) -> Option<JobMasterId> {
+        self.slots.values().find(|s| s.tasks.contains(attempt)).map(|s| s.job_master_id)
+    }
+
     pub fn remove_task(&mut self, attempt: &ExecutionAttemptId) {
         for s in self.slots.values_mut() {
             s.tasks.retain(|t| t != attempt);
