@@ -30,8 +30,8 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::blob_store::BlobStore;
-use crate::high_availability::BundleSource;
 use crate::dispatcher::{Dispatcher, DispatcherError};
+use crate::high_availability::BundleSource;
 use crate::resource_manager::driver::LogLocation;
 
 #[derive(Clone)]

@@ -8,7 +8,6 @@ mod support;
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use integration_tests::zookeeper::{TcpProxy, TestZooKeeper};
@@ -43,7 +42,8 @@ fn clean_output() -> Vec<String> {
 fn http(addr: &str, method: &str, path: &str, bearer: &str) -> Option<(String, String)> {
     let mut s = std::net::TcpStream::connect(addr).ok()?;
     s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    let req = format!("{method} {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {bearer}\r\nConnection: close\r\n\r\n");
+    let req =
+        format!("{method} {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {bearer}\r\nConnection: close\r\n\r\n");
     s.write_all(req.as_bytes()).ok()?;
     let mut buf = String::new();
     s.read_to_string(&mut buf).ok()?;
@@ -84,24 +84,9 @@ fn task_manager_ids(addr: &str, bearer: &str) -> Vec<(String, String)> {
         .collect()
 }
 
-/// The pid whose session log says it leads (`session start` names logs by index, pids in order).
-fn leader_pid(state: &Path, started: &str) -> u32 {
-    let pids: Vec<u32> = started
-        .lines()
-        .find_map(|l| l.split("(pids ").nth(1))
-        .map(|p| p.split(')').next().unwrap_or("").split(' ').filter_map(|x| x.parse().ok()).collect())
-        .unwrap_or_else(|| panic!("session start names its pids: {started}"));
-    let logs: Vec<PathBuf> = started
-        .lines()
-        .find_map(|l| l.strip_prefix("logs: "))
-        .map(|l| l.split(' ').map(PathBuf::from).collect())
-        .unwrap_or_default();
-    let _ = state;
-    wait_for(Duration::from_secs(20), "a process to lead", || {
-        logs.iter()
-            .position(|l| std::fs::read_to_string(l).is_ok_and(|t| t.contains("leading the session")))
-            .map(|i| pids[i])
-    })
+/// The pid whose session log says it leads.
+fn leader_pid(started: &str) -> u32 {
+    wait_for(Duration::from_secs(20), "a process to lead", || leader_pid_excluding(started, &[]))
 }
 
 struct HaSession {
@@ -174,7 +159,7 @@ fn a_killed_leader_is_replaced_by_a_standby_that_finishes_the_job() {
     wait_running(&s, &job);
     let before: Vec<String> = task_manager_ids(&s.addr, &s.bearer).into_iter().map(|(id, _)| id).collect();
     assert!(!before.is_empty());
-    let leader = leader_pid(&s.state, &s.started);
+    let leader = leader_pid(&s.started);
     signal(leader, libc::SIGKILL);
     let killed = Instant::now();
     // The standby serves the same address once elected, and recovers the job.
@@ -318,4 +303,132 @@ async fn a_leader_cut_off_from_zookeeper_steps_down_and_its_commands_are_refused
     assert_eq!(output_lines(&out), clean_output());
     tokio::task::spawn_blocking(move || stop_and_check_nothing_left(&s)).await.unwrap();
     drop(proxy);
+}
+
+fn dir_bytes(p: &Path) -> u64 {
+    std::fs::read_dir(p)
+        .map(|rd| {
+            rd.flatten()
+                .map(
+                    |e| {
+                        if e.path().is_dir() {
+                            dir_bytes(&e.path())
+                        } else {
+                            e.metadata().map(|m| m.len()).unwrap_or(0)
+                        }
+                    },
+                )
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+/// `scripts/bench-ha`: the time from the leader's `kill -9` to the job RUNNING
+/// again under a standby, and the bytes a job keeps in the HA storage dir.
+#[test]
+#[ignore = "a benchmark: scripts/bench-ha"]
+fn bench_figures() {
+    let runs: u32 = std::env::var("YF_BENCH_RUNS").ok().and_then(|v| v.parse().ok()).unwrap_or(5);
+    let timeout = std::env::var("YF_BENCH_HA_SESSION_TIMEOUT").unwrap_or_else(|_| "1s".into());
+    let zk = TestZooKeeper::start().unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out");
+    let job_dir = slow_bundle(&tmp.path().join("job"), &out, "1");
+    let state = tmp.path().join("state");
+    let o = cmd(&state)
+        .env("YF_TM_REGISTRATION_TIMEOUT", "30s")
+        .args(["session", "start", "--ha", &zk.url("bench"), "--standby", &runs.to_string()])
+        .args(["--ha-session-timeout", &timeout, "--ha-storage-dir"])
+        .arg(tmp.path().join("ha"))
+        .arg("--work-dir")
+        .arg(tmp.path().join("work"))
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    let addr = String::from_utf8_lossy(&o.stdout).trim().to_owned();
+    let s = HaSession {
+        bearer: secret_hex(&state, &addr),
+        state,
+        work: tmp.path().join("work"),
+        addr,
+        started: String::from_utf8_lossy(&o.stderr).into_owned(),
+    };
+    let ha = tmp.path().join("ha").join("default");
+    let mut times = Vec::new();
+    let mut killed_pids = Vec::new();
+    for _ in 0..runs {
+        let job = submit(&s, &job_dir);
+        wait_running(&s, &job);
+        let running_bytes = dir_bytes(&ha.join("jobgraphs"));
+        let leader =
+            wait_for(Duration::from_secs(30), "a new leader", || leader_pid_excluding(&s.started, &killed_pids));
+        signal(leader, libc::SIGKILL);
+        killed_pids.push(leader);
+        let t = Instant::now();
+        wait_for(Duration::from_secs(30), "RUNNING under the next leader", || {
+            (job_state(&s.addr, &s.bearer, &job).as_deref() == Some("RUNNING")).then_some(())
+        });
+        times.push(t.elapsed().as_secs_f64());
+        wait_finished(&s, &job);
+        assert_eq!(output_lines(&out), clean_output());
+        let result = dir_bytes(&ha.join("job-result-store").join(format!("{job}.json")));
+        println!("FIGURE HA storage while running: {running_bytes} B (job graph record); result kept: {result} B");
+    }
+    times.sort_by(f64::total_cmp);
+    println!(
+        "FIGURE leader kill -9 -> job RUNNING again (session timeout {timeout}, {runs} runs): min {:.2} s, median {:.2} s, max {:.2} s",
+        times[0],
+        times[times.len() / 2],
+        times[times.len() - 1]
+    );
+    let upload = submit_upload(&s, &job_dir);
+    wait_running(&s, &upload);
+    println!(
+        "FIGURE HA storage while an uploaded job runs: {} B (record + bundle)",
+        dir_bytes(&ha) - dir_bytes(&ha.join("job-result-store"))
+    );
+    wait_finished(&s, &upload);
+    stop_and_check_nothing_left(&s);
+}
+
+fn submit_upload(s: &HaSession, bundle: &Path) -> String {
+    let o = run(&s.state, &["run", "-m", &s.addr, "--upload", "--detached", bundle.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", text(&o));
+    String::from_utf8_lossy(&o.stdout).trim().to_owned()
+}
+
+/// The leading process, among those `session start` started, not yet killed.
+fn leader_pid_excluding(started: &str, killed: &[u32]) -> Option<u32> {
+    let pids: Vec<u32> = started
+        .lines()
+        .find_map(|l| l.split("(pids ").nth(1))
+        .map(|p| p.split(')').next().unwrap_or("").split(' ').filter_map(|x| x.parse().ok()).collect())?;
+    let logs: Vec<PathBuf> =
+        started.lines().find_map(|l| l.strip_prefix("logs: ")).map(|l| l.split(' ').map(PathBuf::from).collect())?;
+    logs.iter().zip(&pids).filter(|(_, p)| !killed.contains(p)).find_map(|(l, p)| {
+        let t = std::fs::read_to_string(l).ok()?;
+        // A process that led and stepped down re-executes itself: the last word counts.
+        (t.rfind("leading the session") > t.rfind("contending for leadership")).then_some(*p)
+    })
+}
+
+#[test]
+fn bad_ha_settings_are_refused_with_the_fix() {
+    let tmp = tempfile::tempdir().unwrap();
+    let state = tmp.path().join("state");
+    let o = run(&state, &["session", "start", "--ha", "http://127.0.0.1:2181/x"]);
+    assert!(!o.status.success());
+    assert!(text(&o).contains("zookeeper://host:port"), "{}", text(&o));
+    // Nothing listens on this port: the quorum is named, and nothing is left running.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let url = format!("zookeeper://127.0.0.1:{closed}/x");
+    let o = run(&state, &["session", "start", "--ha", &url, "--ha-session-timeout", "1s"]);
+    assert!(!o.status.success());
+    assert!(text(&o).contains(&format!("cannot reach ZooKeeper at 127.0.0.1:{closed}")), "{}", text(&o));
+    let o = run(&state, &["session", "start", "--ha", &url, "--ha-storage-dir", "hdfs://nn:8020/ha"]);
+    assert!(!o.status.success());
+    assert!(text(&o).contains("--ha-storage-dir hdfs://nn:8020/ha"), "{}", text(&o));
+    let o = run(&state, &["session", "start", "--standby", "2"]);
+    assert!(!o.status.success(), "--standby without --ha");
+    assert!(processes_mentioning(&state.display().to_string()).is_empty());
 }

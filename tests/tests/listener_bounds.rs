@@ -133,7 +133,9 @@ impl Endpoints {
             "{r:?}"
         );
         let mut te = rpc::task_executor_client(&self.te_rpc.to_string(), &self.secret, t).unwrap();
-        let r = rpc::call("te", t.call, te.cancel_task(pb::CancelTaskRequest { attempt_id: None, job_master_id: None })).await;
+        let r =
+            rpc::call("te", t.call, te.cancel_task(pb::CancelTaskRequest { attempt_id: None, job_master_id: None }))
+                .await;
         assert!(
             !matches!(&r, Err(e) if e.is_unauthenticated() || matches!(e, rpc::RpcError::DeadlineExceeded { .. })),
             "{r:?}"

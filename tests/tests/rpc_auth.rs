@@ -92,7 +92,9 @@ async fn a_task_manager_with_the_secret_registers_and_its_endpoint_refuses_stran
     // A stranger calling the TaskExecutor's endpoint is refused...
     let t = RpcTimeouts::default();
     let mut stranger = rpc::task_executor_client(&te_addr.to_string(), &AppSecret::generate(), t).unwrap();
-    let r = rpc::call("te", t.call, stranger.cancel_task(pb::CancelTaskRequest { attempt_id: None, job_master_id: None })).await;
+    let r =
+        rpc::call("te", t.call, stranger.cancel_task(pb::CancelTaskRequest { attempt_id: None, job_master_id: None }))
+            .await;
     assert!(r.as_ref().is_err_and(|e| e.is_unauthenticated()), "{r:?}");
     // ...and so is one calling the ResourceManager's.
     let mut stranger = rpc::resource_manager_client(&c.rpc_address.to_string(), &AppSecret::generate(), t).unwrap();

@@ -173,3 +173,122 @@ async fn a_forgotten_task_executor_registers_again_and_exits_at_its_registration
     assert!(took >= Duration::from_secs(60) && took < Duration::from_secs(75), "exited after {took:?} (virtual)");
     server.abort();
 }
+
+/// A ResourceManager (id 1/2) that accepts every registration and heartbeat.
+struct AcceptingRm;
+
+#[tonic::async_trait]
+impl pb::resource_manager_gateway_server::ResourceManagerGateway for AcceptingRm {
+    async fn register_task_executor(
+        &self,
+        _: Request<pb::RegisterTaskExecutorRequest>,
+    ) -> Result<Response<pb::RegisterTaskExecutorResponse>, Status> {
+        Ok(Response::new(pb::RegisterTaskExecutorResponse {
+            rm_id: Some(pb::Uuid { hi: 1, lo: 2 }),
+            instance_id: Some(pb::Uuid { hi: 3, lo: 4 }),
+            heartbeat_interval_ms: 1000,
+            heartbeat_timeout_ms: 10_000,
+        }))
+    }
+
+    async fn heartbeat(&self, _: Request<pb::TaskExecutorHeartbeat>) -> Result<Response<pb::HeartbeatReply>, Status> {
+        Ok(Response::new(pb::HeartbeatReply { known: true }))
+    }
+
+    async fn slot_report_update(
+        &self,
+        _: Request<pb::TaskExecutorHeartbeat>,
+    ) -> Result<Response<pb::HeartbeatReply>, Status> {
+        Ok(Response::new(pb::HeartbeatReply { known: true }))
+    }
+}
+
+/// Issue 11: every leader-scoped command carries its fencing token. RequestSlot
+/// and Shutdown name the ResourceManager (the leader session id); FreeSlot and
+/// CancelTask name the JobMaster holding the slot. A TaskExecutor takes none
+/// with a token other than its current one.
+#[tokio::test]
+async fn commands_with_a_stale_fencing_token_are_refused() {
+    use common::ids::{AllocationId, ExecutionAttemptId, JobId, JobMasterId, ResourceManagerId, SlotId};
+    use common::protocol::RequestSlot;
+    use common::rpc::{Channels, TaskExecutorNotice};
+
+    let secret = AppSecret::generate();
+    let rm_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let rm_address = rm_listener.local_addr().unwrap().to_string();
+    let service = pb::resource_manager_gateway_server::ResourceManagerGatewayServer::with_interceptor(
+        AcceptingRm,
+        AuthInterceptor::new(secret.clone()),
+    );
+    let server = tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(service)
+            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(rm_listener)),
+    );
+    // A JobMaster that never answers: offered slots stay allocated meanwhile.
+    let silent_jm = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let config = TaskExecutorConfig {
+        resource_id: ResourceId::new("tm-fenced"),
+        rm_address,
+        total: ResourceProfile::new(1000, 64 << 20),
+        default_slot: ResourceProfile::new(1000, 64 << 20),
+        num_slots: 1,
+        advertised_host: "127.0.0.1".into(),
+        work_dir: work.path().to_owned(),
+        secret: secret.clone(),
+        rpc: RpcTimeouts::default(),
+        registration_timeout: Duration::from_secs(30),
+        data_plane: DataPlaneConfig::default(),
+        serve_metrics: false,
+        ha: None,
+    };
+    let rpc = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let te_address = rpc.local_addr().unwrap().to_string();
+    let data = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let te = tokio::spawn(task_executor::run(config, rpc, data, std::future::pending()));
+    let channels = Channels::new(secret, RpcTimeouts::default());
+    let leader = ResourceManagerId(uuid::Uuid::from_u64_pair(1, 2));
+    let (job_master, other) = (JobMasterId::random(), JobMasterId::random());
+    let request = |rm_id, allocation_id| RequestSlot {
+        rm_id,
+        slot_id: SlotId { resource_id: ResourceId::new("tm-fenced"), index: 0 },
+        allocation_id,
+        job_id: JobId::from_u128(9),
+        profile: ResourceProfile::new(1000, 64 << 20),
+        job_master_address: silent_jm.local_addr().unwrap().to_string(),
+        job_master_id: job_master,
+    };
+    let allocation = AllocationId::random();
+    // Registration answers may lag: retry until the leader's request is taken.
+    let mut taken = false;
+    for _ in 0..100 {
+        let mut gateway = channels.task_executor_gateway(&te_address).unwrap();
+        if gateway.request_slot(&request(leader, allocation)).await.is_ok() {
+            taken = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(taken, "the leader's RequestSlot is taken");
+    let mut gateway = channels.task_executor_gateway(&te_address).unwrap();
+
+    let stale = ResourceManagerId::random();
+    let err = gateway.request_slot(&request(stale, AllocationId::random())).await.expect_err("stale leader");
+    assert!(err.to_string().contains("not registered with this ResourceManager leader"), "{err}");
+    let free =
+        |job_master_id| TaskExecutorNotice::FreeSlot { allocation_id: allocation, cause: "test".into(), job_master_id };
+    let err = gateway.notify(free(other)).await.expect_err("another JobMaster's FreeSlot");
+    assert!(err.to_string().contains("stale JobMaster"), "{err}");
+    let cancel = TaskExecutorNotice::CancelTask { attempt_id: ExecutionAttemptId::random(), job_master_id: other };
+    gateway.notify(cancel).await.expect("cancelling an attempt the TaskExecutor does not run is a no-op");
+    gateway.notify(TaskExecutorNotice::Shutdown { rm_id: stale, reason: "stale".into() }).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(!te.is_finished(), "a stale leader's Shutdown is ignored");
+    // The slot is still held: the same request is answered as already allocated.
+    gateway.request_slot(&request(leader, allocation)).await.expect("still allocated to the job");
+    gateway.notify(free(job_master)).await.expect("its own JobMaster's FreeSlot is taken");
+    gateway.notify(TaskExecutorNotice::Shutdown { rm_id: leader, reason: "done".into() }).await.unwrap();
+    tokio::time::timeout(Duration::from_secs(10), te).await.expect("the leader's Shutdown is obeyed").unwrap().unwrap();
+    server.abort();
+}

@@ -24,7 +24,9 @@ use crate::dispatcher::JobDetails;
 
 #[derive(Debug, thiserror::Error)]
 pub enum JobStoreError {
-    #[error("the HA storage dir: {action} {path}: {source}; check that --ha-storage-dir is writable by every JobManager")]
+    #[error(
+        "the HA storage dir: {action} {path}: {source}; check that --ha-storage-dir is writable by every JobManager"
+    )]
     Io {
         action: &'static str,
         path: PathBuf,

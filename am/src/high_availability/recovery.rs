@@ -62,9 +62,11 @@ pub async fn recover_jobs(dispatcher: &Dispatcher, ctx: RecoveryContext<'_>) -> 
         match load(&store, &record, &ctx) {
             Ok((bundle, blob)) => {
                 info!(%job_id, name = %record.name, "recovered a job; running it again");
-                dispatcher
-                    .resume(job_id, bundle, blob)
-                    .map_err(|e| JobStoreError::Io { action: "resume", path: PathBuf::new(), source: std::io::Error::other(e.to_string()) })?;
+                dispatcher.resume(job_id, bundle, blob).map_err(|e| JobStoreError::Io {
+                    action: "resume",
+                    path: PathBuf::new(),
+                    source: std::io::Error::other(e.to_string()),
+                })?;
                 resumed += 1;
             }
             Err(e) => {
@@ -85,10 +87,8 @@ async fn finish(dispatcher: &Dispatcher, store: &JobStore, job_id: JobId, detail
 }
 
 fn ended(record: &JobGraphRecord, state: &str, error: Option<String>) -> JobDetails {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0);
+    let now =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
     JobDetails {
         jid: record.job_id.to_string(),
         name: record.name.clone(),
@@ -113,7 +113,8 @@ fn load(
             let base = ctx.base_url.ok_or("an uploaded bundle needs the REST API to serve it")?;
             let kept = store.blob_path(sha256);
             std::fs::create_dir_all(ctx.blobs.dir()).map_err(|e| e.to_string())?;
-            let tmp = tempfile::Builder::new().prefix(".recover-").tempfile_in(ctx.blobs.dir()).map_err(|e| e.to_string())?;
+            let tmp =
+                tempfile::Builder::new().prefix(".recover-").tempfile_in(ctx.blobs.dir()).map_err(|e| e.to_string())?;
             std::fs::copy(&kept, tmp.path()).map_err(|e| format!("cannot read {}: {e}", kept.display()))?;
             let path = ctx.blobs.adopt(tmp, sha256).map_err(|e| e.to_string())?;
             let bundle = Bundle::load(&path, &work, &ctx.limits).map_err(|e| e.to_string())?;

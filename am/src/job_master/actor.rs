@@ -310,7 +310,8 @@ impl JobMaster {
                     self.config.channels.notify(task_manager.address, notice);
                 }
                 JobMasterAction::FreeSlot { task_manager, allocation_id, cause } => {
-                    let notice = TaskExecutorNotice::FreeSlot { allocation_id, cause, job_master_id: self.job_master_id };
+                    let notice =
+                        TaskExecutorNotice::FreeSlot { allocation_id, cause, job_master_id: self.job_master_id };
                     self.config.channels.notify(task_manager.address, notice);
                 }
                 JobMasterAction::JobFinished { status, error } => {

@@ -106,7 +106,13 @@ async fn a_silent_task_executor_loses_its_task_at_the_heartbeat_timeout_not_befo
         rpc: RpcTimeouts::default(),
     };
     let (_events_tx, events) = tokio::sync::mpsc::unbounded_channel();
-    let (rm, _join) = crate::resource_manager::spawn(rm_config, common::ids::ResourceManagerId::random(), channels.clone(), Idle, events);
+    let (rm, _join) = crate::resource_manager::spawn(
+        rm_config,
+        common::ids::ResourceManagerId::random(),
+        channels.clone(),
+        Idle,
+        events,
+    );
 
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("job.toml"), "[[vertex]]\nname = \"a\"\nshell = \"sleep 600\"\n").unwrap();

@@ -33,8 +33,16 @@ fn locator(args: &SessionStartArgs) -> Result<HaLocator> {
     Ok(HaLocator::parse(url, &args.ha.ha_cluster_id, args.ha.ha_session_timeout)?)
 }
 
-fn storage_dir(args: &SessionStartArgs) -> std::path::PathBuf {
-    args.ha.ha_storage_dir.clone().unwrap_or_else(|| state_dir().join("ha"))
+fn storage_dir(args: &SessionStartArgs) -> Result<std::path::PathBuf> {
+    let dir = args.ha.ha_storage_dir.clone().unwrap_or_else(|| state_dir().join("ha"));
+    if dir.to_string_lossy().contains("://") {
+        bail!(
+            "--ha-storage-dir {}: only a local (or shared, mounted) directory is supported yet, not a URL; \
+             give a path every session process can write",
+            dir.display()
+        );
+    }
+    Ok(dir)
 }
 
 /// Our argv for `session serve`, without any `--port`: the port travels in the environment.
@@ -56,6 +64,7 @@ fn serve_argv() -> Vec<std::ffi::OsString> {
 
 pub async fn start(args: SessionStartArgs) -> Result<ExitCode> {
     let locator = locator(&args)?;
+    storage_dir(&args)?;
     // Fail here, with the fix, rather than in N background processes.
     let zk = ZooKeeper::connect(&locator).await?;
     if zk.is_stopped().await? {
@@ -173,7 +182,7 @@ pub async fn serve(args: SessionStartArgs) -> Result<ExitCode> {
         r = bind_when_free(&address) => r?,
         reason = &mut lost => step_down(&reason),
     };
-    let store = JobStore::new(&storage_dir(&args), leadership.clone());
+    let store = JobStore::new(&storage_dir(&args)?, leadership.clone());
     let leader = AsLeader {
         locator: locator.clone(),
         services: LeaderServices { rm_id: ResourceManagerId(leadership.info.session_id), store: store.clone() },

@@ -21,7 +21,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-pub use self::zookeeper::{Election, HaError, Leadership, LeaderRetrieval, ZooKeeper};
+pub use self::zookeeper::{Election, HaError, LeaderRetrieval, Leadership, ZooKeeper};
 
 /// Environment of a TaskManager (or any process) that finds its leader through ZooKeeper.
 pub const ENV_HA_ZOOKEEPER: &str = "YF_HA_ZOOKEEPER";
@@ -63,7 +63,9 @@ impl HaLocator {
             None => (rest, "/yarn-flink".to_owned()),
         };
         let hosts_ok = !quorum.is_empty()
-            && quorum.split(',').all(|h| h.rsplit_once(':').is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok()));
+            && quorum.split(',').all(|h| {
+                h.rsplit_once(':').is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok())
+            });
         if !hosts_ok || root == "/" || root.contains("//") {
             return Err(bad());
         }
@@ -156,17 +158,26 @@ mod tests {
         assert_eq!(HaLocator::from_env(|_| None).unwrap(), None);
         let bare = HaLocator::parse("zookeeper://zk:2181", "default", DEFAULT_SESSION_TIMEOUT).unwrap();
         assert_eq!(bare.root, "/yarn-flink");
-        for bad in ["http://zk:2181/x", "zookeeper:///x", "zookeeper://zk/x", "zookeeper://zk:99999/x", "zookeeper://zk:1/"] {
+        for bad in
+            ["http://zk:2181/x", "zookeeper:///x", "zookeeper://zk/x", "zookeeper://zk:99999/x", "zookeeper://zk:1/"]
+        {
             let e = HaLocator::parse(bad, "c", DEFAULT_SESSION_TIMEOUT).unwrap_err();
             assert!(e.to_string().contains("zookeeper://host:port"), "{bad}: {e}");
         }
-        assert!(matches!(HaLocator::parse("zookeeper://zk:1/r", "a/b", DEFAULT_SESSION_TIMEOUT), Err(LocatorError::ClusterId(_))));
-        assert!(matches!(HaLocator::parse("zookeeper://zk:1/r", "..", DEFAULT_SESSION_TIMEOUT), Err(LocatorError::ClusterId(_))));
+        assert!(matches!(
+            HaLocator::parse("zookeeper://zk:1/r", "a/b", DEFAULT_SESSION_TIMEOUT),
+            Err(LocatorError::ClusterId(_))
+        ));
+        assert!(matches!(
+            HaLocator::parse("zookeeper://zk:1/r", "..", DEFAULT_SESSION_TIMEOUT),
+            Err(LocatorError::ClusterId(_))
+        ));
     }
 
     #[test]
     fn leader_info_is_json_and_garbage_is_no_leader() {
-        let i = LeaderInfo { session_id: uuid::Uuid::from_u128(7), rpc_address: "127.0.0.1:1".into(), rest_address: None };
+        let i =
+            LeaderInfo { session_id: uuid::Uuid::from_u128(7), rpc_address: "127.0.0.1:1".into(), rest_address: None };
         assert_eq!(LeaderInfo::decode(&serde_json::to_vec(&i).unwrap()), Some(i));
         assert_eq!(LeaderInfo::decode(b"\x00\xff{"), None);
     }

@@ -166,6 +166,11 @@ impl Leadership {
         &self.zk
     }
 
+    /// This leader's latch node: it leads for as long as the node exists.
+    pub fn latch(&self) -> &str {
+        self.lock.lock_path()
+    }
+
     /// Resolves, with the reason, when this process may no longer lead: its
     /// session is disconnected (it may be expiring), expired or closed.
     pub fn lost(&self) -> impl std::future::Future<Output = String> + Send + 'static {
@@ -185,7 +190,9 @@ impl Leadership {
     pub async fn put(&self, path: &str, data: &[u8]) -> Result<(), HaError> {
         match self.lock.create(path, data, &persistent()).await {
             Ok(_) => Ok(()),
-            Err(zk::Error::NodeExists) => self.lock.set_data(path, data, None).await.map(|_| ()).map_err(op("set", path)),
+            Err(zk::Error::NodeExists) => {
+                self.lock.set_data(path, data, None).await.map(|_| ()).map_err(op("set", path))
+            }
             Err(e) => Err(op("create", path)(e)),
         }
     }

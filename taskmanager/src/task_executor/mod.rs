@@ -187,7 +187,9 @@ pub(crate) enum Msg {
     Metrics(oneshot::Sender<String>),
     /// The leader we served is gone (HA): end everything it started, then
     /// answer `done`, so no task of the old leader runs beside the new one's.
-    LeaderLost { done: oneshot::Sender<()> },
+    LeaderLost {
+        done: oneshot::Sender<()>,
+    },
 }
 
 struct RunningTask {
@@ -670,7 +672,8 @@ async fn follow_leaders(
     let retrieval = config.ha.clone().map(common::ha::LeaderRetrieval::start);
     let mut served: Option<uuid::Uuid> = None;
     loop {
-        let link = RmLink { config: &config, channels: &channels, registration: &registration, report: &report, tx: &tx };
+        let link =
+            RmLink { config: &config, channels: &channels, registration: &registration, report: &report, tx: &tx };
         let Some(retrieval) = &retrieval else {
             tokio::select! {
                 _ = stop.cancelled() => return Ok(()),
@@ -777,8 +780,12 @@ impl RmLink<'_> {
                 return Ok(());
             }
             Ok(accepted) => {
-                let RegistrationAccepted { rm_id, instance_id, heartbeat_interval: interval, heartbeat_timeout: timeout } =
-                    accepted;
+                let RegistrationAccepted {
+                    rm_id,
+                    instance_id,
+                    heartbeat_interval: interval,
+                    heartbeat_timeout: timeout,
+                } = accepted;
                 info!(%rm_id, %instance_id, %address, "registered with the ResourceManager");
                 let _ = self.tx.send(Msg::Registered { rm_id, instance_id, interval, timeout });
                 *last_accepted = Instant::now();
