@@ -374,9 +374,10 @@ pub struct HaArgs {
     #[arg(long, default_value_t = 0, requires = "url")]
     pub standby: u32,
     /// Where submitted jobs, uploaded bundles and results are kept for the next
-    /// leader (Flink's high-availability.storage-dir) [default: ~/.yarn-flink/ha].
-    #[arg(long, requires = "url")]
-    pub ha_storage_dir: Option<PathBuf>,
+    /// leader (Flink's high-availability.storage-dir): a directory every session
+    /// process can write, or hdfs://namenode:port/path [default: ~/.yarn-flink/ha].
+    #[arg(long, requires = "url", value_name = "DIR|URL")]
+    pub ha_storage_dir: Option<String>,
     /// The cluster's name under the ZooKeeper root (Flink's high-availability.cluster-id).
     #[arg(long, default_value = "default", requires = "url")]
     pub ha_cluster_id: String,

@@ -425,9 +425,10 @@ fn bad_ha_settings_are_refused_with_the_fix() {
     let o = run(&state, &["session", "start", "--ha", &url, "--ha-session-timeout", "1s"]);
     assert!(!o.status.success());
     assert!(text(&o).contains(&format!("cannot reach ZooKeeper at 127.0.0.1:{closed}")), "{}", text(&o));
-    let o = run(&state, &["session", "start", "--ha", &url, "--ha-storage-dir", "hdfs://nn:8020/ha"]);
+    let nn = format!("hdfs://127.0.0.1:{closed}/ha");
+    let o = run(&state, &["session", "start", "--ha", &url, "--ha-storage-dir", &nn]);
     assert!(!o.status.success());
-    assert!(text(&o).contains("--ha-storage-dir hdfs://nn:8020/ha"), "{}", text(&o));
+    assert!(text(&o).contains("--ha-storage-dir") && text(&o).contains("unreachable"), "{}", text(&o));
     let o = run(&state, &["session", "start", "--standby", "2"]);
     assert!(!o.status.success(), "--standby without --ha");
     assert!(processes_mentioning(&state.display().to_string()).is_empty());

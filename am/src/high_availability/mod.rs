@@ -7,6 +7,7 @@
 
 mod job_store;
 mod recovery;
+mod storage;
 
 pub use job_store::{BundleSource, CommitLog, JobGraphRecord, JobStore, JobStoreError};
 pub use recovery::{recover_jobs, RecoveryContext};

@@ -59,7 +59,7 @@ pub async fn recover_jobs(dispatcher: &Dispatcher, ctx: RecoveryContext<'_>) -> 
             finish(dispatcher, &store, job_id, details).await;
             continue;
         }
-        match load(&store, &record, &ctx) {
+        match load(&store, &record, &ctx).await {
             Ok((bundle, blob)) => {
                 info!(%job_id, name = %record.name, "recovered a job; running it again");
                 dispatcher.resume(job_id, bundle, blob).map_err(|e| JobStoreError::Io {
@@ -101,24 +101,33 @@ fn ended(record: &JobGraphRecord, state: &str, error: Option<String>) -> JobDeta
     }
 }
 
-fn load(
+async fn load(
     store: &JobStore,
     record: &JobGraphRecord,
     ctx: &RecoveryContext<'_>,
 ) -> Result<(Bundle, Option<BundleBlob>), String> {
     let work = ctx.work_dir.join(format!("bundle-{}", record.job_id));
+    let limits = ctx.limits;
     match &record.source {
-        BundleSource::Path(p) => Bundle::load(p, &work, &ctx.limits).map(|b| (b, None)).map_err(|e| e.to_string()),
+        BundleSource::Path(p) => {
+            let p = p.clone();
+            let loaded =
+                tokio::task::spawn_blocking(move || Bundle::load(&p, &work, &limits).map_err(|e| e.to_string()));
+            loaded.await.map_err(|e| e.to_string())?.map(|b| (b, None))
+        }
         BundleSource::Blob { sha256 } => {
             let base = ctx.base_url.ok_or("an uploaded bundle needs the REST API to serve it")?;
-            let kept = store.blob_path(sha256);
             std::fs::create_dir_all(ctx.blobs.dir()).map_err(|e| e.to_string())?;
             let tmp =
                 tempfile::Builder::new().prefix(".recover-").tempfile_in(ctx.blobs.dir()).map_err(|e| e.to_string())?;
-            std::fs::copy(&kept, tmp.path()).map_err(|e| format!("cannot read {}: {e}", kept.display()))?;
-            let path = ctx.blobs.adopt(tmp, sha256).map_err(|e| e.to_string())?;
-            let bundle = Bundle::load(&path, &work, &ctx.limits).map_err(|e| e.to_string())?;
-            let blob = BundleBlob { sha256: sha256.clone(), url: format!("{base}/blobs/{sha256}"), limits: ctx.limits };
+            store.fetch_blob(sha256, tmp.path()).await.map_err(|e| e.to_string())?;
+            let (blobs, key) = (ctx.blobs.clone(), sha256.clone());
+            let loaded = tokio::task::spawn_blocking(move || -> Result<Bundle, String> {
+                let path = blobs.adopt(tmp, &key).map_err(|e| e.to_string())?;
+                Bundle::load(&path, &work, &limits).map_err(|e| e.to_string())
+            });
+            let bundle = loaded.await.map_err(|e| e.to_string())??;
+            let blob = BundleBlob { sha256: sha256.clone(), url: format!("{base}/blobs/{sha256}"), limits };
             Ok((bundle, Some(blob)))
         }
     }

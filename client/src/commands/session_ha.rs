@@ -33,16 +33,16 @@ fn locator(args: &SessionStartArgs) -> Result<HaLocator> {
     Ok(HaLocator::parse(url, &args.ha.ha_cluster_id, args.ha.ha_session_timeout)?)
 }
 
-fn storage_dir(args: &SessionStartArgs) -> Result<std::path::PathBuf> {
-    let dir = args.ha.ha_storage_dir.clone().unwrap_or_else(|| state_dir().join("ha"));
-    if dir.to_string_lossy().contains("://") {
-        bail!(
-            "--ha-storage-dir {}: only a local (or shared, mounted) directory is supported yet, not a URL; \
-             give a path every session process can write",
-            dir.display()
-        );
+/// A path, absolute (every session process must find the same one), or an `hdfs://` URL.
+fn storage_dir(args: &SessionStartArgs) -> Result<String> {
+    let dir = args.ha.ha_storage_dir.clone().unwrap_or_else(|| state_dir().join("ha").display().to_string());
+    if common::hdfs::is_hdfs(&dir) {
+        return Ok(dir);
     }
-    Ok(dir)
+    if dir.contains("://") {
+        bail!("--ha-storage-dir {dir}: give a directory every session process can write, or an hdfs:// URL");
+    }
+    Ok(std::path::absolute(&dir).with_context(|| format!("--ha-storage-dir {dir}"))?.display().to_string())
 }
 
 /// Our argv for `session serve`, without any `--port`: the port travels in the environment.
@@ -64,8 +64,11 @@ fn serve_argv() -> Vec<std::ffi::OsString> {
 
 pub async fn start(args: SessionStartArgs) -> Result<ExitCode> {
     let locator = locator(&args)?;
-    storage_dir(&args)?;
     // Fail here, with the fix, rather than in N background processes.
+    let storage = storage_dir(&args)?;
+    if common::hdfs::is_hdfs(&storage) {
+        common::hdfs::connect_async(&storage).await.context("--ha-storage-dir")?;
+    }
     let zk = ZooKeeper::connect(&locator).await?;
     if zk.is_stopped().await? {
         bail!(
