@@ -119,7 +119,7 @@ fn main() {
             registration_timeout: Duration::from_secs(10),
             data_plane: Default::default(),
             serve_metrics: false,
-            ha: None,
+            leader: None,
         };
         let stop = tokio_util::sync::CancellationToken::new();
         let s = stop.clone();

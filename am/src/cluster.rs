@@ -40,7 +40,8 @@ pub struct ClusterConfig {
 pub struct LeaderServices {
     /// The leader session id: the ResourceManager's fencing token.
     pub rm_id: ResourceManagerId,
-    pub store: JobStore,
+    /// Where jobs are kept for the next leader (none: they are not).
+    pub store: Option<JobStore>,
 }
 
 pub struct Cluster {
@@ -108,8 +109,8 @@ impl Cluster {
             commit_log: None,
         };
         let mut dispatcher = Dispatcher::new(rm.clone(), registry.clone(), jm_config);
-        if let Some(l) = &leader {
-            dispatcher = dispatcher.with_store(l.store.clone());
+        if let Some(store) = leader.as_ref().and_then(|l| l.store.clone()) {
+            dispatcher = dispatcher.with_store(store);
         }
 
         let interceptor = AuthInterceptor::new(config.secret.clone());
@@ -151,7 +152,7 @@ impl Cluster {
                 }
             }));
         }
-        if leader.is_some() {
+        if dispatcher.store().is_some() {
             let base_url = rest_address.map(|a| format!("http://{a}"));
             let blobs = crate::blob_store::BlobStore::new(config.work_dir.join("blobs"));
             let ctx = RecoveryContext {

@@ -176,8 +176,10 @@ pub struct SubmitArgs {
     pub am_memory: String,
     #[arg(long, default_value_t = 1)]
     pub am_vcores: u32,
-    /// AM attempts YARN makes before the application fails.
-    #[arg(long, default_value_t = 1)]
+    /// AM attempts YARN makes before the application fails. Above 1, a new
+    /// attempt keeps the TaskManager containers of the one before, and the job
+    /// (or a session's jobs) runs again unless it had ended or committed.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_attempts: u32,
     /// Application tags (repeatable).
     #[arg(long = "tag")]

@@ -306,6 +306,9 @@ async fn a_leader_cut_off_from_zookeeper_steps_down_and_its_commands_are_refused
 }
 
 fn dir_bytes(p: &Path) -> u64 {
+    if p.is_file() {
+        return p.metadata().map(|m| m.len()).unwrap_or(0);
+    }
     std::fs::read_dir(p)
         .map(|rd| {
             rd.flatten()

@@ -190,6 +190,7 @@ impl MiniYarn {
                 principal: principal.clone(),
                 keytab: contract::KEYTAB_LINK.into(),
             }),
+            max_attempts: 1,
         };
         let contract_file = self.staging_dir().join(CONTRACT_LINK);
         std::fs::write(&contract_file, c.to_json()).unwrap();

@@ -633,3 +633,79 @@ async fn web_ui_through_the_proxy(tracking: &str) -> Option<serde_json::Value> {
     eprintln!("web UI through the proxy: {}", shots.join("proxy.png").display());
     Some(serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&o))))
 }
+
+/// Issue 11, point 4: the AM container killed mid-job. With `--max-attempts 2`
+/// the RM starts a second attempt that keeps the first one's containers
+/// (keep-containers-across-application-attempts): their TaskManagers follow
+/// the new AM through the leader file in the staging dir, the job runs again,
+/// and it finishes with a clean run's output, in no new TaskManager container.
+/// (The double's second attempt is modelled from Hadoop's documentation: no
+/// capture shows one.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_am_is_replaced_by_a_second_attempt_that_keeps_the_task_managers() {
+    let c = Cluster::start(MiniYarnConfig::default()).await;
+    let Some(d) = &c.double else { return };
+    let out = c.root().join("out");
+    let bundle = support::two_vertex_bundle(&c.root().join("bundle"), &out, "3");
+    let mut args = vec!["submit", "--detached", "--max-attempts", "2"];
+    args.extend(FAST);
+    args.push(bundle.to_str().unwrap());
+    let o = c.yf(&args).await;
+    assert!(o.status.success(), "{}\n{}", text(&o), c.logs());
+    let id = String::from_utf8_lossy(&o.stdout).trim().to_owned();
+    let start = Instant::now();
+    loop {
+        let s = text(&c.yf(&["status", &id]).await);
+        if s.contains("taskmanagers: 2") {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(30), "no TaskManagers:\n{s}\n{}", c.logs());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let first = d.rm.scheduler(&id).unwrap();
+    let first_containers: Vec<String> =
+        first.state.lock().unwrap().allocated_seen.iter().map(|(c, _, _)| c.to_string()).collect();
+    assert_eq!(first_containers.len(), 2);
+    let am_pid = d.rm.app(&id).and_then(|r| r.am_pid).expect("the AM runs");
+    // The whole AM container, as a NodeManager kills one: its process group.
+    // SAFETY: kill(2) on the process group of a container this test's double started.
+    unsafe { libc::kill(-(am_pid as i32), libc::SIGKILL) };
+
+    let start = Instant::now();
+    let mut second_running = None;
+    let record = loop {
+        let r = d.rm.app(&id).unwrap();
+        if second_running.is_none() && r.attempt == 2 && r.state == "RUNNING" {
+            second_running = Some(start.elapsed());
+        }
+        if matches!(r.state.as_str(), "FINISHED" | "FAILED" | "KILLED") {
+            eprintln!(
+                "AM container killed -> second attempt RUNNING: {second_running:?}; -> job FINISHED: {:?}",
+                start.elapsed()
+            );
+            break r;
+        }
+        assert!(start.elapsed() < Duration::from_secs(90), "still {}: {}\n{}", r.state, r.diagnostics, c.logs());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(
+        (record.state.as_str(), record.final_status.as_str()),
+        ("FINISHED", "SUCCEEDED"),
+        "{}\n{}",
+        record.diagnostics,
+        c.logs()
+    );
+    assert_eq!(record.attempt, 2, "a second attempt ran");
+    assert_eq!(output_lines(&out), support::expected_output());
+    let second = d.rm.scheduler(&id).unwrap();
+    let s = second.state.lock().unwrap();
+    assert_eq!(s.kept.iter().map(|c| c.to_string()).collect::<Vec<_>>(), first_containers);
+    assert!(
+        s.allocated_seen.is_empty(),
+        "the second attempt needed no new container: {:?}\n{}",
+        s.allocated_seen,
+        c.logs()
+    );
+    drop(s);
+    c.assert_nothing_left().await;
+}

@@ -69,6 +69,26 @@ async fn exercise(storage_dir: &str, zk: &TestZooKeeper, cluster: &str, exists: 
     assert_eq!(store.result(a).await.unwrap(), None, "the cluster's files are gone");
 }
 
+/// Without ZooKeeper (a YARN application's later attempts), records are found in the dir itself.
+async fn exercise_unfenced(dir: &str) {
+    let store = JobStore::unfenced(dir);
+    let record = |n: u128, submitted| JobGraphRecord {
+        job_id: JobId::from_u128(n),
+        name: format!("job {n}"),
+        source: BundleSource::Path("/jobs/x".into()),
+        submitted,
+    };
+    store.put_job_graph(&record(7, 70), None).await.unwrap();
+    store.put_job_graph(&record(5, 50), None).await.unwrap();
+    assert_eq!(store.job_graphs().await.unwrap(), vec![record(5, 50), record(7, 70)]);
+    let done = JobDetails { state: "FAILED".into(), ..JobDetails::default() };
+    store.job_ended(&done, JobId::from_u128(5)).await.unwrap();
+    assert_eq!(store.job_graphs().await.unwrap(), vec![record(7, 70)]);
+    assert_eq!(store.result(JobId::from_u128(5)).await.unwrap().map(|d| d.state), Some("FAILED".into()));
+    store.remove_all().await.unwrap();
+    assert!(store.job_graphs().await.unwrap().is_empty());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_job_stores_on_a_local_dir_and_on_hdfs() {
     let zk = TestZooKeeper::start().unwrap();
@@ -80,4 +100,6 @@ async fn the_job_stores_on_a_local_dir_and_on_hdfs() {
     let hdfs = HdfsDouble::start().await.unwrap();
     exercise(&format!("{}/ha", hdfs.url()), &zk, "on-hdfs", &|rel| hdfs.read(&format!("/ha/on-hdfs/{rel}")).is_some())
         .await;
+    exercise_unfenced(&format!("file://{}/unfenced", dir.path().display())).await;
+    exercise_unfenced(&format!("{}/staging/app_1/ha", hdfs.url())).await;
 }

@@ -78,7 +78,7 @@ impl Endpoints {
             registration_timeout: Duration::from_secs(10),
             data_plane: DataPlaneConfig { handshake_timeout: HANDSHAKE, ..DataPlaneConfig::default() },
             serve_metrics: true,
-            ha: None,
+            leader: None,
         };
         let stop_te = CancellationToken::new();
         let s = stop_te.clone();

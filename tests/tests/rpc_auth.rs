@@ -51,7 +51,7 @@ fn te_config(rm: &str, secret: AppSecret) -> TaskExecutorConfig {
         registration_timeout: Duration::from_secs(5),
         data_plane: DataPlaneConfig::default(),
         serve_metrics: true,
-        ha: None,
+        leader: None,
     }
 }
 

@@ -68,7 +68,7 @@ async fn a_malformed_registration_answer_is_retried_with_backoff_until_the_timeo
         registration_timeout: Duration::from_secs(2),
         data_plane: DataPlaneConfig::default(),
         serve_metrics: false,
-        ha: None,
+        leader: None,
     };
     let rpc = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let data = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -158,7 +158,7 @@ async fn a_forgotten_task_executor_registers_again_and_exits_at_its_registration
         registration_timeout: Duration::from_secs(60),
         data_plane: DataPlaneConfig::default(),
         serve_metrics: false,
-        ha: None,
+        leader: None,
     };
     let rpc = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let data = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -241,7 +241,7 @@ async fn commands_with_a_stale_fencing_token_are_refused() {
         registration_timeout: Duration::from_secs(30),
         data_plane: DataPlaneConfig::default(),
         serve_metrics: false,
-        ha: None,
+        leader: None,
     };
     let rpc = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let te_address = rpc.local_addr().unwrap().to_string();

@@ -101,7 +101,10 @@ async fn read_json<T: for<'de> Deserialize<'de>>(location: &str) -> Result<Optio
 pub struct JobStore {
     /// `<storage dir>/<cluster id>`: a local path or an `hdfs://` URL.
     dir: String,
-    leadership: Arc<Leadership>,
+    /// Pointers in ZooKeeper, written under the leader's latch. `None` on YARN
+    /// without ZooKeeper, where the RM's attempt order fences: a new attempt
+    /// starts only once the previous AM container has exited.
+    leadership: Option<Arc<Leadership>>,
 }
 
 impl JobStore {
@@ -109,7 +112,13 @@ impl JobStore {
     /// the cluster's files go under `<storage_dir>/<cluster id>`.
     pub fn new(storage_dir: &str, leadership: Arc<Leadership>) -> Self {
         let dir = storage::join(storage_dir, &leadership.zookeeper().locator().cluster_id);
-        Self { dir, leadership }
+        Self { dir, leadership: Some(leadership) }
+    }
+
+    /// A store in `dir` itself, without ZooKeeper pointers (a YARN application's
+    /// own job across its attempts: its result and commit record).
+    pub fn unfenced(dir: &str) -> Self {
+        Self { dir: storage::join(dir, ""), leadership: None }
     }
 
     pub fn dir(&self) -> &str {
@@ -128,8 +137,9 @@ impl JobStore {
     fn blob_path(&self, sha256: &str) -> String {
         storage::join(&self.dir, &format!("blobs/{sha256}.tar.gz"))
     }
-    fn pointer(&self, job_id: JobId) -> String {
-        format!("{}/{job_id}", self.leadership.zookeeper().locator().job_graphs_path())
+    fn pointer(&self, job_id: JobId) -> Option<(&Leadership, String)> {
+        let l = self.leadership.as_deref()?;
+        Some((l, format!("{}/{job_id}", l.zookeeper().locator().job_graphs_path())))
     }
 
     pub fn commit_log(&self) -> CommitLog {
@@ -144,7 +154,9 @@ impl JobStore {
         }
         let path = self.record_path(record.job_id);
         storage::write(&path, to_json(record)).await?;
-        self.leadership.put(&self.pointer(record.job_id), path.as_bytes()).await?;
+        if let Some((l, node)) = self.pointer(record.job_id) {
+            l.put(&node, path.as_bytes()).await?;
+        }
         Ok(())
     }
 
@@ -153,9 +165,23 @@ impl JobStore {
         storage::get_file(&self.blob_path(sha256), local).await
     }
 
-    /// Every submitted job whose pointer is in ZooKeeper, oldest first.
+    /// Every submitted job (whose pointer is in ZooKeeper, or, without
+    /// ZooKeeper, whose record is in `jobgraphs/`), oldest first.
     pub async fn job_graphs(&self) -> Result<Vec<JobGraphRecord>, JobStoreError> {
-        let zk = self.leadership.zookeeper();
+        let Some(l) = &self.leadership else {
+            let mut records = Vec::new();
+            for location in storage::list(&storage::join(&self.dir, "jobgraphs")).await? {
+                if !location.ends_with(".json") {
+                    continue;
+                }
+                if let Some(r) = read_json::<JobGraphRecord>(&location).await? {
+                    records.push(r);
+                }
+            }
+            records.sort_by_key(|r| r.submitted);
+            return Ok(records);
+        };
+        let zk = l.zookeeper();
         let mut records = Vec::new();
         for child in zk.children(&zk.locator().job_graphs_path()).await? {
             let node = format!("{}/{child}", zk.locator().job_graphs_path());
@@ -186,7 +212,9 @@ impl JobStore {
     /// then its pointer, record and commit record go.
     pub async fn job_ended(&self, details: &JobDetails, job_id: JobId) -> Result<(), JobStoreError> {
         storage::write(&self.result_path(job_id), to_json(details)).await?;
-        self.leadership.remove(&self.pointer(job_id)).await?;
+        if let Some((l, node)) = self.pointer(job_id) {
+            l.remove(&node).await?;
+        }
         storage::remove(&self.record_path(job_id)).await?;
         storage::remove(&self.commit_path(job_id)).await
     }
@@ -195,7 +223,9 @@ impl JobStore {
     /// `stopped` node stays, so standbys exit).
     pub async fn remove_all(&self) -> Result<(), JobStoreError> {
         for job in self.job_graphs().await? {
-            self.leadership.remove(&self.pointer(job.job_id)).await?;
+            if let Some((l, node)) = self.pointer(job.job_id) {
+                l.remove(&node).await?;
+            }
         }
         storage::remove(&self.dir).await
     }

@@ -10,4 +10,4 @@ mod recovery;
 mod storage;
 
 pub use job_store::{BundleSource, CommitLog, JobGraphRecord, JobStore, JobStoreError};
-pub use recovery::{recover_jobs, RecoveryContext};
+pub use recovery::{finish_commit, recover_jobs, RecoveryContext};

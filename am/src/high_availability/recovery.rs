@@ -43,16 +43,7 @@ pub async fn recover_jobs(dispatcher: &Dispatcher, ctx: RecoveryContext<'_>) -> 
         }
         if let Some(commit) = store.commit(job_id).await? {
             info!(%job_id, sinks = commit.sinks.len(), "finishing the commit the previous leader began");
-            let sinks = commit.sinks;
-            let done = tokio::task::spawn_blocking(move || -> Result<(), String> {
-                for (dir, parts) in sinks {
-                    common::output::commit(&dir, job_id, &parts).map_err(|e| e.to_string())?;
-                }
-                Ok(())
-            })
-            .await
-            .unwrap_or_else(|e| Err(e.to_string()));
-            let details = match done {
+            let details = match finish_commit(job_id, commit.sinks).await {
                 Ok(()) => ended(&record, "FINISHED", None),
                 Err(e) => ended(&record, "FAILED", Some(format!("committing the output failed: {e}"))),
             };
@@ -77,6 +68,18 @@ pub async fn recover_jobs(dispatcher: &Dispatcher, ctx: RecoveryContext<'_>) -> 
         }
     }
     Ok(resumed)
+}
+
+/// Finishes a commit an earlier leader began (idempotent renames, then `_SUCCESS`).
+pub async fn finish_commit(job_id: JobId, sinks: Vec<(PathBuf, Vec<(u32, u32)>)>) -> Result<(), String> {
+    tokio::task::spawn_blocking(move || -> Result<(), String> {
+        for (dir, parts) in sinks {
+            common::output::commit(&dir, job_id, &parts).map_err(|e| e.to_string())?;
+        }
+        Ok(())
+    })
+    .await
+    .unwrap_or_else(|e| Err(e.to_string()))
 }
 
 async fn finish(dispatcher: &Dispatcher, store: &JobStore, job_id: JobId, details: JobDetails) {

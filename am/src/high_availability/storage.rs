@@ -23,8 +23,10 @@ async fn blocking<T: Send + 'static>(
     tokio::task::spawn_blocking(f).await.unwrap_or_else(|e| Err(JobStoreError::Hdfs(e.to_string())))
 }
 
-/// `base` joined with a relative path, for either kind of location.
+/// `base` joined with a relative path, for either kind of location. A
+/// `file://` URL (a staging dir on the local file system) becomes its path.
 pub fn join(base: &str, rel: &str) -> String {
+    let base = base.strip_prefix("file://").unwrap_or(base);
     format!("{}/{rel}", base.trim_end_matches('/'))
 }
 
@@ -97,6 +99,36 @@ pub async fn remove(location: &str) -> Result<(), JobStoreError> {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
             Err(e) => Err(local_err("remove", &path)(e)),
         }
+    })
+    .await
+}
+
+/// The files directly in the directory `location` (full locations), sorted;
+/// none when it does not exist.
+pub async fn list(location: &str) -> Result<Vec<String>, JobStoreError> {
+    if hdfs::is_hdfs(location) {
+        let (client, path) = hdfs::connect_async(location).await.map_err(hdfs_err)?;
+        let files = hdfs::list(&client, &path, None).await.map_err(hdfs_err)?;
+        let base = location.trim_end_matches('/');
+        return Ok(files
+            .into_iter()
+            .filter_map(|(p, _)| p.rsplit('/').next().map(|name| format!("{base}/{name}")))
+            .collect());
+    }
+    let dir = PathBuf::from(location);
+    blocking(move || {
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(local_err("list", &dir)(e)),
+        };
+        let mut files: Vec<String> = entries
+            .flatten()
+            .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
+            .map(|e| e.path().display().to_string())
+            .collect();
+        files.sort();
+        Ok(files)
     })
     .await
 }

@@ -188,7 +188,7 @@ pub async fn serve(args: SessionStartArgs) -> Result<ExitCode> {
     let store = JobStore::new(&storage_dir(&args)?, leadership.clone());
     let leader = AsLeader {
         locator: locator.clone(),
-        services: LeaderServices { rm_id: ResourceManagerId(leadership.info.session_id), store: store.clone() },
+        services: LeaderServices { rm_id: ResourceManagerId(leadership.info.session_id), store: Some(store.clone()) },
     };
     let cluster = tokio::select! {
         c = start_cluster_as(&args.cluster, &work.path, rpc, Some(rest), (secret, secret_file.clone()), Some(leader)) => c?,

@@ -34,7 +34,7 @@ pub async fn run() -> Result<ExitCode> {
         registration_timeout: registration_timeout()?,
         data_plane: DataPlaneConfig::default(),
         serve_metrics: true,
-        ha: common::ha::HaLocator::from_env(|k| std::env::var(k).ok())?,
+        leader: common::ha::LeaderSource::from_env(|k| std::env::var(k).ok())?,
     };
     let shutdown = async {
         let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {

@@ -288,6 +288,7 @@ mod tests {
             local_resources,
             cluster: ClusterShape::default(),
             keytab_login: None,
+            max_attempts: 1,
         };
         c.to_json().into_bytes()
     }

@@ -251,6 +251,7 @@ pub fn am_contract(
                 .as_ref()
                 .map(|_| KeytabLogin { principal: k.login.principal().to_owned(), keytab: KEYTAB_LINK.into() })
         }),
+        max_attempts: plan.max_attempts,
     }
 }
 

@@ -15,6 +15,7 @@
 //! - `jobgraphs/<job id>`: a pointer to a submitted job in the storage dir;
 //! - `stopped`: the cluster was stopped; standbys exit instead of taking over.
 
+pub mod leader_file;
 mod zookeeper;
 
 use std::time::Duration;
@@ -22,6 +23,37 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 pub use self::zookeeper::{Election, HaError, LeaderRetrieval, Leadership, ZooKeeper};
+
+/// Where a TaskManager finds its leader.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LeaderSource {
+    ZooKeeper(HaLocator),
+    /// A file the current leader writes (YARN attempts without ZooKeeper), read every `interval`.
+    File {
+        location: String,
+        interval: Duration,
+    },
+}
+
+/// A TaskManager that finds its leader in a file ([`leader_file`]): its location.
+pub const ENV_LEADER_FILE: &str = "YF_LEADER_FILE";
+
+impl LeaderSource {
+    pub fn to_env(&self) -> Vec<(String, String)> {
+        match self {
+            LeaderSource::ZooKeeper(l) => l.to_env(),
+            LeaderSource::File { location, .. } => vec![(ENV_LEADER_FILE.into(), location.clone())],
+        }
+    }
+
+    /// `None` when the process follows a fixed address.
+    pub fn from_env(get: impl Fn(&str) -> Option<String>) -> Result<Option<Self>, LocatorError> {
+        if let Some(l) = HaLocator::from_env(&get)? {
+            return Ok(Some(LeaderSource::ZooKeeper(l)));
+        }
+        Ok(get(ENV_LEADER_FILE).map(|location| LeaderSource::File { location, interval: Duration::from_millis(500) }))
+    }
+}
 
 /// Environment of a TaskManager (or any process) that finds its leader through ZooKeeper.
 pub const ENV_HA_ZOOKEEPER: &str = "YF_HA_ZOOKEEPER";

@@ -231,6 +231,18 @@ impl LeaderRetrieval {
         Self { current, task }
     }
 
+    /// Follows whatever `source` names.
+    pub fn follow(source: super::LeaderSource) -> Self {
+        match source {
+            super::LeaderSource::ZooKeeper(l) => Self::start(l),
+            super::LeaderSource::File { location, interval } => {
+                let (tx, current) = watch::channel(None);
+                let task = tokio::spawn(super::leader_file::follow(location, interval, tx));
+                Self { current, task }
+            }
+        }
+    }
+
     /// Waits up to `timeout` for a leader.
     pub async fn leader(&mut self, timeout: Duration) -> Option<LeaderInfo> {
         let wait = self.current.wait_for(Option::is_some);
@@ -241,7 +253,7 @@ impl LeaderRetrieval {
     }
 }
 
-fn publish(tx: &watch::Sender<Option<LeaderInfo>>, leader: Option<LeaderInfo>) {
+pub(super) fn publish(tx: &watch::Sender<Option<LeaderInfo>>, leader: Option<LeaderInfo>) {
     tx.send_if_modified(|cur| {
         if *cur == leader {
             return false;

@@ -53,9 +53,9 @@ pub struct TaskExecutorConfig {
     pub data_plane: DataPlaneConfig,
     /// Serve `/metrics` (Prometheus) on a port of its own, next to the RPC one.
     pub serve_metrics: bool,
-    /// Find the ResourceManager through ZooKeeper (the cluster's leader)
-    /// instead of at `rm_address`; see `common::ha`.
-    pub ha: Option<common::ha::HaLocator>,
+    /// Find the ResourceManager as the cluster's leader (through ZooKeeper, or
+    /// a leader file) instead of at `rm_address`; see `common::ha`.
+    pub leader: Option<common::ha::LeaderSource>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -669,7 +669,7 @@ async fn follow_leaders(
     stop: CancellationToken,
 ) -> Result<(), TaskExecutorError> {
     let mut last_accepted = Instant::now();
-    let retrieval = config.ha.clone().map(common::ha::LeaderRetrieval::start);
+    let retrieval = config.leader.clone().map(common::ha::LeaderRetrieval::follow);
     let mut served: Option<uuid::Uuid> = None;
     loop {
         let link =
@@ -690,7 +690,7 @@ async fn follow_leaders(
         };
         let Some(leader) = leader else {
             return Err(TaskExecutorError::RegistrationTimeout {
-                address: format!("the leader published at {}", config.ha.as_ref().map(|h| h.url()).unwrap_or_default()),
+                address: format!("the leader published at {:?}", config.leader),
                 timeout: config.registration_timeout,
                 last_error: "no leader".into(),
             });

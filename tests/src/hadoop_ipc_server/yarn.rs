@@ -45,6 +45,11 @@ pub struct RmState {
     /// Outstanding asks: (priority, allocation request id, normalised capability) -> count.
     pub outstanding: BTreeMap<(i32, i64, Resource), i32>,
     pub live: BTreeMap<ContainerId, NodeId>,
+    /// The live containers as they were handed out, for a later attempt to get back.
+    issued: BTreeMap<ContainerId, pb::ContainerProto>,
+    /// Containers of earlier attempts this attempt's AM gets at registration
+    /// (keep-containers-across-application-attempts).
+    pub kept: Vec<ContainerId>,
     pub released: Vec<ContainerId>,
     pub pending_completed: Vec<pb::ContainerStatusProto>,
     pub nm_tokens_sent: HashSet<NodeId>,
@@ -115,6 +120,23 @@ impl ResourceManager {
         token
     }
 
+    /// A new attempt of the same application that keeps `previous`'s live
+    /// containers (work-preserving AM restart, keep-containers-across-application-attempts):
+    /// they stay running, their completions are reported to the new attempt,
+    /// and its AM gets them, with NMTokens for their nodes, when it registers.
+    /// No capture shows a second attempt: modelled from Hadoop's
+    /// ApplicationMasterProtocol documentation (unverified).
+    pub fn next_attempt(previous: &ResourceManager, config: RmConfig) -> Arc<Self> {
+        let old = previous.state.lock().unwrap();
+        let state = RmState {
+            live: old.live.clone(),
+            issued: old.issued.clone(),
+            kept: old.live.keys().copied().collect(),
+            ..RmState::default()
+        };
+        Arc::new(Self { config, secrets: previous.secrets.clone(), state: Arc::new(Mutex::new(state)) })
+    }
+
     /// Forget the AM's registration, as a restarted RM does.
     pub fn forget_registration(&self) {
         let mut s = self.state.lock().unwrap();
@@ -135,6 +157,7 @@ impl ResourceManager {
         if s.live.remove(&id).is_none() {
             return;
         }
+        s.issued.remove(&id);
         s.pending_completed.push(pb::ContainerStatusProto {
             container_id: Some((&id).into()),
             state: Some(pb::ContainerStateProto::CComplete as i32),
@@ -154,7 +177,23 @@ impl ResourceManager {
                 s.registered_as = Some((req.host().to_string(), req.rpc_port(), req.tracking_url().to_string()));
                 s.registered = true;
                 s.response_id = 0;
+                // An earlier attempt's containers that still run, and NMTokens for their nodes.
+                let kept: Vec<pb::ContainerProto> =
+                    s.kept.iter().filter_map(|c| s.issued.get(c).filter(|_| s.live.contains_key(c)).cloned()).collect();
+                let mut nm_tokens = Vec::new();
+                for c in &kept {
+                    let Some(node) = c.node_id.as_ref().map(NodeId::from) else { continue };
+                    if s.nm_tokens_sent.insert(node.clone()) {
+                        let mut id = pb::ApplicationAttemptIdProto::from(&self.config.attempt).encode_to_vec();
+                        id.extend_from_slice(node.to_string().as_bytes());
+                        let token = self.secrets.issue(id, "NMToken", &node.to_string());
+                        nm_tokens
+                            .push(pb::NmTokenProto { node_id: Some((&node).into()), token: Some(token_proto(&token)) });
+                    }
+                }
                 Ok(pb::RegisterApplicationMasterResponseProto {
+                    containers_from_previous_attempts: kept,
+                    nm_tokens_from_previous_attempts: nm_tokens,
                     maximum_capability: Some((&self.config.maximum_allocation).into()),
                     queue: Some("default".into()),
                     resource_types: vec![
@@ -221,6 +260,7 @@ impl ResourceManager {
                         c.give_back(&id);
                     }
                     if s.live.remove(&id).is_some() {
+                        s.issued.remove(&id);
                         s.released.push(id);
                         s.pending_completed.push(pb::ContainerStatusProto {
                             container_id: Some(*r),
@@ -261,7 +301,7 @@ impl ResourceManager {
                         "ContainerToken",
                         &node.to_string(),
                     );
-                    allocated.push(pb::ContainerProto {
+                    let proto = pb::ContainerProto {
                         id: Some((&id).into()),
                         node_id: Some((&node).into()),
                         node_http_address: Some(
@@ -278,7 +318,9 @@ impl ResourceManager {
                         execution_type: Some(pb::ExecutionTypeProto::Guaranteed as i32),
                         allocation_request_id: Some(allocation_request_id),
                         version: Some(0),
-                    });
+                    };
+                    s.issued.insert(id, proto.clone());
+                    allocated.push(proto);
                     if s.nm_tokens_sent.insert(node.clone()) {
                         let mut id = pb::ApplicationAttemptIdProto::from(&self.config.attempt).encode_to_vec();
                         id.extend_from_slice(node.to_string().as_bytes());

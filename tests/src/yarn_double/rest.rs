@@ -20,8 +20,14 @@
 //! by [`super::proxy`]'s rules.
 //! Refusals as the captures show them: 401 without `user.name` on calls that
 //! change state, 400 "Requested more memory than configured max", 404 for an
-//! unknown application. One attempt per application (max-app-attempts is
-//! recorded, not acted on).
+//! unknown application.
+//! Attempts: an AM container that exits without unregistering starts the next
+//! attempt while `max-app-attempts` allows (the application goes back to
+//! ACCEPTED, a new AM container `..._0N_000001` starts against a new scheduler
+//! and AMRMToken); with `keep-containers-across-application-attempts` the
+//! earlier attempt's containers keep running and the new AM gets them at
+//! registration (see `ResourceManager::next_attempt`). No capture shows a
+//! second attempt: this follows Hadoop's documentation (unverified).
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
@@ -171,6 +177,8 @@ pub struct AppRecord {
     pub am_rpc_address: Option<String>,
     pub am_resource: (u64, u32),
     pub max_app_attempts: u64,
+    /// The current attempt (1 until an AM container fails).
+    pub attempt: u32,
     pub am_log_dir: Option<PathBuf>,
     pub am_pid: Option<u32>,
     /// The raw submission body, for tests that check what the client sent.
@@ -498,6 +506,7 @@ async fn submit(State(inner): State<Arc<Inner>>, Query(q): Query<HashMap<String,
         am_rpc_address: None,
         am_resource: (mb, vc),
         max_app_attempts: v["max-app-attempts"].as_u64().unwrap_or(2),
+        attempt: 1,
         am_log_dir: None,
         am_pid: None,
         submission: v.clone(),
@@ -639,7 +648,15 @@ fn stop_container(launcher: &Arc<ContainerLauncher>, id: &ContainerId) {
     }
 }
 
-/// One application's life: scheduler, AM container, state transitions.
+/// How one attempt ended.
+enum AttemptEnd {
+    /// The application ended (finished, killed, or could not start): `end` was called.
+    Over,
+    /// The AM container exited without unregistering, with these diagnostics.
+    AmFailed(String),
+}
+
+/// One application's life: its attempts, each with a scheduler and an AM container.
 async fn run_app(
     inner: Arc<Inner>,
     id: ApplicationId,
@@ -648,10 +665,9 @@ async fn run_app(
     kill: Arc<Notify>,
 ) {
     let c = &inner.config;
-    let Some((_, am_node)) = c.nodes.first().cloned() else {
+    if c.nodes.is_empty() {
         return end(&inner, id, "FAILED", "FAILED", "the RM double has no NodeManager to run the AM on".into());
-    };
-    let attempt = ApplicationAttemptId { application: id, attempt: 1 };
+    }
     // Every NodeManager runs the application's containers as its submitter.
     let user = inner.apps.lock().unwrap().get(&id.id).and_then(|s| s.as_ref().map(|s| s.record.user.clone()));
     if let Some(user) = user.filter(|u| !u.is_empty()) {
@@ -659,8 +675,21 @@ async fn run_app(
             l.set_app_user(&id.to_string(), &user);
         }
     }
-    let rm = ResourceManager::new(
-        RmConfig {
+    let (max_attempts, keep) = inner
+        .apps
+        .lock()
+        .unwrap()
+        .get(&id.id)
+        .and_then(|s| s.as_ref())
+        .map(|s| {
+            let keep = s.record.submission["keep-containers-across-application-attempts"].as_bool().unwrap_or(false);
+            (s.record.max_app_attempts.max(1), keep)
+        })
+        .unwrap_or((1, false));
+    let mut previous: Option<Arc<ResourceManager>> = None;
+    for n in 1..=max_attempts {
+        let attempt = ApplicationAttemptId { application: id, attempt: n as i32 };
+        let config = RmConfig {
             attempt,
             minimum_allocation: Resource::new(c.min_allocation.0 as i64, c.min_allocation.1 as i32),
             maximum_allocation: Resource::new(c.max_allocation.0 as i64, c.max_allocation.1 as i32),
@@ -669,9 +698,58 @@ async fn run_app(
             containers_per_allocate: c.containers_per_allocate,
             finish_pending_calls: 1,
             capacity: inner.capacity.clone(),
-        },
-        c.secrets.clone(),
-    );
+        };
+        let rm = match previous.take() {
+            Some(prev) if keep => ResourceManager::next_attempt(&prev, config),
+            Some(prev) => {
+                // Without keep-containers, YARN stops the failed attempt's containers.
+                let live: Vec<(ContainerId, NodeId)> =
+                    prev.state.lock().unwrap().live.iter().map(|(c, n)| (*c, n.clone())).collect();
+                for (cid, node) in live {
+                    if let Some((_, l)) = c.nodes.iter().find(|(n, _)| *n == node) {
+                        stop_container(l, &cid);
+                    }
+                }
+                ResourceManager::new(config, c.secrets.clone())
+            }
+            None => ResourceManager::new(config, c.secrets.clone()),
+        };
+        update(&inner, id, |r| r.attempt = n as u32);
+        match run_attempt(&inner, id, attempt, rm.clone(), spec.clone(), submitted.clone(), &kill).await {
+            AttemptEnd::Over => return,
+            AttemptEnd::AmFailed(diag) if n < max_attempts => {
+                update(&inner, id, |r| {
+                    r.state = "ACCEPTED".into();
+                    r.tracking_url = None;
+                    r.am_rpc_address = None;
+                    r.diagnostics = format!("{diag}. Failing this attempt. A new attempt follows.");
+                });
+                previous = Some(rm);
+            }
+            AttemptEnd::AmFailed(diag) => {
+                return end(&inner, id, "FAILED", "FAILED", format!("Application {id} failed {n} times due to {diag}"));
+            }
+        }
+    }
+}
+
+/// One attempt: its scheduler on its own port, the AM's configuration and
+/// AMRMToken, the AM container, and the state transitions it drives.
+async fn run_attempt(
+    inner: &Arc<Inner>,
+    id: ApplicationId,
+    attempt: ApplicationAttemptId,
+    rm: Arc<ResourceManager>,
+    spec: ContainerLaunchContext,
+    submitted: Credentials,
+    kill: &Notify,
+) -> AttemptEnd {
+    let c = &inner.config;
+    let am_node = c.nodes[0].1.clone();
+    let ended = |state: &str, fs: &str, diag: String| {
+        end(inner, id, state, fs, diag);
+        AttemptEnd::Over
+    };
     if let Some(Some(slot)) = inner.apps.lock().unwrap().get_mut(&id.id) {
         slot.scheduler = Some(rm.clone());
     }
@@ -683,7 +761,7 @@ async fn run_app(
     .await;
     let server = match server {
         Ok(s) => s,
-        Err(e) => return end(&inner, id, "FAILED", "FAILED", format!("cannot start the scheduler double: {e}")),
+        Err(e) => return ended("FAILED", "FAILED", format!("cannot start the scheduler double: {e}")),
     };
     // The AM container's view of the cluster, as the NodeManager's HADOOP_CONF_DIR gives it.
     let conf_dir = c.work_root.join(format!("{id}.conf"));
@@ -711,7 +789,7 @@ async fn run_app(
         )
     };
     if let Err(e) = write_conf() {
-        return end(&inner, id, "FAILED", "FAILED", format!("cannot write the AM's configuration: {e}"));
+        return ended("FAILED", "FAILED", format!("cannot write the AM's configuration: {e}"));
     }
     // The submitted credentials plus the AMRMToken, as the RM hands them to the NodeManager.
     let mut creds = submitted;
@@ -723,7 +801,7 @@ async fn run_app(
     let container_id = ContainerId { attempt, id: 1 };
     if let Some(capacity) = &inner.capacity {
         // The AM container waits in ACCEPTED until its node has room, as on a full queue.
-        let (mb, vcores) = record_am(&inner, id);
+        let (mb, vcores) = record_am(inner, id);
         let min = Resource::new(c.min_allocation.0 as i64, c.min_allocation.1 as i32);
         let am = crate::hadoop_ipc_server::yarn::normalise(&Resource::new(mb as i64, vcores as i32), &min);
         let am_node_id = c.nodes[0].0.clone();
@@ -735,18 +813,16 @@ async fn run_app(
                 _ = tokio::time::sleep(Duration::from_millis(50)) => {}
                 _ = kill.notified() => {
                     let user = inner.apps.lock().unwrap().get(&id.id).and_then(|s| s.as_ref().map(|s| s.record.user.clone())).unwrap_or_default();
-                    return end(&inner, id, "KILLED", "KILLED", format!("Application {id} was killed by user {user}"));
+                    return ended("KILLED", "KILLED", format!("Application {id} was killed by user {user}"));
                 }
             }
         }
     }
     let mut launched = match am_node.launch(container_id, &spec) {
         Ok(l) => l,
-        Err(diag) => {
-            return end(&inner, id, "FAILED", "FAILED", format!("AM container {container_id} failed to launch: {diag}"))
-        }
+        Err(diag) => return ended("FAILED", "FAILED", format!("AM container {container_id} failed to launch: {diag}")),
     };
-    update(&inner, id, |r| {
+    update(inner, id, |r| {
         r.launched_ms = now_ms();
         r.am_log_dir = Some(launched.log_dir.clone());
         r.am_pid = Some(launched.pid);
@@ -764,29 +840,31 @@ async fn run_app(
                             pb::FinalApplicationStatusProto::AppKilled => "KILLED",
                             _ => "UNDEFINED",
                         };
-                        end(&inner, id, "FINISHED", fs, diag);
+                        end(inner, id, "FINISHED", fs, diag);
                     }
-                    None => end(&inner, id, "FAILED", "FAILED", format!(
-                        "Application {id} failed 1 times due to AM Container for {attempt} exited with exitCode: {}. \
-                         Diagnostics: {}. Logs: {}",
-                        exit.exit_status, exit.diagnostics, launched.log_dir.display()
-                    )),
+                    None => {
+                        drop(server);
+                        return AttemptEnd::AmFailed(format!(
+                            "AM Container for {attempt} exited with exitCode: {}. Diagnostics: {}. Logs: {}",
+                            exit.exit_status, exit.diagnostics, launched.log_dir.display()
+                        ));
+                    }
                 }
                 drop(server);
-                return;
+                return AttemptEnd::Over;
             }
             _ = kill.notified() => {
                 stop_container(&am_node, &container_id);
                 let _ = launched.wait().await;
                 let user = inner.apps.lock().unwrap().get(&id.id).and_then(|s| s.as_ref().map(|s| s.record.user.clone())).unwrap_or_default();
-                end(&inner, id, "KILLED", "KILLED", format!("Application {id} was killed by user {user}"));
+                end(inner, id, "KILLED", "KILLED", format!("Application {id} was killed by user {user}"));
                 drop(server);
-                return;
+                return AttemptEnd::Over;
             }
             _ = tick.tick() => {
                 let registered = seen.lock().unwrap().registered.clone();
                 if let Some((host, port, tracking)) = registered {
-                    update(&inner, id, |r| {
+                    update(inner, id, |r| {
                         if r.state == "ACCEPTED" {
                             r.state = "RUNNING".into();
                             r.diagnostics.clear();
@@ -873,25 +951,30 @@ fn node_http(inner: &Inner, node: &NodeId) -> String {
     i.and_then(|i| inner.config.node_http_addresses.get(i)).cloned().unwrap_or_else(|| format!("{}:0", node.host))
 }
 
-/// The captured shape (`rest/10-GET-..._appattempts.response`); one attempt,
-/// its AM container on the first node.
+/// The captured shape (`rest/10-GET-..._appattempts.response`): every attempt
+/// so far (the capture has one; more are unverified), AM containers on the first node.
 async fn app_attempts(State(inner): State<Arc<Inner>>, UrlPath(id): UrlPath<String>) -> Response {
     let apps = inner.apps.lock().unwrap();
     let Some(s) = find(&inner, &apps, &id) else {
         return not_found(&id);
     };
     let r = &s.record;
-    let attempt = ApplicationAttemptId { application: r.id, attempt: 1 };
-    let container = ContainerId { attempt, id: 1 };
     let node = &inner.config.nodes[0].0;
     let http = node_http(&inner, node);
-    Json(json!({"appAttempts": {"appAttempt": [{
-        "id": 1, "startTime": r.started_ms, "finishedTime": r.finished_ms, "containerId": container.to_string(),
-        "nodeHttpAddress": http, "nodeId": node.to_string(),
-        "logsLink": format!("http://{http}/node/containerlogs/{container}/{}", r.user),
-        "blacklistedNodes": "", "nodesBlacklistedBySystem": "", "appAttemptId": attempt.to_string(), "exportPorts": "null",
-    }]}}))
-    .into_response()
+    let attempts: Vec<Value> = (1..=r.attempt.max(1))
+        .map(|n| {
+            let attempt = ApplicationAttemptId { application: r.id, attempt: n as i32 };
+            let container = ContainerId { attempt, id: 1 };
+            json!({
+                "id": n, "startTime": r.started_ms, "finishedTime": r.finished_ms, "containerId": container.to_string(),
+                "nodeHttpAddress": http, "nodeId": node.to_string(),
+                "logsLink": format!("http://{http}/node/containerlogs/{container}/{}", r.user),
+                "blacklistedNodes": "", "nodesBlacklistedBySystem": "", "appAttemptId": attempt.to_string(),
+                "exportPorts": "null",
+            })
+        })
+        .collect();
+    Json(json!({"appAttempts": {"appAttempt": attempts}})).into_response()
 }
 
 /// The attempt's live containers, AM included. No capture holds this answer:
@@ -904,7 +987,7 @@ async fn attempt_containers(
     let Some(s) = find(&inner, &apps, &id) else {
         return not_found(&id);
     };
-    let am_attempt = ApplicationAttemptId { application: s.record.id, attempt: 1 };
+    let am_attempt = ApplicationAttemptId { application: s.record.id, attempt: s.record.attempt.max(1) as i32 };
     if attempt != am_attempt.to_string() {
         return remote(
             StatusCode::NOT_FOUND,

@@ -23,8 +23,10 @@ use tracing::{info, warn};
 
 use super::contract::{AmContract, ClusterShape, ContractError, KeytabLogin, Mode, SECRET_ALIAS};
 use super::{self as driver, delegation_tokens, resources, YarnDriverConfig};
-use crate::cluster::{Cluster, ClusterConfig};
+use crate::cluster::{Cluster, ClusterConfig, LeaderServices};
 use crate::dispatcher::JobDetails;
+use crate::high_availability::JobStore;
+use common::ids::{JobId, ResourceManagerId};
 
 /// The AMRMToken's kind in the AM's credentials.
 pub const AMRM_TOKEN_KIND: &str = "YARN_AM_RM_TOKEN";
@@ -82,6 +84,8 @@ pub struct AmEnv {
     pub keytab_login: Option<KeytabLogin>,
     /// The application's user (`USER`, which the NodeManager sets).
     pub user: String,
+    /// `submit --max-attempts`.
+    pub max_attempts: u32,
 }
 
 impl AmEnv {
@@ -130,6 +134,7 @@ impl AmEnv {
             cluster: contract.cluster,
             task_manager_env,
             keytab_login: contract.keytab_login,
+            max_attempts: contract.max_attempts,
             user: get("USER").unwrap_or_default(),
         })
     }
@@ -267,9 +272,45 @@ pub async fn run(env: AmEnv, conf: &HadoopConf, shutdown: impl Future<Output = (
     if conf.http_policy().is_ok_and(|p| p == hadoop::conf::HttpPolicy::HttpsOnly) {
         driver_config.nm_web_scheme = "https";
     }
+    // More than one attempt: this attempt's TaskManagers, and the earlier
+    // attempts' it takes over, follow the AM through a leader file in the
+    // staging dir; the job's result and commit are kept beside it.
+    let rm_id = ResourceManagerId::random();
+    let ha_dir = env.staging_dir.clone().filter(|_| env.max_attempts > 1);
+    let leader_file = ha_dir.as_deref().map(common::ha::leader_file::location);
+    if let Some(lf) = &leader_file {
+        driver_config.env.insert(common::ha::ENV_LEADER_FILE.into(), lf.clone());
+    }
+    driver_config.adopt = registration.containers_from_previous_attempts.clone();
+    let adopted: Vec<common::ids::ResourceId> =
+        driver_config.adopt.iter().map(|c| common::ids::ResourceId::new(c.id.to_string())).collect();
+    let attempt = env.container_id.attempt.attempt;
+    if !driver_config.adopt.is_empty() {
+        info!(attempt, containers = driver_config.adopt.len(), "taking over the containers of the earlier attempt");
+    }
+    let store = ha_dir.as_deref().map(|d| JobStore::unfenced(&format!("{}/ha", d.trim_end_matches('/'))));
     let (events_tx, events) = tokio::sync::mpsc::unbounded_channel();
     let (yarn_driver, yarn) = driver::start(client, NmClient::default(), driver_config, events_tx);
-    let cluster = Cluster::start(config, rpc, Some(rest), yarn_driver, events).await?;
+    let leader = LeaderServices { rm_id, store };
+    let cluster = Cluster::start_as(config, rpc, Some(rest), yarn_driver, events, Some(leader)).await?;
+    if let Some(lf) = &leader_file {
+        let info = common::ha::LeaderInfo {
+            session_id: rm_id.0,
+            rpc_address: format!("{}:{rpc_port}", env.nm_host),
+            rest_address: Some(format!("{}:{rest_port}", env.nm_host)),
+        };
+        match common::ha::leader_file::write(lf, &info).await {
+            Ok(()) => info!(attempt, leader_file = %lf, "published this attempt as the TaskManagers' leader"),
+            Err(e) => {
+                warn!(error = %e, "cannot write the leader file; TaskManagers of an earlier attempt cannot follow")
+            }
+        }
+    }
+    if !adopted.is_empty() {
+        // Flink's resourcemanager.previous-worker.recovery.timeout: the job waits
+        // for the TaskManagers it takes over, or asks for new ones meanwhile.
+        wait_for_task_managers(&cluster, &adopted, PREVIOUS_WORKER_RECOVERY_TIMEOUT).await;
+    }
     info!(elapsed_ms = started.elapsed().as_millis() as u64, mode = ?env.mode, "ApplicationMaster up");
     let renewing = tokio_util::sync::CancellationToken::new();
     if let Some(k) = &env.keytab_login {
@@ -290,7 +331,10 @@ pub async fn run(env: AmEnv, conf: &HadoopConf, shutdown: impl Future<Output = (
     let outcome = match env.mode {
         Mode::Application => {
             let link = env.bundle.clone().unwrap_or_default();
-            run_application(&cluster, &yarn, &link, &work_dir, &mut shutdown).await
+            // The same id in every attempt: a later attempt finds the job's result or commit.
+            let app = env.container_id.attempt.application;
+            let job_id = JobId::from_u128(((app.cluster_timestamp as u128) << 32) | app.id as u32 as u128);
+            run_application(&cluster, &yarn, &link, &work_dir, job_id, &mut shutdown).await
         }
         Mode::Session => {
             tokio::select! {
@@ -309,6 +353,26 @@ pub async fn run(env: AmEnv, conf: &HadoopConf, shutdown: impl Future<Output = (
         outcome.unregistered = true;
     }
     Ok(outcome)
+}
+
+/// How long a later attempt waits for the TaskManagers it took over to register.
+const PREVIOUS_WORKER_RECOVERY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(15);
+
+async fn wait_for_task_managers(cluster: &Cluster, ids: &[common::ids::ResourceId], timeout: std::time::Duration) {
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        let registered = cluster.resource_manager().overview().await.map(|o| o.addresses).unwrap_or_default();
+        let missing = ids.iter().filter(|id| !registered.contains_key(*id)).count();
+        if missing == 0 {
+            info!(task_managers = ids.len(), "the earlier attempt's TaskManagers registered");
+            return;
+        }
+        if tokio::time::Instant::now() > deadline {
+            warn!(missing, ?timeout, "not every TaskManager of the earlier attempt registered; going on without");
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
 }
 
 fn lost(yarn: &driver::YarnAm) -> AmOutcome {
@@ -332,6 +396,7 @@ async fn run_application(
     yarn: &driver::YarnAm,
     link: &str,
     work_dir: &Path,
+    job_id: JobId,
     shutdown: &mut (impl Future<Output = ()> + Unpin),
 ) -> AmOutcome {
     let failed =
@@ -342,10 +407,35 @@ async fn run_application(
         Ok(b) => b,
         Err(e) => return failed(format!("the job bundle {link:?} cannot be loaded: {e}")),
     };
-    let job_id = match cluster.dispatcher.submit(bundle) {
-        Ok(id) => id,
-        Err(e) => return failed(format!("the job could not be submitted: {e}")),
-    };
+    // A later attempt: an ended job is not run again, a begun commit is finished.
+    if let Some(store) = cluster.dispatcher.store() {
+        match store.result(job_id).await {
+            Ok(Some(d)) => {
+                info!(%job_id, state = %d.state, "the job ended in an earlier attempt");
+                return outcome(&d);
+            }
+            Ok(None) => {}
+            Err(e) => return failed(format!("cannot read the job's result from the staging dir: {e}")),
+        }
+        match store.commit(job_id).await {
+            Ok(Some(commit)) => {
+                info!(%job_id, "finishing the commit an earlier attempt began");
+                return match crate::high_availability::finish_commit(job_id, commit.sinks).await {
+                    Ok(()) => AmOutcome {
+                        final_status: FinalStatus::Succeeded,
+                        diagnostics: format!("job {job_id} finished (its commit completed by a later attempt)"),
+                        unregistered: false,
+                    },
+                    Err(e) => failed(format!("committing the output failed: {e}")),
+                };
+            }
+            Ok(None) => {}
+            Err(e) => return failed(format!("cannot read the job's commit record from the staging dir: {e}")),
+        }
+    }
+    if let Err(e) = cluster.dispatcher.resume(job_id, bundle, None) {
+        return failed(format!("the job could not be submitted: {e}"));
+    }
     info!(%job_id, "job submitted");
     let mut details = match cluster.dispatcher.watch(job_id) {
         Ok(d) => d,
@@ -370,6 +460,13 @@ async fn run_application(
         }
     };
     info!(%job_id, state = %last.state, "job ended");
+    outcome(&last)
+}
+
+/// What the AM tells YARN about a job that ended.
+fn outcome(last: &JobDetails) -> AmOutcome {
+    let failed =
+        |diagnostics: String| AmOutcome { final_status: FinalStatus::Failed, diagnostics, unregistered: false };
     match last.state.as_str() {
         "FINISHED" => AmOutcome {
             final_status: FinalStatus::Succeeded,
@@ -435,6 +532,7 @@ mod tests {
             )]),
             cluster: ClusterShape { tm_slots: 2, idle_timeout: Duration::from_secs(5), ..ClusterShape::default() },
             keytab_login: None,
+            max_attempts: 1,
         };
         let path = dir.join("yarn-flink-am.json");
         std::fs::write(&path, contract.to_json()).unwrap();

@@ -69,6 +69,18 @@ pub struct AmContract {
     /// tokens before the submitted ones expire.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub keytab_login: Option<KeytabLogin>,
+    /// `submit --max-attempts`: above 1, a later AM attempt takes over the
+    /// containers of the one before (see docs/high-availability.md).
+    #[serde(default = "one", skip_serializing_if = "is_one")]
+    pub max_attempts: u32,
+}
+
+fn one() -> u32 {
+    1
+}
+
+fn is_one(n: &u32) -> bool {
+    *n == 1
 }
 
 /// Where the AM finds its keytab, and as whom it logs in.
@@ -344,6 +356,7 @@ mod tests {
             ]),
             cluster: ClusterShape { tm_slots: 2, ..ClusterShape::default() },
             keytab_login: None,
+            max_attempts: 1,
         }
     }
 

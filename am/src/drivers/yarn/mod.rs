@@ -69,6 +69,9 @@ pub struct YarnDriverConfig {
     pub slow_heartbeat: Duration,
     /// Consecutive failed allocate calls before the driver gives up (Fatal).
     pub max_allocate_failures: u32,
+    /// Containers of an earlier attempt, from the registration: their
+    /// TaskManagers still run and re-register with this attempt's AM.
+    pub adopt: Vec<Container>,
 }
 
 impl YarnDriverConfig {
@@ -84,6 +87,7 @@ impl YarnDriverConfig {
             fast_heartbeat: Duration::from_millis(150),
             slow_heartbeat: Duration::from_secs(1),
             max_allocate_failures: 10,
+            adopt: Vec::new(),
         }
     }
 }
@@ -166,7 +170,7 @@ impl YarnAm {
 pub fn start(
     client: AmRmClient,
     nm: NmClient,
-    config: YarnDriverConfig,
+    mut config: YarnDriverConfig,
     events: mpsc::UnboundedSender<DriverEvent>,
 ) -> (YarnDriver, YarnAm) {
     let (cmds_tx, cmds) = mpsc::unbounded_channel();
@@ -182,7 +186,8 @@ pub fn start(
         placed: placed.clone(),
     };
     let (launched_tx, launched) = mpsc::unbounded_channel();
-    let state = Allocator {
+    let adopt = std::mem::take(&mut config.adopt);
+    let mut state = Allocator {
         client,
         nm,
         config,
@@ -199,6 +204,9 @@ pub fn start(
         lost: lost.clone(),
         lost_reason: lost_reason.clone(),
     };
+    for container in adopt {
+        state.adopt(container);
+    }
     tokio::spawn(state.run(cmds, launched, client_tx));
     (driver, YarnAm { progress, lost, lost_reason, client: client_rx })
 }
@@ -510,6 +518,17 @@ impl Allocator {
         }
         let _ = self.events.send(DriverEvent::Fatal(reason.to_string()));
         self.lost.cancel();
+    }
+
+    /// Tracks a container an earlier attempt started: released, stopped and
+    /// reported like ours. Its TaskManager registers with us on its own.
+    fn adopt(&mut self, container: Container) {
+        let resource_id = ResourceId::new(container.id.to_string());
+        info!(container = %container.id, node = %container.node, "taking over a container of an earlier attempt");
+        // What it was asked as is not known here; its size is.
+        let spec = WorkerSpec::uniform(resources::max_worker_profile(&container.resource), 1);
+        self.place(&resource_id, &container);
+        self.containers.insert(container.id, Worker { resource_id, container, spec });
     }
 
     fn on_allocated(&mut self, container: Container) {
