@@ -698,14 +698,11 @@ async fn a_killed_am_is_replaced_by_a_second_attempt_that_keeps_the_task_manager
     assert_eq!(record.attempt, 2, "a second attempt ran");
     assert_eq!(output_lines(&out), support::expected_output());
     let second = d.rm.scheduler(&id).unwrap();
-    let s = second.state.lock().unwrap();
-    assert_eq!(s.kept.iter().map(|c| c.to_string()).collect::<Vec<_>>(), first_containers);
-    assert!(
-        s.allocated_seen.is_empty(),
-        "the second attempt needed no new container: {:?}\n{}",
-        s.allocated_seen,
-        c.logs()
-    );
-    drop(s);
+    let (kept, allocated) = {
+        let s = second.state.lock().unwrap();
+        (s.kept.iter().map(|c| c.to_string()).collect::<Vec<_>>(), s.allocated_seen.clone())
+    };
+    assert_eq!(kept, first_containers);
+    assert!(allocated.is_empty(), "the second attempt needed no new container: {allocated:?}\n{}", c.logs());
     c.assert_nothing_left().await;
 }
