@@ -25,23 +25,9 @@ pub async fn start(args: SessionStartArgs) -> Result<ExitCode> {
     let ready = dir.join(format!("starting-{}", std::process::id()));
     let _ = std::fs::remove_file(&ready);
     let log_path = dir.join(format!("session-{}.log", std::process::id()));
-    let log = std::fs::File::create(&log_path)?;
-    let exe = std::env::current_exe()?;
-    let mut cmd = std::process::Command::new(exe);
-    cmd.args(std::env::args_os().skip(1).map(|a| if a == "start" { "serve".into() } else { a }))
-        .env(READY_FILE_ENV, &ready)
-        .stdin(Stdio::null())
-        .stdout(log.try_clone()?)
-        .stderr(log);
-    // Its own session: the cluster outlives this command and the terminal.
-    // SAFETY: setsid is async-signal-safe.
-    unsafe {
-        use std::os::unix::process::CommandExt;
-        cmd.pre_exec(|| {
-            libc::setsid();
-            Ok(())
-        });
-    }
+    let argv = std::env::args_os().skip(1).map(|a| if a == "start" { "serve".into() } else { a });
+    let mut cmd = serve_command(argv, &log_path)?;
+    cmd.env(READY_FILE_ENV, &ready);
     let mut child = cmd.spawn().context("cannot start the session process")?;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     loop {
@@ -66,6 +52,26 @@ pub async fn start(args: SessionStartArgs) -> Result<ExitCode> {
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+/// `yarn-flink <argv>` in its own session (the cluster outlives this command
+/// and the terminal), logging to `log_path`.
+pub(super) fn serve_command(
+    argv: impl IntoIterator<Item = std::ffi::OsString>,
+    log_path: &std::path::Path,
+) -> Result<std::process::Command> {
+    let log = std::fs::File::create(log_path).with_context(|| format!("cannot create {}", log_path.display()))?;
+    let mut cmd = std::process::Command::new(std::env::current_exe()?);
+    cmd.args(argv).stdin(Stdio::null()).stdout(log.try_clone()?).stderr(log);
+    // SAFETY: setsid is async-signal-safe.
+    unsafe {
+        use std::os::unix::process::CommandExt;
+        cmd.pre_exec(|| {
+            libc::setsid();
+            Ok(())
+        });
+    }
+    Ok(cmd)
 }
 
 /// The session cluster itself, in the foreground.

@@ -6,7 +6,7 @@
 //! its state or its in-flight calls survives), and contends again.
 //! TaskManagers outlive their leader and follow the next one.
 
-use std::process::{ExitCode, Stdio};
+use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -91,28 +91,12 @@ pub async fn start(args: SessionStartArgs) -> Result<ExitCode> {
     let dir = state_dir();
     let ready = dir.join(format!("starting-{}", std::process::id()));
     let _ = std::fs::remove_file(&ready);
-    let exe = std::env::current_exe()?;
     let mut children = Vec::new();
     let mut logs = Vec::new();
     for i in 0..=args.ha.standby {
         let log_path = dir.join(format!("session-{}-{i}.log", std::process::id()));
-        let log = std::fs::File::create(&log_path)?;
-        let mut cmd = std::process::Command::new(&exe);
-        cmd.args(serve_argv())
-            .env(READY_FILE_ENV, &ready)
-            .env(SECRET_FILE_ENV, &secret_file)
-            .env(PORT_ENV, port.to_string())
-            .stdin(Stdio::null())
-            .stdout(log.try_clone()?)
-            .stderr(log);
-        // SAFETY: setsid is async-signal-safe.
-        unsafe {
-            use std::os::unix::process::CommandExt;
-            cmd.pre_exec(|| {
-                libc::setsid();
-                Ok(())
-            });
-        }
+        let mut cmd = super::session::serve_command(serve_argv(), &log_path)?;
+        cmd.env(READY_FILE_ENV, &ready).env(SECRET_FILE_ENV, &secret_file).env(PORT_ENV, port.to_string());
         children.push(cmd.spawn().context("cannot start a session process")?);
         logs.push(log_path);
     }

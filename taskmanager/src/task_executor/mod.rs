@@ -653,66 +653,58 @@ async fn rm_connection(
     tx: mpsc::UnboundedSender<Msg>,
     stop: CancellationToken,
 ) -> Result<(), TaskExecutorError> {
-    let r = follow_leaders(config, channels, registration, report, tx, stop.clone()).await;
+    let followed = async {
+        let mut last_accepted = Instant::now();
+        let retrieval = config.leader.clone().map(common::ha::LeaderRetrieval::follow);
+        let mut served: Option<uuid::Uuid> = None;
+        loop {
+            let link =
+                RmLink { config: &config, channels: &channels, registration: &registration, report: &report, tx: &tx };
+            let Some(retrieval) = &retrieval else {
+                tokio::select! {
+                    _ = stop.cancelled() => return Ok(()),
+                    r = link.serve(config.rm_address.clone(), None, &mut last_accepted) => r?,
+                }
+                continue;
+            };
+            let mut current = retrieval.current.clone();
+            let remaining = config.registration_timeout.saturating_sub(last_accepted.elapsed());
+            let wait = async { current.wait_for(Option::is_some).await.ok().and_then(|l| l.clone()) };
+            let leader = tokio::select! {
+                _ = stop.cancelled() => return Ok(()),
+                l = tokio::time::timeout(remaining, wait) => l.ok().flatten(),
+            };
+            let Some(leader) = leader else {
+                return Err(TaskExecutorError::RegistrationTimeout {
+                    address: format!("the leader published at {:?}", config.leader),
+                    timeout: config.registration_timeout,
+                    last_error: "no leader".into(),
+                });
+            };
+            if served.is_some_and(|s| s != leader.session_id) {
+                lose_leader(&tx).await;
+            }
+            served = Some(leader.session_id);
+            let expected = ResourceManagerId(leader.session_id);
+            let gone = async {
+                let _ = current.wait_for(|c| c.as_ref().map(|l| l.session_id) != Some(leader.session_id)).await.is_ok();
+            };
+            tokio::select! {
+                _ = stop.cancelled() => return Ok(()),
+                r = link.serve(leader.rpc_address.clone(), Some(expected), &mut last_accepted) => r?,
+                _ = gone => {
+                    info!(session_id = %leader.session_id, "our leader is no longer published");
+                    lose_leader(&tx).await;
+                    served = None;
+                }
+            }
+        }
+    };
+    let r: Result<(), TaskExecutorError> = followed.await;
     if r.is_err() {
         stop.cancel();
     }
     r
-}
-
-async fn follow_leaders(
-    config: TaskExecutorConfig,
-    channels: Channels,
-    registration: RegisterTaskExecutor,
-    report: watch::Receiver<(SlotReport, u64)>,
-    tx: mpsc::UnboundedSender<Msg>,
-    stop: CancellationToken,
-) -> Result<(), TaskExecutorError> {
-    let mut last_accepted = Instant::now();
-    let retrieval = config.leader.clone().map(common::ha::LeaderRetrieval::follow);
-    let mut served: Option<uuid::Uuid> = None;
-    loop {
-        let link =
-            RmLink { config: &config, channels: &channels, registration: &registration, report: &report, tx: &tx };
-        let Some(retrieval) = &retrieval else {
-            tokio::select! {
-                _ = stop.cancelled() => return Ok(()),
-                r = link.serve(config.rm_address.clone(), None, &mut last_accepted) => r?,
-            }
-            continue;
-        };
-        let mut current = retrieval.current.clone();
-        let remaining = config.registration_timeout.saturating_sub(last_accepted.elapsed());
-        let wait = async { current.wait_for(Option::is_some).await.ok().and_then(|l| l.clone()) };
-        let leader = tokio::select! {
-            _ = stop.cancelled() => return Ok(()),
-            l = tokio::time::timeout(remaining, wait) => l.ok().flatten(),
-        };
-        let Some(leader) = leader else {
-            return Err(TaskExecutorError::RegistrationTimeout {
-                address: format!("the leader published at {:?}", config.leader),
-                timeout: config.registration_timeout,
-                last_error: "no leader".into(),
-            });
-        };
-        if served.is_some_and(|s| s != leader.session_id) {
-            lose_leader(&tx).await;
-        }
-        served = Some(leader.session_id);
-        let expected = ResourceManagerId(leader.session_id);
-        let gone = async {
-            let _ = current.wait_for(|c| c.as_ref().map(|l| l.session_id) != Some(leader.session_id)).await.is_ok();
-        };
-        tokio::select! {
-            _ = stop.cancelled() => return Ok(()),
-            r = link.serve(leader.rpc_address.clone(), Some(expected), &mut last_accepted) => r?,
-            _ = gone => {
-                info!(session_id = %leader.session_id, "our leader is no longer published");
-                lose_leader(&tx).await;
-                served = None;
-            }
-        }
-    }
 }
 
 /// Tells the loop the leader is gone and waits until its tasks have ended.

@@ -137,6 +137,14 @@ impl ResourceManager {
         Arc::new(Self { config, secrets: previous.secrets.clone(), state: Arc::new(Mutex::new(state)) })
     }
 
+    /// This attempt's NMToken for `node` (sent once per node).
+    fn nm_token(&self, node: &NodeId) -> pb::NmTokenProto {
+        let mut id = pb::ApplicationAttemptIdProto::from(&self.config.attempt).encode_to_vec();
+        id.extend_from_slice(node.to_string().as_bytes());
+        let token = self.secrets.issue(id, "NMToken", &node.to_string());
+        pb::NmTokenProto { node_id: Some(node.into()), token: Some(token_proto(&token)) }
+    }
+
     /// Forget the AM's registration, as a restarted RM does.
     pub fn forget_registration(&self) {
         let mut s = self.state.lock().unwrap();
@@ -184,11 +192,7 @@ impl ResourceManager {
                 for c in &kept {
                     let Some(node) = c.node_id.as_ref().map(NodeId::from) else { continue };
                     if s.nm_tokens_sent.insert(node.clone()) {
-                        let mut id = pb::ApplicationAttemptIdProto::from(&self.config.attempt).encode_to_vec();
-                        id.extend_from_slice(node.to_string().as_bytes());
-                        let token = self.secrets.issue(id, "NMToken", &node.to_string());
-                        nm_tokens
-                            .push(pb::NmTokenProto { node_id: Some((&node).into()), token: Some(token_proto(&token)) });
+                        nm_tokens.push(self.nm_token(&node));
                     }
                 }
                 Ok(pb::RegisterApplicationMasterResponseProto {
@@ -322,11 +326,7 @@ impl ResourceManager {
                     s.issued.insert(id, proto.clone());
                     allocated.push(proto);
                     if s.nm_tokens_sent.insert(node.clone()) {
-                        let mut id = pb::ApplicationAttemptIdProto::from(&self.config.attempt).encode_to_vec();
-                        id.extend_from_slice(node.to_string().as_bytes());
-                        let token = self.secrets.issue(id, "NMToken", &node.to_string());
-                        nm_tokens
-                            .push(pb::NmTokenProto { node_id: Some((&node).into()), token: Some(token_proto(&token)) });
+                        nm_tokens.push(self.nm_token(&node));
                     }
                     s.allocated_seen.push((id, allocation_request_id, capability.clone()));
                     s.live.insert(id, node);
