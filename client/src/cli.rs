@@ -316,6 +316,8 @@ impl Command {
 pub enum Target {
     /// TaskManagers are local processes (no cluster needed).
     Local,
+    /// A session whose ResourceManager is a Mesos framework (`session start` only).
+    Mesos,
 }
 
 #[derive(Args, Debug)]
@@ -364,6 +366,25 @@ pub struct SessionStartArgs {
     pub cluster: ClusterArgs,
     #[command(flatten)]
     pub ha: HaArgs,
+    #[command(flatten)]
+    pub mesos: MesosArgs,
+}
+
+/// A session on Mesos: its ResourceManager subscribes as a framework.
+#[derive(Args, Debug, Clone)]
+pub struct MesosArgs {
+    /// The Mesos master's HTTP endpoint, e.g. http://host:5050 (with --target mesos).
+    #[arg(long, env = "YF_MESOS_MASTER")]
+    pub master: Option<String>,
+    /// The role the framework subscribes with (its offers and quota).
+    #[arg(long, default_value = "*")]
+    pub role: String,
+    /// The framework's principal, for HTTP authentication with the master.
+    #[arg(long, requires = "secret_file")]
+    pub principal: Option<String>,
+    /// A file holding the principal's secret.
+    #[arg(long, requires = "principal")]
+    pub secret_file: Option<PathBuf>,
 }
 
 /// ZooKeeper high availability for a session (Flink's `high-availability.*`).

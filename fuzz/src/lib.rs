@@ -152,11 +152,12 @@ pub fn control_proto(data: &[u8]) {
 }
 
 /// A JSON body: the ResourceManager's answers as the client reads them, the
-/// credentials of an AM container spec, and the AM contract.
+/// credentials of an AM container spec, the AM contract, and a Mesos master's
+/// event stream (RecordIO of JSON events, fed to the offer book).
 pub fn rest_json(data: &[u8]) {
     use client::yarn::rest::answers;
     let Some((&kind, body)) = data.split_first() else { return };
-    match kind % 12 {
+    match kind % 13 {
         0 => {
             let _ = answers::error(400 + u16::from(kind % 4), body, "fuzz").to_string();
         }
@@ -192,9 +193,33 @@ pub fn rest_json(data: &[u8]) {
         11 => {
             let _ = client::yarn::logs::answers::log_files(body);
         }
+        12 => mesos_events(body),
         _ => {
             if let Ok(text) = std::str::from_utf8(body) {
                 let _ = am::drivers::yarn::contract::AmContract::from_json("fuzz.json", text);
+            }
+        }
+    }
+}
+
+fn mesos_events(body: &[u8]) {
+    use am::drivers::mesos::{api::Event, book::OfferBook, recordio::Decoder};
+    let mut decoder = Decoder::new(1 << 20);
+    let mut book = OfferBook::new("*", "tm-");
+    let spec =
+        am::resource_manager::worker::WorkerSpec::uniform(common::resources::ResourceProfile::new(1000, 512 << 20), 1);
+    let _ = book.request(&spec);
+    // Fed in two pieces, as a stream arrives.
+    let (a, b) = body.split_at(body.len() / 2);
+    for piece in [a, b] {
+        decoder.feed(piece);
+        while let Ok(Some(record)) = decoder.next_record() {
+            let Ok(event) = serde_json::from_slice::<Event>(&record) else { continue };
+            if let Some(o) = &event.offers {
+                let _ = book.offers(&o.offers);
+            }
+            if let Some(u) = &event.update {
+                let _ = book.update(&u.status);
             }
         }
     }

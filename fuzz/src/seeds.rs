@@ -58,7 +58,21 @@ pub fn seeds(target: &str, src: &Sources) -> Vec<Vec<u8>> {
                 files(&[w.join("rest"), w.join("kerberos/rest")], ".response").iter().map(|r| http_body(r)).collect();
             bodies.extend(files(&[w.join("rest"), w.join("kerberos/rest")], ".json"));
             // Each body under every kind byte: which reader gets it is the first byte.
-            bodies.iter().flat_map(|b| (0u8..12).map(move |k| [&[k][..], b].concat())).collect()
+            let mut seeds: Vec<Vec<u8>> =
+                bodies.iter().flat_map(|b| (0u8..12).map(move |k| [&[k][..], b].concat())).collect();
+            // A Mesos event stream (kind 12), in the shapes of the v1 scheduler API documentation.
+            let events = [
+                r#"{"type":"SUBSCRIBED","subscribed":{"framework_id":{"value":"f-1"},"heartbeat_interval_seconds":15}}"#,
+                r#"{"type":"OFFERS","offers":{"offers":[{"id":{"value":"o1"},"agent_id":{"value":"a1"},"hostname":"h","resources":[{"name":"cpus","type":"SCALAR","scalar":{"value":4}},{"name":"mem","type":"SCALAR","scalar":{"value":4096}}]}]}}"#,
+                r#"{"type":"UPDATE","update":{"status":{"task_id":{"value":"tm-1"},"state":"TASK_FAILED","agent_id":{"value":"a1"},"uuid":"AAE="}}}"#,
+                r#"{"type":"HEARTBEAT"}"#,
+            ];
+            let stream: Vec<u8> = events
+                .iter()
+                .flat_map(|e| [format!("{}\n", e.len()).into_bytes(), e.as_bytes().to_vec()].concat())
+                .collect();
+            seeds.push([&[12u8][..], &stream].concat());
+            seeds
         }
         // No capture of an aggregated log file exists: what the writer (the
         // YARN double's NodeManager) produces.

@@ -6,5 +6,6 @@ pub mod hadoop_ipc_server;
 pub mod hdfs_double;
 pub mod kdc;
 pub mod kube_double;
+pub mod mesos_double;
 pub mod yarn_double;
 pub mod zookeeper;

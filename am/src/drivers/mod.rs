@@ -3,5 +3,6 @@
 //! and nothing outside this module knows which one runs.
 
 pub mod kubernetes;
+pub mod mesos;
 pub mod process;
 pub mod yarn;

@@ -171,7 +171,71 @@ pub async fn start_cluster_as(
     Ok(Cluster::start_as(config, rpc, rest, driver, events, leader.map(|l| l.services)).await?)
 }
 
+/// A session whose ResourceManager is a Mesos framework: TaskManagers are
+/// Mesos tasks on the agents whose offers fit them. The agents run this same
+/// binary at the same path and read the secret from the same path (a shared
+/// work dir), see docs/mesos.md.
+pub async fn start_mesos_cluster(
+    args: &ClusterArgs,
+    mesos: &crate::cli::MesosArgs,
+    work_dir: &std::path::Path,
+    rest: Option<TcpListener>,
+) -> Result<Cluster> {
+    use am::drivers::mesos::{MesosDriver, MesosDriverConfig};
+    let Some(master) = mesos.master.clone() else {
+        anyhow::bail!("--target mesos needs --master http://<mesos master>:5050 (or YF_MESOS_MASTER)");
+    };
+    let secret = AppSecret::generate();
+    let secret_file = work_dir.join("secret");
+    secret.write_to(&secret_file)?;
+    let mut config = cluster_config(args, secret, work_dir.to_owned())?;
+    // The agents' size bounds a TaskManager, not this machine's: the driver refuses what no agent fits.
+    config.resource_manager.slot_manager.max_slot = None;
+    let rpc = TcpListener::bind("0.0.0.0:0").await.context("cannot listen for TaskManagers")?;
+    let host = std::env::var("YF_MESOS_ADVERTISED_HOST").unwrap_or_else(|_| "127.0.0.1".into());
+    let rm_address = format!("{host}:{}", rpc.local_addr()?.port());
+    let principal_secret = match &mesos.secret_file {
+        Some(f) => Some(
+            std::fs::read_to_string(f)
+                .with_context(|| format!("cannot read --secret-file {}", f.display()))?
+                .trim()
+                .to_owned(),
+        ),
+        None => None,
+    };
+    let mut env = Vec::new();
+    for var in ["RUST_LOG", super::taskmanager::ENV_REGISTRATION_TIMEOUT] {
+        if let Ok(v) = std::env::var(var) {
+            env.push((var.to_owned(), v));
+        }
+    }
+    let driver_config = MesosDriverConfig {
+        master: master.clone(),
+        role: mesos.role.clone(),
+        principal: mesos.principal.clone(),
+        secret: principal_secret,
+        framework_name: "yarn-flink".into(),
+        user: std::env::var("USER").unwrap_or_else(|_| "root".into()),
+        failover_timeout: std::time::Duration::from_secs(7 * 24 * 3600),
+        refuse_seconds: 5.0,
+        binary: std::env::current_exe().context("cannot find our own executable")?.display().to_string(),
+        rm_address,
+        secret_file,
+        env,
+        task_prefix: "tm-".into(),
+    };
+    let (events_tx, events) = tokio::sync::mpsc::unbounded_channel();
+    let driver = MesosDriver::start(driver_config, events_tx).await?;
+    Ok(Cluster::start(config, rpc, rest, driver, events).await?)
+}
+
 pub async fn run(args: RunArgs) -> Result<ExitCode> {
+    if args.target == crate::cli::Target::Mesos {
+        anyhow::bail!(
+            "a job runs on Mesos through a session: `yarn-flink session start --target mesos --master <url>`, \
+             then `yarn-flink run -m <address> <bundle>`"
+        );
+    }
     let work = WorkDir::new(args.cluster.work_dir.as_ref())?;
     // Check the bundle before anything starts: a bad spec leaves nothing behind.
     let bundle = Bundle::load(&args.bundle, work.path.join("bundle"), &args.cluster.bundle_limits())?;

@@ -8,7 +8,7 @@ use anyhow::{bail, Context, Result};
 use tokio::net::TcpListener;
 
 use super::local::{start_cluster, WorkDir};
-use crate::cli::{RunArgs, SessionStartArgs};
+use crate::cli::{RunArgs, SessionStartArgs, Target};
 use crate::rest_client::{session_dir, state_dir};
 
 const READY_FILE_ENV: &str = "YF_SESSION_READY_FILE";
@@ -45,7 +45,11 @@ pub async fn start(args: SessionStartArgs) -> Result<ExitCode> {
             }
         }
         if let Some(status) = child.try_wait()? {
-            bail!("the session process exited at start ({status}); see {}", log_path.display());
+            // Its last words say why (an unreachable master, a refused role...).
+            let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+            let last: Vec<&str> = log.lines().rev().take(3).collect();
+            let last: Vec<&str> = last.into_iter().rev().collect();
+            bail!("the session process exited at start ({status}): {}\nlog: {}", last.join("\n"), log_path.display());
         }
         if tokio::time::Instant::now() > deadline {
             bail!("the session did not come up within 20 s; see {}", log_path.display());
@@ -79,12 +83,17 @@ pub async fn serve(args: SessionStartArgs) -> Result<ExitCode> {
     if args.ha.url.is_some() {
         return super::session_ha::serve(args).await;
     }
-    let rest = TcpListener::bind(("127.0.0.1", args.port))
+    // Loopback, unless the session is run for others (Marathon sets the agent's host).
+    let host = std::env::var("YF_SESSION_BIND_HOST").unwrap_or_else(|_| "127.0.0.1".into());
+    let rest = TcpListener::bind((host.as_str(), args.port))
         .await
-        .with_context(|| format!("cannot listen on port {}", args.port))?;
+        .with_context(|| format!("cannot listen on {host}:{}", args.port))?;
     let address = rest.local_addr()?.to_string();
     let work = WorkDir::new(args.cluster.work_dir.as_ref())?;
-    let cluster = start_cluster(&args.cluster, &work.path, Some(rest)).await?;
+    let cluster = match args.target {
+        Target::Local => start_cluster(&args.cluster, &work.path, Some(rest)).await?,
+        Target::Mesos => super::local::start_mesos_cluster(&args.cluster, &args.mesos, &work.path, Some(rest)).await?,
+    };
     // The client finds the secret by the session's address.
     let sdir = session_dir(&address);
     std::fs::create_dir_all(&sdir)?;
