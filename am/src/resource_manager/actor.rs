@@ -17,6 +17,10 @@ use tracing::{debug, info, warn};
 use super::driver::{DriverEvent, ResourceManagerDriver};
 use super::slot_manager::{Action, SlotManager, SlotManagerConfig, SlotManagerOverview, TaskManagerRegistration};
 
+/// How long a started worker may take to register before it counts as a failed
+/// request (Flink's `resourcemanager.taskmanager-registration.timeout`, 5 min).
+pub const WORKER_REGISTRATION_TIMEOUT: Duration = Duration::from_secs(300);
+
 #[derive(Clone, Debug)]
 pub struct ResourceManagerConfig {
     pub slot_manager: SlotManagerConfig,
@@ -174,7 +178,8 @@ pub struct ResourceManager<D: ResourceManagerDriver> {
     driver: D,
     task_executors: HashMap<ResourceId, TaskExecutorEntry>,
     /// Workers the driver started whose TaskExecutor has not registered yet.
-    starting_workers: HashMap<ResourceId, super::worker::WorkerSpec>,
+    /// (Since when: one that does not register within [`WORKER_REGISTRATION_TIMEOUT`] is released.)
+    starting_workers: HashMap<ResourceId, (super::worker::WorkerSpec, Instant)>,
     job_masters: HashMap<JobId, JobMasterEntry>,
     /// The newest delegation tokens handed out, for TaskExecutors that register later.
     delegation_tokens: Option<Arc<Vec<u8>>>,
@@ -363,7 +368,7 @@ impl<D: ResourceManagerDriver> ResourceManager<D> {
         match event {
             DriverEvent::WorkerStarted { resource_id, spec } => {
                 debug!(%resource_id, total = %spec.total, "worker started; waiting for it to register");
-                self.starting_workers.insert(resource_id, spec);
+                self.starting_workers.insert(resource_id, (spec, Instant::now()));
             }
             DriverEvent::WorkerRequestFailed { spec, reason } => {
                 warn!(total = %spec.total, %reason, "worker request failed");
@@ -372,7 +377,7 @@ impl<D: ResourceManagerDriver> ResourceManager<D> {
                 self.execute(actions);
             }
             DriverEvent::WorkerTerminated { resource_id, diagnostics } => {
-                if let Some(spec) = self.starting_workers.remove(&resource_id) {
+                if let Some((spec, _)) = self.starting_workers.remove(&resource_id) {
                     // It died before registering (e.g. a failed start or
                     // localization): to the SlotManager that is a failed request.
                     warn!(%resource_id, %diagnostics, "TaskManager ended before it registered");
@@ -422,6 +427,25 @@ impl<D: ResourceManagerDriver> ResourceManager<D> {
     }
 
     fn check_heartbeats(&mut self) {
+        // A worker the cluster manager runs whose TaskExecutor never registers (a
+        // Mesos task RUNNING, a pod Ready, and no TaskManager) is a failed request.
+        let stuck: Vec<ResourceId> = self
+            .starting_workers
+            .iter()
+            .filter(|(_, (_, since))| since.elapsed() > WORKER_REGISTRATION_TIMEOUT)
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in stuck {
+            let Some((spec, _)) = self.starting_workers.remove(&id) else { continue };
+            let reason = format!(
+                "TaskManager {id} started but did not register within {WORKER_REGISTRATION_TIMEOUT:?}; see its log"
+            );
+            warn!(resource_id = %id, %reason, "releasing a worker that never registered");
+            self.failed_worker_requests += 1;
+            self.driver.release_worker(&id);
+            let actions = self.slot_manager.worker_request_failed(now(), &spec, &reason);
+            self.execute(actions);
+        }
         let timeout = self.config.heartbeat_timeout;
         let dead: Vec<ResourceId> = self
             .task_executors

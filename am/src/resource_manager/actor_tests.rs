@@ -164,3 +164,18 @@ async fn a_worker_that_dies_before_registering_is_asked_for_again_while_the_job_
     assert_eq!(o.failed_worker_requests, 1, "counted for yarn_flink_worker_requests_failed");
     assert!(crate::metrics::render(&o, &[]).contains("yarn_flink_workers_pending 1"), "asked again: pending");
 }
+
+/// A worker its cluster manager started (a Mesos task RUNNING) whose
+/// TaskExecutor never registers is released and counted as a failed request.
+#[tokio::test(start_paused = true)]
+async fn a_started_worker_that_never_registers_is_released_as_a_failed_request() {
+    let (rm, recorder, events) = start();
+    let spec = WorkerSpec::uniform(ResourceProfile::new(1000, 512 * MIB), 1);
+    events.send(DriverEvent::WorkerStarted { resource_id: ResourceId::new("w1"), spec }).unwrap();
+    tokio::time::sleep(super::actor::WORKER_REGISTRATION_TIMEOUT - Duration::from_secs(5)).await;
+    assert!(!recorder.log().contains(&"release w1".to_string()), "{:?}", recorder.log());
+    assert_eq!(rm.overview().await.map(|o| o.failed_worker_requests), Some(0));
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    assert!(recorder.log().contains(&"release w1".to_string()), "{:?}", recorder.log());
+    assert_eq!(rm.overview().await.map(|o| o.failed_worker_requests), Some(1));
+}
