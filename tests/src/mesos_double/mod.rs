@@ -254,7 +254,6 @@ async fn scheduler(State(inner): State<Arc<Inner>>, headers: HeaderMap, body: By
     if call["framework_id"]["value"].as_str() != Some(f.id.as_str()) {
         return error(StatusCode::BAD_REQUEST, "Call must contain the framework's id");
     }
-    let role = f.role.clone();
     match kind.as_str() {
         "ACCEPT" => {
             let offer_ids: Vec<String> = call["accept"]["offer_ids"]
@@ -421,7 +420,6 @@ async fn scheduler(State(inner): State<Arc<Inner>>, headers: HeaderMap, body: By
             )
         }
     }
-    let _ = role;
     StatusCode::ACCEPTED.into_response()
 }
 

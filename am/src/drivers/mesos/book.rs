@@ -197,7 +197,7 @@ impl OfferBook {
             while i < self.pending.len() {
                 let need = Need::of(&self.pending[i]);
                 if need.fits(&room) {
-                    let spec = self.pending.remove(i).unwrap_or_else(|| unreachable!("index checked"));
+                    let Some(spec) = self.pending.remove(i) else { break };
                     room = room.minus(&need);
                     let id = ResourceId::new(format!("{}{}", self.prefix, self.next));
                     self.next += 1;
