@@ -33,6 +33,12 @@ impl BlobStore {
         Self { dir }
     }
 
+    /// The store of a cluster whose scratch space is `work_dir`: the REST API
+    /// serves from it, recovery and the Kubernetes JobManager put bundles in it.
+    pub fn in_work_dir(work_dir: &Path) -> Self {
+        Self::new(work_dir.join("blobs"))
+    }
+
     /// Keeps `tmp`, a file already in the store's dir whose SHA-256 is `key`,
     /// as that blob (or drops it if the store has the blob already).
     pub fn adopt(&self, tmp: tempfile::NamedTempFile, key: &str) -> Result<PathBuf, BlobError> {

@@ -154,7 +154,7 @@ impl Cluster {
         }
         if dispatcher.store().is_some() {
             let base_url = rest_address.map(|a| format!("http://{a}"));
-            let blobs = crate::blob_store::BlobStore::new(config.work_dir.join("blobs"));
+            let blobs = crate::blob_store::BlobStore::in_work_dir(&config.work_dir);
             let ctx = RecoveryContext {
                 blobs: &blobs,
                 base_url: base_url.as_deref(),

@@ -84,7 +84,7 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let base_url = format!("http://{}", listener.local_addr()?);
     let RestConfig { secret, work_dir, bundle_limits: limits, listener_limits, web_proxies } = rest;
-    let blobs = BlobStore::new(work_dir.join("blobs"));
+    let blobs = BlobStore::in_work_dir(&work_dir);
     let web_proxies = web_proxies.into();
     let ctx = Ctx { dispatcher, secret, shutdown: shutdown.clone(), work_dir, blobs, base_url, limits, web_proxies };
     let app = Router::new()

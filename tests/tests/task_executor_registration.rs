@@ -14,6 +14,50 @@ use taskmanager::data_plane::DataPlaneConfig;
 use taskmanager::task_executor::{self, TaskExecutorConfig, TaskExecutorError};
 use tonic::{Request, Response, Status};
 
+/// Serves `rm` as the ResourceManager endpoint on loopback: its address and the server's task.
+async fn serve_rm<S: pb::resource_manager_gateway_server::ResourceManagerGateway>(
+    rm: S,
+    secret: &AppSecret,
+) -> (String, tokio::task::JoinHandle<Result<(), tonic::transport::Error>>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap().to_string();
+    let service = pb::resource_manager_gateway_server::ResourceManagerGatewayServer::with_interceptor(
+        rm,
+        AuthInterceptor::new(secret.clone()),
+    );
+    let server = tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(service)
+            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
+    );
+    (address, server)
+}
+
+/// A one-slot TaskExecutor `name` working in `work`.
+fn te_config(
+    name: &str,
+    rm_address: String,
+    secret: AppSecret,
+    work: &std::path::Path,
+    registration_timeout: Duration,
+) -> TaskExecutorConfig {
+    TaskExecutorConfig {
+        resource_id: ResourceId::new(name),
+        rm_address,
+        total: ResourceProfile::new(1000, 64 << 20),
+        default_slot: ResourceProfile::new(1000, 64 << 20),
+        num_slots: 1,
+        advertised_host: "127.0.0.1".into(),
+        work_dir: work.to_owned(),
+        secret,
+        rpc: RpcTimeouts::default(),
+        registration_timeout,
+        data_plane: DataPlaneConfig::default(),
+        serve_metrics: false,
+        leader: None,
+    }
+}
+
 struct MalformedRm(Arc<AtomicU32>);
 
 #[tonic::async_trait]
@@ -43,33 +87,9 @@ impl pb::resource_manager_gateway_server::ResourceManagerGateway for MalformedRm
 async fn a_malformed_registration_answer_is_retried_with_backoff_until_the_timeout() {
     let secret = AppSecret::generate();
     let calls = Arc::new(AtomicU32::new(0));
-    let rm_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let rm_address = rm_listener.local_addr().unwrap().to_string();
-    let service = pb::resource_manager_gateway_server::ResourceManagerGatewayServer::with_interceptor(
-        MalformedRm(calls.clone()),
-        AuthInterceptor::new(secret.clone()),
-    );
-    let server = tokio::spawn(
-        tonic::transport::Server::builder()
-            .add_service(service)
-            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(rm_listener)),
-    );
+    let (rm_address, server) = serve_rm(MalformedRm(calls.clone()), &secret).await;
     let work = tempfile::tempdir().unwrap();
-    let config = TaskExecutorConfig {
-        resource_id: ResourceId::new("tm-malformed"),
-        rm_address,
-        total: ResourceProfile::new(1000, 64 << 20),
-        default_slot: ResourceProfile::new(1000, 64 << 20),
-        num_slots: 1,
-        advertised_host: "127.0.0.1".into(),
-        work_dir: work.path().to_owned(),
-        secret,
-        rpc: RpcTimeouts::default(),
-        registration_timeout: Duration::from_secs(2),
-        data_plane: DataPlaneConfig::default(),
-        serve_metrics: false,
-        leader: None,
-    };
+    let config = te_config("tm-malformed", rm_address, secret, work.path(), Duration::from_secs(2));
     let rpc = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let data = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let run = task_executor::run(config, rpc, data, std::future::pending());
@@ -133,33 +153,9 @@ async fn a_forgotten_task_executor_registers_again_and_exits_at_its_registration
     let secret = AppSecret::generate();
     let (registrations, beats) = (Arc::new(AtomicU32::new(0)), Arc::new(AtomicU32::new(0)));
     let rm = ForgetfulRm { registrations: registrations.clone(), beats: beats.clone(), known_beats: 5 };
-    let rm_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let rm_address = rm_listener.local_addr().unwrap().to_string();
-    let service = pb::resource_manager_gateway_server::ResourceManagerGatewayServer::with_interceptor(
-        rm,
-        AuthInterceptor::new(secret.clone()),
-    );
-    let server = tokio::spawn(
-        tonic::transport::Server::builder()
-            .add_service(service)
-            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(rm_listener)),
-    );
+    let (rm_address, server) = serve_rm(rm, &secret).await;
     let work = tempfile::tempdir().unwrap();
-    let config = TaskExecutorConfig {
-        resource_id: ResourceId::new("tm-forgotten"),
-        rm_address,
-        total: ResourceProfile::new(1000, 64 << 20),
-        default_slot: ResourceProfile::new(1000, 64 << 20),
-        num_slots: 1,
-        advertised_host: "127.0.0.1".into(),
-        work_dir: work.path().to_owned(),
-        secret,
-        rpc: RpcTimeouts::default(),
-        registration_timeout: Duration::from_secs(60),
-        data_plane: DataPlaneConfig::default(),
-        serve_metrics: false,
-        leader: None,
-    };
+    let config = te_config("tm-forgotten", rm_address, secret, work.path(), Duration::from_secs(60));
     let rpc = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let data = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let started = tokio::time::Instant::now();
@@ -214,35 +210,11 @@ async fn commands_with_a_stale_fencing_token_are_refused() {
     use common::rpc::{Channels, TaskExecutorNotice};
 
     let secret = AppSecret::generate();
-    let rm_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let rm_address = rm_listener.local_addr().unwrap().to_string();
-    let service = pb::resource_manager_gateway_server::ResourceManagerGatewayServer::with_interceptor(
-        AcceptingRm,
-        AuthInterceptor::new(secret.clone()),
-    );
-    let server = tokio::spawn(
-        tonic::transport::Server::builder()
-            .add_service(service)
-            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(rm_listener)),
-    );
+    let (rm_address, server) = serve_rm(AcceptingRm, &secret).await;
     // A JobMaster that never answers: offered slots stay allocated meanwhile.
     let silent_jm = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let work = tempfile::tempdir().unwrap();
-    let config = TaskExecutorConfig {
-        resource_id: ResourceId::new("tm-fenced"),
-        rm_address,
-        total: ResourceProfile::new(1000, 64 << 20),
-        default_slot: ResourceProfile::new(1000, 64 << 20),
-        num_slots: 1,
-        advertised_host: "127.0.0.1".into(),
-        work_dir: work.path().to_owned(),
-        secret: secret.clone(),
-        rpc: RpcTimeouts::default(),
-        registration_timeout: Duration::from_secs(30),
-        data_plane: DataPlaneConfig::default(),
-        serve_metrics: false,
-        leader: None,
-    };
+    let config = te_config("tm-fenced", rm_address, secret.clone(), work.path(), Duration::from_secs(30));
     let rpc = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let te_address = rpc.local_addr().unwrap().to_string();
     let data = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -220,19 +220,16 @@ impl Dispatcher {
         }
         if let Some(store) = self.store.clone() {
             // The result is kept before the job's pointer goes: it is never run twice.
-            let mut details = self.watch(job_id)?;
+            let this = self.clone();
             tokio::spawn(async move {
-                loop {
-                    let d = details.borrow_and_update().clone();
-                    if d.is_terminal() {
-                        if let Err(e) = store.job_ended(&d, job_id).await {
-                            tracing::warn!(%job_id, error = %e, "cannot record the job's end in the HA store");
-                        }
-                        return;
-                    }
-                    if details.changed().await.is_err() {
-                        return;
-                    }
+                // A JobMaster gone without an end (its leader stopped) leaves the job to the next.
+                let Ok(last) =
+                    this.wait(job_id).await.map_err(drop).and_then(|d| if d.is_terminal() { Ok(d) } else { Err(()) })
+                else {
+                    return;
+                };
+                if let Err(e) = store.job_ended(&last, job_id).await {
+                    tracing::warn!(%job_id, error = %e, "cannot record the job's end in the HA store");
                 }
             });
         }

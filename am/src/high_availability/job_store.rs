@@ -20,26 +20,19 @@ use common::ha::{HaError, Leadership};
 use common::ids::JobId;
 use serde::{Deserialize, Serialize};
 
-use super::storage;
 use crate::dispatcher::JobDetails;
+use common::ha::storage::{self, StorageError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum JobStoreError {
-    #[error(
-        "the HA storage dir: {action} {path}: {source}; check that --ha-storage-dir is writable by every JobManager"
-    )]
-    Io {
-        action: &'static str,
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("the HA storage dir: {0}")]
-    Hdfs(String),
+    #[error("the HA storage dir: {0}; check that it is writable by every JobManager")]
+    Storage(#[from] StorageError),
     #[error("the HA storage dir: {path} is not a job record: {detail}")]
     Malformed { path: PathBuf, detail: String },
     #[error(transparent)]
     ZooKeeper(#[from] HaError),
+    #[error("a recovered job cannot run again: {0}")]
+    Resume(String),
 }
 
 /// Where a job's bundle comes from when it must run again.
@@ -79,7 +72,7 @@ impl CommitLog {
     /// Blocks (call it where the commit runs, off the async workers).
     pub fn record(&self, job_id: JobId, sinks: &[(PathBuf, Vec<(u32, u32)>)]) -> Result<(), JobStoreError> {
         let record = CommitRecord { sinks: sinks.to_vec() };
-        storage::write_blocking(&storage::join(&self.dir, &format!("{job_id}.json")), to_json(&record))
+        Ok(storage::write_blocking(&storage::join(&self.dir, &format!("{job_id}.json")), to_json(&record))?)
     }
 }
 
@@ -118,7 +111,7 @@ impl JobStore {
     /// A store in `dir` itself, without ZooKeeper pointers (a YARN application's
     /// own job across its attempts: its result and commit record).
     pub fn unfenced(dir: &str) -> Self {
-        Self { dir: storage::join(dir, ""), leadership: None }
+        Self { dir: dir.trim_end_matches('/').to_owned(), leadership: None }
     }
 
     pub fn dir(&self) -> &str {
@@ -162,7 +155,7 @@ impl JobStore {
 
     /// Copies an uploaded bundle kept by [`JobStore::put_job_graph`] to `local`.
     pub async fn fetch_blob(&self, sha256: &str, local: &std::path::Path) -> Result<(), JobStoreError> {
-        storage::get_file(&self.blob_path(sha256), local).await
+        Ok(storage::get_file(&self.blob_path(sha256), local).await?)
     }
 
     /// Every submitted job (whose pointer is in ZooKeeper, or, without
@@ -216,7 +209,7 @@ impl JobStore {
             l.remove(&node).await?;
         }
         storage::remove(&self.record_path(job_id)).await?;
-        storage::remove(&self.commit_path(job_id)).await
+        Ok(storage::remove(&self.commit_path(job_id)).await?)
     }
 
     /// The cluster was stopped for good: its pointers and files go (the
@@ -227,6 +220,6 @@ impl JobStore {
                 l.remove(&node).await?;
             }
         }
-        storage::remove(&self.dir).await
+        Ok(storage::remove(&self.dir).await?)
     }
 }

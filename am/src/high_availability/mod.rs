@@ -7,7 +7,6 @@
 
 mod job_store;
 mod recovery;
-mod storage;
 
 pub use job_store::{BundleSource, CommitLog, JobGraphRecord, JobStore, JobStoreError};
 pub use recovery::{finish_commit, recover_jobs, RecoveryContext};

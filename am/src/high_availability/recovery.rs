@@ -53,11 +53,7 @@ pub async fn recover_jobs(dispatcher: &Dispatcher, ctx: RecoveryContext<'_>) -> 
         match load(&store, &record, &ctx).await {
             Ok((bundle, blob)) => {
                 info!(%job_id, name = %record.name, "recovered a job; running it again");
-                dispatcher.resume(job_id, bundle, blob).map_err(|e| JobStoreError::Io {
-                    action: "resume",
-                    path: PathBuf::new(),
-                    source: std::io::Error::other(e.to_string()),
-                })?;
+                dispatcher.resume(job_id, bundle, blob).map_err(|e| JobStoreError::Resume(e.to_string()))?;
                 resumed += 1;
             }
             Err(e) => {

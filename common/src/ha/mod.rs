@@ -16,6 +16,7 @@
 //! - `stopped`: the cluster was stopped; standbys exit instead of taking over.
 
 pub mod leader_file;
+pub mod storage;
 mod zookeeper;
 
 use std::time::Duration;

@@ -338,25 +338,19 @@ impl TaskExecutor {
             }
             Msg::LeaderLost { done } => {
                 // From here on, nothing the old leader or its JobMasters send is
-                // taken: RequestSlot waits for a new registration (and then fails
-                // its fencing check), other commands find no slot.
+                // taken: RequestSlot is refused until a new leader accepts us, other
+                // commands find no slot.
                 warn!(tasks = self.tasks.len(), "the leader is gone: cancelling its tasks and freeing its slots");
                 self.rm = None;
-                self.job_masters.clear();
-                for (req, reply) in std::mem::take(&mut self.early_slot_requests) {
-                    drop(req);
+                self.leaderless = true;
+                for (_, reply) in std::mem::take(&mut self.early_slot_requests) {
                     let _ = reply.send(Err(tonic::Status::failed_precondition("the ResourceManager leader changed")));
                 }
                 let allocations: Vec<AllocationId> = self.slots.slots().map(|s| s.allocation_id).collect();
                 for a in allocations {
-                    if let Some(slot) = self.slots.free(&a) {
-                        self.data_plane.release_job(slot.job_id);
-                    }
+                    self.free_slot(a, "the leader is gone");
                 }
-                self.cancel_all_tasks();
-                self.publish_report();
                 self.leader_lost = Some(done);
-                self.leaderless = true;
                 self.answer_leader_lost();
             }
             Msg::JobMasterHeartbeat { job_id, ok } => {

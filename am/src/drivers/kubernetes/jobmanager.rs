@@ -278,7 +278,7 @@ async fn prepare_bundle(src: &BundleSource<'_>) -> Result<(Bundle, Option<Bundle
             .map_err(|e| format!("{}; a local:// bundle is a path inside the image", cannot(&e)))?;
         return Ok((bundle, None));
     }
-    let blobs = BlobStore::new(work_dir.join("blobs"));
+    let blobs = BlobStore::in_work_dir(work_dir);
     std::fs::create_dir_all(blobs.dir()).map_err(|e| cannot(&e))?;
     let tmp = tempfile::Builder::new().prefix(".bundle-").tempfile_in(blobs.dir()).map_err(|e| cannot(&e))?;
     // No bundle within the limits compresses to more than its unpacked limit.

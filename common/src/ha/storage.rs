@@ -1,43 +1,60 @@
-//! The HA storage dir's few operations, on a local (or mounted) path or on
-//! `hdfs://` (through `common::hdfs`). Every location is a full path or URL,
-//! as the ZooKeeper pointers hold them. Files are written aside and renamed
-//! into place, so a reader never sees half of one.
+//! The few file operations of the HA storage dir and the YARN leader file,
+//! on a local (or mounted) path, a `file://` URL, or `hdfs://` (through
+//! [`crate::hdfs`]). Every location is a full path or URL, as the ZooKeeper
+//! pointers hold them. Files are written aside and renamed into place, so a
+//! reader never sees half of one.
 
 use std::path::{Path, PathBuf};
 
-use common::hdfs;
+use crate::hdfs;
 
-use super::job_store::JobStoreError;
-
-fn local_err<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> JobStoreError + 'a {
-    move |source| JobStoreError::Io { action, path: path.to_owned(), source }
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    #[error("{action} {path}: {source}")]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Hdfs(String),
+    #[error("{0} is gone")]
+    Missing(String),
 }
 
-fn hdfs_err(e: hdfs::HdfsIoError) -> JobStoreError {
-    JobStoreError::Hdfs(e.to_string())
+fn local_err<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> StorageError + 'a {
+    move |source| StorageError::Io { action, path: path.to_owned(), source }
+}
+
+fn hdfs_err(e: hdfs::HdfsIoError) -> StorageError {
+    StorageError::Hdfs(e.to_string())
+}
+
+/// A local location as a path: a `file://` URL (a staging dir on the local file system) or a path.
+fn local(location: &str) -> PathBuf {
+    PathBuf::from(location.strip_prefix("file://").unwrap_or(location))
 }
 
 async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, JobStoreError> + Send + 'static,
-) -> Result<T, JobStoreError> {
-    tokio::task::spawn_blocking(f).await.unwrap_or_else(|e| Err(JobStoreError::Hdfs(e.to_string())))
+    f: impl FnOnce() -> Result<T, StorageError> + Send + 'static,
+) -> Result<T, StorageError> {
+    tokio::task::spawn_blocking(f).await.unwrap_or_else(|e| Err(StorageError::Hdfs(e.to_string())))
 }
 
-/// `base` joined with a relative path, for either kind of location. A
-/// `file://` URL (a staging dir on the local file system) becomes its path.
+/// `base` joined with a relative path, for either kind of location.
 pub fn join(base: &str, rel: &str) -> String {
-    let base = base.strip_prefix("file://").unwrap_or(base);
     format!("{}/{rel}", base.trim_end_matches('/'))
 }
 
-pub async fn write(location: &str, bytes: Vec<u8>) -> Result<(), JobStoreError> {
+pub async fn write(location: &str, bytes: Vec<u8>) -> Result<(), StorageError> {
     if hdfs::is_hdfs(location) {
         let (client, path) = hdfs::connect_async(location).await.map_err(hdfs_err)?;
         let tmp = format!("{path}.tmp");
         let opts = hdfs_native::WriteOptions { overwrite: true, create_parent: true, ..Default::default() };
         let op = |op: &'static str, p: &str| {
             let p = p.to_owned();
-            move |e: hdfs_native::HdfsError| JobStoreError::Hdfs(format!("HDFS {op} {p}: {e}"))
+            move |e: hdfs_native::HdfsError| StorageError::Hdfs(format!("HDFS {op} {p}: {e}"))
         };
         let mut w = client.create(&tmp, opts).await.map_err(op("create", &tmp))?;
         w.write_bytes(bytes.into()).await.map_err(op("write", &tmp))?;
@@ -45,12 +62,12 @@ pub async fn write(location: &str, bytes: Vec<u8>) -> Result<(), JobStoreError> 
         client.rename(&tmp, &path, true).await.map_err(op("rename into", &path))?;
         return Ok(());
     }
-    let path = PathBuf::from(location);
+    let path = local(location);
     blocking(move || write_local(&path, &bytes)).await
 }
 
 /// [`write`] for a local path, from blocking code.
-pub fn write_local(path: &Path, bytes: &[u8]) -> Result<(), JobStoreError> {
+pub fn write_local(path: &Path, bytes: &[u8]) -> Result<(), StorageError> {
     let dir = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).map_err(local_err("create", dir))?;
     let tmp = path.with_extension("tmp");
@@ -59,15 +76,15 @@ pub fn write_local(path: &Path, bytes: &[u8]) -> Result<(), JobStoreError> {
 }
 
 /// [`write`] from blocking code (the JobMaster's commit thread).
-pub fn write_blocking(location: &str, bytes: Vec<u8>) -> Result<(), JobStoreError> {
+pub fn write_blocking(location: &str, bytes: Vec<u8>) -> Result<(), StorageError> {
     if hdfs::is_hdfs(location) {
-        return hdfs::block_on(write(location, bytes)).map_err(|e| JobStoreError::Hdfs(e.to_string()))?;
+        return hdfs::block_on(write(location, bytes)).map_err(|e| StorageError::Hdfs(e.to_string()))?;
     }
-    write_local(Path::new(location), &bytes)
+    write_local(&local(location), &bytes)
 }
 
 /// The file's bytes, `None` when it does not exist.
-pub async fn read(location: &str) -> Result<Option<Vec<u8>>, JobStoreError> {
+pub async fn read(location: &str) -> Result<Option<Vec<u8>>, StorageError> {
     if hdfs::is_hdfs(location) {
         let (client, path) = hdfs::connect_async(location).await.map_err(hdfs_err)?;
         if !hdfs::is_file(&client, &path).await.map_err(hdfs_err)? {
@@ -76,7 +93,7 @@ pub async fn read(location: &str) -> Result<Option<Vec<u8>>, JobStoreError> {
         let bytes = hdfs::read_range(&client, &path, 0, usize::MAX).await.map_err(hdfs_err)?;
         return Ok(Some(bytes.to_vec()));
     }
-    let path = PathBuf::from(location);
+    let path = local(location);
     blocking(move || match std::fs::read(&path) {
         Ok(b) => Ok(Some(b)),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
@@ -86,12 +103,12 @@ pub async fn read(location: &str) -> Result<Option<Vec<u8>>, JobStoreError> {
 }
 
 /// Removes a file or a whole directory; a missing one is no error.
-pub async fn remove(location: &str) -> Result<(), JobStoreError> {
+pub async fn remove(location: &str) -> Result<(), StorageError> {
     if hdfs::is_hdfs(location) {
         let (client, path) = hdfs::connect_async(location).await.map_err(hdfs_err)?;
         return hdfs::remove(&client, &path).await.map_err(hdfs_err);
     }
-    let path = PathBuf::from(location);
+    let path = local(location);
     blocking(move || {
         let r = if path.is_dir() { std::fs::remove_dir_all(&path) } else { std::fs::remove_file(&path) };
         match r {
@@ -105,7 +122,7 @@ pub async fn remove(location: &str) -> Result<(), JobStoreError> {
 
 /// The files directly in the directory `location` (full locations), sorted;
 /// none when it does not exist.
-pub async fn list(location: &str) -> Result<Vec<String>, JobStoreError> {
+pub async fn list(location: &str) -> Result<Vec<String>, StorageError> {
     if hdfs::is_hdfs(location) {
         let (client, path) = hdfs::connect_async(location).await.map_err(hdfs_err)?;
         let files = hdfs::list(&client, &path, None).await.map_err(hdfs_err)?;
@@ -115,7 +132,7 @@ pub async fn list(location: &str) -> Result<Vec<String>, JobStoreError> {
             .filter_map(|(p, _)| p.rsplit('/').next().map(|name| format!("{base}/{name}")))
             .collect());
     }
-    let dir = PathBuf::from(location);
+    let dir = local(location);
     blocking(move || {
         let entries = match std::fs::read_dir(&dir) {
             Ok(e) => e,
@@ -135,21 +152,21 @@ pub async fn list(location: &str) -> Result<Vec<String>, JobStoreError> {
 
 /// Copies a local file to `location` unless something is there already
 /// (blobs are named by their content).
-pub async fn put_file(local: &Path, location: &str) -> Result<(), JobStoreError> {
+pub async fn put_file(local_file: &Path, location: &str) -> Result<(), StorageError> {
     if hdfs::is_hdfs(location) {
         let (client, path) = hdfs::connect_async(location).await.map_err(hdfs_err)?;
         if hdfs::is_file(&client, &path).await.map_err(hdfs_err)? {
             return Ok(());
         }
         let tmp = format!("{path}.tmp");
-        hdfs::upload(&client, local, &tmp).await.map_err(hdfs_err)?;
+        hdfs::upload(&client, local_file, &tmp).await.map_err(hdfs_err)?;
         client
             .rename(&tmp, &path, true)
             .await
-            .map_err(|e| JobStoreError::Hdfs(format!("HDFS rename into {path}: {e}")))?;
+            .map_err(|e| StorageError::Hdfs(format!("HDFS rename into {path}: {e}")))?;
         return Ok(());
     }
-    let (from, to) = (local.to_owned(), PathBuf::from(location));
+    let (from, to) = (local_file.to_owned(), local(location));
     blocking(move || {
         if to.is_file() {
             return Ok(());
@@ -163,11 +180,9 @@ pub async fn put_file(local: &Path, location: &str) -> Result<(), JobStoreError>
     .await
 }
 
-/// Copies `location` to the local file `local`.
-pub async fn get_file(location: &str, local: &Path) -> Result<(), JobStoreError> {
-    let bytes = read(location)
-        .await?
-        .ok_or_else(|| JobStoreError::Malformed { path: PathBuf::from(location), detail: "the file is gone".into() })?;
-    let local = local.to_owned();
-    blocking(move || std::fs::write(&local, &bytes).map_err(local_err("write", &local))).await
+/// Copies `location` to the local file `to`.
+pub async fn get_file(location: &str, to: &Path) -> Result<(), StorageError> {
+    let bytes = read(location).await?.ok_or_else(|| StorageError::Missing(location.to_owned()))?;
+    let to = to.to_owned();
+    blocking(move || std::fs::write(&to, &bytes).map_err(local_err("write", &to))).await
 }
